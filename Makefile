@@ -1,0 +1,85 @@
+# Local and CI entry points. Every tool runs from .venv/bin explicitly, so no
+# shell activation is needed and the system Python never leaks in.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+VENV := .venv
+PY := $(VENV)/bin/python
+# Living inside the venv, the stamp disappears with it: deleting .venv is a
+# full reinstall, editing a requirements file is a pip re-run.
+STAMP := $(VENV)/.installed
+REQS := requirements-dev.txt functions/collector/requirements.txt pyproject.toml
+
+APT_PACKAGES := postgresql-15 postgresql-contrib prometheus-pushgateway prometheus
+
+# The tests must run on the Lambda runtime's minor version, not on whatever
+# python3 happens to be first on PATH (3.11 on these machines).
+PYTHON312 ?= $(shell \
+	p="$$(pyenv prefix 3.12 2>/dev/null | head -n1)"; \
+	if [ -n "$$p" ] && [ -x "$$p/bin/python3.12" ]; then echo "$$p/bin/python3.12"; exit 0; fi; \
+	for c in /root/.pyenv/versions/3.12.*/bin/python3.12 "$$HOME"/.pyenv/versions/3.12.*/bin/python3.12; do \
+		if [ -x "$$c" ]; then echo "$$c"; exit 0; fi; \
+	done; \
+	command -v python3.12 2>/dev/null || true)
+
+.PHONY: help install system-packages test test-unit test-integration lint format demo clean
+
+help:
+	@echo "make install   venv (Python 3.12) + dev requirements + Debian servers"
+	@echo "make test      unit and integration tests against real local servers"
+	@echo "make lint      ruff check, ruff format --check, mypy"
+	@echo "make demo      one real collection pass against local stand-ins"
+	@echo "make clean     remove the venv, caches and build output"
+
+install: system-packages $(STAMP)
+
+# Checked on every run (a few dpkg-query calls); apt-get update only runs when
+# something is actually missing, so a warm machine pays nothing.
+system-packages:
+	@missing=""; \
+	for p in $(APT_PACKAGES); do \
+		dpkg-query -W -f='$${Status}' "$$p" 2>/dev/null | grep -q 'install ok installed' \
+			|| missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+		sudo=""; [ "$$(id -u)" -eq 0 ] || sudo="sudo"; \
+		echo "installing Debian packages:$$missing"; \
+		$$sudo env DEBIAN_FRONTEND=noninteractive apt-get update -qq; \
+		$$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+
+$(STAMP): $(REQS)
+	@if [ ! -x "$(PY)" ]; then \
+		if [ -z "$(PYTHON312)" ]; then echo "Python 3.12 not found (pyenv install 3.12, or set PYTHON312=...)" >&2; exit 1; fi; \
+		echo "creating $(VENV) with $(PYTHON312)"; \
+		"$(PYTHON312)" -m venv "$(VENV)"; \
+	fi
+	$(PY) -m pip install --disable-pip-version-check -q -r requirements-dev.txt
+	$(PY) -m pip install --disable-pip-version-check -q --no-deps -e .
+	@touch "$@"
+
+test: install
+	$(VENV)/bin/pytest tests/unit tests/integration
+
+test-unit: install
+	$(VENV)/bin/pytest tests/unit
+
+test-integration: install
+	$(VENV)/bin/pytest tests/integration
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy functions/collector tests
+
+format: install
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+demo: install
+	$(PY) -m tests.standins.demo
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis .aws-sam build dist *.egg-info
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +
