@@ -1,0 +1,61 @@
+"""Session-scoped stand-in servers. Each starts on first use and once per run."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from tests.standins.aws import MotoServer
+from tests.standins.postgres import PG_VERSIONS, PostgresServer
+from tests.standins.prometheus import Prometheus
+from tests.standins.pushgateway import Pushgateway
+
+
+def _postgres(version: int) -> Iterator[PostgresServer]:
+    server = PostgresServer(version)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.cleanup()
+
+
+@pytest.fixture(scope="session")
+def pg15() -> Iterator[PostgresServer]:
+    yield from _postgres(15)
+
+
+@pytest.fixture(scope="session")
+def pg17() -> Iterator[PostgresServer]:
+    yield from _postgres(17)
+
+
+@pytest.fixture(scope="session")
+def pg18() -> Iterator[PostgresServer]:
+    yield from _postgres(18)
+
+
+@pytest.fixture(scope="session", params=PG_VERSIONS, ids=[f"pg{v}" for v in PG_VERSIONS])
+def pg_server(request: pytest.FixtureRequest) -> PostgresServer:
+    """Each supported PostgreSQL version in turn (the shared session servers)."""
+    server: PostgresServer = request.getfixturevalue(f"pg{request.param}")
+    return server
+
+
+@pytest.fixture(scope="session")
+def pushgateway() -> Iterator[Pushgateway]:
+    with Pushgateway() as gateway:
+        yield gateway
+
+
+@pytest.fixture(scope="session")
+def moto_server() -> Iterator[MotoServer]:
+    with MotoServer() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def prometheus(pushgateway: Pushgateway) -> Iterator[Prometheus]:
+    with Prometheus(pushgateway.address) as prom:
+        yield prom
