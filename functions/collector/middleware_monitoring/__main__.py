@@ -1,0 +1,62 @@
+"""Command line: ``collect`` prints (or with --push sends) one pass; ``serve`` is pull mode.
+
+Exit status: 0 done (down targets are data, not failure), 2 configuration error, 1 the push
+failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+
+from .config import ConfigError
+from .logs import scrubber, setup_logging
+from .runtime import Runtime, build_sink, stdout_sink, summary
+from .sinks import PushError
+
+logger = logging.getLogger("middleware_monitoring.cli")
+
+EXIT_OK, EXIT_PUSH_FAILED, EXIT_CONFIG = 0, 1, 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m middleware_monitoring", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    collect = commands.add_parser("collect", help="run one collection pass")
+    collect.add_argument(
+        "--push", action="store_true", help="send to the configured sink instead of stdout"
+    )
+    collect.add_argument(
+        "--budget",
+        type=float,
+        default=50.0,
+        metavar="SECONDS",
+        help="time the pass may take (default 50)",
+    )
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    setup_logging(stream=sys.stderr, level=os.environ.get("LOG_LEVEL", "INFO"))
+    try:
+        runtime = Runtime.from_environ(os.environ)
+        sink = build_sink(runtime.settings) if args.push else stdout_sink()
+    except ConfigError as error:
+        print(error, file=sys.stderr)
+        return EXIT_CONFIG
+    scrubber.add(runtime.settings.secrets())
+    result = runtime.collect(args.budget)
+    try:
+        sink.send(result)
+    except PushError as error:
+        logger.error("push failed", extra={"detail": str(error)})
+        return EXIT_PUSH_FAILED
+    logger.info("pass done", extra=summary(result))
+    return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

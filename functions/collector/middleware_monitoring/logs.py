@@ -1,0 +1,62 @@
+"""JSON logs through Powertools Logger, with every known secret scrubbed from every line."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Iterable
+from typing import IO, Any
+
+from aws_lambda_powertools import Logger
+
+SERVICE = "middleware-monitoring"
+PACKAGE_LOGGER = "middleware_monitoring"
+REDACTED = "***"
+
+
+class SecretScrubber(logging.Filter):
+    """Replaces secret values wherever they would appear: message, arguments and extras.
+    A safety net under the rule that code never logs secrets in the first place."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._secrets: set[str] = set()
+
+    def add(self, secrets: Iterable[str]) -> None:
+        # Very short values would scrub ordinary words; they are not worth guarding this way.
+        self._secrets.update(secret for secret in secrets if len(secret) >= 4)
+
+    def _scrub(self, value: Any) -> Any:
+        if isinstance(value, str):
+            for secret in self._secrets:
+                value = value.replace(secret, REDACTED)
+        return value
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if self._secrets:
+            record.msg = self._scrub(record.getMessage())
+            record.args = None
+            for key, value in list(record.__dict__.items()):
+                if isinstance(value, str) and key not in ("msg", "name", "levelname"):
+                    record.__dict__[key] = self._scrub(value)
+            if record.exc_info and record.exc_info[1] is not None:
+                # Tracebacks render str(exception); render it here, scrubbed, instead.
+                record.exc_text = self._scrub(logging.Formatter().formatException(record.exc_info))
+        return True
+
+
+scrubber = SecretScrubber()
+
+
+def setup_logging(stream: IO[str] | None = None, level: str = "INFO") -> Logger:
+    """One Powertools Logger for the service; the package's module loggers (plain
+    ``logging.getLogger(__name__)``) write through its JSON handler. ``stream`` is stderr
+    for the command line, whose stdout carries metrics."""
+    logger = Logger(service=SERVICE, level=level, stream=stream or sys.stdout)
+    handler = logger.registered_handler
+    handler.addFilter(scrubber)
+    package = logging.getLogger(PACKAGE_LOGGER)
+    package.handlers = [handler]
+    package.setLevel(level)
+    package.propagate = False
+    return logger

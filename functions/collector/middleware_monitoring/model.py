@@ -1,0 +1,119 @@
+"""Plain data of a collection pass: targets, their sources, and what each pass produced."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from prometheus_client import CollectorRegistry, Metric
+from prometheus_client.samples import Sample
+
+
+class SourceFailure(Exception):
+    """A source could not deliver (all or part of) its values.
+
+    ``reason`` is a short stable token (``unreachable``, ``timeout``, ``auth_failed``, ``tls``,
+    ``statement_timeout``, ...) used as a label; ``detail`` is the human sentence for the log.
+    Families the source yielded before raising are still sent.
+    """
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail
+
+
+class Source(Protocol):
+    """One kind of data about one target. ``collect`` yields metric families, like a
+    prometheus_client custom collector, and raises ``SourceFailure`` to report that it is down.
+    Sources live as long as the function instance, so they may keep state between passes."""
+
+    name: str
+
+    def collect(self) -> Iterator[Metric]: ...
+
+
+@dataclass
+class Target:
+    """A monitored thing; its name is the ``instance`` of every series it produces."""
+
+    name: str
+    sources: list[Source]
+    # Wall-clock time of each source's last successful pass, kept while the instance is warm.
+    last_success: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class SourceOutcome:
+    source: str
+    up: bool
+    duration_seconds: float
+    reason: str | None = None
+    detail: str | None = None
+
+
+@dataclass
+class TargetResult:
+    target: str
+    families: list[Metric]
+    outcomes: list[SourceOutcome]
+
+    @property
+    def up(self) -> bool:
+        return all(outcome.up for outcome in self.outcomes)
+
+    def registry(self) -> CollectorRegistry:
+        """A fresh registry holding exactly this pass's families, so nothing lingers."""
+        registry = CollectorRegistry(auto_describe=False)
+        registry.register(FrozenFamilies(self.families))
+        return registry
+
+
+@dataclass
+class PassResult:
+    targets: list[TargetResult]
+    duration_seconds: float
+    # Pass-wide series, sent under the collector's own instance name.
+    collector: TargetResult
+
+    def groups(self) -> list[TargetResult]:
+        """Everything to send: one group per target, then the collector's."""
+        return [*self.targets, self.collector]
+
+    def series_count(self) -> int:
+        return sum(len(family.samples) for group in self.groups() for family in group.families)
+
+
+class FrozenFamilies:
+    """A collector that yields families gathered earlier in the pass."""
+
+    def __init__(self, families: list[Metric]) -> None:
+        self._families = families
+
+    def collect(self) -> Iterator[Metric]:
+        yield from self._families
+
+
+def with_instance_label(results: Iterable[TargetResult]) -> list[Metric]:
+    """Merge several targets' families into one set, each sample labelled with its
+    ``instance``; what the Pushgateway's grouping key does for pushes, pull mode and
+    stdout need as a label."""
+    merged: dict[str, Metric] = {}
+    for result in results:
+        for family in result.families:
+            target = merged.get(family.name)
+            if target is None:
+                target = Metric(family.name, family.documentation, family.type, family.unit)
+                merged[family.name] = target
+            target.samples.extend(
+                Sample(
+                    s.name,
+                    {**s.labels, "instance": result.target},
+                    s.value,
+                    s.timestamp,
+                    s.exemplar,
+                )
+                for s in family.samples
+            )
+    return list(merged.values())

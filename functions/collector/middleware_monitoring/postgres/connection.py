@@ -1,0 +1,155 @@
+"""A pg8000 connection kept across warm invocations, with timeouts and failure reasons."""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import ssl
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pg8000.native
+from pg8000.exceptions import DatabaseError, InterfaceError
+
+from ..config import PostgresSettings
+from ..model import SourceFailure
+from ..tls import DEFAULT_SEARCH_DIRS, resolve_ca_file, verifying_context
+
+APPLICATION_NAME = "middleware-monitoring"
+
+# SQLSTATEs that name a reason worth a label of its own.
+_AUTH_STATES = {"28P01", "28000"}
+_CANCELED_STATES = {"57014"}  # statement_timeout (and other cancels)
+_LOCK_STATES = {"55P03"}  # lock_timeout
+
+
+def _sqlstate(exc: DatabaseError) -> str:
+    info = exc.args[0] if exc.args else None
+    return str(info.get("C", "")) if isinstance(info, dict) else ""
+
+
+def _server_message(exc: DatabaseError) -> str:
+    info = exc.args[0] if exc.args else None
+    return str(info.get("M", exc)) if isinstance(info, dict) else str(exc)
+
+
+def classify(exc: BaseException) -> SourceFailure:
+    """Turn a pg8000/socket/TLS error into a reason token and a sentence without secrets."""
+    if isinstance(exc, SourceFailure):
+        return exc
+    if isinstance(exc, DatabaseError):
+        state = _sqlstate(exc)
+        message = _server_message(exc)
+        if state in _AUTH_STATES:
+            return SourceFailure("auth_failed", f"authentication failed: {message}")
+        if state in _CANCELED_STATES or state in _LOCK_STATES:
+            return SourceFailure("statement_timeout", f"statement cancelled: {message}")
+        return SourceFailure("query_failed", f"SQLSTATE {state}: {message}")
+    chain: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and len(chain) < 5:
+        chain.append(current)
+        current = current.__cause__ or current.__context__
+    for error in chain:
+        if isinstance(error, ssl.SSLError):
+            return SourceFailure("tls", f"TLS failed: {error}")
+        if isinstance(error, (TimeoutError, socket.timeout)):
+            return SourceFailure("timeout", "the server did not answer in time")
+        if isinstance(error, ConnectionRefusedError):
+            return SourceFailure("unreachable", "connection refused")
+        if isinstance(error, socket.gaierror):
+            return SourceFailure("unreachable", f"cannot resolve the host name: {error}")
+    if isinstance(exc, InterfaceError):
+        if "refuses SSL" in str(exc):
+            return SourceFailure("tls", "the server refuses TLS (PG_SSLMODE asks for it)")
+        return SourceFailure("unreachable", f"connection lost: {exc}")
+    if isinstance(exc, OSError):
+        return SourceFailure("unreachable", f"{type(exc).__name__}: {exc}")
+    return SourceFailure("error", f"{type(exc).__name__}: {exc}")
+
+
+def ssl_context_for(
+    settings: PostgresSettings, search_dirs: Sequence[Path] = DEFAULT_SEARCH_DIRS
+) -> ssl.SSLContext | bool | None:
+    """pg8000's encoding of libpq's sslmode: False = plain, None = TLS if the server offers
+    it (unverified, like libpq's prefer), True = TLS required, a context = TLS verified."""
+    mode = settings.sslmode
+    if mode == "disable":
+        return False
+    if mode == "prefer":
+        return None
+    if mode == "require":
+        return True
+    if settings.sslrootcert is None:
+        raise SourceFailure("tls", f"PG_SSLMODE={mode} needs PG_SSLROOTCERT (the CA bundle)")
+    try:
+        ca_file = resolve_ca_file(settings.sslrootcert, search_dirs)
+    except FileNotFoundError as exc:
+        raise SourceFailure("tls", str(exc)) from None
+    return verifying_context(ca_file, check_hostname=mode == "verify-full")
+
+
+class PgConnection:
+    """Owns one connection; opens it lazily and drops it after any connection-level error
+    so the next use re-opens it (a server restart between passes must not stick)."""
+
+    def __init__(self, settings: PostgresSettings, password: str | None = None) -> None:
+        self._settings = settings
+        self._password = settings.password if password is None else password
+        self._connection: pg8000.native.Connection | None = None
+
+    def _open(self) -> pg8000.native.Connection:
+        settings = self._settings
+        try:
+            return pg8000.native.Connection(
+                user=settings.user,
+                password=self._password or None,
+                host=settings.host,
+                port=settings.port,
+                database=settings.database,
+                ssl_context=ssl_context_for(settings),
+                # Socket timeout: bounds connect and every read, a backstop for statement_timeout.
+                timeout=settings.connect_timeout_seconds + settings.statement_timeout_ms / 1000,
+                application_name=APPLICATION_NAME,
+                startup_params={
+                    "statement_timeout": str(settings.statement_timeout_ms),
+                    "lock_timeout": str(settings.statement_timeout_ms),
+                },
+            )
+        except Exception as exc:
+            raise classify(exc) from None
+
+    def run(self, sql: str, **params: Any) -> list[list[Any]]:
+        """Run one statement; connection-level errors close the connection and raise."""
+        if self._connection is None:
+            self._connection = self._open()
+        try:
+            rows = self._connection.run(sql, **params)
+        except DatabaseError as exc:
+            raise classify(exc) from None
+        except Exception as exc:
+            self.close()
+            raise classify(exc) from None
+        return list(rows) if rows is not None else []
+
+    @property
+    def is_open(self) -> bool:
+        return self._connection is not None
+
+    def ensure_alive(self) -> None:
+        """``SELECT 1``; a kept connection that went stale is re-opened once."""
+        if self._connection is not None:
+            try:
+                self._connection.run("SELECT 1")
+                return
+            except Exception:
+                self.close()
+        self.run("SELECT 1")
+
+    def close(self) -> None:
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            # Closing a broken socket may fail; the connection is being dropped anyway.
+            with contextlib.suppress(Exception):
+                connection.close()

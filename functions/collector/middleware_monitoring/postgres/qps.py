@@ -1,0 +1,55 @@
+"""Statements per second from two pg_stat_statements snapshots.
+
+Entries come and go (eviction at pg_stat_statements.max, pg_stat_statements_reset()), so the
+rate is summed per entry: an entry absent from the earlier snapshot was created after it and
+all its calls are new; an entry whose count went down was reset or evicted and re-created,
+and its current count is what happened since. No delta is ever negative. Calls of entries
+evicted between the snapshots are lost, so under heavy eviction the rate is a lower bound.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+EntryKey = tuple[int, int, int]  # (userid, dbid, queryid)
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    taken_at: float  # wall-clock seconds; Lambda may freeze monotonic clocks between invocations
+    calls: Mapping[EntryKey, int]
+
+
+@dataclass(frozen=True)
+class Rates:
+    all: float
+    read: float
+    write: float
+
+
+def calls_since(before: Snapshot, after: Snapshot) -> dict[EntryKey, int]:
+    deltas: dict[EntryKey, int] = {}
+    for key, calls in after.calls.items():
+        previous = before.calls.get(key)
+        delta = calls if previous is None or calls < previous else calls - previous
+        if delta:
+            deltas[key] = delta
+    return deltas
+
+
+def rates(before: Snapshot, after: Snapshot, kinds: Mapping[int, str]) -> Rates | None:
+    """Rates by statement kind; ``kinds`` maps queryid to read/write/other/own. The
+    collector's own statements are left out. None when no time has passed."""
+    elapsed = after.taken_at - before.taken_at
+    if elapsed <= 0:
+        return None
+    totals = {"read": 0, "write": 0, "all": 0}
+    for (_, _, queryid), delta in calls_since(before, after).items():
+        kind = kinds.get(queryid, "other")
+        if kind == "own":
+            continue
+        totals["all"] += delta
+        if kind in totals:
+            totals[kind] += delta
+    return Rates(totals["all"] / elapsed, totals["read"] / elapsed, totals["write"] / elapsed)

@@ -1,0 +1,288 @@
+"""The PostgreSQL source: every SPEC 3.1 and 3.2 series from one connection."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterable, Iterator
+
+from prometheus_client import Metric
+from prometheus_client.core import GaugeMetricFamily
+
+from ..config import PostgresSettings
+from ..model import SourceFailure
+from . import statements as sql
+from .connection import PgConnection
+from .qps import Snapshot, rates
+
+logger = logging.getLogger(__name__)
+
+ACTIVITY_SQL = f"""{sql.MARKER} SELECT
+  count(*),
+  count(*) FILTER (WHERE state = 'active'),
+  count(*) FILTER (WHERE state = 'idle'),
+  count(*) FILTER (WHERE waiting AND waited >= 1),
+  count(*) FILTER (WHERE waiting AND waited >= 5),
+  extract(epoch FROM clock_timestamp() - pg_postmaster_start_time())::float8
+FROM (
+  SELECT state,
+         wait_event IS NOT NULL AND state NOT LIKE 'idle%' AS waiting,
+         extract(epoch FROM clock_timestamp() - state_change) AS waited
+  FROM pg_stat_activity
+  WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()
+) AS sessions"""
+
+CONNECTIONS_BY_USER_SQL = f"""{sql.MARKER} SELECT coalesce(usename, ''), count(*)
+FROM pg_stat_activity
+WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()
+GROUP BY 1"""
+
+# Databases the login may not connect to (rdsadmin on RDS) make pg_database_size fail.
+DATABASE_SIZES_SQL = f"""{sql.MARKER} SELECT datname, pg_database_size(oid)
+FROM pg_database
+WHERE NOT datistemplate AND has_database_privilege(oid, 'CONNECT')"""
+
+# More than the collector's own distinct statements, so they never push others out of the top N.
+TOP_SLACK = 16
+STATEMENT_LABELS = ["query", "queryid", "database", "user"]
+_STATEMENT_SERIES = (
+    ("pg_query_calls", "Times the statement was executed."),
+    ("pg_query_total_exec_time", "Total execution time of the statement, ms."),
+    ("pg_query_min_exec_time", "Minimum execution time of the statement, ms."),
+    ("pg_query_max_exec_time", "Maximum execution time of the statement, ms."),
+    ("pg_query_mean_exec_time", "Mean execution time of the statement, ms."),
+    ("pg_query_blk_read_time", "Time the statement spent reading blocks, ms."),
+    ("pg_query_blk_write_time", "Time the statement spent writing blocks, ms."),
+    ("pg_query_rows", "Rows retrieved or affected by the statement."),
+    ("pg_query_hit_percent", "Shared buffer hit percentage of the statement."),
+)
+
+_EXTENSION_HINT = (
+    "pg_stat_statements is not available in database {database}: pg_query_* and pg_qps_* are "
+    "not collected. To enable it add pg_stat_statements to shared_preload_libraries (on RDS and "
+    "Aurora: in the DB parameter group, then reboot) and run "
+    "CREATE EXTENSION pg_stat_statements; in database {database}."
+)
+_NOT_LOADED_STATE = "55000"  # "pg_stat_statements must be loaded via shared_preload_libraries"
+
+
+def _gauge(name: str, documentation: str, value: float) -> GaugeMetricFamily:
+    return GaugeMetricFamily(name, documentation, value=value)
+
+
+class PostgresSource:
+    name = "postgres"
+
+    def __init__(
+        self,
+        settings: PostgresSettings,
+        connection: PgConnection | None = None,
+        *,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._settings = settings
+        self._db = connection or PgConnection(settings)
+        self._sleep = sleep
+        self._clock = clock
+        # Kept across warm passes: QPS needs the previous snapshot, and kinds and texts of
+        # statements change only when statements come and go.
+        self._previous: Snapshot | None = None
+        self._kinds: dict[int, str] = {}
+        self._trivial: set[int] = set()
+        self._texts: dict[int, str] = {}
+        self._hint_given = False
+
+    def close(self) -> None:
+        self._db.close()
+
+    def collect(self) -> Iterator[Metric]:
+        try:
+            self._db.ensure_alive()
+        except SourceFailure:
+            yield _gauge("pg_up", "1 if the server answered SELECT 1 this pass.", 0)
+            raise
+        yield _gauge("pg_up", "1 if the server answered SELECT 1 this pass.", 1)
+
+        failures: list[SourceFailure] = []
+        sections: Iterable[Callable[[], Iterator[Metric]]] = (
+            self._activity,
+            self._connections_by_user,
+            self._database_sizes,
+            self._statements_and_qps,
+        )
+        for section in sections:
+            try:
+                yield from section()
+            except SourceFailure as failure:
+                failures.append(failure)
+                if not self._db.is_open:
+                    break  # the connection is gone: further sections would each wait for a timeout
+        if failures:
+            raise SourceFailure(
+                failures[0].reason, "; ".join(failure.detail for failure in failures)
+            )
+
+    def _activity(self) -> Iterator[Metric]:
+        total, active, idle, wait_1s, wait_5s, uptime = self._db.run(ACTIVITY_SQL)[0]
+        yield _gauge("pg_total_connections", "Client connections.", total)
+        yield _gauge("pg_active_connections", "Client connections in state active.", active)
+        yield _gauge("pg_idle_connections", "Client connections in state idle.", idle)
+        yield _gauge(
+            "pg_wait_session_sec",
+            "Client sessions, not idle, waiting on a wait event, for at least 1 s.",
+            wait_1s,
+        )
+        yield _gauge(
+            "pg_wait_session_five_sec",
+            "Client sessions, not idle, waiting on a wait event, for at least 5 s.",
+            wait_5s,
+        )
+        yield _gauge("pg_uptime_seconds", "Seconds since the postmaster started.", uptime)
+
+    def _connections_by_user(self) -> Iterator[Metric]:
+        family = GaugeMetricFamily(
+            "pg_user_connection_count", "Client connections per user.", labels=["username"]
+        )
+        for username, count in self._db.run(CONNECTIONS_BY_USER_SQL):
+            family.add_metric([username], count)
+        yield family
+
+    def _database_sizes(self) -> Iterator[Metric]:
+        family = GaugeMetricFamily(
+            "pg_database_size_bytes",
+            "Size of each non-template database.",
+            labels=["database_name"],
+        )
+        for name, size in self._db.run(DATABASE_SIZES_SQL):
+            family.add_metric([name], size)
+        yield family
+
+    # --- pg_stat_statements -------------------------------------------------------------
+
+    def _extension_version(self) -> str | None:
+        rows = self._db.run(sql.EXTENSION_VERSION_SQL)
+        version = str(rows[0][0]) if rows else None
+        if version is None:
+            self._hint_once()
+        return version
+
+    def _hint_once(self) -> None:
+        if not self._hint_given:
+            self._hint_given = True
+            logger.warning(
+                _EXTENSION_HINT.format(database=self._settings.database),
+                extra={"target": self._settings.target_name, "source": self.name},
+            )
+
+    def _snapshot(self) -> Snapshot:
+        rows = self._db.run(sql.CALLS_SQL)
+        snapshot = Snapshot(self._clock(), {(u, d, q): c for u, d, q, c in rows})
+        self._classify({queryid for _, _, queryid in snapshot.calls})
+        return snapshot
+
+    def _classify(self, queryids: set[int]) -> None:
+        unknown = [queryid for queryid in queryids if queryid not in self._kinds]
+        if not unknown:
+            return
+        for queryid, kind, trivial in self._db.run(sql.CLASSIFY_SQL, queryids=unknown):
+            self._kinds[queryid] = kind
+            if trivial:
+                self._trivial.add(queryid)
+
+    def _forget_gone(self, snapshot: Snapshot) -> None:
+        """Keep caches as small as pg_stat_statements itself (entries get evicted)."""
+        present = {queryid for _, _, queryid in snapshot.calls}
+        for cache in (self._kinds, self._texts):
+            for queryid in [q for q in cache if q not in present]:
+                del cache[queryid]
+        self._trivial &= present
+
+    def _statements_and_qps(self) -> Iterator[Metric]:
+        try:
+            version = self._extension_version()
+            if version is None:
+                return
+            window_started = self._clock()
+            first = self._snapshot()
+        except SourceFailure as failure:
+            if _NOT_LOADED_STATE in failure.detail:
+                self._hint_once()
+                return
+            raise
+        self._hint_given = False
+
+        yield from self._top_statements(version)
+
+        before = self._previous
+        latest = first
+        if before is None and self._settings.qps_sample_seconds > 0:
+            # Cold start: sample a short window (the rest of it, after the work above).
+            remaining = self._settings.qps_sample_seconds - (self._clock() - window_started)
+            if remaining > 0:
+                self._sleep(remaining)
+            before, latest = first, self._snapshot()
+        self._previous = latest
+        self._forget_gone(latest)
+        if before is None:
+            return
+        measured = rates(before, latest, self._kinds)
+        if measured is None:
+            return
+        yield _gauge("pg_qps_all", "Statements per second, all kinds.", measured.all)
+        yield _gauge("pg_qps_read", "Statements per second that read.", measured.read)
+        yield _gauge("pg_qps_write", "Statements per second that write.", measured.write)
+
+    def _excluded_from_top(self) -> set[int]:
+        return self._trivial | {queryid for queryid, kind in self._kinds.items() if kind == "own"}
+
+    def _top_statements(self, version: str) -> Iterator[Metric]:
+        limit = self._settings.statements_top_n
+        if limit == 0:
+            return
+        excluded = sorted(self._excluded_from_top())
+        # Entries created since the last classification (the collector's own statements of
+        # this pass among them) are not excluded yet: ask for a few more, classify, drop.
+        rows = self._db.run(sql.top_sql(version), excluded=excluded, limit=limit + TOP_SLACK)
+        self._classify({row[0] for row in rows})
+        excluded_now = self._excluded_from_top()
+        rows = [row for row in rows if row[0] not in excluded_now][:limit]
+        missing = [row[0] for row in rows if row[0] not in self._texts]
+        if missing:
+            for queryid, text in self._db.run(
+                sql.TEXT_SQL, queryids=missing, max_length=self._settings.query_max_length
+            ):
+                self._texts[queryid] = text
+        families = [
+            GaugeMetricFamily(name, doc, labels=STATEMENT_LABELS) for name, doc in _STATEMENT_SERIES
+        ]
+        for (
+            queryid,
+            database,
+            user,
+            calls,
+            total,
+            minimum,
+            maximum,
+            rows_,
+            blk_read,
+            blk_write,
+            hit,
+            read,
+        ) in rows:
+            labels = [self._texts.get(queryid, ""), str(queryid), database or "", user or ""]
+            values: list[float | None] = [
+                calls,
+                total,
+                minimum,
+                maximum,
+                total / calls if calls else None,
+                blk_read,
+                blk_write,
+                rows_,
+                100.0 * hit / (hit + read) if hit + read else None,
+            ]
+            for family, value in zip(families, values, strict=True):
+                if value is not None:
+                    family.add_metric(labels, float(value))
+        yield from families

@@ -1,0 +1,121 @@
+"""pg_stat_statements SQL, chosen by the installed extension's version (not the server's:
+RDS keeps 1.10 after an upgrade to 17 until someone runs ALTER EXTENSION ... UPDATE)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Final
+
+# Every statement the collector runs starts with this comment, which pg_stat_statements keeps
+# in the stored text: that is how the collector's own statements are kept out of the numbers.
+MARKER: Final = "/* middleware-monitoring */"
+
+
+@dataclass(frozen=True)
+class Columns:
+    """Column expressions of one extension version, aggregated per (userid, dbid, queryid):
+    from 1.9 a statement may have two entries (toplevel true/false)."""
+
+    total_time: str
+    min_time: str
+    max_time: str
+    blk_read_time: str
+    blk_write_time: str
+
+
+_PRE_1_8 = Columns(
+    "sum(s.total_time)",
+    "min(s.min_time)",
+    "max(s.max_time)",
+    "sum(s.blk_read_time)",
+    "sum(s.blk_write_time)",
+)
+_FROM_1_8 = Columns(
+    "sum(s.total_exec_time)",
+    "min(s.min_exec_time)",
+    "max(s.max_exec_time)",
+    "sum(s.blk_read_time)",
+    "sum(s.blk_write_time)",
+)
+# 1.11 split blk_*_time into shared_ and local_; their sum is what blk_*_time measured.
+_FROM_1_11 = Columns(
+    "sum(s.total_exec_time)",
+    "min(s.min_exec_time)",
+    "max(s.max_exec_time)",
+    "sum(s.shared_blk_read_time + s.local_blk_read_time)",
+    "sum(s.shared_blk_write_time + s.local_blk_write_time)",
+)
+
+
+def parse_version(text: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in text.split("."))
+
+
+def columns_for(extversion: str) -> Columns:
+    version = parse_version(extversion)
+    if version >= (1, 11):
+        return _FROM_1_11
+    if version >= (1, 8):
+        return _FROM_1_8
+    return _PRE_1_8
+
+
+EXTENSION_VERSION_SQL: Final = (
+    f"{MARKER} SELECT extversion FROM pg_extension WHERE extname = 'pg_stat_statements'"
+)
+
+# Calls of every entry, without query text (reading texts of thousands of entries is what
+# made other exporters' scrapes take tens of seconds).
+CALLS_SQL: Final = (
+    f"{MARKER} SELECT s.userid, s.dbid, s.queryid, sum(s.calls)::bigint "
+    "FROM pg_stat_statements(false) s GROUP BY s.userid, s.dbid, s.queryid"
+)
+
+# Statement kind, computed on the server so only a word per statement crosses the wire, and
+# whether the statement stays out of the top N (trivial utility statements, and statements
+# whose text may hold a password).
+# Leading comments, blanks and parentheses are stripped; normalised texts have no literals,
+# so a DML word inside a WITH is a data-modifying CTE.
+_BODY = r"lower(regexp_replace(s.query, '^(\s|/\*([^*]|\*+[^*/])*\*+/|--[^\n]*(\n|$)|\()*', ''))"
+CLASSIFY_SQL: Final = f"""{MARKER} SELECT queryid,
+  CASE
+    WHEN own THEN 'own'
+    WHEN body ~ '^(insert|update|delete|merge|truncate)\\M' THEN 'write'
+    WHEN body ~ '^copy\\M' AND body !~ '^copy\\s*\\(' AND body ~ '\\mfrom\\M' THEN 'write'
+    WHEN body ~ '^with\\M' AND body ~ '\\m(insert|update|delete|merge)\\M' THEN 'write'
+    WHEN body ~ '^(select|with|values|table|show|fetch|explain|copy)\\M' THEN 'read'
+    ELSE 'other'
+  END,
+  body ~ '^(begin|commit|rollback|start|end|abort|savepoint|release|set|reset|show|discard)\\M'
+    OR body ~ '^(deallocate|listen|unlisten|notify|prepare\\s+transaction)\\M'
+    -- Role and server statements keep passwords in their (not normalised) text.
+    OR body ~ '^(create|alter)\\s+(role|user|group|server)\\M'
+FROM (
+  SELECT DISTINCT ON (s.queryid) s.queryid, {_BODY} AS body,
+         starts_with(s.query, '{MARKER}') AS own
+  FROM pg_stat_statements(true) s
+  WHERE s.queryid = ANY(CAST(:queryids AS bigint[]))
+) AS classified"""
+
+TEXT_SQL: Final = (
+    f"{MARKER} SELECT DISTINCT ON (s.queryid) s.queryid, "
+    r"left(btrim(regexp_replace(s.query, '\s+', ' ', 'g')), :max_length) "
+    "FROM pg_stat_statements(true) s WHERE s.queryid = ANY(CAST(:queryids AS bigint[]))"
+)
+
+
+def top_sql(extversion: str) -> str:
+    """The N entries with the most total execution time, excluding the given queryids
+    (the collector's own and trivial utility statements), with database and user names."""
+    c = columns_for(extversion)
+    return f"""{MARKER} SELECT s.queryid, d.datname, r.rolname,
+  sum(s.calls)::bigint, {c.total_time}, {c.min_time}, {c.max_time}, sum(s.rows)::bigint,
+  {c.blk_read_time}, {c.blk_write_time},
+  sum(s.shared_blks_hit)::bigint, sum(s.shared_blks_read)::bigint
+FROM pg_stat_statements(false) s
+LEFT JOIN pg_database d ON d.oid = s.dbid
+LEFT JOIN pg_roles r ON r.oid = s.userid
+WHERE NOT (s.queryid = ANY(CAST(:excluded AS bigint[])))
+GROUP BY s.queryid, s.dbid, s.userid, d.datname, r.rolname
+ORDER BY 5 DESC
+LIMIT :limit"""

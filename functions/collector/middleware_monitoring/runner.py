@@ -1,0 +1,102 @@
+"""One collection pass: every target's sources, concurrently, bounded by a deadline."""
+
+from __future__ import annotations
+
+import logging
+import time
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from typing import Final
+
+from prometheus_client import Metric
+
+from .health import health_families, pass_families
+from .model import PassResult, SourceFailure, SourceOutcome, Target, TargetResult
+
+logger = logging.getLogger(__name__)
+
+DEADLINE_REASON: Final = "deadline"
+
+
+def collect_target(target: Target) -> TargetResult:
+    """Run each source of one target; a failing source never stops the others."""
+    families: list[Metric] = []
+    outcomes: list[SourceOutcome] = []
+    for source in target.sources:
+        started = time.monotonic()
+        reason: str | None = None
+        detail: str | None = None
+        try:
+            for family in source.collect():
+                families.append(family)
+        except SourceFailure as failure:
+            reason, detail = failure.reason, failure.detail
+        except Exception as exc:  # a bug or an unforeseen error must not cost the other sources
+            reason, detail = "error", f"{type(exc).__name__}: {exc}"
+            logger.exception("source raised", extra={"target": target.name, "source": source.name})
+        duration = time.monotonic() - started
+        if reason is None:
+            target.last_success[source.name] = time.time()
+        else:
+            logger.warning(
+                "source down",
+                extra={
+                    "target": target.name,
+                    "source": source.name,
+                    "reason": reason,
+                    "detail": detail,
+                },
+            )
+        outcomes.append(SourceOutcome(source.name, reason is None, duration, reason, detail))
+    families.extend(health_families(outcomes, target.last_success))
+    return TargetResult(target.name, families, outcomes)
+
+
+def _timed_out(target: Target) -> TargetResult:
+    outcomes = [
+        SourceOutcome(
+            source.name, False, 0.0, DEADLINE_REASON, "not finished before the pass deadline"
+        )
+        for source in target.sources
+    ]
+    logger.warning(
+        "source down",
+        extra={
+            "target": target.name,
+            "reason": DEADLINE_REASON,
+            "detail": "not finished before the pass deadline",
+        },
+    )
+    return TargetResult(target.name, list(health_families(outcomes, target.last_success)), outcomes)
+
+
+def run_pass(
+    targets: list[Target], *, deadline: float, max_workers: int, collector_instance: str
+) -> PassResult:
+    """Collect every target; ``deadline`` is a ``time.monotonic()`` value after which
+    unfinished targets are reported down instead of waited for."""
+    started = time.monotonic()
+    pool = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="collect")
+    futures: dict[Future[TargetResult], Target] = {
+        pool.submit(collect_target, t): t for t in targets
+    }
+    results: dict[str, TargetResult] = {}
+    pending = set(futures)
+    while pending:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            break
+        done, pending = wait(pending, timeout=remaining, return_when=FIRST_COMPLETED)
+        for future in done:
+            results[futures[future].name] = future.result()
+    for future in pending:
+        results[futures[future].name] = _timed_out(futures[future])
+    # Stuck workers are left to their own socket timeouts; the pass does not wait for them.
+    pool.shutdown(wait=False, cancel_futures=True)
+
+    ordered = [results[target.name] for target in targets]
+    duration = time.monotonic() - started
+    up = sum(1 for result in ordered if result.up)
+    collector = TargetResult(
+        collector_instance, list(pass_families(duration, up, len(ordered) - up)), []
+    )
+    return PassResult(ordered, duration, collector)
