@@ -108,10 +108,8 @@ def _print_gateway(gateway: Pushgateway) -> None:
         print(f"  {'calls':>8} {'mean ms':>9} {'rows':>8}  query")
         ranked = sorted(statements.items(), key=lambda item: -item[1].get("pg_query_calls", 0))
         for query, values in ranked[:10]:
-            print(
-                f"  {values.get('pg_query_calls', 0):>8g} {values.get('pg_query_mean_exec_time', 0):>9.3f}"
-                f" {values.get('pg_query_rows', 0):>8g}  {query[:70]}"
-            )
+            calls, mean, rows = (values.get(name, 0.0) for name in STATEMENT_COLUMNS)
+            print(f"  {calls:>8g} {mean:>9.3f} {rows:>8g}  {query[:70]}")
 
 
 @contextlib.contextmanager
