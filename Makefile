@@ -13,15 +13,10 @@ REQS := requirements-dev.txt functions/collector/requirements.txt pyproject.toml
 
 APT_PACKAGES := postgresql-15 postgresql-contrib prometheus-pushgateway prometheus
 
+# Empty: found at venv creation time (pyenv 3.12, pyenv's versions dir, PATH).
 # The tests must run on the Lambda runtime's minor version, not on whatever
 # python3 happens to be first on PATH (3.11 on these machines).
-PYTHON312 ?= $(shell \
-	p="$$(pyenv prefix 3.12 2>/dev/null | head -n1)"; \
-	if [ -n "$$p" ] && [ -x "$$p/bin/python3.12" ]; then echo "$$p/bin/python3.12"; exit 0; fi; \
-	for c in /root/.pyenv/versions/3.12.*/bin/python3.12 "$$HOME"/.pyenv/versions/3.12.*/bin/python3.12; do \
-		if [ -x "$$c" ]; then echo "$$c"; exit 0; fi; \
-	done; \
-	command -v python3.12 2>/dev/null || true)
+PYTHON312 ?=
 
 .PHONY: help install system-packages test test-unit test-integration lint format demo clean
 
@@ -51,9 +46,20 @@ system-packages:
 
 $(STAMP): $(REQS)
 	@if [ ! -x "$(PY)" ]; then \
-		if [ -z "$(PYTHON312)" ]; then echo "Python 3.12 not found (pyenv install 3.12, or set PYTHON312=...)" >&2; exit 1; fi; \
-		echo "creating $(VENV) with $(PYTHON312)"; \
-		"$(PYTHON312)" -m venv "$(VENV)"; \
+		py="$(PYTHON312)"; \
+		if [ -z "$$py" ]; then \
+			p="$$(pyenv prefix 3.12 2>/dev/null | head -n1 || true)"; \
+			if [ -n "$$p" ] && [ -x "$$p/bin/python3.12" ]; then py="$$p/bin/python3.12"; fi; \
+		fi; \
+		if [ -z "$$py" ]; then \
+			for c in /root/.pyenv/versions/3.12.*/bin/python3.12 "$$HOME"/.pyenv/versions/3.12.*/bin/python3.12; do \
+				if [ -x "$$c" ]; then py="$$c"; break; fi; \
+			done; \
+		fi; \
+		if [ -z "$$py" ]; then py="$$(command -v python3.12 || true)"; fi; \
+		if [ -z "$$py" ]; then echo "Python 3.12 not found (pyenv install 3.12, or make PYTHON312=/path/to/python3.12)" >&2; exit 1; fi; \
+		echo "creating $(VENV) with $$py"; \
+		"$$py" -m venv "$(VENV)"; \
 	fi
 	$(PY) -m pip install --disable-pip-version-check -q -r requirements-dev.txt
 	$(PY) -m pip install --disable-pip-version-check -q --no-deps -e .
@@ -81,5 +87,6 @@ demo: install
 	$(PY) -m tests.standins.demo
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis .aws-sam build dist *.egg-info
-	find . -name __pycache__ -type d -prune -exec rm -rf {} +
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis .aws-sam build dist \
+		*.egg-info functions/collector/*.egg-info
+	find functions tests -name __pycache__ -type d -prune -exec rm -rf {} +
