@@ -12,7 +12,7 @@ from .config import Settings, load_settings
 from .model import PassResult, Target
 from .postgres.source import PostgresSource
 from .runner import run_pass
-from .sinks import PushgatewaySink, Sink, StdoutSink
+from .sinks import PushgatewaySink, Sink, StdoutSink, push_worst_case_seconds
 
 
 def build_targets(settings: Settings) -> list[Target]:
@@ -46,8 +46,7 @@ class Runtime:
 
     def push_reserve_seconds(self) -> float:
         """Time kept back from collection so the push can still finish before the deadline."""
-        pushgateway = self.settings.pushgateway
-        return pushgateway.timeout_seconds + 1.0
+        return push_worst_case_seconds(self.settings.pushgateway)
 
 
 def stdout_sink() -> Sink:

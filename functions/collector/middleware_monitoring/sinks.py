@@ -22,6 +22,13 @@ PUSH_WORKERS = 8
 RETRY_BACKOFF_SECONDS = 0.5
 
 
+def push_worst_case_seconds(settings: PushgatewaySettings) -> float:
+    """How long a push may take with every attempt timing out: what a pass keeps back."""
+    attempts = settings.retries + 1
+    backoff = sum(RETRY_BACKOFF_SECONDS * 2**attempt for attempt in range(settings.retries))
+    return attempts * settings.timeout_seconds + backoff
+
+
 class PushError(Exception):
     """The sink did not accept (all of) the pass."""
 
