@@ -25,7 +25,7 @@ RETRY_BACKOFF_SECONDS = 0.5
 def push_worst_case_seconds(settings: PushgatewaySettings) -> float:
     """How long a push may take with every attempt timing out: what a pass keeps back."""
     attempts = settings.retries + 1
-    backoff = RETRY_BACKOFF_SECONDS * (2**settings.retries - 1)
+    backoff = RETRY_BACKOFF_SECONDS * ((1 << settings.retries) - 1)
     return attempts * settings.timeout_seconds + backoff
 
 
