@@ -59,3 +59,17 @@ def moto_server() -> Iterator[MotoServer]:
 def prometheus(pushgateway: Pushgateway) -> Iterator[Prometheus]:
     with Prometheus(pushgateway.address) as prom:
         yield prom
+
+
+@pytest.fixture
+def clean_pushgateway(pushgateway: Pushgateway) -> Pushgateway:
+    """The session Pushgateway, emptied for this test."""
+    pushgateway.wipe()
+    return pushgateway
+
+
+@pytest.fixture
+def clean_moto(moto_server: MotoServer) -> MotoServer:
+    """The session moto server with every resource and metric forgotten."""
+    moto_server.reset()
+    return moto_server

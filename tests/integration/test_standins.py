@@ -8,6 +8,7 @@ import uuid
 import pytest
 from prometheus_client import CollectorRegistry, Gauge, push_to_gateway
 
+from tests.standins._process import StandinError
 from tests.standins.aws import MotoServer
 from tests.standins.postgres import PG_STAT_STATEMENTS_VERSION, PostgresServer
 from tests.standins.prometheus import Prometheus
@@ -49,6 +50,16 @@ def test_postgres_without_pg_stat_statements() -> None:
             pg.execute_as_superuser("SELECT count(*) FROM pg_stat_statements")
 
 
+def test_postgres_start_failure_shows_log_tail() -> None:
+    pg = PostgresServer(18, settings={"shared_buffers": "not-a-size"}, start_timeout=10)
+    try:
+        with pytest.raises(StandinError, match=r"(?s)exited with status.*shared_buffers"):
+            pg.start()
+        assert pg.pid is None
+    finally:
+        pg.cleanup()
+
+
 def test_postgres_restart_keeps_data_and_port(pg17: PostgresServer) -> None:
     pg17.execute_as_superuser("CREATE TABLE IF NOT EXISTS standin_restart (x int)")
     port = pg17.port
@@ -57,7 +68,8 @@ def test_postgres_restart_keeps_data_and_port(pg17: PostgresServer) -> None:
     assert pg17.execute_as_superuser("SELECT count(*) FROM standin_restart") == [[0]]
 
 
-def test_pushgateway_push_and_samples(pushgateway: Pushgateway) -> None:
+def test_pushgateway_push_and_samples(clean_pushgateway: Pushgateway) -> None:
+    pushgateway = clean_pushgateway
     registry = CollectorRegistry()
     gauge = Gauge("standin_value", "test value", ["database_name"], registry=registry)
     gauge.labels(database_name="db1").set(42.5)
@@ -78,7 +90,8 @@ def test_pushgateway_push_and_samples(pushgateway: Pushgateway) -> None:
     assert pushgateway.samples("standin", "target-a") == {}
 
 
-def test_moto_cloudwatch_round_trip(moto_server: MotoServer) -> None:
+def test_moto_cloudwatch_round_trip(clean_moto: MotoServer) -> None:
+    moto_server = clean_moto
     cw = moto_server.client("cloudwatch")
     now = dt.datetime.now(dt.UTC).replace(microsecond=0)
     dims = [{"Name": "DBInstanceIdentifier", "Value": "standin-db"}]
@@ -122,3 +135,16 @@ def test_prometheus_scrapes_pushed_value(pushgateway: Pushgateway, prometheus: P
     )
     result = prometheus.wait_for('standin_scraped{job="standin-prom",instance="t1"}', timeout=60)
     assert [r["value"][1] for r in result] == ["7"]
+
+
+def test_moto_env_points_plain_boto3_clients_at_moto(
+    clean_moto: MotoServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import boto3
+
+    for key, value in clean_moto.env().items():
+        monkeypatch.setenv(key, value)
+    # No endpoint_url argument: code under test builds its clients this way.
+    sm = boto3.session.Session().client("secretsmanager")
+    arn = sm.create_secret(Name="standin/pg", SecretString='{"password": "x"}')["ARN"]
+    assert clean_moto.client("secretsmanager").describe_secret(SecretId=arn)["Name"] == "standin/pg"
