@@ -161,12 +161,34 @@ class PushgatewaySettings:
 
 
 @dataclass(frozen=True)
+class ServeSettings:
+    """Pull mode (``serve``): where to listen and how long one scrape's pass may take."""
+
+    address: str
+    port: int
+    scrape_budget_seconds: float
+
+
+@dataclass(frozen=True)
+class KafkaSettings:
+    """The optional query-statistics stream (SPEC 6)."""
+
+    bootstrap_servers: tuple[str, ...]
+    topic: str
+    env_name: str
+    timeout_seconds: float
+
+
+@dataclass(frozen=True)
 class Settings:
     postgres: PostgresSettings | None
     pushgateway: PushgatewaySettings
     sink: str
     max_workers: int
     collector_instance: str
+    # Defaults keep hand-built Settings (tests) working; load_settings always fills them.
+    serve: ServeSettings = field(default_factory=lambda: ServeSettings("0.0.0.0", 9010, 8.0))
+    kafka: KafkaSettings | None = None
 
     def secrets(self) -> list[str]:
         """Every secret value, so logging can scrub them."""
@@ -231,6 +253,42 @@ def _load_pushgateway(env: EnvReader) -> PushgatewaySettings:
     )
 
 
+def _load_serve(env: EnvReader) -> ServeSettings:
+    return ServeSettings(
+        address=env.text("SERVER_ADDRESS", "0.0.0.0") or "0.0.0.0",
+        port=env.port("SERVER_PORT", 9010),
+        # Below Prometheus's default scrape_timeout (10 s), so a slow target is reported down
+        # in the answer instead of the whole scrape failing.
+        scrape_budget_seconds=env.number("SERVER_SCRAPE_BUDGET_SECONDS", 8.0, 0.5, 300.0),
+    )
+
+
+def _load_kafka(env: EnvReader) -> KafkaSettings | None:
+    raw = env.text("KAFKA_SERVER")
+    if raw is None:
+        return None
+    servers = tuple(part.strip() for part in raw.split(",") if part.strip())
+    for server in servers:
+        host, _, port = server.rpartition(":")
+        if not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+            env.problem(
+                "KAFKA_SERVER",
+                f"expected host:port[,host:port...] (e.g. kafka-1:9092,kafka-2:9092), got {raw!r}",
+            )
+            break
+    if not servers:
+        env.problem("KAFKA_SERVER", "expected host:port[,host:port...] (e.g. kafka-1:9092)")
+    env_name = env.required(
+        "PG_ENV_NAME", "when KAFKA_SERVER is set (the environment tag of every message)"
+    )
+    return KafkaSettings(
+        bootstrap_servers=servers,
+        topic=env.text("KAFKA_TOPIC", "pgsql_query_message") or "pgsql_query_message",
+        env_name=env_name,
+        timeout_seconds=env.number("KAFKA_TIMEOUT_SECONDS", 5.0, 0.5, 60.0),
+    )
+
+
 def load_settings(environ: Mapping[str, str]) -> Settings:
     """Validate the whole environment once; raise ``ConfigError`` listing every problem."""
     env = EnvReader(environ, SECRET_VARIABLES)
@@ -240,6 +298,8 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         sink=env.choice("METRICS_SINK", SINKS, "pushgateway"),
         max_workers=env.integer("COLLECTOR_MAX_WORKERS", 8, 1, 64),
         collector_instance=env.text("COLLECTOR_INSTANCE_NAME", "collector") or "collector",
+        serve=_load_serve(env),
+        kafka=_load_kafka(env),
     )
     if env.problems:
         raise ConfigError(env.problems)
