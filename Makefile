@@ -18,7 +18,8 @@ APT_PACKAGES := postgresql-15 postgresql-contrib prometheus-pushgateway promethe
 # python3 happens to be first on PATH (3.11 on these machines).
 PYTHON312 ?=
 
-.PHONY: help install system-packages test test-unit test-integration lint format demo clean
+.PHONY: help install system-packages test test-unit test-integration lint format demo clean \
+	ca-bundle sam-build lint-template
 
 help:
 	@echo "make install   venv (Python 3.12) + dev requirements + Debian servers"
@@ -27,7 +28,40 @@ help:
 	@echo "make demo      one real collection pass against local stand-ins"
 	@echo "make clean     remove the venv, caches and build output"
 
-install: system-packages $(STAMP)
+install: system-packages $(STAMP) $(WHEELHOUSE_STAMP)
+
+# Lambda-platform wheels of the function's requirements, fetched with the other
+# dependencies at install time, so the tests' `sam build` runs without network.
+WHEELHOUSE := .wheelhouse
+WHEELHOUSE_STAMP := $(WHEELHOUSE)/.stamp
+$(WHEELHOUSE_STAMP): functions/collector/requirements.txt $(STAMP)
+	$(PY) -m pip download --disable-pip-version-check -q --platform manylinux2014_x86_64 \
+		--implementation cp --python-version 3.12 --only-binary=:all: \
+		-r functions/collector/requirements.txt -d $(WHEELHOUSE)
+	@touch "$@"
+
+# aws-sam-cli offline: no telemetry, and a version check dated in the future.
+SAM_APP_DIR := $(CURDIR)/.aws-sam-cli
+SAM := SAM_CLI_TELEMETRY=0 __SAM_CLI_APP_DIR=$(SAM_APP_DIR) $(VENV)/bin/sam
+$(SAM_APP_DIR)/metadata.json:
+	@mkdir -p $(SAM_APP_DIR)
+	@echo '{"lastVersionCheck": "2099-01-01T00:00:00.000000"}' > "$@"
+
+# AWS's RDS/Aurora/DocumentDB CA bundle for the layer; run on the deploying machine.
+CA_BUNDLE_URL := https://truststore.pki.rds.amazonaws.com/global/global-bundle.pem
+ca-bundle:
+	curl -fsSL --max-time 60 -o layers/ca-bundle/global-bundle.pem.tmp "$(CA_BUNDLE_URL)"
+	grep -q -- "-----BEGIN CERTIFICATE-----" layers/ca-bundle/global-bundle.pem.tmp
+	mv layers/ca-bundle/global-bundle.pem.tmp layers/ca-bundle/global-bundle.pem
+	@echo "layers/ca-bundle/global-bundle.pem: $$(grep -c -- '-----BEGIN CERTIFICATE-----' layers/ca-bundle/global-bundle.pem) certificates"
+
+# The deploy build (needs layers/ca-bundle/global-bundle.pem: make ca-bundle).
+sam-build: install $(SAM_APP_DIR)/metadata.json
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(SAM) build
+
+lint-template: install $(SAM_APP_DIR)/metadata.json
+	$(VENV)/bin/cfn-lint template.yaml
+	$(SAM) validate --lint --template-file template.yaml
 
 # Checked on every run (a few dpkg-query calls); apt-get update only runs when
 # something is actually missing, so a warm machine pays nothing.
@@ -74,7 +108,7 @@ test-unit: install
 test-integration: install
 	$(VENV)/bin/pytest tests/integration
 
-lint: install
+lint: install lint-template
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy functions/collector tests
@@ -88,5 +122,6 @@ demo: install
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis .aws-sam build dist \
+		.wheelhouse .aws-sam-cli \
 		*.egg-info functions/collector/*.egg-info
 	find functions tests -name __pycache__ -type d -prune -exec rm -rf {} +
