@@ -20,6 +20,7 @@ logger = logging.getLogger(__name__)
 
 PUSH_WORKERS = 8
 RETRY_BACKOFF_SECONDS = 0.5
+_ERROR_BODY_LIMIT = 500
 
 
 def push_worst_case_seconds(settings: PushgatewaySettings) -> float:
@@ -54,7 +55,13 @@ class StdoutSink:
 
 def _describe(exc: BaseException) -> str:
     if isinstance(exc, HTTPError):
-        return f"HTTP {exc.code} {exc.reason}"
+        # The Pushgateway says in the body what it refused (e.g. a type clash with another
+        # group); without it a 400 gives the user nothing to act on.
+        try:
+            body = " ".join(exc.read(_ERROR_BODY_LIMIT).decode(errors="replace").split())
+        except Exception:
+            body = ""
+        return f"HTTP {exc.code} {exc.reason}" + (f": {body}" if body else "")
     if isinstance(exc, URLError):
         return f"cannot reach the Pushgateway: {exc.reason}"
     return f"{type(exc).__name__}: {exc}"

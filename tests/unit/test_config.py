@@ -1,0 +1,259 @@
+"""Configuration: good environments give typed settings, bad ones one error listing every
+problem with the variable's name and the expected shape, and never a secret."""
+
+from __future__ import annotations
+
+import pytest
+
+from middleware_monitoring.config import ConfigError, PostgresSettings, load_settings
+
+PASSWORD = "Sup3r-s3cret-pw"
+
+PG_OK = {
+    "PG_DATABASE": "db.example.internal",
+    "PG_PORT": "5433",
+    "PG_USER": "monitor",
+    "PG_PWD": PASSWORD,
+    "PG_DBNAME": "app",
+}
+
+
+def problems_of(environ: dict[str, str]) -> list[str]:
+    with pytest.raises(ConfigError) as caught:
+        load_settings(environ)
+    return caught.value.problems
+
+
+def test_empty_environment_skips_postgres() -> None:
+    settings = load_settings({})
+    assert settings.postgres is None
+    assert settings.pushgateway.url is None
+    assert settings.pushgateway.job == "aws-middleware-monitoring"
+    assert settings.pushgateway.timeout_seconds == 5.0
+    assert settings.pushgateway.retries == 2
+    assert settings.sink == "pushgateway"
+    assert settings.collector_instance == "collector"
+    assert settings.secrets() == []
+
+
+def test_postgres_settings_typed_with_defaults() -> None:
+    settings = load_settings(PG_OK)
+    assert settings.postgres == PostgresSettings(
+        target_name="db.example.internal",
+        host="db.example.internal",
+        port=5433,
+        user="monitor",
+        password=PASSWORD,
+        database="app",
+        sslmode="prefer",
+        sslrootcert=None,
+        connect_timeout_seconds=5.0,
+        statement_timeout_ms=5000,
+        statements_top_n=20,
+        query_max_length=300,
+        qps_sample_seconds=1.0,
+        rds_id=None,
+        rds_type="DBInstanceIdentifier",
+    )
+    assert settings.secrets() == [PASSWORD]
+    # The dataclass repr (tracebacks, debuggers) leaves the password out.
+    assert PASSWORD not in repr(settings)
+
+
+def test_postgres_optional_values() -> None:
+    settings = load_settings(
+        {
+            "PG_DATABASE": " 10.0.0.7 ",
+            "PG_USER": "monitor",
+            "AWS_RDS_INSTANCE_ID": "aurora-prod",
+            "AWS_RDS_TYPE": "DBClusterIdentifier",
+            "PG_STATEMENTS_TOP_N": "0",
+            "PG_QUERY_MAX_LENGTH": "20",
+            "PG_QPS_SAMPLE_SECONDS": "0",
+            "PG_STATEMENT_TIMEOUT_MS": "60000",
+            "PG_SSLMODE": "verify-full",
+            "PG_SSLROOTCERT": "global-bundle.pem",
+        }
+    )
+    pg = settings.postgres
+    assert pg is not None
+    assert (pg.host, pg.port, pg.database, pg.password) == ("10.0.0.7", 5432, "postgres", "")
+    assert (pg.rds_id, pg.rds_type, pg.target_name) == (
+        "aurora-prod",
+        "DBClusterIdentifier",
+        "aurora-prod",
+    )
+    assert (pg.statements_top_n, pg.query_max_length, pg.qps_sample_seconds) == (0, 20, 0.0)
+    assert pg.statement_timeout_ms == 60000
+    assert (pg.sslmode, pg.sslrootcert) == ("verify-full", "global-bundle.pem")
+    assert settings.secrets() == []
+
+
+def test_target_name_override_wins() -> None:
+    settings = load_settings({**PG_OK, "AWS_RDS_INSTANCE_ID": "rds-1", "PG_TARGET_NAME": "orders"})
+    assert settings.postgres is not None
+    assert settings.postgres.target_name == "orders"
+
+
+def test_pushgateway_settings() -> None:
+    settings = load_settings(
+        {
+            "PUSHGATEWAY_URL": "https://push.example:9091",
+            "PUSHGATEWAY_JOB": "mm",
+            "PUSHGATEWAY_USERNAME": "pusher",
+            "PUSHGATEWAY_PASSWORD": "push-pw-123",
+            "PUSHGATEWAY_TIMEOUT_SECONDS": "2.5",
+            "PUSHGATEWAY_RETRIES": "0",
+        }
+    )
+    gateway = settings.pushgateway
+    assert (gateway.url, gateway.job, gateway.username, gateway.password) == (
+        "https://push.example:9091",
+        "mm",
+        "pusher",
+        "push-pw-123",
+    )
+    assert (gateway.timeout_seconds, gateway.retries) == (2.5, 0)
+    assert settings.secrets() == ["push-pw-123"]
+    assert "push-pw-123" not in repr(settings)
+
+
+BAD = [
+    pytest.param(
+        {**PG_OK, "PG_PORT": "abc"},
+        ["PG_PORT: expected a port number from 1 to 65535, got 'abc'"],
+        id="port-not-a-number",
+    ),
+    pytest.param(
+        {**PG_OK, "PG_PORT": "65536"},
+        ["PG_PORT: expected a port number from 1 to 65535, got '65536'"],
+        id="port-too-big",
+    ),
+    pytest.param(
+        {**PG_OK, "PG_PORT": "-1"},
+        ["PG_PORT: expected a port number from 1 to 65535, got '-1'"],
+        id="port-negative",
+    ),
+    pytest.param(
+        {**PG_OK, "PG_PORT": "0"},
+        ["PG_PORT: expected a port number from 1 to 65535, got '0'"],
+        id="port-zero",
+    ),
+    pytest.param(
+        {**PG_OK, "AWS_RDS_TYPE": "DBInstance"},
+        [
+            "AWS_RDS_TYPE: expected one of DBInstanceIdentifier, DBClusterIdentifier, "
+            "got 'DBInstance'"
+        ],
+        id="rds-type",
+    ),
+    pytest.param(
+        {"PG_PWD": PASSWORD},
+        [
+            "PG_DATABASE: is required (the PostgreSQL host name or IP) when PostgreSQL is "
+            "configured (PG_PWD set)",
+            "PG_USER: is required when PostgreSQL is configured (PG_PWD set)",
+        ],
+        id="only-password",
+    ),
+    pytest.param(
+        {"PG_DATABASE": "db", "PG_PORT": "5432", "PG_USER": "   "},
+        ["PG_USER: is required when PostgreSQL is configured (PG_DATABASE, PG_PORT set)"],
+        id="blank-user",
+    ),
+    pytest.param(
+        {**PG_OK, "PG_STATEMENTS_TOP_N": "-1"},
+        ["PG_STATEMENTS_TOP_N: expected a whole number from 0 to 1000, got '-1'"],
+        id="top-n-negative",
+    ),
+    pytest.param(
+        {**PG_OK, "PG_STATEMENT_TIMEOUT_MS": "5s"},
+        ["PG_STATEMENT_TIMEOUT_MS: expected a whole number from 100 to 60000, got '5s'"],
+        id="timeout-unit",
+    ),
+    pytest.param(
+        {**PG_OK, "PG_QPS_SAMPLE_SECONDS": "nan"},
+        ["PG_QPS_SAMPLE_SECONDS: expected a number from 0 to 10, got 'nan'"],
+        id="qps-nan",
+    ),
+    pytest.param(
+        {**PG_OK, "PG_CONNECT_TIMEOUT_SECONDS": "0"},
+        ["PG_CONNECT_TIMEOUT_SECONDS: expected a number from 0.1 to 60, got '0'"],
+        id="connect-timeout-zero",
+    ),
+    pytest.param(
+        {**PG_OK, "PG_SSLMODE": "on"},
+        ["PG_SSLMODE: expected one of disable, prefer, require, verify-ca, verify-full, got 'on'"],
+        id="sslmode",
+    ),
+    pytest.param(
+        {"PUSHGATEWAY_URL": "pushgateway:9091"},
+        ["PUSHGATEWAY_URL: expected an http:// or https:// URL, got 'pushgateway:9091'"],
+        id="pushgateway-url-without-scheme",
+    ),
+    pytest.param(
+        {"PUSHGATEWAY_USERNAME": "pusher"},
+        [
+            "PUSHGATEWAY_USERNAME/PUSHGATEWAY_PASSWORD: basic auth needs both a user name "
+            "and a password, or neither"
+        ],
+        id="basic-auth-user-only",
+    ),
+    pytest.param(
+        {"PUSHGATEWAY_PASSWORD": PASSWORD},
+        [
+            "PUSHGATEWAY_USERNAME/PUSHGATEWAY_PASSWORD: basic auth needs both a user name "
+            "and a password, or neither"
+        ],
+        id="basic-auth-password-only",
+    ),
+    pytest.param(
+        {"PUSHGATEWAY_RETRIES": "11"},
+        ["PUSHGATEWAY_RETRIES: expected a whole number from 0 to 10, got '11'"],
+        id="retries",
+    ),
+    pytest.param(
+        {"METRICS_SINK": "prometheus"},
+        ["METRICS_SINK: expected one of pushgateway, emf, got 'prometheus'"],
+        id="sink",
+    ),
+]
+
+
+@pytest.mark.parametrize(("environ", "expected"), BAD)
+def test_bad_environment(environ: dict[str, str], expected: list[str]) -> None:
+    problems = problems_of(environ)
+    assert problems == expected
+    assert PASSWORD not in "\n".join(problems)
+
+
+def test_every_problem_reported_together_in_one_message() -> None:
+    environ = {
+        "PG_DATABASE": "db",
+        "PG_PORT": "five-four-three-two",
+        "PG_USER": "monitor",
+        "PG_PWD": PASSWORD,
+        "AWS_RDS_TYPE": "cluster",
+        "PUSHGATEWAY_URL": "ftp://push",
+        "PUSHGATEWAY_PASSWORD": PASSWORD,
+    }
+    with pytest.raises(ConfigError) as caught:
+        load_settings(environ)
+    assert str(caught.value) == (
+        "invalid configuration:\n"
+        "  - AWS_RDS_TYPE: expected one of DBInstanceIdentifier, DBClusterIdentifier, "
+        "got 'cluster'\n"
+        "  - PG_PORT: expected a port number from 1 to 65535, got 'five-four-three-two'\n"
+        "  - PUSHGATEWAY_URL: expected an http:// or https:// URL, got 'ftp://push'\n"
+        "  - PUSHGATEWAY_USERNAME/PUSHGATEWAY_PASSWORD: basic auth needs both a user name "
+        "and a password, or neither"
+    )
+
+
+def test_secret_value_in_a_checked_variable_is_hidden() -> None:
+    # A secret-named variable is never echoed even when a shape check applies to it.
+    from middleware_monitoring.config import EnvReader
+
+    env = EnvReader({"PG_PWD": PASSWORD}, secret_names=["PG_PWD"])
+    env.integer("PG_PWD", 0, 0, 10)
+    assert env.problems == ["PG_PWD: expected a whole number from 0 to 10, got (hidden)"]

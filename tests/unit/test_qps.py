@@ -1,0 +1,77 @@
+"""Rates from two pg_stat_statements snapshots: new, reset and evicted entries, the
+collector's own statements, and time that did not move."""
+
+from __future__ import annotations
+
+from middleware_monitoring.postgres.qps import Rates, Snapshot, calls_since, rates
+
+KINDS = {1: "read", 2: "write", 3: "other", 4: "own", 5: "read"}
+
+
+def snap(taken_at: float, calls: dict[tuple[int, int, int], int]) -> Snapshot:
+    return Snapshot(taken_at, calls)
+
+
+def test_growth_per_entry() -> None:
+    before = snap(100.0, {(10, 1, 1): 5, (10, 1, 2): 7})
+    after = snap(110.0, {(10, 1, 1): 25, (10, 1, 2): 17})
+    assert calls_since(before, after) == {(10, 1, 1): 20, (10, 1, 2): 10}
+    assert rates(before, after, KINDS) == Rates(all=3.0, read=2.0, write=1.0)
+
+
+def test_new_entry_counts_all_its_calls() -> None:
+    before = snap(0.0, {(10, 1, 1): 5})
+    after = snap(2.0, {(10, 1, 1): 5, (10, 1, 2): 8, (11, 1, 5): 4})
+    assert calls_since(before, after) == {(10, 1, 2): 8, (11, 1, 5): 4}
+    assert rates(before, after, KINDS) == Rates(all=6.0, read=2.0, write=4.0)
+
+
+def test_reset_entry_counts_its_current_calls() -> None:
+    # pg_stat_statements_reset() (or eviction and re-creation) between the snapshots: the
+    # count went down, so what is there now happened since.
+    before = snap(0.0, {(10, 1, 1): 1000, (10, 1, 2): 50})
+    after = snap(10.0, {(10, 1, 1): 30, (10, 1, 2): 0})
+    assert calls_since(before, after) == {(10, 1, 1): 30}
+    assert rates(before, after, KINDS) == Rates(all=3.0, read=3.0, write=0.0)
+
+
+def test_evicted_entries_are_lost_not_negative() -> None:
+    before = snap(0.0, {(10, 1, 1): 1000, (10, 1, 2): 500})
+    after = snap(5.0, {})
+    assert calls_since(before, after) == {}
+    assert rates(before, after, KINDS) == Rates(all=0.0, read=0.0, write=0.0)
+
+
+def test_same_queryid_for_other_user_or_database_is_its_own_entry() -> None:
+    before = snap(0.0, {(10, 1, 1): 100})
+    after = snap(1.0, {(10, 1, 1): 100, (11, 1, 1): 3, (10, 2, 1): 4})
+    assert calls_since(before, after) == {(11, 1, 1): 3, (10, 2, 1): 4}
+    assert rates(before, after, KINDS) == Rates(all=7.0, read=7.0, write=0.0)
+
+
+def test_own_statements_left_out_and_other_kinds_only_in_all() -> None:
+    before = snap(0.0, {(10, 1, 3): 0, (10, 1, 4): 0})
+    after = snap(4.0, {(10, 1, 3): 8, (10, 1, 4): 400, (10, 1, 99): 4})
+    # queryid 99 was never classified: it counts in all, like "other".
+    assert rates(before, after, KINDS) == Rates(all=3.0, read=0.0, write=0.0)
+
+
+def test_never_negative_under_any_mix() -> None:
+    before = snap(0.0, {(1, 1, q): 10 * q for q in range(1, 6)})
+    after = snap(1.0, {(1, 1, 1): 0, (1, 1, 2): 19, (1, 1, 3): 31, (1, 1, 6): 2})
+    measured = rates(before, after, {**KINDS, 6: "write"})
+    assert measured == Rates(all=22.0, read=0.0, write=21.0)
+    assert all(delta > 0 for delta in calls_since(before, after).values())
+
+
+def test_no_elapsed_time_gives_no_rate() -> None:
+    before = snap(50.0, {(10, 1, 1): 1})
+    assert rates(before, snap(50.0, {(10, 1, 1): 9}), KINDS) is None
+    # A wall clock stepped backwards between passes: no rate rather than a negative one.
+    assert rates(before, snap(49.0, {(10, 1, 1): 9}), KINDS) is None
+
+
+def test_fractional_elapsed() -> None:
+    before = snap(0.0, {(10, 1, 2): 1})
+    after = snap(0.25, {(10, 1, 2): 3})
+    assert rates(before, after, KINDS) == Rates(all=8.0, read=0.0, write=8.0)

@@ -1,0 +1,225 @@
+"""Sinks: the Pushgateway sink against a small real HTTP server (status codes on demand),
+and the text exposition used by stdout and pull mode."""
+
+from __future__ import annotations
+
+import base64
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.parser import text_string_to_metric_families
+
+from middleware_monitoring import sinks
+from middleware_monitoring.config import ConfigError, PushgatewaySettings
+from middleware_monitoring.model import PassResult, SourceOutcome, TargetResult
+from middleware_monitoring.sinks import PushError, PushgatewaySink, StdoutSink, exposition
+
+
+@dataclass
+class Received:
+    method: str
+    path: str
+    authorization: str | None
+    body: str
+
+
+@dataclass
+class FakeGateway:
+    """Answers each request with the next scripted (status, body); 200 once the script ends."""
+
+    url: str
+    script: list[tuple[int, str]] = field(default_factory=list)
+    received: list[Received] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+@pytest.fixture
+def gateway() -> Iterator[FakeGateway]:
+    state = FakeGateway(url="")
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_PUT(self) -> None:
+            length = int(self.headers.get("Content-Length", "0"))
+            body = self.rfile.read(length).decode()
+            with state.lock:
+                state.received.append(
+                    Received("PUT", self.path, self.headers.get("Authorization"), body)
+                )
+                status, text = state.script.pop(0) if state.script else (200, "")
+            payload = text.encode()
+            self.send_response(status)
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    state.url = f"http://127.0.0.1:{server.server_address[1]}"
+    thread = threading.Thread(target=server.serve_forever, args=(0.01,), daemon=True)
+    thread.start()
+    try:
+        yield state
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+
+
+@pytest.fixture(autouse=True)
+def fast_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sinks, "RETRY_BACKOFF_SECONDS", 0.001)
+
+
+def settings(url: str | None, **overrides: object) -> PushgatewaySettings:
+    values: dict[str, object] = {
+        "url": url,
+        "job": "mm",
+        "username": None,
+        "password": None,
+        "timeout_seconds": 2.0,
+        "retries": 2,
+    }
+    values.update(overrides)
+    return PushgatewaySettings(**values)  # type: ignore[arg-type]
+
+
+def one_target_pass(target: str = "db1") -> PassResult:
+    up = GaugeMetricFamily("pg_up", "1 if the server answered.", value=1)
+    sizes = GaugeMetricFamily("pg_database_size_bytes", "Size.", labels=["database_name"])
+    sizes.add_metric(["app"], 8192)
+    collector = TargetResult(
+        "collector",
+        [GaugeMetricFamily("middleware_pass_duration_seconds", "Pass.", value=0.25)],
+        [],
+    )
+    return PassResult(
+        [TargetResult(target, [up, sizes], [SourceOutcome("postgres", True, 0.1)])],
+        0.25,
+        collector,
+    )
+
+
+def parse(text: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+    return {
+        (sample.name, frozenset(sample.labels.items())): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+
+
+def test_puts_each_group_under_its_own_grouping_key(gateway: FakeGateway) -> None:
+    PushgatewaySink(settings(gateway.url)).send(one_target_pass())
+    by_path = {r.path: r for r in gateway.received}
+    assert sorted(by_path) == ["/metrics/job/mm/instance/collector", "/metrics/job/mm/instance/db1"]
+    assert {r.method for r in gateway.received} == {"PUT"}
+    assert parse(by_path["/metrics/job/mm/instance/db1"].body) == {
+        ("pg_up", frozenset()): 1.0,
+        ("pg_database_size_bytes", frozenset({("database_name", "app")})): 8192.0,
+    }
+    assert parse(by_path["/metrics/job/mm/instance/collector"].body) == {
+        ("middleware_pass_duration_seconds", frozenset()): 0.25
+    }
+    assert {r.authorization for r in gateway.received} == {None}
+
+
+def test_retries_5xx_then_succeeds(gateway: FakeGateway) -> None:
+    gateway.script = [(503, "busy"), (502, "bad gateway")]
+    PushgatewaySink(settings(gateway.url, retries=2)).send(one_target_pass())
+    # Two groups; the first two answers were errors, each followed by a retry.
+    assert len(gateway.received) == 4
+    assert {r.path for r in gateway.received} == {
+        "/metrics/job/mm/instance/db1",
+        "/metrics/job/mm/instance/collector",
+    }
+
+
+def test_5xx_on_every_attempt_fails_after_the_retries(gateway: FakeGateway) -> None:
+    gateway.script = [(503, "down for maintenance")] * 3
+    single = PassResult([], 0.0, TargetResult("collector", [], []))
+    with pytest.raises(PushError) as caught:
+        PushgatewaySink(settings(gateway.url, retries=2)).send(single)
+    assert len(gateway.received) == 3
+    assert str(caught.value) == (
+        f"Pushgateway {gateway.url} did not accept 1 of 1 groups: "
+        "collector: HTTP 503 Service Unavailable: down for maintenance"
+    )
+
+
+def test_4xx_is_not_retried_and_says_why(gateway: FakeGateway) -> None:
+    reason = "pushed metrics are invalid or inconsistent with existing metrics"
+    gateway.script = [(400, reason), (400, reason)]
+    with pytest.raises(PushError) as caught:
+        PushgatewaySink(settings(gateway.url, retries=2)).send(one_target_pass())
+    assert len(gateway.received) == 2  # one attempt per group, no retry
+    assert str(caught.value) == (
+        f"Pushgateway {gateway.url} did not accept 2 of 2 groups: "
+        f"db1: HTTP 400 Bad Request: {reason}; collector: HTTP 400 Bad Request: {reason}"
+    )
+
+
+def test_unreachable_gateway(gateway: FakeGateway) -> None:
+    closed = ThreadingHTTPServer(("127.0.0.1", 0), BaseHTTPRequestHandler)
+    url = f"http://127.0.0.1:{closed.server_address[1]}"
+    closed.server_close()
+    single = PassResult([], 0.0, TargetResult("collector", [], []))
+    with pytest.raises(PushError) as caught:
+        PushgatewaySink(settings(url, retries=1)).send(single)
+    assert str(caught.value) == (
+        f"Pushgateway {url} did not accept 1 of 1 groups: "
+        "collector: cannot reach the Pushgateway: [Errno 111] Connection refused"
+    )
+
+
+def test_basic_auth_header_sent(gateway: FakeGateway) -> None:
+    sink = PushgatewaySink(settings(gateway.url, username="pusher", password="push-pw:x"))
+    sink.send(one_target_pass())
+    expected = "Basic " + base64.b64encode(b"pusher:push-pw:x").decode()
+    assert [r.authorization for r in gateway.received] == [expected, expected]
+
+
+def test_partial_failure_names_only_the_failed_group(gateway: FakeGateway) -> None:
+    gateway.script = [(200, ""), (404, "not found")]
+    with pytest.raises(PushError) as caught:
+        PushgatewaySink(settings(gateway.url, retries=0)).send(one_target_pass())
+    # Which group got which answer depends on thread timing; exactly one failed.
+    assert str(caught.value).startswith(f"Pushgateway {gateway.url} did not accept 1 of 2 groups: ")
+    assert str(caught.value).endswith(": HTTP 404 Not Found: not found")
+
+
+def test_push_without_url_is_a_config_error() -> None:
+    with pytest.raises(ConfigError) as caught:
+        PushgatewaySink(settings(None))
+    assert caught.value.problems == [
+        "PUSHGATEWAY_URL: is required to push (e.g. http://pushgateway:9091)"
+    ]
+
+
+def test_exposition_labels_each_series_with_its_instance() -> None:
+    first = one_target_pass("db1")
+    second = one_target_pass("db2")
+    down = GaugeMetricFamily("pg_up", "1 if the server answered.", value=0)
+    merged = PassResult(
+        [first.targets[0], TargetResult("db2", [down], [SourceOutcome("postgres", False, 0.2)])],
+        0.3,
+        second.collector,
+    )
+    written: list[bytes] = []
+    StdoutSink(written.append).send(merged)
+    assert written == [exposition(merged)]
+    assert parse(written[0].decode()) == {
+        ("pg_up", frozenset({("instance", "db1")})): 1.0,
+        ("pg_up", frozenset({("instance", "db2")})): 0.0,
+        (
+            "pg_database_size_bytes",
+            frozenset({("instance", "db1"), ("database_name", "app")}),
+        ): 8192.0,
+        ("middleware_pass_duration_seconds", frozenset({("instance", "collector")})): 0.25,
+    }
+    # One HELP/TYPE per family even though two targets share it.
+    assert written[0].decode().count("# TYPE pg_up gauge") == 1
