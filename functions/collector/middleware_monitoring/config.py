@@ -10,6 +10,7 @@ import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
+from urllib.parse import quote_plus
 
 RDS_TYPES: Final = ("DBInstanceIdentifier", "DBClusterIdentifier")
 PG_SSLMODES: Final = ("disable", "prefer", "require", "verify-ca", "verify-full")
@@ -189,16 +190,21 @@ class Settings:
     # Defaults keep hand-built Settings (tests) working; load_settings always fills them.
     serve: ServeSettings = field(default_factory=lambda: ServeSettings("0.0.0.0", 9010, 8.0))
     kafka: KafkaSettings | None = None
+    docdb: tuple[DocDBSettings, ...] = ()
+    cloudwatch: CloudWatchSettings | None = None
 
     def secrets(self) -> list[str]:
         """Every secret value, so logging can scrub them."""
         values = [self.pushgateway.password]
         if self.postgres:
             values.append(self.postgres.password)
+        for target in self.docdb:
+            # The URI carries the escaped form; either may end up in a driver's message.
+            values.extend((target.password, quote_plus(target.password or "")))
         return [value for value in values if value]
 
 
-SECRET_VARIABLES: Final = ("PG_PWD", "PUSHGATEWAY_PASSWORD")
+SECRET_VARIABLES: Final = ("PG_PWD", "PUSHGATEWAY_PASSWORD", "MONGO_INFO")
 
 
 def _load_postgres(env: EnvReader) -> PostgresSettings | None:
@@ -253,6 +259,147 @@ def _load_pushgateway(env: EnvReader) -> PushgatewaySettings:
     )
 
 
+@dataclass(frozen=True)
+class ElastiCacheId:
+    cluster: str
+    # Set for clusters whose metrics are read per node (CacheClusterId + CacheNodeId).
+    node: str | None = None
+
+
+@dataclass(frozen=True)
+class CloudWatchSettings:
+    region: str
+    # boto3's own override variables (AWS_ENDPOINT_URL_CLOUDWATCH, AWS_ENDPOINT_URL), read
+    # from the same mapping as everything else: a local stand-in outside Lambda.
+    endpoint_url: str | None
+    lookback_seconds: int
+    end_delay_seconds: int
+    connect_timeout_seconds: float
+    read_timeout_seconds: float
+    max_attempts: int
+    retry_mode: str
+    docdb_instances: tuple[str, ...] = ()
+    docdb_clusters: tuple[str, ...] = ()
+    elasticache: tuple[ElastiCacheId, ...] = ()
+
+
+RETRY_MODES: Final = ("standard", "adaptive")
+_MONGO_IDS_EXAMPLE: Final = (
+    '{"DBInstanceIdentifier": ["docdb-1", "docdb-2"], "DBClusterIdentifier": ["docdb-cluster"]}'
+)
+_ELASTICACHE_IDS_EXAMPLE: Final = (
+    '{"CacheClusterId": ["staging-001", {"CacheClusterId": "prod-001", "CacheNodeId": "0001"}]}'
+)
+
+
+def _id_list(value: Any) -> list[Any] | None:
+    """A JSON list of ids, or None when the value is not a list."""
+    return value if isinstance(value, list) else None
+
+
+def _is_id(value: Any) -> bool:
+    return isinstance(value, str) and bool(value.strip())
+
+
+def _mongo_ids(env: EnvReader) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    name = "AWS_MONGO_INSTANCE_INFO"
+    value = env.json_value(name, _MONGO_IDS_EXAMPLE)
+    if value is None:
+        return (), ()
+    keys = ("DBInstanceIdentifier", "DBClusterIdentifier")
+    lists = {key: _id_list(value.get(key, [])) for key in keys} if isinstance(value, dict) else {}
+    if (
+        not isinstance(value, dict)
+        or set(value) - set(keys)
+        or any(ids is None or not all(_is_id(i) for i in ids) for ids in lists.values())
+    ):
+        env.problem(
+            name,
+            "expected an object with DBInstanceIdentifier and/or DBClusterIdentifier, each a "
+            f"list of id strings, e.g. {_MONGO_IDS_EXAMPLE}",
+        )
+        return (), ()
+    instances, clusters = (
+        tuple(dict.fromkeys(i.strip() for i in lists[key] or [])) for key in keys
+    )
+    return instances, clusters
+
+
+def _elasticache_ids(env: EnvReader) -> tuple[ElastiCacheId, ...]:
+    name = "AWS_ELASTICACHE_INSTANCE_INFO"
+    value = env.json_value(name, _ELASTICACHE_IDS_EXAMPLE)
+    if value is None:
+        return ()
+    items = _id_list(value.get("CacheClusterId")) if isinstance(value, dict) else None
+    ids: list[ElastiCacheId] = []
+    for item in items or []:
+        if _is_id(item):
+            ids.append(ElastiCacheId(item.strip()))
+        elif (
+            isinstance(item, dict)
+            and set(item) == {"CacheClusterId", "CacheNodeId"}
+            and all(_is_id(v) for v in item.values())
+        ):
+            ids.append(ElastiCacheId(item["CacheClusterId"].strip(), item["CacheNodeId"].strip()))
+        else:
+            items = None
+            break
+    if items is None or set(value) != {"CacheClusterId"}:
+        env.problem(
+            name,
+            "expected an object with CacheClusterId, a list of cluster ids (or of "
+            '{"CacheClusterId": ..., "CacheNodeId": ...} objects for per-node metrics), '
+            f"e.g. {_ELASTICACHE_IDS_EXAMPLE}",
+        )
+        return ()
+    return tuple(dict.fromkeys(ids))
+
+
+def _load_cloudwatch(env: EnvReader) -> CloudWatchSettings | None:
+    """CloudWatch settings when any CloudWatch-fed target is configured, else None."""
+    rds = env.has("AWS_RDS_INSTANCE_ID") and any(env.has(name) for name in _PG_VARIABLES)
+    docdb_instances, docdb_clusters = _mongo_ids(env)
+    elasticache = _elasticache_ids(env)
+    users = [
+        name
+        for name, used in (
+            ("AWS_RDS_INSTANCE_ID", rds),
+            ("AWS_MONGO_INSTANCE_INFO", env.has("AWS_MONGO_INSTANCE_INFO")),
+            ("AWS_ELASTICACHE_INSTANCE_INFO", env.has("AWS_ELASTICACHE_INSTANCE_INFO")),
+        )
+        if used
+    ]
+    if not users:
+        return None
+    region = env.text("AWS_REGION") or env.text("AWS_DEFAULT_REGION")
+    if region is None:
+        env.problem(
+            "AWS_REGION",
+            f"is required when CloudWatch metrics are configured ({', '.join(users)} set), "
+            "e.g. eu-west-1",
+        )
+    endpoint_url = None
+    for variable in ("AWS_ENDPOINT_URL_CLOUDWATCH", "AWS_ENDPOINT_URL"):
+        endpoint_url = env.text(variable)
+        if endpoint_url is not None:
+            if not endpoint_url.startswith(("http://", "https://")):
+                env.problem(variable, f"expected an http:// or https:// URL, got {endpoint_url!r}")
+            break
+    return CloudWatchSettings(
+        region=region or "",
+        endpoint_url=endpoint_url,
+        lookback_seconds=env.integer("CLOUDWATCH_LOOKBACK_SECONDS", 900, 300, 86400),
+        end_delay_seconds=env.integer("CLOUDWATCH_END_DELAY_SECONDS", 60, 0, 900),
+        connect_timeout_seconds=env.number("CLOUDWATCH_CONNECT_TIMEOUT_SECONDS", 3.0, 0.1, 60.0),
+        read_timeout_seconds=env.number("CLOUDWATCH_READ_TIMEOUT_SECONDS", 10.0, 0.5, 120.0),
+        max_attempts=env.integer("CLOUDWATCH_MAX_ATTEMPTS", 3, 1, 10),
+        retry_mode=env.choice("CLOUDWATCH_RETRY_MODE", RETRY_MODES, "standard"),
+        docdb_instances=docdb_instances,
+        docdb_clusters=docdb_clusters,
+        elasticache=elasticache,
+    )
+
+
 def _load_serve(env: EnvReader) -> ServeSettings:
     return ServeSettings(
         address=env.text("SERVER_ADDRESS", "0.0.0.0") or "0.0.0.0",
@@ -289,6 +436,213 @@ def _load_kafka(env: EnvReader) -> KafkaSettings | None:
     )
 
 
+@dataclass(frozen=True)
+class DocDBSettings:
+    """One DocumentDB target from MONGO_INFO (an object, or one element of a list)."""
+
+    target_name: str
+    # Where it came from, e.g. ``MONGO_INFO[1]``: names the target in messages.
+    variable: str
+    address: str
+    port: int
+    user: str | None
+    password: str | None = field(repr=False)
+    # The ``parameter`` object as the user wrote it (values as strings), in order.
+    parameters: tuple[tuple[str, str], ...]
+
+
+_MONGO_INFO_EXAMPLE: Final = (
+    '{"connect": {"address": "HOST", "port": "27017", "user": "USER", "pwd": "PASSWORD"}, '
+    '"parameter": {"authSource": "admin", "tls": "true", "tlsCAFile": "global-bundle.pem", '
+    '"replicaSet": "rs0", "readPreference": "secondaryPreferred", "retryWrites": "false"}}'
+)
+_MONGO_CONNECT_FIELDS: Final = ("address", "port", "user", "pwd")
+_MONGO_TOP_FIELDS: Final = ("connect", "parameter", "name")
+# File options are checked when connecting (a relative tlsCAFile is looked up then, in the
+# layer directory); pymongo's validators would try to open them relative to the cwd.
+_MONGO_FILE_OPTIONS: Final = ("tlscafile", "tlscertificatekeyfile", "tlscrlfile")
+
+
+def _json_type(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true/false"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "a list"
+    return "an object"
+
+
+def _mongo_option_problem(key: str, value: str) -> str | None:
+    """pymongo's own judgement of one URI option, so a typo fails at start, not at connect."""
+    from pymongo import common
+    from pymongo.errors import ConfigurationError
+
+    lowered = key.lower()
+    aliases = {alias.lower() for names in common.URI_OPTIONS_ALIAS_MAP.values() for alias in names}
+    if lowered not in common.URI_OPTIONS_VALIDATOR_MAP and lowered not in aliases:
+        return "is not a MongoDB connection-string option"
+    if lowered in _MONGO_FILE_OPTIONS:
+        return None
+    try:
+        common.validate(key, value)
+    except (ConfigurationError, ValueError, TypeError) as exc:
+        return str(exc)
+    return None
+
+
+def _mongo_string(env: EnvReader, name: str, value: Any, what: str, secret: bool = False) -> str:
+    if not isinstance(value, str):
+        env.problem(name, f"expected a string ({what}), got {_json_type(value)}")
+        return ""
+    if not value.strip() and not secret:
+        env.problem(name, f"is empty; expected {what}")
+    return value if secret else value.strip()
+
+
+def _mongo_target(env: EnvReader, variable: str, item: Any) -> DocDBSettings | None:
+    if not isinstance(item, dict):
+        env.problem(variable, f"expected a JSON object like {_MONGO_INFO_EXAMPLE}, got "
+                    f"{_json_type(item)}")  # fmt: skip
+        return None
+    before = len(env.problems)
+    for key in item:
+        if key not in _MONGO_TOP_FIELDS:
+            env.problem(
+                f"{variable}.{key}", f"unknown field; expected {', '.join(_MONGO_TOP_FIELDS)}"
+            )
+    connect = item.get("connect")
+    if not isinstance(connect, dict):
+        got = "it is missing" if connect is None else f"got {_json_type(connect)}"
+        env.problem(
+            f"{variable}.connect",
+            'expected an object like {"address": "HOST", "port": "27017", "user": "USER", '
+            f'"pwd": "PASSWORD"}}; {got}',
+        )
+        connect = {}
+    for key in connect:
+        if key not in _MONGO_CONNECT_FIELDS:
+            env.problem(
+                f"{variable}.connect.{key}",
+                f"unknown field; expected {', '.join(_MONGO_CONNECT_FIELDS)}",
+            )
+    address = ""
+    if "address" not in connect:
+        if isinstance(item.get("connect"), dict):
+            env.problem(f"{variable}.connect.address", "is required (the cluster endpoint)")
+    else:
+        address = _mongo_string(
+            env, f"{variable}.connect.address", connect["address"], "the cluster endpoint"
+        )
+    port = 27017
+    raw_port = connect.get("port")
+    if raw_port is not None:
+        text = str(raw_port).strip() if isinstance(raw_port, (str, int)) else ""
+        if isinstance(raw_port, bool) or not text.isdigit() or not 1 <= int(text) <= 65535:
+            shown = repr(raw_port) if isinstance(raw_port, str) else _json_type(raw_port)
+            env.problem(
+                f"{variable}.connect.port",
+                f'expected a port number from 1 to 65535 (e.g. "27017"), got {shown}',
+            )
+        else:
+            port = int(text)
+    user = password = None
+    if "user" in connect:
+        user = _mongo_string(env, f"{variable}.connect.user", connect["user"], "the login")
+    if "pwd" in connect:
+        password = _mongo_string(
+            env, f"{variable}.connect.pwd", connect["pwd"], "the password", secret=True
+        )
+    if user is not None and password is None:
+        env.problem(f"{variable}.connect.pwd", "is required when connect.user is set")
+    if password is not None and user is None:
+        env.problem(f"{variable}.connect.user", "is required when connect.pwd is set")
+
+    parameters: list[tuple[str, str]] = []
+    raw_parameters = item.get("parameter", {})
+    if not isinstance(raw_parameters, dict):
+        env.problem(
+            f"{variable}.parameter",
+            'expected an object of connection options like {"tls": "true", '
+            f'"replicaSet": "rs0"}}, got {_json_type(raw_parameters)}',
+        )
+        raw_parameters = {}
+    for key, value in raw_parameters.items():
+        name = f"{variable}.parameter.{key}"
+        if isinstance(value, bool):
+            text = "true" if value else "false"
+        elif isinstance(value, (str, int, float)):
+            text = str(value).strip()
+        else:
+            env.problem(name, f"expected a string, number or true/false, got {_json_type(value)}")
+            continue
+        problem = _mongo_option_problem(key, text)
+        if problem is not None:
+            env.problem(name, problem)
+            continue
+        parameters.append((key, text))
+
+    target_name = address
+    if "name" in item:
+        target_name = _mongo_string(
+            env, f"{variable}.name", item["name"], "the target's instance name"
+        )
+    if len(env.problems) > before:
+        return None
+    return DocDBSettings(
+        target_name=target_name,
+        variable=variable,
+        address=address,
+        port=port,
+        user=user,
+        password=password,
+        parameters=tuple(parameters),
+    )
+
+
+def _load_docdb(env: EnvReader) -> tuple[DocDBSettings, ...]:
+    """MONGO_INFO: one object (the older exporter's form) or a list of them, one target each."""
+    value = env.json_value("MONGO_INFO", _MONGO_INFO_EXAMPLE)
+    if value is None:
+        return ()
+    if isinstance(value, list):
+        if not value:
+            env.problem(
+                "MONGO_INFO", f"is an empty list; expected objects like {_MONGO_INFO_EXAMPLE}"
+            )
+        items = [(f"MONGO_INFO[{index}]", item) for index, item in enumerate(value)]
+    elif isinstance(value, dict):
+        items = [("MONGO_INFO", value)]
+    else:
+        env.problem(
+            "MONGO_INFO",
+            f"expected a JSON object like {_MONGO_INFO_EXAMPLE} or a list of them, "
+            f"got {_json_type(value)}",
+        )
+        return ()
+    targets: list[DocDBSettings] = []
+    used: dict[str, str] = {}
+    for variable, item in items:
+        target = _mongo_target(env, variable, item)
+        if target is None:
+            continue
+        if target.target_name in used:
+            first = used[target.target_name]
+            env.problem(
+                variable,
+                f"target name {target.target_name!r} is already used by {first}; "
+                'give each target a distinct "name"',
+            )
+            continue
+        used[target.target_name] = variable
+        targets.append(target)
+    return tuple(targets)
+
+
 def load_settings(environ: Mapping[str, str]) -> Settings:
     """Validate the whole environment once; raise ``ConfigError`` listing every problem."""
     env = EnvReader(environ, SECRET_VARIABLES)
@@ -300,6 +654,8 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         collector_instance=env.text("COLLECTOR_INSTANCE_NAME", "collector") or "collector",
         serve=_load_serve(env),
         kafka=_load_kafka(env),
+        docdb=_load_docdb(env),
+        cloudwatch=_load_cloudwatch(env),
     )
     if env.problems:
         raise ConfigError(env.problems)

@@ -19,6 +19,12 @@ def build_targets(settings: Settings) -> list[Target]:
     targets: list[Target] = []
     if settings.postgres is not None:
         targets.append(Target(settings.postgres.target_name, [PostgresSource(settings.postgres)]))
+    if settings.docdb:
+        # Imported here: pymongo costs ~65 ms of cold start, paid only when DocumentDB is used.
+        from .docdb.source import DocumentDBSource
+
+        for docdb in settings.docdb:
+            targets.append(Target(docdb.target_name, [DocumentDBSource(docdb)]))
     return targets
 
 

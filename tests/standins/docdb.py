@@ -1,0 +1,552 @@
+"""DocumentDB stand-ins speaking the MongoDB wire protocol.
+
+``DocDBServer`` is a mockupdb server that answers like an Amazon DocumentDB 5.0 cluster
+endpoint: the replica-set handshake (``ismaster`` and ``hello`` with ``setName`` rs0),
+optional TLS with a certificate made at test time, an optional SCRAM login (right and wrong
+passwords), and ``serverStatus`` with a reply shaped like DocumentDB's.
+
+``Nx27017Server`` runs ``nx-27017``, an independent MongoDB-wire server, as a process: its
+serverStatus lacks opcounters and metrics.document, which is the "fields missing" case.
+"""
+
+from __future__ import annotations
+
+import base64
+import copy
+import functools
+import hashlib
+import hmac
+import json
+import os
+import secrets
+import select
+import socket
+import ssl
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bson import Binary
+from mockupdb import MockupDB
+
+from tests.standins._process import StandinError, free_port, stop_process, wait_until
+
+WIRE_VERSION = 13  # DocumentDB 5.0 reports maxWireVersion 13
+REPLICA_SET = "rs0"
+
+# What DocumentDB 5.0 answers to serverStatus (trimmed to the sections it returns; values are
+# distinct so a field read from the wrong place cannot pass a test by accident).
+DOCDB_SERVER_STATUS: dict[str, Any] = {
+    "host": "docdb-demo-1.cluster-abcdefghijkl.eu-west-1.docdb.amazonaws.com:27017",
+    "version": "5.0.0",
+    "process": "mongod",
+    "pid": 1,
+    "uptime": 86423,
+    "uptimeMillis": 86423517,
+    "uptimeEstimate": 86423,
+    "localTime": None,  # filled per reply
+    "connections": {"current": 17, "available": 4483, "totalCreated": 2291},
+    "network": {"bytesIn": 84312, "bytesOut": 902113, "numRequests": 5021},
+    "opcounters": {
+        "insert": 1201,
+        "query": 34587,
+        "update": 412,
+        "delete": 38,
+        "getmore": 96,
+        "command": 77810,
+    },
+    "opcountersRepl": {
+        "insert": 0,
+        "query": 0,
+        "update": 0,
+        "delete": 0,
+        "getmore": 0,
+        "command": 0,
+    },
+    "metrics": {
+        "document": {"deleted": 71, "inserted": 1544, "returned": 128003, "updated": 509},
+        "cursor": {"timedOut": 2, "open": {"noTimeout": 0, "pinned": 0, "total": 3}},
+    },
+    "ok": 1.0,
+    "operationTime": None,  # filled per reply
+}
+
+# DocumentDB's answer when the login lacks the clusterMonitor role.
+UNAUTHORIZED = (13, "Authorization failure")
+
+
+# --- certificates --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TlsFiles:
+    ca: Path  # the CA that signed the server certificate
+    other_ca: Path  # an unrelated CA: verifying with it must fail
+    server_cert: Path
+    server_key: Path
+
+
+def _openssl(*args: str, cwd: Path) -> None:
+    result = subprocess.run(
+        ["openssl", *args], cwd=cwd, capture_output=True, text=True, timeout=60, check=False
+    )
+    if result.returncode != 0:
+        raise StandinError(f"openssl {' '.join(args[:2])} failed: {result.stderr.strip()}")
+
+
+def _make_ca(directory: Path, name: str) -> tuple[Path, Path]:
+    key, cert = directory / f"{name}.key", directory / f"{name}.pem"
+    _openssl(
+        "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+        "-subj", f"/CN={name}", "-keyout", key.name, "-out", cert.name,
+        "-addext", "basicConstraints=critical,CA:TRUE",
+        "-addext", "keyUsage=critical,keyCertSign,cRLSign",
+        cwd=directory,
+    )  # fmt: skip
+    return key, cert
+
+
+def make_tls_files(directory: Path) -> TlsFiles:
+    """A throwaway CA, a server certificate it signs for 127.0.0.1/localhost, and a second
+    CA that signs nothing (the wrong bundle)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    ca_key, ca = _make_ca(directory, "test-ca")
+    _, other_ca = _make_ca(directory, "other-ca")
+    (directory / "san.ext").write_text(
+        "subjectAltName=IP:127.0.0.1,DNS:localhost\n"
+        "basicConstraints=CA:FALSE\n"
+        "keyUsage=digitalSignature,keyEncipherment\n"
+        "extendedKeyUsage=serverAuth\n"
+    )
+    _openssl(
+        "req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=localhost",
+        "-keyout", "server.key", "-out", "server.csr",
+        cwd=directory,
+    )  # fmt: skip
+    _openssl(
+        "x509", "-req", "-in", "server.csr", "-CA", ca.name, "-CAkey", ca_key.name,
+        "-CAcreateserial", "-days", "2", "-extfile", "san.ext", "-out", "server.pem",
+        cwd=directory,
+    )  # fmt: skip
+    return TlsFiles(ca, other_ca, directory / "server.pem", directory / "server.key")
+
+
+# --- SCRAM (server side of RFC 5802 as MongoDB uses it) ------------------------------------
+
+
+def _scram_password(mechanism: str, user: str, password: str) -> bytes:
+    if mechanism == "SCRAM-SHA-1":
+        # MongoDB's SCRAM-SHA-1 salts the hex MD5 of "user:mongo:password", not the password.
+        return hashlib.md5(f"{user}:mongo:{password}".encode()).hexdigest().encode()
+    return password.encode()  # SASLprep is the identity for the ASCII passwords used in tests
+
+
+def _parse_scram(message: bytes) -> dict[str, str]:
+    fields: dict[str, str] = {}
+    for part in message.decode().split(","):
+        if "=" in part:
+            key, value = part.split("=", 1)
+            fields[key] = value
+    return fields
+
+
+@dataclass
+class _Conversation:
+    user: str
+    client_first_bare: str
+    server_first: str
+    nonce: str
+
+
+class ScramResponder:
+    """Answers saslStart/saslContinue for the users it knows; wrong proofs get MongoDB's
+    ``Authentication failed.`` (code 18). Remembers which client connections logged in."""
+
+    ITERATIONS = 4096
+
+    def __init__(self, users: Mapping[str, str], mechanism: str = "SCRAM-SHA-1") -> None:
+        self.users = dict(users)
+        self.mechanism = mechanism
+        self._digest = "sha1" if mechanism == "SCRAM-SHA-1" else "sha256"
+        self._salt = secrets.token_bytes(16)
+        self._conversations: dict[int, _Conversation] = {}
+        self._next_id = 1
+        self._lock = threading.Lock()
+        self.authenticated_ports: set[int] = set()
+        self.failures = 0
+
+    def _hmac(self, key: bytes, message: bytes) -> bytes:
+        return hmac.new(key, message, self._digest).digest()
+
+    def start(self, payload: bytes) -> dict[str, Any]:
+        text = payload.decode()
+        client_first_bare = text.split(",", 2)[2]  # after the GS2 header "n,,"
+        fields = _parse_scram(client_first_bare.encode())
+        nonce = fields["r"] + base64.b64encode(secrets.token_bytes(18)).decode()
+        server_first = f"r={nonce},s={base64.b64encode(self._salt).decode()},i={self.ITERATIONS}"
+        with self._lock:
+            conversation_id = self._next_id
+            self._next_id += 1
+            self._conversations[conversation_id] = _Conversation(
+                fields["n"], client_first_bare, server_first, nonce
+            )
+        return {
+            "conversationId": conversation_id,
+            "done": False,
+            "payload": Binary(server_first.encode()),
+            "ok": 1.0,
+        }
+
+    def proceed(self, conversation_id: int, payload: bytes) -> dict[str, Any] | None:
+        """The final server message, or None when the proof is wrong."""
+        with self._lock:
+            conversation = self._conversations.pop(conversation_id, None)
+        if conversation is None:
+            return None
+        client_final = payload.decode()
+        fields = _parse_scram(payload)
+        without_proof = client_final.rsplit(",p=", 1)[0]
+        password = self.users.get(conversation.user)
+        if password is None or fields.get("r") != conversation.nonce:
+            return None
+        auth_message = ",".join(
+            (conversation.client_first_bare, conversation.server_first, without_proof)
+        ).encode()
+        salted = hashlib.pbkdf2_hmac(
+            self._digest,
+            _scram_password(self.mechanism, conversation.user, password),
+            self._salt,
+            self.ITERATIONS,
+        )
+        client_key = self._hmac(salted, b"Client Key")
+        stored_key = hashlib.new(self._digest, client_key).digest()
+        signature = self._hmac(stored_key, auth_message)
+        expected = bytes(a ^ b for a, b in zip(client_key, signature, strict=True))
+        if not hmac.compare_digest(expected, base64.b64decode(fields.get("p", ""))):
+            return None
+        server_signature = self._hmac(self._hmac(salted, b"Server Key"), auth_message)
+        return {
+            "conversationId": conversation_id,
+            "done": True,
+            "payload": Binary(b"v=" + base64.b64encode(server_signature)),
+            "ok": 1.0,
+        }
+
+
+# --- the server ----------------------------------------------------------------------------
+
+
+class _TlsMockupDB(MockupDB):
+    """mockupdb whose TLS uses our own SSLContext (its own calls ssl.wrap_socket, gone since
+    Python 3.12) and whose handshakes happen per connection, so a client that rejects the
+    certificate costs that connection only, not the accept thread."""
+
+    def __init__(self, context: ssl.SSLContext | None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._context = context
+        self.handshake_failures: list[str] = []
+
+    def _accept_loop(self) -> None:
+        sock = self._listening_sock
+        sock.setblocking(False)
+        while not self._stopped:
+            try:
+                readable, _, _ = select.select([sock], [], [], 0.5)
+                if not readable:
+                    continue
+                client, client_addr = sock.accept()
+            except (OSError, ValueError):  # closed by stop()
+                if self._stopped:
+                    return
+                continue
+            client.setblocking(True)
+            thread = threading.Thread(
+                target=functools.partial(self._serve_client, client, client_addr), daemon=True
+            )
+            self._server_threads[thread] = None
+            self._server_socks[client] = None
+            thread.start()
+
+    def _serve_client(self, client: socket.socket, client_addr: Any) -> None:
+        if self._context is not None:
+            client.settimeout(10)
+            try:
+                client = self._context.wrap_socket(client, server_side=True)
+            except (OSError, ssl.SSLError) as exc:
+                self.handshake_failures.append(str(exc))
+                client.close()
+                return
+            client.settimeout(None)
+            self._server_socks[client] = None
+        try:
+            self._server_loop(client, client_addr)
+        except OSError:
+            client.close()  # the client went away mid-message (e.g. pymongo timed out)
+
+
+class DocDBServer:
+    """A DocumentDB 5.0 stand-in on 127.0.0.1.
+
+    ``users`` turns on SCRAM login (then serverStatus needs an authenticated connection, as
+    on DocumentDB); ``tls`` serves TLS with those files; ``replica_set`` None answers as a
+    standalone; ``server_status`` replaces the reply; ``status_error`` makes serverStatus fail
+    with that (code, message). ``restart()`` comes back on the same port.
+    """
+
+    host = "127.0.0.1"
+
+    def __init__(
+        self,
+        *,
+        tls: TlsFiles | None = None,
+        users: Mapping[str, str] | None = None,
+        mechanism: str = "SCRAM-SHA-1",
+        replica_set: str | None = REPLICA_SET,
+        server_status: Mapping[str, Any] | None = None,
+        status_error: tuple[int, str] | None = None,
+    ) -> None:
+        self.tls = tls
+        self.scram = ScramResponder(users, mechanism) if users else None
+        self.replica_set = replica_set
+        self.server_status = copy.deepcopy(
+            dict(server_status) if server_status is not None else DOCDB_SERVER_STATUS
+        )
+        self.status_error = status_error
+        self.port = 0
+        self.status_requests = 0
+        self._mock: _TlsMockupDB | None = None
+        self._started = time.time()
+
+    @property
+    def address(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    @property
+    def handshake_failures(self) -> list[str]:
+        return self._mock.handshake_failures if self._mock is not None else []
+
+    def _context(self) -> ssl.SSLContext | None:
+        if self.tls is None:
+            return None
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(self.tls.server_cert, self.tls.server_key)
+        return context
+
+    def start(self) -> DocDBServer:
+        mock = _TlsMockupDB(
+            self._context(), port=self.port or None, request_timeout=5, auto_ismaster=False
+        )
+        mock._address = (self.host, self.port or None)
+        mock.autoresponds(self._respond)
+        self.port = int(mock.run())
+        self._mock = mock
+        return self
+
+    def stop(self) -> None:
+        mock, self._mock = self._mock, None
+        if mock is not None:
+            mock.stop()
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+    def __enter__(self) -> DocDBServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # --- answers ---------------------------------------------------------------------------
+
+    def _hello(self) -> dict[str, Any]:
+        reply: dict[str, Any] = {
+            "ismaster": True,
+            "isWritablePrimary": True,
+            "secondary": False,
+            "helloOk": True,
+            "maxBsonObjectSize": 16 * 1024 * 1024,
+            "maxMessageSizeBytes": 48_000_000,
+            "maxWriteBatchSize": 100_000,
+            "localTime": time.time(),
+            "minWireVersion": 0,
+            "maxWireVersion": WIRE_VERSION,
+            "logicalSessionTimeoutMinutes": 30,
+            "ok": 1.0,
+        }
+        if self.replica_set is not None:
+            reply.update(
+                setName=self.replica_set,
+                setVersion=1,
+                hosts=[self.address],
+                me=self.address,
+                primary=self.address,
+            )
+        if self.scram is not None:
+            reply["saslSupportedMechs"] = [self.scram.mechanism]
+        return reply
+
+    def _status(self) -> dict[str, Any]:
+        reply = copy.deepcopy(self.server_status)
+        if "localTime" in reply:
+            reply["localTime"] = time.time()
+        if "operationTime" in reply:
+            reply.pop("operationTime")
+        return reply
+
+    def _respond(self, request: Any) -> bool:
+        name = (request.command_name or "").lower()
+        doc = request.doc
+        if name in ("ismaster", "hello"):
+            request.reply(self._hello())
+        elif name == "saslstart" and self.scram is not None:
+            mechanism = doc.get("mechanism")
+            if mechanism != self.scram.mechanism:
+                request.command_err(2, f"Unsupported mechanism {mechanism}")
+            else:
+                request.reply(self.scram.start(bytes(doc["payload"])))
+        elif name == "saslcontinue" and self.scram is not None:
+            answer = self.scram.proceed(int(doc["conversationId"]), bytes(doc["payload"]))
+            if answer is None:
+                self.scram.failures += 1
+                request.command_err(18, "Authentication failed.")
+            else:
+                self.scram.authenticated_ports.add(request.client_port)
+                request.reply(answer)
+        elif name == "serverstatus":
+            self.status_requests += 1
+            if self.scram is not None and request.client_port not in self.scram.authenticated_ports:
+                request.command_err(13, "Command serverStatus requires authentication")
+            elif self.status_error is not None:
+                request.command_err(*self.status_error)
+            else:
+                request.reply(self._status())
+        elif name in ("ping", "endsessions", "buildinfo"):
+            request.reply({"ok": 1.0, "version": self.server_status.get("version", "5.0.0")})
+        else:
+            request.command_err(59, f"Feature not supported: {request.command_name}")
+        return True
+
+    # --- what a user would configure -------------------------------------------------------
+
+    def mongo_info(
+        self,
+        *,
+        user: str | None = None,
+        password: str | None = None,
+        ca_file: str | None = None,
+        **parameters: str,
+    ) -> dict[str, Any]:
+        """A MONGO_INFO object for this server, strings everywhere, DocumentDB-style."""
+        connect: dict[str, str] = {"address": self.host, "port": str(self.port)}
+        if user is not None:
+            connect["user"] = user
+        if password is not None:
+            connect["pwd"] = password
+        parameter: dict[str, str] = {}
+        if user is not None:
+            parameter["authSource"] = "admin"
+        if self.tls is not None:
+            parameter["tls"] = "true"
+            parameter["tlsCAFile"] = ca_file or str(self.tls.ca)
+        if self.replica_set is not None:
+            parameter.update(
+                replicaSet=self.replica_set,
+                readPreference="secondaryPreferred",
+                retryWrites="false",
+            )
+        parameter.update(parameters)
+        return {"connect": connect, "parameter": parameter}
+
+
+def start_demo_docdb(directory: Path) -> tuple[DocDBServer, str]:
+    """For `make demo`: a running DocumentDB stand-in with TLS (CA made in ``directory``) and
+    a SCRAM login, and the MONGO_INFO JSON that reaches it. Stop the server when done."""
+    tls = make_tls_files(directory)
+    server = DocDBServer(tls=tls, users={"monitor": "demo-Pa55:word"}).start()
+    info = server.mongo_info(user="monitor", password="demo-Pa55:word")
+    return server, json.dumps(info)
+
+
+# --- nx-27017 ------------------------------------------------------------------------------
+
+
+def _nx_command() -> str:
+    candidate = Path(sys.executable).parent / "nx-27017"
+    if candidate.exists():
+        return str(candidate)
+    raise StandinError(f"nx-27017 not found next to {sys.executable} (pip install nx-27017)")
+
+
+def _accepts(host: str, port: int) -> bool:
+    with socket.create_connection((host, port), timeout=0.5):
+        return True
+
+
+class Nx27017Server:
+    """``nx-27017 --db memory`` as a process on a free port; ``restart()`` reuses the port."""
+
+    host = "127.0.0.1"
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self.port = 0
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._log = directory / "nx-27017.log"
+
+    @property
+    def address(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    def start(self) -> Nx27017Server:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.port = self.port or free_port()
+        out = (self.directory / "nx-27017.out").open("ab")
+        try:
+            self._proc = subprocess.Popen(
+                [_nx_command(), *self._arguments()],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            )
+        finally:
+            out.close()
+        wait_until(
+            lambda: _accepts(self.host, self.port),
+            what="nx-27017",
+            timeout=30,
+            proc=self._proc,
+            log=self.directory / "nx-27017.out",
+        )
+        return self
+
+    def stop(self) -> None:
+        proc, self._proc = self._proc, None
+        stop_process(proc)
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+    def __enter__(self) -> Nx27017Server:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def _arguments(self) -> list[str]:
+        return [
+            "--db", "memory", "--host", self.host, "-p", str(self.port),
+            "--log-file", str(self._log), "--pid-file", str(self.directory / "nx-27017.pid"),
+        ]  # fmt: skip
+
+    def mongo_info(self, **parameters: str) -> dict[str, Any]:
+        return {
+            "connect": {"address": self.host, "port": str(self.port)},
+            "parameter": dict(parameters),
+        }
