@@ -12,6 +12,7 @@ import os
 import sys
 
 from .config import ConfigError
+from .kafka_stream import build_stream, push_and_stream
 from .logs import scrubber, setup_logging
 from .runtime import Runtime, build_sink, stdout_sink, summary
 from .sinks import PushError
@@ -35,6 +36,9 @@ def _parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="time the pass may take (default 50)",
     )
+    commands.add_parser(
+        "serve", help="pull mode: serve /metrics on SERVER_PORT (default 9010), a pass per scrape"
+    )
     return parser
 
 
@@ -43,14 +47,21 @@ def main(argv: list[str] | None = None) -> int:
     setup_logging(stream=sys.stderr, level=os.environ.get("LOG_LEVEL", "INFO"))
     try:
         runtime = Runtime.from_environ(os.environ)
-        sink = build_sink(runtime.settings) if args.push else stdout_sink()
+        pushing = args.command == "collect" and args.push
+        sink = build_sink(runtime.settings) if pushing else stdout_sink()
     except ConfigError as error:
         print(error, file=sys.stderr)
         return EXIT_CONFIG
     scrubber.add(runtime.settings.secrets())
+    if args.command == "serve":
+        from .serve import serve  # http.server is only paid for in pull mode
+
+        return serve(runtime)
     result = runtime.collect(args.budget)
+    # Only a push streams statements to Kafka: printing a pass is for looking, not sending.
+    stream = build_stream(runtime.settings.kafka) if pushing else None
     try:
-        sink.send(result)
+        push_and_stream(sink, stream, result, runtime.settings.collector_instance)
     except PushError as error:
         logger.error("push failed", extra={"detail": str(error)})
         return EXIT_PUSH_FAILED

@@ -1,0 +1,248 @@
+"""The optional query-statistics stream (SPEC 6): after each pass, one JSON message per top
+statement to Kafka (topic ``pgsql_query_message``) for a Kafka -> Logstash -> Elasticsearch
+pipeline.
+
+The messages are built from the pass's own ``pg_query_*`` families, so they carry exactly
+the values that were pushed and PostgreSQL is not queried twice. Sending is bounded by
+KAFKA_TIMEOUT_SECONDS and runs alongside the metrics push (``push_and_stream``), so a broker
+that is down neither delays nor loses the push; it is logged once per pass and reported as
+``middleware_collector_up{source="kafka"} 0`` in a group of its own
+(instance ``<COLLECTOR_INSTANCE_NAME>-kafka``).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from typing import Any, Final
+
+from prometheus_client import Metric
+from prometheus_client.core import GaugeMetricFamily
+
+from .config import KafkaSettings
+from .health import health_families
+from .model import PassResult, SourceOutcome, TargetResult
+from .sinks import Sink
+
+logger = logging.getLogger(__name__)
+
+SOURCE: Final = "kafka"
+# The older exporter's Logstash pipelines route on `if "pgsql" in [tags]`.
+TAGS: Final = ("pgsql",)
+STATEMENT_LABELS: Final = ("query", "queryid", "database", "user")
+# SPEC 3.2, in its order; a value the pass did not have (mean of 0 calls, hit percent of a
+# statement that touched no block) is sent as null.
+QUERY_VALUES: Final = (
+    "pg_query_calls",
+    "pg_query_total_exec_time",
+    "pg_query_min_exec_time",
+    "pg_query_max_exec_time",
+    "pg_query_mean_exec_time",
+    "pg_query_blk_read_time",
+    "pg_query_blk_write_time",
+    "pg_query_rows",
+    "pg_query_hit_percent",
+)
+# Counts are whole numbers; sending them as integers keeps Elasticsearch's dynamic mapping
+# at `long` for them.
+_COUNTS: Final = frozenset({"pg_query_calls", "pg_query_rows"})
+
+MESSAGES_SENT: Final = "middleware_query_stream_messages_sent"
+
+
+def _iso(timestamp: float) -> str:
+    return (
+        datetime.fromtimestamp(timestamp, UTC)
+        .isoformat(timespec="milliseconds")
+        .replace("+00:00", "Z")
+    )
+
+
+def statement_messages(result: PassResult, env_name: str, timestamp: float) -> list[dict[str, Any]]:
+    """One message per top statement of every target, from the pass's pg_query_* families."""
+    messages: list[dict[str, Any]] = []
+    for target in result.targets:
+        by_statement: dict[tuple[str, ...], dict[str, Any]] = {}
+        for family in target.families:
+            if not family.name.startswith("pg_query_"):
+                continue
+            for sample in family.samples:
+                key = tuple(sample.labels.get(label, "") for label in STATEMENT_LABELS)
+                message = by_statement.get(key)
+                if message is None:
+                    message = {
+                        "timestamp": _iso(timestamp),
+                        "env_name": env_name,
+                        "target": target.target,
+                        "tags": list(TAGS),
+                        **dict(zip(STATEMENT_LABELS, key, strict=True)),
+                        **dict.fromkeys(QUERY_VALUES),
+                    }
+                    by_statement[key] = message
+                value: float | int = sample.value
+                if sample.name in _COUNTS and float(value).is_integer():
+                    value = int(value)
+                message[sample.name] = value
+        messages.extend(by_statement.values())
+    return messages
+
+
+def _reason(exc: BaseException) -> str:
+    from kafka.errors import KafkaError, KafkaTimeoutError, NoBrokersAvailable
+
+    if isinstance(exc, NoBrokersAvailable):
+        return "unreachable"
+    if isinstance(exc, KafkaTimeoutError):
+        # Bootstrap and metadata waits end in a timeout when no broker answers at all.
+        return "unreachable" if "bootstrap" in str(exc).lower() else "timeout"
+    if isinstance(exc, KafkaError):
+        return "kafka_error"
+    if isinstance(exc, TimeoutError):
+        return "timeout"
+    return "error"
+
+
+class QueryStream:
+    """Sends a pass's statements to Kafka. Keeps its producer while the function instance is
+    warm; a failed pass drops it (and whatever it still buffers, which would be stale by the
+    next pass) and the next pass connects anew."""
+
+    def __init__(
+        self,
+        settings: KafkaSettings,
+        *,
+        producer_factory: Callable[..., Any] | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.settings = settings
+        self._producer_factory = producer_factory
+        self._clock = clock
+        self._producer: Any = None
+        self.last_success: dict[str, float] = {}
+        self.last_sent = 0
+
+    def _connect(self) -> Any:
+        if self._producer is None:
+            # Imported here: kafka-python costs ~240 ms of cold start, paid only when enabled.
+            from kafka import KafkaProducer
+
+            timeout_ms = int(self.settings.timeout_seconds * 1000)
+            factory = self._producer_factory or KafkaProducer
+            self._producer = factory(
+                bootstrap_servers=list(self.settings.bootstrap_servers),
+                client_id="middleware-monitoring",
+                acks=1,
+                bootstrap_timeout_ms=timeout_ms,
+                max_block_ms=timeout_ms,
+                request_timeout_ms=timeout_ms,
+                delivery_timeout_ms=2 * timeout_ms,
+                reconnect_backoff_max_ms=1000,
+                key_serializer=str.encode,
+                value_serializer=lambda value: json.dumps(value, ensure_ascii=False).encode(),
+            )
+        return self._producer
+
+    def _drop_producer(self) -> None:
+        producer, self._producer = self._producer, None
+        if producer is not None:
+            try:
+                producer.close(timeout=0)
+            except Exception:  # already broken; it is being thrown away
+                logger.debug("closing the Kafka producer failed", exc_info=True)
+
+    def send(self, result: PassResult) -> SourceOutcome:
+        """Send the pass's statements; never raises, returns how it went."""
+        started = time.monotonic()
+        messages = statement_messages(result, self.settings.env_name, self._clock())
+        futures: list[Any] = []
+        try:
+            producer = self._connect()
+            for message in messages:
+                futures.append(
+                    producer.send(
+                        self.settings.topic,
+                        key=f"{message['target']}/{message['queryid']}",
+                        value=message,
+                    )
+                )
+            remaining = self.settings.timeout_seconds - (time.monotonic() - started)
+            producer.flush(timeout=max(remaining, 0.0))
+            failed = [future for future in futures if not future.succeeded()]
+            if failed:
+                error = failed[0].exception
+                if isinstance(error, BaseException):
+                    raise error
+                raise TimeoutError(f"{len(failed)} messages not acknowledged in time")
+        except Exception as exc:
+            self._drop_producer()
+            sent = sum(1 for future in futures if future.succeeded())
+            self.last_sent = sent
+            reason = _reason(exc)
+            detail = (
+                f"{len(messages) - sent} of {len(messages)} statement messages not delivered "
+                f"to {','.join(self.settings.bootstrap_servers)} topic {self.settings.topic}: "
+                f"{type(exc).__name__}: {exc}"
+            )
+            logger.warning(
+                "query stream down",
+                extra={"source": SOURCE, "reason": reason, "detail": detail},
+            )
+            return SourceOutcome(SOURCE, False, time.monotonic() - started, reason, detail)
+        self.last_sent = len(futures)
+        self.last_success[SOURCE] = time.time()
+        logger.debug("query stream sent", extra={"source": SOURCE, "messages": len(futures)})
+        return SourceOutcome(SOURCE, True, time.monotonic() - started)
+
+    def health(self, outcome: SourceOutcome, group: str) -> TargetResult:
+        """The stream's own health series, as a group of their own."""
+        families: list[Metric] = list(health_families([outcome], self.last_success))
+        families.append(
+            GaugeMetricFamily(
+                MESSAGES_SENT,
+                "Statement messages the Kafka broker acknowledged this pass.",
+                value=self.last_sent,
+            )
+        )
+        return TargetResult(group, families, [outcome])
+
+    def reserve_seconds(self) -> float:
+        """Worst case of ``send``: a bootstrap that just makes it, then a metadata wait."""
+        return 2 * self.settings.timeout_seconds
+
+    def close(self) -> None:
+        self._drop_producer()
+
+
+def build_stream(settings: KafkaSettings | None) -> QueryStream | None:
+    return QueryStream(settings) if settings is not None else None
+
+
+def stream_group_name(collector_instance: str) -> str:
+    return f"{collector_instance}-{SOURCE}"
+
+
+def push_and_stream(
+    sink: Sink, stream: QueryStream | None, result: PassResult, collector_instance: str
+) -> SourceOutcome | None:
+    """Push the pass and, alongside it, stream its statements; then push the stream's health
+    as a group of its own. The push is never delayed by Kafka (they run concurrently) nor lost
+    to it (a stream failure is an outcome, not an exception). Raises what ``sink.send``
+    raises, after the stream has finished too."""
+    if stream is None:
+        sink.send(result)
+        return None
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="kafka") as pool:
+        sending = pool.submit(stream.send, result)
+        try:
+            sink.send(result)
+        finally:
+            # Bounded by the stream's own timeouts; waited for even when the push failed, so
+            # the statements still go out.
+            outcome = sending.result()
+    health = stream.health(outcome, stream_group_name(collector_instance))
+    sink.send(PassResult([], 0.0, health))
+    return outcome
