@@ -8,6 +8,12 @@ from typing import Any
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from middleware_monitoring.config import ConfigError
+from middleware_monitoring.kafka_stream import (
+    QueryStream,
+    build_stream,
+    push_and_stream,
+    send_reserve_seconds,
+)
 from middleware_monitoring.logs import scrubber, setup_logging
 from middleware_monitoring.runtime import Runtime, build_sink, summary
 
@@ -15,10 +21,11 @@ logger = setup_logging(level=os.environ.get("LOG_LEVEL", "INFO"))
 
 # Kept while the function instance is warm: connections, QPS snapshots, clients.
 _runtime: Runtime | None = None
+_stream: QueryStream | None = None
 
 
 def _get_runtime() -> Runtime:
-    global _runtime
+    global _runtime, _stream
     if _runtime is None:
         try:
             _runtime = Runtime.from_environ(os.environ)
@@ -26,6 +33,7 @@ def _get_runtime() -> Runtime:
             logger.error("configuration error", extra={"problems": error.problems})
             raise
         scrubber.add(_runtime.settings.secrets())
+        _stream = build_stream(_runtime.settings.kafka)
     return _runtime
 
 
@@ -33,9 +41,14 @@ def _get_runtime() -> Runtime:
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, object]:
     runtime = _get_runtime()
     remaining = context.get_remaining_time_in_millis() / 1000
-    result = runtime.collect(remaining - runtime.push_reserve_seconds())
-    # A failed push raises, so the invocation fails and the platform's alarm sees it.
-    build_sink(runtime.settings).send(result)
+    result = runtime.collect(
+        remaining - send_reserve_seconds(_stream, runtime.push_reserve_seconds())
+    )
+    # A failed push raises, so the invocation fails and the platform's alarm sees it. Kafka
+    # (when KAFKA_SERVER is set) runs alongside the push and never raises.
+    push_and_stream(
+        build_sink(runtime.settings), _stream, result, runtime.settings.collector_instance
+    )
     outcome = summary(result)
     logger.info("pass done", extra=outcome)
     return outcome

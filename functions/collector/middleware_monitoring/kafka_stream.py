@@ -221,6 +221,14 @@ def build_stream(settings: KafkaSettings | None) -> QueryStream | None:
     return QueryStream(settings) if settings is not None else None
 
 
+def send_reserve_seconds(stream: QueryStream | None, push_seconds: float) -> float:
+    """Time to keep back from collection for ``push_and_stream``: the push and the stream run
+    side by side, then the stream's health group is pushed."""
+    if stream is None:
+        return push_seconds
+    return max(push_seconds, stream.reserve_seconds()) + push_seconds
+
+
 def stream_group_name(collector_instance: str) -> str:
     return f"{collector_instance}-{SOURCE}"
 
