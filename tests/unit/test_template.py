@@ -1,0 +1,293 @@
+"""template.yaml as CloudFormation will see it: SAM's own transform renders it, a small
+evaluator resolves its conditions for given parameters, and the tests read the result.
+
+The offline tools (cfn-lint, sam validate --lint, sam build) run in
+tests/integration/test_sam_build.py and in `make lint-template`."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+from samcli.yamlhelper import yaml_parse  # type: ignore[import-untyped]
+from samtranslator.translator.transform import transform  # type: ignore[import-untyped]
+
+ROOT = Path(__file__).resolve().parents[2]
+TEMPLATE = ROOT / "template.yaml"
+
+PG_ARN = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:rds!db-1234-AbCdEf"
+MONGO_ARN = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:docdb-login-XyZ123"
+KMS_ARN = "arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+
+# SPEC section 2 variables that Lambda itself reserves (the execution role replaces the keys)
+# or that only pull mode reads.
+NOT_IN_LAMBDA = {"AWS_REGION", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "SERVER_PORT"}
+SPEC_VARIABLES = {
+    "PG_DATABASE",
+    "PG_PORT",
+    "PG_USER",
+    "PG_PWD",
+    "PG_DBNAME",
+    "AWS_RDS_INSTANCE_ID",
+    "AWS_RDS_TYPE",
+    "MONGO_INFO",
+    "AWS_MONGO_INSTANCE_INFO",
+    "AWS_ELASTICACHE_INSTANCE_INFO",
+    "KAFKA_SERVER",
+    "PG_ENV_NAME",
+}
+
+_NO_VALUE = object()
+
+
+class _NoManagedPolicies:
+    def load(self) -> dict[str, str]:
+        return {}
+
+
+@pytest.fixture(scope="module")
+def rendered() -> dict[str, Any]:
+    template = yaml_parse(TEMPLATE.read_text())
+    # What `sam package` does: local paths become S3 locations before the transform.
+    template["Resources"]["CollectorFunction"]["Properties"]["CodeUri"] = "s3://bucket/fn.zip"
+    template["Resources"]["CaBundleLayer"]["Properties"]["ContentUri"] = "s3://bucket/layer.zip"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("AWS_DEFAULT_REGION", "eu-west-1")
+        result: dict[str, Any] = transform(template, {}, _NoManagedPolicies())
+    return result
+
+
+def _resolve(node: Any, params: dict[str, str], conditions: dict[str, Any]) -> Any:
+    """Fn::If / Condition / Equals / Not / Or / Join / Ref (parameters) / Sub; GetAtt and
+    Refs to resources are left as readable strings."""
+
+    def cond(name: str) -> bool:
+        return bool(_resolve(conditions[name], params, conditions))
+
+    if isinstance(node, list):
+        items = [_resolve(item, params, conditions) for item in node]
+        return [item for item in items if item is not _NO_VALUE]
+    if not isinstance(node, dict):
+        return node
+    if len(node) == 1:
+        ((key, value),) = node.items()
+        if key == "Ref":
+            if value == "AWS::NoValue":
+                return _NO_VALUE
+            if value in params:
+                return params[value]
+            return f"Ref:{value}"
+        if key == "Fn::GetAtt":
+            return "GetAtt:" + ".".join(value)
+        if key == "Fn::If":
+            name, then, otherwise = value
+            return _resolve(then if cond(name) else otherwise, params, conditions)
+        if key == "Condition":
+            return cond(value)
+        if key == "Fn::Equals":
+            left, right = (_resolve(v, params, conditions) for v in value)
+            # CloudFormation compares parameter values as strings.
+            return str(left) == str(right)
+        if key == "Fn::Not":
+            return not _resolve(value[0], params, conditions)
+        if key == "Fn::Or":
+            return any(_resolve(v, params, conditions) for v in value)
+        if key == "Fn::Join":
+            separator, parts = value
+            resolved = _resolve(parts, params, conditions)
+            return separator.join(resolved if isinstance(resolved, list) else [resolved])
+        if key == "Fn::Sub":
+            return re.sub(
+                r"\$\{([^}]+)\}", lambda m: str(params.get(m.group(1), m.group(0))), value
+            )
+    out = {key: _resolve(value, params, conditions) for key, value in node.items()}
+    return {key: value for key, value in out.items() if value is not _NO_VALUE}
+
+
+def _deployed(rendered: dict[str, Any], **overrides: str) -> dict[str, Any]:
+    """The resources as deployed with these parameter values (others at their defaults)."""
+    params = {name: str(spec.get("Default", "")) for name, spec in rendered["Parameters"].items()}
+    params.update(overrides)
+    params["AWS::Region"] = "eu-west-1"
+    params["AWS::StackName"] = "mm"
+    # CommaDelimitedList parameters arrive as lists.
+    resolved: dict[str, Any] = dict(params)
+    for name, spec in rendered["Parameters"].items():
+        if spec["Type"] == "CommaDelimitedList":
+            resolved[name] = [item for item in params[name].split(",") if item]
+    resources: dict[str, Any] = _resolve(rendered["Resources"], resolved, rendered["Conditions"])
+    return resources
+
+
+def _statements(resources: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
+    role = resources["CollectorRole"]["Properties"]
+    assert "ManagedPolicyArns" not in role
+    return {p["PolicyName"]: p["PolicyDocument"]["Statement"] for p in role["Policies"]}
+
+
+BASE_POLICIES = {
+    "logs": [
+        {
+            "Effect": "Allow",
+            "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
+            "Resource": "GetAtt:CollectorLogGroup.Arn",
+        }
+    ],
+    "cloudwatch-read": [{"Effect": "Allow", "Action": "cloudwatch:GetMetricData", "Resource": "*"}],
+}
+VPC_ACTIONS = [
+    "ec2:CreateNetworkInterface",
+    "ec2:DescribeNetworkInterfaces",
+    "ec2:DescribeSubnets",
+    "ec2:DeleteNetworkInterface",
+    "ec2:AssignPrivateIpAddresses",
+    "ec2:UnassignPrivateIpAddresses",
+]
+
+
+def test_default_role_reads_metrics_and_writes_its_own_log_group_only(rendered):
+    assert _statements(_deployed(rendered)) == BASE_POLICIES
+
+
+def test_secret_read_is_limited_to_the_given_arns(rendered):
+    policies = _statements(_deployed(rendered, PgSecretArn=PG_ARN))
+    assert policies == {
+        **BASE_POLICIES,
+        "secrets-read": [
+            {"Effect": "Allow", "Action": "secretsmanager:GetSecretValue", "Resource": [PG_ARN]}
+        ],
+    }
+    both = _statements(_deployed(rendered, PgSecretArn=PG_ARN, MongoSecretArn=MONGO_ARN))
+    assert both["secrets-read"][0]["Resource"] == [PG_ARN, MONGO_ARN]
+    only_mongo = _statements(_deployed(rendered, MongoSecretArn=MONGO_ARN))
+    assert only_mongo["secrets-read"][0]["Resource"] == [MONGO_ARN]
+
+
+def test_kms_decrypt_only_for_a_given_key_and_only_through_secrets_manager(rendered):
+    policies = _statements(_deployed(rendered, PgSecretArn=PG_ARN, SecretsKmsKeyArn=KMS_ARN))
+    assert policies["secrets-decrypt"] == [
+        {
+            "Effect": "Allow",
+            "Action": "kms:Decrypt",
+            "Resource": KMS_ARN,
+            "Condition": {
+                "StringEquals": {"kms:ViaService": "secretsmanager.eu-west-1.amazonaws.com"}
+            },
+        }
+    ]
+
+
+def test_vpc_permissions_and_config_only_with_subnets(rendered):
+    plain = _deployed(rendered)
+    assert "VpcConfig" not in plain["CollectorFunction"]["Properties"]
+    assert "vpc-access" not in _statements(plain)
+
+    in_vpc = _deployed(rendered, SubnetIds="subnet-1,subnet-2", SecurityGroupIds="sg-1")
+    assert in_vpc["CollectorFunction"]["Properties"]["VpcConfig"] == {
+        "SubnetIds": ["subnet-1", "subnet-2"],
+        "SecurityGroupIds": ["sg-1"],
+    }
+    assert _statements(in_vpc)["vpc-access"] == [
+        {"Effect": "Allow", "Action": VPC_ACTIONS, "Resource": "*"}
+    ]
+
+
+def test_no_wildcard_action_in_any_configuration(rendered):
+    everything = _deployed(
+        rendered,
+        PgSecretArn=PG_ARN,
+        MongoSecretArn=MONGO_ARN,
+        SecretsKmsKeyArn=KMS_ARN,
+        SubnetIds="subnet-1",
+        SecurityGroupIds="sg-1",
+    )
+    for name, resource in everything.items():
+        if resource["Type"] != "AWS::IAM::Role":
+            continue
+        for policy in resource["Properties"]["Policies"]:
+            for statement in policy["PolicyDocument"]["Statement"]:
+                actions = statement["Action"]
+                for action in [actions] if isinstance(actions, str) else actions:
+                    assert "*" not in action, (name, action)
+
+
+def test_schedule_is_parameterised_and_never_retries(rendered):
+    (schedule,) = (
+        r for r in rendered["Resources"].values() if r["Type"] == "AWS::Scheduler::Schedule"
+    )
+    assert "Name" not in schedule["Properties"]  # OmitName: two stacks may share an account
+    every_minute = _deployed(rendered)["CollectorFunctionSchedule"]["Properties"]
+    assert every_minute["ScheduleExpression"] == "rate(1 minute)"
+    assert every_minute["State"] == "ENABLED"
+    assert every_minute["Target"]["Arn"] == "GetAtt:CollectorFunction.Arn"
+    assert every_minute["Target"]["RetryPolicy"] == {
+        "MaximumRetryAttempts": 0,
+        "MaximumEventAgeInSeconds": 60,
+    }
+    five = _deployed(rendered, ScheduleMinutes="5", ScheduleState="DISABLED")
+    assert five["CollectorFunctionSchedule"]["Properties"]["ScheduleExpression"] == (
+        "rate(5 minutes)"
+    )
+    assert five["CollectorFunctionSchedule"]["Properties"]["State"] == "DISABLED"
+    # Lambda's own retries of asynchronous invocations are off too.
+    invoke = _deployed(rendered)["CollectorFunctionEventInvokeConfig"]["Properties"]
+    assert (invoke["MaximumRetryAttempts"], invoke["MaximumEventAgeInSeconds"]) == (0, 60)
+
+
+def test_timeout_stays_below_the_shortest_schedule_interval(rendered):
+    timeout = rendered["Parameters"]["FunctionTimeout"]
+    minutes = rendered["Parameters"]["ScheduleMinutes"]
+    assert timeout["MaxValue"] < 60 * minutes["MinValue"]
+    assert timeout["Default"] <= timeout["MaxValue"]
+    function = _deployed(rendered, FunctionTimeout="45", MemorySize="512")["CollectorFunction"]
+    assert (function["Properties"]["Timeout"], function["Properties"]["MemorySize"]) == (
+        "45",
+        "512",
+    )
+
+
+def test_function_runs_python312_with_the_ca_layer_and_its_own_log_group(rendered):
+    resources = _deployed(rendered)
+    function = resources["CollectorFunction"]["Properties"]
+    (layer_id,) = (k for k, r in resources.items() if r["Type"] == "AWS::Lambda::LayerVersion")
+    assert function["Layers"] == [f"Ref:{layer_id}"]
+    assert resources[layer_id]["Properties"]["LayerName"] == "mm-ca-bundle"
+    assert function["Runtime"] == "python3.12"
+    assert function["Handler"] == "app.lambda_handler"
+    assert function["LoggingConfig"] == {"LogGroup": "Ref:CollectorLogGroup", "LogFormat": "Text"}
+    assert resources["CollectorFunction"]["Metadata"] == {"BuildMethod": "makefile"}
+
+
+def test_every_spec_variable_is_a_parameter_and_secrets_are_hidden(rendered):
+    variables = rendered["Resources"]["CollectorFunction"]["Properties"]["Environment"]["Variables"]
+    assert SPEC_VARIABLES - set(variables) == set()
+    assert not NOT_IN_LAMBDA & set(variables)
+    parameter_of = {name: value["Ref"] for name, value in variables.items() if "Ref" in value}
+    hidden = {name for name, spec in rendered["Parameters"].items() if spec.get("NoEcho")}
+    assert {name for name, param in parameter_of.items() if param in hidden} == {
+        "PG_PWD",
+        "PUSHGATEWAY_PASSWORD",
+        "MONGO_INFO",
+    }
+    assert {"PG_SECRET_ARN", "MONGO_SECRET_ARN", "METRICS_SINK"} <= set(variables)
+    assert "POWERTOOLS_METRICS_NAMESPACE" in variables
+
+
+def test_errors_alarm_watches_the_function_and_notifies_the_optional_topic(rendered):
+    topic = "arn:aws:sns:eu-west-1:123456789012:oncall"
+    quiet = _deployed(rendered)["CollectorErrorsAlarm"]["Properties"]
+    assert "AlarmActions" not in quiet
+    alarm = _deployed(rendered, AlarmTopicArn=topic)["CollectorErrorsAlarm"]["Properties"]
+    assert (alarm["Namespace"], alarm["MetricName"], alarm["Statistic"]) == (
+        "AWS/Lambda",
+        "Errors",
+        "Sum",
+    )
+    assert alarm["Dimensions"] == [{"Name": "FunctionName", "Value": "Ref:CollectorFunction"}]
+    assert (alarm["Threshold"], alarm["ComparisonOperator"]) == (
+        1,
+        "GreaterThanOrEqualToThreshold",
+    )
+    assert alarm["AlarmActions"] == [topic]
