@@ -268,7 +268,7 @@ class ElastiCacheId:
 
 @dataclass(frozen=True)
 class CloudWatchSettings:
-    region: str
+    region: str | None
     # boto3's own override variables (AWS_ENDPOINT_URL_CLOUDWATCH, AWS_ENDPOINT_URL), read
     # from the same mapping as everything else: a local stand-in outside Lambda.
     endpoint_url: str | None
@@ -360,24 +360,8 @@ def _load_cloudwatch(env: EnvReader) -> CloudWatchSettings | None:
     rds = env.has("AWS_RDS_INSTANCE_ID") and any(env.has(name) for name in _PG_VARIABLES)
     docdb_instances, docdb_clusters = _mongo_ids(env)
     elasticache = _elasticache_ids(env)
-    users = [
-        name
-        for name, used in (
-            ("AWS_RDS_INSTANCE_ID", rds),
-            ("AWS_MONGO_INSTANCE_INFO", env.has("AWS_MONGO_INSTANCE_INFO")),
-            ("AWS_ELASTICACHE_INSTANCE_INFO", env.has("AWS_ELASTICACHE_INSTANCE_INFO")),
-        )
-        if used
-    ]
-    if not users:
+    if not (rds or env.has("AWS_MONGO_INSTANCE_INFO") or env.has("AWS_ELASTICACHE_INSTANCE_INFO")):
         return None
-    region = env.text("AWS_REGION") or env.text("AWS_DEFAULT_REGION")
-    if region is None:
-        env.problem(
-            "AWS_REGION",
-            f"is required when CloudWatch metrics are configured ({', '.join(users)} set), "
-            "e.g. eu-west-1",
-        )
     endpoint_url = None
     for variable in ("AWS_ENDPOINT_URL_CLOUDWATCH", "AWS_ENDPOINT_URL"):
         endpoint_url = env.text(variable)
@@ -386,7 +370,8 @@ def _load_cloudwatch(env: EnvReader) -> CloudWatchSettings | None:
                 env.problem(variable, f"expected an http:// or https:// URL, got {endpoint_url!r}")
             break
     return CloudWatchSettings(
-        region=region or "",
+        # Lambda always sets AWS_REGION; elsewhere boto3's chain (profile) may supply it.
+        region=env.text("AWS_REGION") or env.text("AWS_DEFAULT_REGION"),
         endpoint_url=endpoint_url,
         lookback_seconds=env.integer("CLOUDWATCH_LOOKBACK_SECONDS", 900, 300, 86400),
         end_delay_seconds=env.integer("CLOUDWATCH_END_DELAY_SECONDS", 60, 0, 900),

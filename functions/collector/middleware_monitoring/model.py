@@ -34,6 +34,20 @@ class Source(Protocol):
     def collect(self) -> Iterator[Metric]: ...
 
 
+class Prefetch(Protocol):
+    """Work done once per pass for many targets' sources, e.g. one batched CloudWatch call
+    instead of one per target. The runner calls ``start`` before any source runs (it must
+    return at once, doing its work in the background, and never raise); the sources that
+    need it wait for it themselves, at most until ``deadline`` (a ``time.monotonic()``
+    value). ``families`` gives its pass-wide self-metrics once the targets are done."""
+
+    name: str
+
+    def start(self, deadline: float) -> None: ...
+
+    def families(self) -> Iterator[Metric]: ...
+
+
 @dataclass
 class Target:
     """A monitored thing; its name is the ``instance`` of every series it produces."""

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from typing import Final
 
 from prometheus_client import Metric
 
 from .health import health_families, pass_families
-from .model import PassResult, SourceFailure, SourceOutcome, Target, TargetResult
+from .model import PassResult, Prefetch, SourceFailure, SourceOutcome, Target, TargetResult
 
 logger = logging.getLogger(__name__)
 
@@ -69,12 +70,28 @@ def _timed_out(target: Target) -> TargetResult:
     return TargetResult(target.name, list(health_families(outcomes, target.last_success)), outcomes)
 
 
+def _prefetch_families(prefetch: Prefetch) -> list[Metric]:
+    try:
+        return list(prefetch.families())
+    except Exception:  # its self-metrics are not worth the pass
+        logger.exception("prefetch self-metrics failed", extra={"prefetch": prefetch.name})
+        return []
+
+
 def run_pass(
-    targets: list[Target], *, deadline: float, max_workers: int, collector_instance: str
+    targets: list[Target],
+    *,
+    deadline: float,
+    max_workers: int,
+    collector_instance: str,
+    prefetches: Sequence[Prefetch] = (),
 ) -> PassResult:
     """Collect every target; ``deadline`` is a ``time.monotonic()`` value after which
-    unfinished targets are reported down instead of waited for."""
+    unfinished targets are reported down instead of waited for. ``prefetches`` start first
+    and run alongside the targets (e.g. one CloudWatch batch that several targets read)."""
     started = time.monotonic()
+    for prefetch in prefetches:
+        prefetch.start(deadline)
     pool = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="collect")
     futures: dict[Future[TargetResult], Target] = {
         pool.submit(collect_target, t): t for t in targets
@@ -96,7 +113,8 @@ def run_pass(
     ordered = [results[target.name] for target in targets]
     duration = time.monotonic() - started
     up = sum(1 for result in ordered if result.up)
-    collector = TargetResult(
-        collector_instance, list(pass_families(duration, up, len(ordered) - up)), []
-    )
+    pass_wide = list(pass_families(duration, up, len(ordered) - up))
+    for prefetch in prefetches:
+        pass_wide.extend(_prefetch_families(prefetch))
+    collector = TargetResult(collector_instance, pass_wide, [])
     return PassResult(ordered, duration, collector)

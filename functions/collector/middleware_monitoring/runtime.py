@@ -6,26 +6,57 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from .cloudwatch import CloudWatchBatch, declarations
 from .config import Settings, load_settings
-from .model import PassResult, Target
+from .model import PassResult, Prefetch, Source, Target
 from .postgres.source import PostgresSource
 from .runner import run_pass
 from .sinks import PushgatewaySink, Sink, StdoutSink, push_worst_case_seconds
 
 
-def build_targets(settings: Settings) -> list[Target]:
+def build_targets(settings: Settings, cloudwatch: CloudWatchBatch | None = None) -> list[Target]:
+    """``cloudwatch`` is the pass's CloudWatch batch; without it no CloudWatch source is made."""
     targets: list[Target] = []
     if settings.postgres is not None:
-        targets.append(Target(settings.postgres.target_name, [PostgresSource(settings.postgres)]))
+        pg_sources: list[Source] = [PostgresSource(settings.postgres)]
+        if cloudwatch is not None and settings.postgres.rds_id:
+            pg_sources.append(
+                cloudwatch.source(
+                    declarations.rds(settings.postgres.rds_id, settings.postgres.rds_type)
+                )
+            )
+        targets.append(Target(settings.postgres.target_name, pg_sources))
     if settings.docdb:
         # Imported here: pymongo costs ~65 ms of cold start, paid only when DocumentDB is used.
         from .docdb.source import DocumentDBSource
 
         for docdb in settings.docdb:
             targets.append(Target(docdb.target_name, [DocumentDBSource(docdb)]))
+    if cloudwatch is not None:
+        targets.extend(cloudwatch_targets(settings, cloudwatch))
     return targets
+
+
+def cloudwatch_targets(settings: Settings, cloudwatch: CloudWatchBatch) -> list[Target]:
+    """One target per DocumentDB / ElastiCache id; the kind prefix keeps a DocumentDB
+    instance and cluster of the same name (a common naming) in separate groups."""
+    config = settings.cloudwatch
+    if config is None:
+        return []
+    made = [
+        *((f"docdb:{i}", declarations.docdb_instance(i)) for i in config.docdb_instances),
+        *((f"docdb-cluster:{i}", declarations.docdb_cluster(i)) for i in config.docdb_clusters),
+        *(
+            (
+                f"elasticache:{e.cluster}" + (f":{e.node}" if e.node else ""),
+                declarations.elasticache(e.cluster, e.node),
+            )
+            for e in config.elasticache
+        ),
+    ]
+    return [Target(name, [cloudwatch.source(declared)]) for name, declared in made]
 
 
 def build_sink(settings: Settings) -> Sink:
@@ -36,11 +67,16 @@ def build_sink(settings: Settings) -> Sink:
 class Runtime:
     settings: Settings
     targets: list[Target]
+    # Per-pass work shared by several targets (the CloudWatch batch).
+    prefetches: list[Prefetch] = field(default_factory=list)
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str]) -> Runtime:
         settings = load_settings(environ)
-        return cls(settings, build_targets(settings))
+        cloudwatch = CloudWatchBatch(settings.cloudwatch) if settings.cloudwatch else None
+        return cls(
+            settings, build_targets(settings, cloudwatch), [cloudwatch] if cloudwatch else []
+        )
 
     def collect(self, budget_seconds: float) -> PassResult:
         return run_pass(
@@ -48,6 +84,7 @@ class Runtime:
             deadline=time.monotonic() + budget_seconds,
             max_workers=self.settings.max_workers,
             collector_instance=self.settings.collector_instance,
+            prefetches=self.prefetches,
         )
 
     def push_reserve_seconds(self) -> float:

@@ -1,0 +1,34 @@
+"""The one CloudWatch client of a function instance."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Literal
+
+from ..config import CloudWatchSettings
+
+if TYPE_CHECKING:
+    from mypy_boto3_cloudwatch import CloudWatchClient
+
+
+def make_client(settings: CloudWatchSettings) -> CloudWatchClient:
+    """Credentials come from boto3's usual chain (the execution role in Lambda). botocore's
+    standard/adaptive retry modes back off on throttling; ``max_attempts`` counts the first
+    try too. Deferred imports: boto3 costs ~125 ms of cold start, paid only when used."""
+    import boto3
+    from botocore.config import Config
+
+    mode: Literal["standard", "adaptive"] = (
+        "adaptive" if settings.retry_mode == "adaptive" else "standard"
+    )
+    config = Config(
+        region_name=settings.region,
+        connect_timeout=settings.connect_timeout_seconds,
+        read_timeout=settings.read_timeout_seconds,
+        retries={"mode": mode, "total_max_attempts": settings.max_attempts},
+        # Calls of a pass run one after another.
+        max_pool_connections=1,
+    )
+    # A session of its own: boto3's default session is not safe to share between threads.
+    return boto3.session.Session().client(
+        "cloudwatch", config=config, endpoint_url=settings.endpoint_url
+    )

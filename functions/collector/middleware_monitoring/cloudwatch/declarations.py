@@ -1,0 +1,211 @@
+"""What the collector asks CloudWatch for: one typed declaration per series.
+
+A ``Stat`` is the CloudWatch side (namespace, metric, dimensions, statistic, period) and is
+what gets fetched and billed; a ``Declaration`` adds how its value is exported (series name,
+help text, labels). Two declarations with the same ``Stat`` cost one query.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Final
+
+RDS: Final = "AWS/RDS"
+DOCDB: Final = "AWS/DocDB"
+ELASTICACHE: Final = "AWS/ElastiCache"
+
+# AWS publishes most of these once a minute; the cluster-volume metrics every 5 minutes.
+MINUTE: Final = 60
+FIVE_MINUTES: Final = 300
+
+
+@dataclass(frozen=True)
+class Stat:
+    namespace: str
+    metric: str
+    dimensions: tuple[tuple[str, str], ...]
+    statistic: str
+    period: int
+
+    def describe(self) -> str:
+        """For logs and error details: ``AWS/RDS CPUUtilization{DBInstanceIdentifier=db1}``."""
+        dims = ",".join(f"{name}={value}" for name, value in self.dimensions)
+        return f"{self.namespace} {self.metric}{{{dims}}}"
+
+
+@dataclass(frozen=True)
+class Declaration:
+    stat: Stat
+    output: str
+    documentation: str
+    labels: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True)
+class Series:
+    """One row of the catalogue below: a CloudWatch metric and the series it feeds."""
+
+    output: str
+    metric: str
+    statistic: str
+    period: int
+    documentation: str
+
+
+# SPEC 3.3. FreeStorageSpace exists for RDS instances only; Aurora has a cluster volume.
+RDS_INSTANCE_SERIES: Final = (
+    Series("pg_storage_disk_space", "FreeStorageSpace", "Average", MINUTE, "Free storage, bytes."),
+    Series("pg_cpu_utilization", "CPUUtilization", "Average", MINUTE, "CPU utilization, percent."),
+    Series(
+        "pg_memory_utilization",
+        "FreeableMemory",
+        "Average",
+        MINUTE,
+        "Freeable memory, bytes (the name is historical: the value is free memory).",
+    ),
+    Series(
+        "pg_network_throughput",
+        "NetworkTransmitThroughput",
+        "Average",
+        MINUTE,
+        "Outgoing network traffic, bytes per second.",
+    ),
+    Series("pg_read_iops", "ReadIOPS", "Average", MINUTE, "Disk read operations per second."),
+)
+AURORA_CLUSTER_SERIES: Final = (
+    *RDS_INSTANCE_SERIES[1:],
+    Series(
+        "pg_volume_bytes_used",
+        "VolumeBytesUsed",
+        "Average",
+        FIVE_MINUTES,
+        "Aurora cluster volume used, bytes.",
+    ),
+)
+
+# SPEC 3.5, label DocDB = the id.
+DOCDB_INSTANCE_SERIES: Final = (
+    Series("mongo_cpu_utilization", "CPUUtilization", "Average", MINUTE, "CPU utilization, %."),
+    Series("mongo_freeable_memory", "FreeableMemory", "Average", MINUTE, "Freeable memory, bytes."),
+    Series(
+        "mongo_network_throughput",
+        "NetworkThroughput",
+        "Average",
+        MINUTE,
+        "Network traffic in and out, bytes per second.",
+    ),
+    Series("mongo_read_latency", "ReadLatency", "Average", MINUTE, "Disk read latency, seconds."),
+    Series(
+        "mongo_write_latency", "WriteLatency", "Average", MINUTE, "Disk write latency, seconds."
+    ),
+)
+DOCDB_CLUSTER_SERIES: Final = (
+    Series(
+        "mongo_volume_bytesused",
+        "VolumeBytesUsed",
+        "Average",
+        FIVE_MINUTES,
+        "Cluster volume used, bytes.",
+    ),
+    Series(
+        "mongo_volume_readiops",
+        "VolumeReadIOPs",
+        "Average",
+        FIVE_MINUTES,
+        "Billed read I/O operations on the cluster volume per 5 minutes.",
+    ),
+    # The misspelt name is what existing dashboards query.
+    Series(
+        "mongo_volume_wriateiops",
+        "VolumeWriteIOPs",
+        "Average",
+        FIVE_MINUTES,
+        "Billed write I/O operations on the cluster volume per 5 minutes.",
+    ),
+)
+
+# SPEC 3.6, label ElastiCache = the id. These count packets shaped or dropped in a minute,
+# hence Sum. The older exporter exported the In metric under the Out name: each name
+# below is paired with its own metric, and a regression test holds that.
+ELASTICACHE_SERIES: Final = (
+    Series(
+        "redis_network_bandwidth_inallowance_exceeded",
+        "NetworkBandwidthInAllowanceExceeded",
+        "Sum",
+        MINUTE,
+        "Packets shaped because inbound bandwidth exceeded the instance's allowance.",
+    ),
+    Series(
+        "redis_network_bandwidthOut_allowance_exceeded",
+        "NetworkBandwidthOutAllowanceExceeded",
+        "Sum",
+        MINUTE,
+        "Packets shaped because outbound bandwidth exceeded the instance's allowance.",
+    ),
+    Series(
+        "redis_network_conntrack_allowance_exceeded",
+        "NetworkConntrackAllowanceExceeded",
+        "Sum",
+        MINUTE,
+        "Packets shaped because connection tracking exceeded the instance's allowance.",
+    ),
+    Series(
+        "redis_network_packetsPerSecond_allowance_exceeded",
+        "NetworkPacketsPerSecondAllowanceExceeded",
+        "Sum",
+        MINUTE,
+        "Packets shaped because packets per second exceeded the instance's allowance.",
+    ),
+)
+
+
+def _declare(
+    namespace: str,
+    dimensions: tuple[tuple[str, str], ...],
+    catalogue: tuple[Series, ...],
+    labels: tuple[tuple[str, str], ...] = (),
+) -> list[Declaration]:
+    return [
+        Declaration(
+            Stat(namespace, s.metric, dimensions, s.statistic, s.period),
+            s.output,
+            s.documentation,
+            labels,
+        )
+        for s in catalogue
+    ]
+
+
+def rds(identifier: str, rds_type: str) -> list[Declaration]:
+    """``rds_type`` is the dimension name: DBInstanceIdentifier or DBClusterIdentifier."""
+    catalogue = AURORA_CLUSTER_SERIES if rds_type == "DBClusterIdentifier" else RDS_INSTANCE_SERIES
+    return _declare(RDS, ((rds_type, identifier),), catalogue)
+
+
+def docdb_instance(identifier: str) -> list[Declaration]:
+    return _declare(
+        DOCDB,
+        (("DBInstanceIdentifier", identifier),),
+        DOCDB_INSTANCE_SERIES,
+        (("DocDB", identifier),),
+    )
+
+
+def docdb_cluster(identifier: str) -> list[Declaration]:
+    return _declare(
+        DOCDB,
+        (("DBClusterIdentifier", identifier),),
+        DOCDB_CLUSTER_SERIES,
+        (("DocDB", identifier),),
+    )
+
+
+def elasticache(cluster: str, node: str | None = None) -> list[Declaration]:
+    """Per node when ``node`` is given (CloudWatch also publishes CacheClusterId+CacheNodeId);
+    the node then becomes a ``CacheNodeId`` label so two nodes of one cluster stay apart."""
+    dimensions: tuple[tuple[str, str], ...] = (("CacheClusterId", cluster),)
+    labels: tuple[tuple[str, str], ...] = (("ElastiCache", cluster),)
+    if node is not None:
+        dimensions += (("CacheNodeId", node),)
+        labels += (("CacheNodeId", node),)
+    return _declare(ELASTICACHE, dimensions, ELASTICACHE_SERIES, labels)

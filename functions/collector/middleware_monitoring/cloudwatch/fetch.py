@@ -1,0 +1,239 @@
+"""Planning and running the GetMetricData calls of one pass.
+
+Every declared statistic of every target goes into as few calls as the API allows (500
+queries each); pages (NextToken) are followed; for each query the newest datapoint in the
+window wins, whatever order CloudWatch returns them in. A query without a datapoint is
+*missing* (absent this pass, counted), never 0. A call that fails costs only the queries of
+that call that had no value yet.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Final
+
+from .declarations import Stat
+
+if TYPE_CHECKING:
+    from mypy_boto3_cloudwatch import CloudWatchClient
+    from mypy_boto3_cloudwatch.type_defs import MetricDataQueryTypeDef
+
+logger = logging.getLogger(__name__)
+
+MAX_QUERIES_PER_CALL: Final = 500  # the GetMetricData limit
+
+_THROTTLING: Final = frozenset(
+    {"Throttling", "ThrottlingException", "RequestLimitExceeded", "TooManyRequestsException"}
+)
+_AUTH: Final = frozenset(
+    {
+        "AccessDenied",
+        "AccessDeniedException",
+        "UnrecognizedClientException",
+        "InvalidClientTokenId",
+        "ExpiredToken",
+        "ExpiredTokenException",
+        "SignatureDoesNotMatch",
+        "MissingAuthenticationToken",
+        "IncompleteSignature",
+    }
+)
+
+
+@dataclass(frozen=True)
+class Window:
+    """The time range asked for, Unix seconds, end exclusive."""
+
+    start: int
+    end: int
+
+
+def window(now: float, *, lookback: int, end_delay: int, periods: Iterable[int]) -> Window:
+    """The end is aligned down to the finest period after the delay, so the newest bucket is
+    a whole minute that ended at least ``end_delay`` seconds ago; the start is aligned to the
+    coarsest period, so 5-minute buckets match the ones AWS publishes."""
+    periods = list(periods) or [60]
+    finest, coarsest = min(periods), max(periods)
+    end = int(now - end_delay) // finest * finest
+    start = (end - lookback) // coarsest * coarsest
+    return Window(start, end)
+
+
+@dataclass(frozen=True)
+class QueryFailure:
+    reason: str
+    detail: str
+
+
+@dataclass
+class FetchResult:
+    """What one pass got. Filled while the calls run, so a pass cut short by its deadline
+    still reports the calls it made."""
+
+    stats: list[Stat]
+    values: dict[Stat, float] = field(default_factory=dict)
+    failures: dict[Stat, QueryFailure] = field(default_factory=dict)
+    calls: int = 0
+    requested: int = 0
+
+    def missing(self) -> list[Stat]:
+        return [s for s in self.stats if s not in self.values and s not in self.failures]
+
+    def fail_unanswered(self, stats: Iterable[Stat], failure: QueryFailure) -> None:
+        for stat in stats:
+            if stat not in self.values:
+                self.failures.setdefault(stat, failure)
+
+
+def plan(stats: Iterable[Stat]) -> list[list[Stat]]:
+    """Distinct statistics, in declaration order, in calls of at most 500 queries."""
+    unique = list(dict.fromkeys(stats))
+    return [
+        unique[i : i + MAX_QUERIES_PER_CALL] for i in range(0, len(unique), MAX_QUERIES_PER_CALL)
+    ]
+
+
+def queries(chunk: Sequence[Stat]) -> list[MetricDataQueryTypeDef]:
+    """Ids are positions (q0, q1, ...): CloudWatch wants them to start with a lower-case
+    letter and be unique per call, and ids must not carry user text."""
+    return [
+        {
+            "Id": f"q{i}",
+            "MetricStat": {
+                "Metric": {
+                    "Namespace": stat.namespace,
+                    "MetricName": stat.metric,
+                    "Dimensions": [{"Name": n, "Value": v} for n, v in stat.dimensions],
+                },
+                "Period": stat.period,
+                "Stat": stat.statistic,
+            },
+            "ReturnData": True,
+        }
+        for i, stat in enumerate(chunk)
+    ]
+
+
+def classify(exc: BaseException) -> QueryFailure:
+    """A failed call as a reason token and a sentence without secrets."""
+    from botocore.exceptions import (
+        ClientError,
+        ConnectTimeoutError,
+        EndpointConnectionError,
+        NoCredentialsError,
+        NoRegionError,
+        ReadTimeoutError,
+    )
+
+    if isinstance(exc, ClientError):
+        error = exc.response.get("Error", {})
+        code = str(error.get("Code", "Unknown"))
+        message = str(error.get("Message", "")).strip()
+        attempts = int(exc.response.get("ResponseMetadata", {}).get("RetryAttempts", 0)) + 1
+        if code in _THROTTLING:
+            reason = "throttled"
+        elif code in _AUTH:
+            reason = "auth_failed"
+        else:
+            reason = "cloudwatch_error"
+        tries = f" after {attempts} attempts" if attempts > 1 else ""
+        return QueryFailure(reason, f"GetMetricData failed{tries}: {code}: {message}".rstrip(": "))
+    if isinstance(exc, ConnectTimeoutError | ReadTimeoutError):
+        return QueryFailure("timeout", f"GetMetricData timed out: {exc}")
+    if isinstance(exc, EndpointConnectionError):
+        return QueryFailure("unreachable", f"CloudWatch is unreachable: {exc}")
+    if isinstance(exc, NoCredentialsError):
+        return QueryFailure(
+            "auth_failed",
+            "no AWS credentials found (execution role in Lambda, the usual chain elsewhere)",
+        )
+    if isinstance(exc, NoRegionError):
+        return QueryFailure("no_region", "no AWS region: set AWS_REGION (e.g. eu-west-1)")
+    return QueryFailure("error", f"GetMetricData failed: {type(exc).__name__}: {exc}")
+
+
+def _utc(seconds: int) -> dt.datetime:
+    return dt.datetime.fromtimestamp(seconds, dt.UTC)
+
+
+def fetch(
+    client: CloudWatchClient,
+    stats: Sequence[Stat],
+    span: Window,
+    *,
+    deadline: float,
+    result: FetchResult | None = None,
+    monotonic: Callable[[], float] = time.monotonic,
+) -> FetchResult:
+    """Run every call of the plan; never raises for CloudWatch's sake (failures are
+    recorded per query in the result)."""
+    result = result if result is not None else FetchResult(list(stats))
+    for chunk in plan(stats):
+        _fetch_call(client, chunk, span, deadline, result, monotonic)
+    return result
+
+
+def _fetch_call(
+    client: CloudWatchClient,
+    chunk: list[Stat],
+    span: Window,
+    deadline: float,
+    result: FetchResult,
+    monotonic: Callable[[], float],
+) -> None:
+    by_id = {f"q{i}": stat for i, stat in enumerate(chunk)}
+    request: dict[str, Any] = {
+        "MetricDataQueries": queries(chunk),
+        "StartTime": _utc(span.start),
+        "EndTime": _utc(span.end),
+        # Newest first spreads the newest points over the first page; the code below does
+        # not rely on any order, though (the older exporter's Datapoints[0] bug).
+        "ScanBy": "TimestampDescending",
+    }
+    newest: dict[str, dt.datetime] = {}
+    while True:
+        if monotonic() >= deadline:
+            result.fail_unanswered(
+                chunk, QueryFailure("deadline", "not fetched before the pass deadline")
+            )
+            return
+        result.calls += 1
+        result.requested += len(chunk)
+        try:
+            response = client.get_metric_data(**request)
+        except Exception as exc:  # every failure of this call costs only this call's queries
+            failure = classify(exc)
+            logger.warning(
+                "GetMetricData call failed",
+                extra={"reason": failure.reason, "detail": failure.detail, "queries": len(chunk)},
+            )
+            result.fail_unanswered(chunk, failure)
+            return
+        for item in response.get("MetricDataResults", []):
+            stat = by_id.get(item.get("Id", ""))
+            if stat is None:
+                continue
+            for timestamp, value in zip(
+                item.get("Timestamps", []), item.get("Values", []), strict=False
+            ):
+                if item["Id"] not in newest or timestamp > newest[item["Id"]]:
+                    newest[item["Id"]] = timestamp
+                    result.values[stat] = float(value)
+                    result.failures.pop(stat, None)
+            status = item.get("StatusCode", "Complete")
+            if status in ("InternalError", "Forbidden") and stat not in result.values:
+                messages = "; ".join(
+                    f"{m.get('Code', '')}: {m.get('Value', '')}" for m in item.get("Messages", [])
+                )
+                reason = "auth_failed" if status == "Forbidden" else "cloudwatch_error"
+                result.failures[stat] = QueryFailure(
+                    reason, f"{stat.describe()}: {status}" + (f" ({messages})" if messages else "")
+                )
+        token = response.get("NextToken")
+        if not token:
+            return
+        request["NextToken"] = token
