@@ -319,6 +319,8 @@ class DocDBServer:
         self.status_error = status_error
         self.port = 0
         self.status_requests = 0
+        # Every command name received, in order: what the collector asks of a server.
+        self.commands: list[str] = []
         self._mock: _TlsMockupDB | None = None
         self._started = time.time()
 
@@ -402,6 +404,7 @@ class DocDBServer:
     def _respond(self, request: Any) -> bool:
         name = (request.command_name or "").lower()
         doc = request.doc
+        self.commands.append(request.command_name or "")
         if name in ("ismaster", "hello"):
             request.reply(self._hello())
         elif name == "saslstart" and self.scram is not None:
