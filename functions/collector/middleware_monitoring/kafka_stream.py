@@ -92,18 +92,24 @@ def statement_messages(result: PassResult, env_name: str, timestamp: float) -> l
 
 
 def _reason(exc: BaseException) -> str:
-    from kafka.errors import KafkaError, KafkaTimeoutError, NoBrokersAvailable
+    from kafka.errors import KafkaConnectionError, KafkaError, KafkaTimeoutError
 
-    if isinstance(exc, NoBrokersAvailable):
+    if isinstance(exc, KafkaConnectionError):
         return "unreachable"
     if isinstance(exc, KafkaTimeoutError):
-        # Bootstrap and metadata waits end in a timeout when no broker answers at all.
+        # kafka-python ends a bootstrap that reached no broker at all in a timeout.
         return "unreachable" if "bootstrap" in str(exc).lower() else "timeout"
     if isinstance(exc, KafkaError):
         return "kafka_error"
     if isinstance(exc, TimeoutError):
         return "timeout"
     return "error"
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc)
+    # kafka-python's errors already start with their class name.
+    return text if text.startswith(type(exc).__name__) else f"{type(exc).__name__}: {text}"
 
 
 class QueryStream:
@@ -141,18 +147,26 @@ class QueryStream:
                 request_timeout_ms=timeout_ms,
                 delivery_timeout_ms=2 * timeout_ms,
                 reconnect_backoff_max_ms=1000,
-                key_serializer=str.encode,
-                value_serializer=lambda value: json.dumps(value, ensure_ascii=False).encode(),
             )
         return self._producer
 
     def _drop_producer(self) -> None:
         producer, self._producer = self._producer, None
-        if producer is not None:
-            try:
-                producer.close(timeout=0)
-            except Exception:  # already broken; it is being thrown away
-                logger.debug("closing the Kafka producer failed", exc_info=True)
+        if producer is None:
+            return
+        try:
+            # kafka-python 3.0 flushes inside close() and, when that flush times out, gives up
+            # before stopping its I/O thread (which then blocks again in __del__). Failing the
+            # buffered batches first lets close(timeout=0) finish at once.
+            sender = getattr(producer, "_sender", None)
+            if sender is not None:
+                sender.force_close()
+            accumulator = getattr(producer, "_accumulator", None)
+            if accumulator is not None:
+                accumulator.abort_incomplete_batches()
+            producer.close(timeout=0)
+        except Exception:  # already broken; it is being thrown away
+            logger.debug("closing the Kafka producer failed", exc_info=True)
 
     def send(self, result: PassResult) -> SourceOutcome:
         """Send the pass's statements; never raises, returns how it went."""
@@ -165,8 +179,8 @@ class QueryStream:
                 futures.append(
                     producer.send(
                         self.settings.topic,
-                        key=f"{message['target']}/{message['queryid']}",
-                        value=message,
+                        key=f"{message['target']}/{message['queryid']}".encode(),
+                        value=json.dumps(message, ensure_ascii=False).encode(),
                     )
                 )
             remaining = self.settings.timeout_seconds - (time.monotonic() - started)
@@ -185,7 +199,7 @@ class QueryStream:
             detail = (
                 f"{len(messages) - sent} of {len(messages)} statement messages not delivered "
                 f"to {','.join(self.settings.bootstrap_servers)} topic {self.settings.topic}: "
-                f"{type(exc).__name__}: {exc}"
+                f"{_describe(exc)}"
             )
             logger.warning(
                 "query stream down",
