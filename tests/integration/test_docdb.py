@@ -19,9 +19,10 @@ from middleware_monitoring.config import DocDBSettings, load_settings
 from middleware_monitoring.docdb.source import DocumentDBSource
 from middleware_monitoring.model import PassResult, Target, TargetResult
 from middleware_monitoring.runner import run_pass
-from middleware_monitoring.runtime import Runtime
+from middleware_monitoring.runtime import Runtime, build_sink
 from tests.standins._process import free_port
 from tests.standins.docdb import DocDBServer, Nx27017Server, TlsFiles, make_tls_files
+from tests.standins.pushgateway import Pushgateway
 
 PASSWORD = "Pa55:w/rd@docdb%+"
 USER = "monitor"
@@ -387,3 +388,31 @@ def test_nx_27017_restarted_between_passes(nx: Nx27017Server) -> None:
         assert health(result) == UP
     finally:
         source.close()
+
+
+def test_pushed_to_a_real_pushgateway_under_the_target_name(
+    docdb: DocDBServer, clean_pushgateway: Pushgateway
+) -> None:
+    info = docdb.mongo_info(user=USER, password=PASSWORD) | {"name": "docdb-prod"}
+    runtime = Runtime.from_environ(
+        {
+            "MONGO_INFO": json.dumps(info),
+            "PUSHGATEWAY_URL": clean_pushgateway.url,
+            "PUSHGATEWAY_JOB": "docdb-test",
+        }
+    )
+    try:
+        build_sink(runtime.settings).send(runtime.collect(budget_seconds=30))
+    finally:
+        for target in runtime.targets:
+            for source in target.sources:
+                assert isinstance(source, DocumentDBSource)
+                source.close()
+    pushed = {
+        key: value
+        for key, value in clean_pushgateway.samples("docdb-test", "docdb-prod").items()
+        if key[0].startswith("mongo_")
+    }
+    assert pushed == {
+        (name, frozenset(labels)): value for (name, labels), value in EXPECTED_DOCDB_VALUES.items()
+    }
