@@ -1,0 +1,312 @@
+"""What the Grafana dashboards may reference, and how to read them, for the dashboard tests.
+
+``EMITTED_METRICS`` is the one list of series names the product emits (with PostgreSQL,
+DocumentDB and CloudWatch configured). The static test holds every dashboard to it; the
+end-to-end test holds it to the names a real pass actually pushed, so the list cannot drift
+from the code in either direction. ``SPEC_METRICS`` is the contract (SPEC section 3): each
+must be on some panel.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+GRAFANA_DIR = ROOT / "grafana"
+DASHBOARD_DIR = GRAFANA_DIR / "dashboards"
+RULES_FILE = ROOT / "prometheus" / "middleware-monitoring.rules.yml"
+DASHBOARD_FILES = (
+    "postgresql.json",
+    "documentdb.json",
+    "elasticache.json",
+    "collector-health.json",
+)
+DATASOURCE_REF = {"type": "prometheus", "uid": "${datasource}"}
+
+SPEC_METRICS: dict[str, tuple[str, ...]] = {
+    "3.1 PostgreSQL by SQL": (
+        "pg_up",
+        "pg_database_size_bytes",
+        "pg_user_connection_count",
+        "pg_total_connections",
+        "pg_active_connections",
+        "pg_idle_connections",
+        "pg_uptime_seconds",
+        "pg_qps_all",
+        "pg_qps_read",
+        "pg_qps_write",
+        "pg_wait_session_sec",
+        "pg_wait_session_five_sec",
+    ),
+    "3.2 PostgreSQL statements": (
+        "pg_query_calls",
+        "pg_query_total_exec_time",
+        "pg_query_min_exec_time",
+        "pg_query_max_exec_time",
+        "pg_query_mean_exec_time",
+        "pg_query_blk_read_time",
+        "pg_query_blk_write_time",
+        "pg_query_rows",
+        "pg_query_hit_percent",
+    ),
+    "3.3 PostgreSQL from CloudWatch": (
+        "pg_storage_disk_space",
+        "pg_cpu_utilization",
+        "pg_memory_utilization",
+        "pg_network_throughput",
+        "pg_read_iops",
+    ),
+    "3.4 DocumentDB serverStatus": (
+        "mongo_up",
+        "mongo_version_info",
+        "mongo_uptime_seconds",
+        "mongo_current_connections",
+        "mongo_available_connections",
+        "mongo_totalCreated_connections",
+        "mongo_opcounters_insert",
+        "mongo_opcounters_query",
+        "mongo_opcounters_update",
+        "mongo_opcounters_delete",
+        "mongo_opcounters_getmore",
+        "mongo_opcounters_command",
+        "mongo_document_deleted",
+        "mongo_document_inserted",
+        "mongo_document_returned",
+        "mongo_document_updated",
+    ),
+    "3.5 DocumentDB from CloudWatch": (
+        "mongo_cpu_utilization",
+        "mongo_freeable_memory",
+        "mongo_network_throughput",
+        "mongo_read_latency",
+        "mongo_write_latency",
+        "mongo_volume_bytesused",
+        "mongo_volume_readiops",
+        "mongo_volume_wriateiops",
+    ),
+    "3.6 ElastiCache from CloudWatch": (
+        "redis_network_bandwidth_inallowance_exceeded",
+        "redis_network_bandwidthOut_allowance_exceeded",
+        "redis_network_conntrack_allowance_exceeded",
+        "redis_network_packetsPerSecond_allowance_exceeded",
+    ),
+    "3.8 Collector health": (
+        "middleware_collector_up",
+        "middleware_collector_duration_seconds",
+        "middleware_collector_failure",
+        "middleware_collector_last_success_timestamp_seconds",
+        "middleware_pass_duration_seconds",
+        "middleware_pass_targets",
+    ),
+}
+ALL_SPEC_METRICS = frozenset(name for names in SPEC_METRICS.values() for name in names)
+
+# Emitted beyond the contract's tables: the Aurora cluster volume (Aurora has no
+# FreeStorageSpace) and the CloudWatch batch's pass-wide self-metrics.
+EXTRA_METRICS = frozenset(
+    {
+        "pg_volume_bytes_used",
+        "middleware_cloudwatch_getmetricdata_calls",
+        "middleware_cloudwatch_metrics_requested",
+        "middleware_cloudwatch_metrics_missing",
+        "middleware_cloudwatch_metrics_failed",
+    }
+)
+EMITTED_METRICS = ALL_SPEC_METRICS | EXTRA_METRICS
+# Added by the Pushgateway to every pushed group; dashboards use push_time_seconds for staleness.
+PUSHGATEWAY_METRICS = frozenset({"push_time_seconds", "push_failure_time_seconds"})
+QUERYABLE_METRICS = EMITTED_METRICS | PUSHGATEWAY_METRICS
+
+# `promtool check metrics` findings on a full pass: the older exporter's names, kept so
+# existing dashboards and alerts keep working (README, "Metric names and promtool").
+PROMTOOL_ALLOWED_FINDINGS = frozenset(
+    {
+        ("pg_wait_session_sec", "metric names should not contain abbreviated units"),
+        ("pg_wait_session_five_sec", "metric names should not contain abbreviated units"),
+        (
+            "mongo_totalCreated_connections",
+            "metric names should be written in 'snake_case' not 'camelCase'",
+        ),
+        (
+            "redis_network_bandwidthOut_allowance_exceeded",
+            "metric names should be written in 'snake_case' not 'camelCase'",
+        ),
+        (
+            "redis_network_packetsPerSecond_allowance_exceeded",
+            "metric names should be written in 'snake_case' not 'camelCase'",
+        ),
+    }
+)
+
+# Grafana's own variables, replaced with concrete values when a query is evaluated.
+BUILTIN_VALUES = {"__rate_interval": "20s", "__interval": "15s", "__range": "5m"}
+
+
+def load_dashboard(name: str) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads((DASHBOARD_DIR / name).read_text())
+    return data
+
+
+def panels(dashboard: Mapping[str, Any]) -> Iterator[dict[str, Any]]:
+    """Every panel, rows' nested panels included, rows themselves left out."""
+    for panel in dashboard.get("panels", []):
+        if panel.get("type") == "row":
+            yield from panel.get("panels", [])
+        else:
+            yield panel
+
+
+@dataclass(frozen=True)
+class PanelQuery:
+    dashboard: str
+    panel: str
+    ref_id: str
+    expr: str
+    instant: bool
+
+    def __str__(self) -> str:
+        return f"{self.dashboard} / {self.panel} / {self.ref_id}: {self.expr}"
+
+
+def panel_queries(name: str) -> list[PanelQuery]:
+    dashboard = load_dashboard(name)
+    return [
+        PanelQuery(
+            name, panel["title"], target["refId"], target["expr"], bool(target.get("instant"))
+        )
+        for panel in panels(dashboard)
+        for target in panel.get("targets", [])
+    ]
+
+
+def variables(dashboard: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    return {v["name"]: v for v in dashboard.get("templating", {}).get("list", [])}
+
+
+def variable_query(variable: Mapping[str, Any]) -> str:
+    query = variable.get("query")
+    text = query.get("query", "") if isinstance(query, Mapping) else query
+    return str(text or "")
+
+
+_LABEL_VALUES = re.compile(r"^label_values\((?P<selector>.+),\s*(?P<label>[a-zA-Z_]\w*)\s*\)$")
+
+
+def parse_label_values(query: str) -> tuple[str, str]:
+    """``label_values(selector, label)`` -> (selector, label); anything else is an error."""
+    match = _LABEL_VALUES.match(query.strip())
+    if match is None:
+        raise ValueError(f"not a label_values(selector, label) query: {query!r}")
+    return match["selector"].strip(), match["label"]
+
+
+# --- PromQL: which metric names does an expression read? ------------------------------------
+
+_TOKEN = re.compile(
+    r"""
+    (?P<string>"(?:\\.|[^"\\])*"|'(?:\\.|[^'\\])*')
+    | (?P<variable>\$\{?\w+(?::\w+)?\}?)
+    | (?P<number>\d+(?:\.\d+)?(?:[eE][+-]?\d+)?[a-zA-Z]*)
+    | (?P<ident>[a-zA-Z_:][a-zA-Z0-9_:]*)
+    | (?P<op>=~|!~|!=|==|>=|<=|[-+*/%^<>=(){}\[\],])
+    | (?P<space>\s+)
+    """,
+    re.VERBOSE,
+)
+_KEYWORDS = frozenset(
+    {"and", "or", "unless", "by", "without", "on", "ignoring", "group_left", "group_right", "bool"}
+)
+_AGGREGATIONS = frozenset(
+    {"sum", "min", "max", "avg", "group", "stddev", "stdvar", "count", "count_values", "bottomk"}
+    | {"topk", "quantile", "limitk", "limit_ratio"}
+)
+_LABEL_LIST_KEYWORDS = frozenset({"by", "without", "on", "ignoring", "group_left", "group_right"})
+
+
+def _tokens(expr: str) -> list[tuple[str, str]]:
+    out: list[tuple[str, str]] = []
+    pos = 0
+    while pos < len(expr):
+        match = _TOKEN.match(expr, pos)
+        if match is None:
+            raise ValueError(f"cannot read PromQL at {expr[pos:]!r} in {expr!r}")
+        pos = match.end()
+        kind = match.lastgroup or ""
+        if kind != "space":
+            out.append((kind, match.group()))
+    return out
+
+
+def metric_names(expr: str) -> set[str]:
+    """Metric names an expression selects: bare names and ``{__name__=~"a|b"}`` matchers.
+
+    Function names, keywords, label names (inside ``{}`` and ``by (...)`` lists), durations
+    and Grafana variables are not metric names. A ``__name__`` regex must be a plain
+    alternation of names, so that it can be checked.
+    """
+    tokens = _tokens(expr)
+    names: set[str] = set()
+    brace = bracket = 0
+    label_list_depth: int | None = None
+    paren = 0
+    i = 0
+    while i < len(tokens):
+        kind, text = tokens[i]
+        following = tokens[i + 1][1] if i + 1 < len(tokens) else ""
+        if text == "{":
+            brace += 1
+        elif text == "}":
+            brace -= 1
+        elif text == "[":
+            bracket += 1
+        elif text == "]":
+            bracket -= 1
+        elif text == "(":
+            paren += 1
+        elif text == ")":
+            paren -= 1
+            if label_list_depth is not None and paren < label_list_depth:
+                label_list_depth = None
+        elif kind == "ident" and brace:
+            if text == "__name__" and i + 2 < len(tokens) and tokens[i + 2][0] == "string":
+                alternatives = tokens[i + 2][1][1:-1]
+                if not re.fullmatch(
+                    r"[a-zA-Z_:][a-zA-Z0-9_:]*(\|[a-zA-Z_:][a-zA-Z0-9_:]*)*", alternatives
+                ):
+                    raise ValueError(f"__name__ matcher is not a list of names in {expr!r}")
+                names.update(alternatives.split("|"))
+                i += 2
+        elif kind == "ident" and not bracket and label_list_depth is None:
+            if text in _LABEL_LIST_KEYWORDS and following == "(":
+                label_list_depth = paren + 1
+            elif text == "offset":
+                i += 1
+            elif text in _AGGREGATIONS and following in ("by", "without"):
+                pass
+            elif text not in _KEYWORDS and following != "(":
+                names.add(text)
+        i += 1
+    return names
+
+
+def interpolate(expr: str, values: Mapping[str, str]) -> str:
+    """Replace ``$name`` / ``${name}`` as Grafana would for single values (regex-escaped
+    where the value sits in a ``=~`` matcher is the caller's concern); unknown names fail."""
+    merged = {**BUILTIN_VALUES, **values}
+
+    def replace(match: re.Match[str]) -> str:
+        name = match["braced"] or match["bare"]
+        if name not in merged:
+            raise KeyError(f"no value for ${name} in {expr!r}")
+        return merged[name]
+
+    return re.sub(r"\$\{(?P<braced>\w+)\}|\$(?P<bare>\w+)", replace, expr)
+
+
+def referenced_variables(expr: str) -> set[str]:
+    return {m[0] or m[1] for m in re.findall(r"\$\{(\w+)\}|\$(\w+)", expr)}
