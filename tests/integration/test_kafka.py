@@ -60,7 +60,12 @@ def pg(pg17: PostgresServer) -> PostgresServer:
         "INSERT INTO kafka_probe SELECT generate_series(1, 50) ON CONFLICT DO NOTHING",
         database=DB,
     )
-    pg17.execute_as_superuser("SELECT pg_stat_statements_reset()", database=DB)
+    # Only this database's entries: the server is shared by the whole session.
+    pg17.execute_as_superuser(
+        "SELECT pg_stat_statements_reset(0, (SELECT oid FROM pg_database"
+        " WHERE datname = current_database()), 0)",
+        database=DB,
+    )
     conn = pg17.connect(database=DB)
     try:
         for i in range(PROBE_CALLS):
