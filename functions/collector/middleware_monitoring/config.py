@@ -17,7 +17,14 @@ PG_SSLMODES: Final = ("disable", "prefer", "require", "verify-ca", "verify-full"
 SINKS: Final = ("pushgateway", "emf")
 
 # Variables whose presence turns a source on; used to say "X is set, so Y is required".
-_PG_VARIABLES: Final = ("PG_DATABASE", "PG_PORT", "PG_USER", "PG_PWD", "PG_DBNAME")
+_PG_VARIABLES: Final = (
+    "PG_DATABASE",
+    "PG_PORT",
+    "PG_USER",
+    "PG_PWD",
+    "PG_DBNAME",
+    "PG_SECRET_ARN",
+)
 
 
 class ConfigError(Exception):
@@ -149,6 +156,19 @@ class PostgresSettings:
     qps_sample_seconds: float
     rds_id: str | None
     rds_type: str
+    # PG_SECRET_ARN: user and password come from this secret at each connect (RDS JSON shape).
+    secret_arn: str | None = None
+    # Which of host/port/dbname the secret may fill: those whose variable is not set.
+    from_secret: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
+class SecretStoreSettings:
+    """Secrets Manager reads (PG_SECRET_ARN, MONGO_SECRET_ARN)."""
+
+    region: str | None
+    # How long a warm function instance keeps a secret before reading it again.
+    max_age_seconds: int = 300
 
 
 @dataclass(frozen=True)
@@ -192,6 +212,9 @@ class Settings:
     kafka: KafkaSettings | None = None
     docdb: tuple[DocDBSettings, ...] = ()
     cloudwatch: CloudWatchSettings | None = None
+    # METRICS_SINK=emf: the CloudWatch namespace (POWERTOOLS_METRICS_NAMESPACE).
+    emf_namespace: str = "MiddlewareMonitoring"
+    secret_store: SecretStoreSettings = field(default_factory=lambda: SecretStoreSettings(None))
 
     def secrets(self) -> list[str]:
         """Every secret value, so logging can scrub them."""
@@ -215,12 +238,40 @@ def _load_postgres(env: EnvReader) -> PostgresSettings | None:
         + ", ".join(name for name in _PG_VARIABLES if env.has(name))
         + " set)"
     )
-    host = env.required("PG_DATABASE", f"(the PostgreSQL host name or IP) {why}")
-    user = env.required("PG_USER", why)
+    secret_arn = env.text("PG_SECRET_ARN")
+    if secret_arn is None:
+        host = env.required("PG_DATABASE", f"(the PostgreSQL host name or IP) {why}")
+        user = env.required("PG_USER", why)
+    else:
+        # The secret supplies the login, and host/port/dbname where these are not set.
+        host = env.text("PG_DATABASE") or ""
+        user = env.text("PG_USER") or ""
+        if env.has("PG_PWD"):
+            env.problem(
+                "PG_PWD",
+                "is set together with PG_SECRET_ARN; the password comes from one of them: "
+                "unset PG_PWD to use the secret",
+            )
     rds_id = env.text("AWS_RDS_INSTANCE_ID")
     rds_type = env.choice("AWS_RDS_TYPE", RDS_TYPES, RDS_TYPES[0])
+    target_name = env.text("PG_TARGET_NAME") or rds_id or host
+    if not target_name and secret_arn is not None:
+        env.problem(
+            "PG_TARGET_NAME",
+            "is required when the host comes from PG_SECRET_ARN (it names the target before "
+            "the secret is read); or set PG_DATABASE or AWS_RDS_INSTANCE_ID",
+        )
+    from_secret = frozenset(
+        name
+        for name, variable in (
+            ("host", "PG_DATABASE"),
+            ("port", "PG_PORT"),
+            ("dbname", "PG_DBNAME"),
+        )
+        if secret_arn is not None and not env.has(variable)
+    )
     return PostgresSettings(
-        target_name=env.text("PG_TARGET_NAME") or rds_id or host,
+        target_name=target_name,
         host=host,
         port=env.port("PG_PORT", 5432),
         user=user,
@@ -235,6 +286,35 @@ def _load_postgres(env: EnvReader) -> PostgresSettings | None:
         qps_sample_seconds=env.number("PG_QPS_SAMPLE_SECONDS", 1.0, 0.0, 10.0),
         rds_id=rds_id,
         rds_type=rds_type,
+        secret_arn=secret_arn,
+        from_secret=from_secret,
+    )
+
+
+_EMF_NAMESPACE_CHARS: Final = frozenset(
+    "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-_/#:"
+)
+
+
+def _load_emf_namespace(env: EnvReader) -> str:
+    namespace = env.text("POWERTOOLS_METRICS_NAMESPACE", "MiddlewareMonitoring") or ""
+    if (
+        len(namespace) > 255
+        or not set(namespace) <= _EMF_NAMESPACE_CHARS
+        or namespace.startswith("AWS/")
+    ):
+        env.problem(
+            "POWERTOOLS_METRICS_NAMESPACE",
+            "expected a CloudWatch namespace: up to 255 of A-Z a-z 0-9 . - _ / # :, not "
+            f"starting with AWS/ (e.g. MiddlewareMonitoring), got {namespace!r}",
+        )
+    return namespace
+
+
+def _load_secret_store(env: EnvReader) -> SecretStoreSettings:
+    return SecretStoreSettings(
+        region=env.text("AWS_REGION") or env.text("AWS_DEFAULT_REGION"),
+        max_age_seconds=env.integer("SECRETS_MAX_AGE_SECONDS", 300, 0, 86400),
     )
 
 
@@ -641,6 +721,8 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         kafka=_load_kafka(env),
         docdb=_load_docdb(env),
         cloudwatch=_load_cloudwatch(env),
+        emf_namespace=_load_emf_namespace(env),
+        secret_store=_load_secret_store(env),
     )
     if env.problems:
         raise ConfigError(env.problems)

@@ -10,17 +10,29 @@ from dataclasses import dataclass, field
 
 from .cloudwatch import CloudWatchBatch, declarations
 from .config import Settings, load_settings
+from .credentials import SecretStore, pg_secret_login
 from .model import PassResult, Prefetch, Source, Target
+from .postgres.connection import PgConnection
 from .postgres.source import PostgresSource
 from .runner import run_pass
 from .sinks import PushgatewaySink, Sink, StdoutSink, push_worst_case_seconds
 
 
-def build_targets(settings: Settings, cloudwatch: CloudWatchBatch | None = None) -> list[Target]:
+def build_targets(
+    settings: Settings,
+    cloudwatch: CloudWatchBatch | None = None,
+    secrets: SecretStore | None = None,
+) -> list[Target]:
     """``cloudwatch`` is the pass's CloudWatch batch; without it no CloudWatch source is made."""
     targets: list[Target] = []
+    secrets = secrets or SecretStore(settings.secret_store)
     if settings.postgres is not None:
-        pg_sources: list[Source] = [PostgresSource(settings.postgres)]
+        pg_connection = None
+        if settings.postgres.secret_arn is not None:
+            pg_connection = PgConnection(
+                settings.postgres, login=pg_secret_login(settings.postgres, secrets)
+            )
+        pg_sources: list[Source] = [PostgresSource(settings.postgres, pg_connection)]
         if cloudwatch is not None and settings.postgres.rds_id:
             pg_sources.append(
                 cloudwatch.source(
@@ -61,6 +73,10 @@ def cloudwatch_targets(settings: Settings, cloudwatch: CloudWatchBatch) -> list[
 
 
 def build_sink(settings: Settings) -> Sink:
+    if settings.sink == "emf":
+        from .emf import EmfSink
+
+        return EmfSink(settings.emf_namespace)
     return PushgatewaySink(settings.pushgateway)
 
 

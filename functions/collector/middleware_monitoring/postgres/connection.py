@@ -5,7 +5,8 @@ from __future__ import annotations
 import contextlib
 import socket
 import ssl
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -90,24 +91,70 @@ def ssl_context_for(
     return verifying_context(ca_file, check_hostname=mode == "verify-full")
 
 
+@dataclass(frozen=True)
+class PgLogin:
+    host: str
+    port: int
+    user: str
+    password: str = field(repr=False)
+    database: str
+
+
+# ``refresh=True``: the last login was refused, read it again past any cache.
+LoginProvider = Callable[[bool], PgLogin]
+
+
 class PgConnection:
     """Owns one connection; opens it lazily and drops it after any connection-level error
     so the next use re-opens it (a server restart between passes must not stick)."""
 
-    def __init__(self, settings: PostgresSettings, password: str | None = None) -> None:
+    def __init__(
+        self,
+        settings: PostgresSettings,
+        password: str | None = None,
+        *,
+        login: LoginProvider | None = None,
+    ) -> None:
         self._settings = settings
-        self._password = settings.password if password is None else password
+        if login is None:
+            fixed = PgLogin(
+                settings.host,
+                settings.port,
+                settings.user,
+                settings.password if password is None else password,
+                settings.database,
+            )
+
+            def fixed_login(refresh: bool) -> PgLogin:
+                return fixed
+
+            login = fixed_login
+        self._login = login
         self._connection: pg8000.native.Connection | None = None
 
     def _open(self) -> pg8000.native.Connection:
+        """The login is looked up at every connect (a rotated secret is picked up then); a
+        refused login is looked up once more, bypassing caches, before giving up."""
+        login = self._login(False)
+        try:
+            return self._connect(login)
+        except SourceFailure as failure:
+            if failure.reason != "auth_failed":
+                raise
+            fresh = self._login(True)
+            if fresh == login:
+                raise
+            return self._connect(fresh)
+
+    def _connect(self, login: PgLogin) -> pg8000.native.Connection:
         settings = self._settings
         try:
             return pg8000.native.Connection(
-                user=settings.user,
-                password=self._password or None,
-                host=settings.host,
-                port=settings.port,
-                database=settings.database,
+                user=login.user,
+                password=login.password or None,
+                host=login.host,
+                port=login.port,
+                database=login.database,
                 ssl_context=ssl_context_for(settings),
                 # Socket timeout: bounds connect and every read, a backstop for statement_timeout.
                 timeout=settings.connect_timeout_seconds + settings.statement_timeout_ms / 1000,

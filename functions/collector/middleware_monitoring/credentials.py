@@ -1,0 +1,179 @@
+"""Database logins read from AWS Secrets Manager (PG_SECRET_ARN, MONGO_SECRET_ARN).
+
+Secrets are read through Powertools Parameters, whose cache lives as long as the function
+instance: a warm instance reads each secret at most once per ``max_age_seconds``. Sources ask
+at every (re)connect, so a rotated password is used once the cached copy expires, or at once
+when the database refuses the old one (``refresh=True`` bypasses the cache).
+
+A secret that cannot be read is that target's failure (``SourceFailure``), never the pass's.
+Every value read is registered with the log scrubber before anything else happens with it.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from typing import TYPE_CHECKING, Any, Final
+
+from .config import PostgresSettings, SecretStoreSettings
+from .logs import scrubber
+from .model import SourceFailure
+from .postgres.connection import LoginProvider, PgLogin
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.parameters import SecretsProvider
+
+UNAVAILABLE: Final = "secret_unavailable"
+INVALID: Final = "secret_invalid"
+
+# Secrets Manager answers in milliseconds; these bound a pass that cannot reach it at all.
+CONNECT_TIMEOUT_SECONDS: Final = 3.0
+READ_TIMEOUT_SECONDS: Final = 5.0
+MAX_ATTEMPTS: Final = 2
+
+
+def _error_code(exc: BaseException) -> str | None:
+    current: BaseException | None = exc
+    while current is not None:
+        response = getattr(current, "response", None)
+        if isinstance(response, dict):
+            code = response.get("Error", {}).get("Code")
+            if code:
+                return str(code)
+        current = current.__cause__ or current.__context__
+    return None
+
+
+class SecretStore:
+    """One per function instance, shared by every source (thread-safe: sources of different
+    targets run concurrently)."""
+
+    def __init__(
+        self, settings: SecretStoreSettings, provider: SecretsProvider | None = None
+    ) -> None:
+        self._settings = settings
+        self._provider = provider
+        self._lock = threading.Lock()
+
+    def _get_provider(self) -> SecretsProvider:
+        with self._lock:
+            if self._provider is None:
+                # Deferred: boto3 costs ~125 ms of cold start, paid only when a secret is used.
+                import boto3
+                from aws_lambda_powertools.utilities.parameters import SecretsProvider
+                from botocore.config import Config
+
+                config = Config(
+                    region_name=self._settings.region,
+                    connect_timeout=CONNECT_TIMEOUT_SECONDS,
+                    read_timeout=READ_TIMEOUT_SECONDS,
+                    retries={"mode": "standard", "total_max_attempts": MAX_ATTEMPTS},
+                )
+                client = boto3.session.Session().client("secretsmanager", config=config)
+                self._provider = SecretsProvider(boto3_client=client)
+            return self._provider
+
+    def read_json(self, secret_id: str, variable: str, *, refresh: bool = False) -> dict[str, Any]:
+        """The secret's JSON object. ``variable`` names where the id came from, for messages.
+
+        Raises ``SourceFailure`` (``secret_unavailable`` or ``secret_invalid``)."""
+        from aws_lambda_powertools.utilities.parameters.exceptions import GetParameterError
+
+        where = f"{variable} ({secret_id})"
+        try:
+            provider = self._get_provider()
+            raw = provider.get(
+                secret_id, max_age=self._settings.max_age_seconds, force_fetch=refresh
+            )
+        except GetParameterError as exc:
+            code = _error_code(exc)
+            if code is None and "region" in str(exc).lower():
+                detail = "no AWS region: set AWS_REGION (e.g. eu-west-1)"
+            else:
+                detail = code or type(exc.__cause__ or exc).__name__
+            raise SourceFailure(UNAVAILABLE, f"cannot read {where}: {detail}") from None
+        except Exception as exc:  # botocore's own errors (no region, no credentials...)
+            raise SourceFailure(
+                UNAVAILABLE, f"cannot read {where}: {type(exc).__name__}: {exc}"
+            ) from None
+        text = raw.decode() if isinstance(raw, bytes) else str(raw)
+        scrubber.add([text])
+        try:
+            value = json.loads(text)
+        except ValueError:
+            # The message could quote the text: say only what shape was expected.
+            raise SourceFailure(
+                INVALID, f"{where} is not JSON; expected the RDS shape {RDS_SHAPE}"
+            ) from None
+        if not isinstance(value, dict):
+            raise SourceFailure(
+                INVALID, f"{where} is not a JSON object; expected the RDS shape {RDS_SHAPE}"
+            )
+        password = value.get("password")
+        if isinstance(password, str):
+            scrubber.add([password])
+        return value
+
+
+RDS_SHAPE: Final = (
+    '{"username": "...", "password": "...", "host": "...", "port": 5432, "dbname": "..."} '
+    "(host, port and dbname optional)"
+)
+
+
+def login_fields(secret: dict[str, Any], where: str) -> tuple[str, str]:
+    """``username`` and ``password`` of an RDS-shaped secret."""
+    username, password = secret.get("username"), secret.get("password")
+    missing = [
+        name
+        for name, value in (("username", username), ("password", password))
+        if not isinstance(value, str) or not value
+    ]
+    if missing:
+        raise SourceFailure(
+            INVALID,
+            f"{where} has no {' or '.join(missing)} string; expected the RDS shape {RDS_SHAPE}",
+        )
+    assert isinstance(username, str) and isinstance(password, str)
+    return username, password
+
+
+def port_field(secret: dict[str, Any], where: str) -> int | None:
+    """The optional ``port`` (a number or a numeric string in the wild)."""
+    port = secret.get("port")
+    if port is None or port == "":
+        return None
+    text = str(port).strip()
+    if isinstance(port, bool) or not text.isdigit() or not 1 <= int(text) <= 65535:
+        raise SourceFailure(INVALID, f"{where} has a port that is not a port number")
+    return int(text)
+
+
+def pg_secret_login(settings: PostgresSettings, store: SecretStore) -> LoginProvider:
+    """PostgreSQL's login from PG_SECRET_ARN: username and password from the secret; host,
+    port and dbname from the secret where the PG_* variable is not set."""
+    secret_id = settings.secret_arn
+    if secret_id is None:
+        raise ValueError("PostgresSettings.secret_arn is not set")
+    where = f"PG_SECRET_ARN ({secret_id})"
+
+    def login(refresh: bool) -> PgLogin:
+        secret = store.read_json(secret_id, "PG_SECRET_ARN", refresh=refresh)
+        user, password = login_fields(secret, where)
+        host, port, database = settings.host, settings.port, settings.database
+        if "host" in settings.from_secret:
+            secret_host = secret.get("host")
+            if not isinstance(secret_host, str) or not secret_host:
+                raise SourceFailure(
+                    INVALID, f"{where} has no host and PG_DATABASE is not set; set one of them"
+                )
+            host = secret_host
+        if "port" in settings.from_secret:
+            port = port_field(secret, where) or port
+        if "dbname" in settings.from_secret:
+            dbname = secret.get("dbname")
+            if isinstance(dbname, str) and dbname:
+                database = dbname
+        return PgLogin(host, port, user, password, database)
+
+    return login

@@ -1,0 +1,162 @@
+"""The CloudWatch sink: each pass as Embedded Metric Format log lines (Powertools Metrics).
+
+CloudWatch turns the lines the function prints into metrics of ``namespace``; no API call,
+no extra permission. Every series becomes an EMF metric named like the Prometheus series,
+with a CloudWatch unit from ``UNITS`` and one dimension per label, plus ``instance`` (the
+target, the Pushgateway's grouping key). EMF holds one dimension set per line, so series are
+grouped into one line per distinct set of dimension values.
+
+High-cardinality labels (``query``, ``queryid``) never become dimensions: every distinct
+value would be a new billed CloudWatch metric and statement texts come and go. A statement's
+``pg_query_*`` values go on a line of their own whose dimensions are the bounded labels
+(instance, database, user) and whose ``query``/``queryid`` are plain log properties. In
+CloudWatch each statement is then one sample of ``pg_query_*{instance, database, user}``
+(Maximum = the worst statement of the top N, Sum = their total, SampleCount = how many),
+and CloudWatch Logs Insights still reads each statement by its text or id.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Mapping
+from typing import Final
+
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.metrics.provider.cloudwatch_emf.cloudwatch import (
+    AmazonCloudWatchEMFProvider,
+)
+from prometheus_client import Metric
+
+from .model import PassResult
+
+logger = logging.getLogger(__name__)
+
+HIGH_CARDINALITY_LABELS: Final = frozenset({"query", "queryid"})
+INSTANCE_DIMENSION: Final = "instance"
+# CloudWatch refuses empty dimension values and values over 1024 characters.
+EMPTY_VALUE: Final = "none"
+MAX_DIMENSION_VALUE: Final = 1024
+
+_S, _MS, _B = MetricUnit.Seconds, MetricUnit.Milliseconds, MetricUnit.Bytes
+_PCT, _N = MetricUnit.Percent, MetricUnit.Count
+_NPS, _BPS = MetricUnit.CountPerSecond, MetricUnit.BytesPerSecond
+
+# The unit of each series as SPEC section 3 defines it. Up/info/state series are unitless.
+UNITS: Final[Mapping[str, MetricUnit]] = {
+    "pg_database_size_bytes": _B,
+    "pg_user_connection_count": _N,
+    "pg_total_connections": _N,
+    "pg_active_connections": _N,
+    "pg_idle_connections": _N,
+    "pg_uptime_seconds": _S,
+    "pg_qps_all": _NPS,
+    "pg_qps_read": _NPS,
+    "pg_qps_write": _NPS,
+    "pg_wait_session_sec": _N,
+    "pg_wait_session_five_sec": _N,
+    "pg_query_calls": _N,
+    "pg_query_total_exec_time": _MS,
+    "pg_query_min_exec_time": _MS,
+    "pg_query_max_exec_time": _MS,
+    "pg_query_mean_exec_time": _MS,
+    "pg_query_blk_read_time": _MS,
+    "pg_query_blk_write_time": _MS,
+    "pg_query_rows": _N,
+    "pg_query_hit_percent": _PCT,
+    "pg_storage_disk_space": _B,
+    "pg_cpu_utilization": _PCT,
+    "pg_memory_utilization": _B,  # FreeableMemory, bytes free (the name is historical)
+    "pg_network_throughput": _BPS,
+    "pg_read_iops": _NPS,
+    "pg_volume_bytes_used": _B,
+    "mongo_uptime_seconds": _S,
+    "mongo_current_connections": _N,
+    "mongo_available_connections": _N,
+    "mongo_totalCreated_connections": _N,
+    "mongo_cpu_utilization": _PCT,
+    "mongo_freeable_memory": _B,
+    "mongo_network_throughput": _BPS,
+    "mongo_read_latency": _MS,
+    "mongo_write_latency": _MS,
+    "mongo_volume_bytesused": _B,
+    "mongo_volume_readiops": _N,  # a count per 5-minute period, as AWS/DocDB reports it
+    "mongo_volume_wriateiops": _N,
+    "redis_network_bandwidth_inallowance_exceeded": _N,
+    "redis_network_bandwidthOut_allowance_exceeded": _N,
+    "redis_network_conntrack_allowance_exceeded": _N,
+    "redis_network_packetsPerSecond_allowance_exceeded": _N,
+    "middleware_collector_duration_seconds": _S,
+    "middleware_collector_last_success_timestamp_seconds": _S,
+    "middleware_pass_duration_seconds": _S,
+    "middleware_pass_targets": _N,
+}
+# Families named by pattern (one per serverStatus counter) and the fallback by suffix.
+_PREFIX_UNITS: Final = (("mongo_opcounters_", _N), ("mongo_document_", _N))
+_SUFFIX_UNITS: Final = (("_seconds", _S), ("_bytes", _B), ("_total", _N))
+
+
+def unit_for(family: Metric) -> MetricUnit:
+    if family.name in UNITS:
+        return UNITS[family.name]
+    for prefix, unit in _PREFIX_UNITS:
+        if family.name.startswith(prefix):
+            return unit
+    for suffix, unit in _SUFFIX_UNITS:
+        if family.name.endswith(suffix):
+            return unit
+    return MetricUnit.NoUnit
+
+
+def _dimension_value(value: str) -> str:
+    return value[:MAX_DIMENSION_VALUE] if value else EMPTY_VALUE
+
+
+# (dimensions, high-cardinality properties) -> metric name -> (unit, values)
+_Line = dict[str, tuple[MetricUnit, list[float]]]
+_LineKey = tuple[tuple[tuple[str, str], ...], tuple[tuple[str, str], ...]]
+
+
+def _lines(result: PassResult) -> dict[_LineKey, _Line]:
+    lines: dict[_LineKey, _Line] = {}
+    for group in result.groups():
+        for family in group.families:
+            unit = unit_for(family)
+            for sample in family.samples:
+                if sample.name.endswith("_created") or not math.isfinite(sample.value):
+                    continue
+                dimensions = {INSTANCE_DIMENSION: _dimension_value(group.target)}
+                properties: dict[str, str] = {}
+                for label, value in sample.labels.items():
+                    if label in HIGH_CARDINALITY_LABELS:
+                        properties[label] = value
+                    else:
+                        dimensions[label] = _dimension_value(value)
+                key = (tuple(sorted(dimensions.items())), tuple(sorted(properties.items())))
+                line = lines.setdefault(key, {})
+                line.setdefault(sample.name, (unit, []))[1].append(float(sample.value))
+    return lines
+
+
+class EmfSink:
+    """Prints the pass as EMF lines on stdout, where Lambda sends them to CloudWatch Logs."""
+
+    def __init__(self, namespace: str) -> None:
+        self._namespace = namespace
+
+    def send(self, result: PassResult) -> None:
+        for (dimensions, properties), metrics in _lines(result).items():
+            # A provider of its own per line: Powertools' ``Metrics`` shares one metric set
+            # per process, and each line needs its own dimensions. ``service=""`` keeps the
+            # Powertools service name out of the dimensions: ``instance`` already says it.
+            provider = AmazonCloudWatchEMFProvider(namespace=self._namespace, service="")
+            for name, value in dimensions:
+                provider.add_dimension(name=name, value=value)
+            for name, value in properties:
+                provider.add_metadata(key=name, value=value)
+            for name, (unit, values) in metrics.items():
+                for number in values:
+                    # Powertools prints a line by itself at 100 metrics (EMF's limit).
+                    provider.add_metric(name=name, unit=unit, value=number)
+            provider.flush_metrics()
+        logger.debug("emf lines written", extra={"namespace": self._namespace})
