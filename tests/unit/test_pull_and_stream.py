@@ -1,0 +1,175 @@
+"""Pure parts of pull mode (scrape budget, single-flight) and of the Kafka stream (messages
+from a pass, the push never lost to the stream)."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+from prometheus_client import Metric
+from prometheus_client.core import GaugeMetricFamily
+
+from middleware_monitoring.config import KafkaSettings
+from middleware_monitoring.kafka_stream import QUERY_VALUES, push_and_stream, statement_messages
+from middleware_monitoring.model import PassResult, SourceOutcome, TargetResult
+from middleware_monitoring.serve import SingleFlight, scrape_budget
+from middleware_monitoring.sinks import PushError
+
+
+@pytest.mark.parametrize(
+    ("configured", "header", "expected"),
+    [
+        (8.0, None, 8.0),
+        (8.0, "10", 8.0),
+        (8.0, "5", 4.5),
+        (8.0, "not-a-number", 8.0),
+        (8.0, "nan", 8.0),
+        (8.0, "-3", 8.0),
+        (8.0, "0.3", 0.1),
+    ],
+)
+def test_scrape_budget(configured: float, header: str | None, expected: float) -> None:
+    assert scrape_budget(configured, header) == expected
+
+
+def test_single_flight_shares_one_run_between_concurrent_callers() -> None:
+    flight: SingleFlight[int] = SingleFlight()
+    started, release = threading.Event(), threading.Event()
+    runs: list[int] = []
+    answers: list[int] = []
+
+    def work() -> int:
+        runs.append(1)
+        started.set()
+        release.wait(30)
+        return 42
+
+    leader = threading.Thread(target=lambda: answers.append(flight.do(work, wait_timeout=30)))
+    leader.start()
+    assert started.wait(30)
+    follower = threading.Thread(target=lambda: answers.append(flight.do(work, wait_timeout=30)))
+    follower.start()
+    while flight.waiting != 1:
+        threading.Event().wait(0.01)
+    release.set()
+    leader.join(30)
+    follower.join(30)
+    assert answers == [42, 42]
+    assert runs == [1]
+    assert flight.runs == 1
+    # Not cached: the next caller runs again.
+    assert flight.do(lambda: 7, wait_timeout=1) == 7
+    assert flight.runs == 2
+
+
+def test_single_flight_hands_the_error_to_every_caller() -> None:
+    flight: SingleFlight[int] = SingleFlight()
+
+    def boom() -> int:
+        raise RuntimeError("pass failed")
+
+    with pytest.raises(RuntimeError, match="pass failed"):
+        flight.do(boom, wait_timeout=1)
+    assert flight.in_flight is False
+
+
+def _statement_family(name: str, rows: list[tuple[list[str], float]]) -> GaugeMetricFamily:
+    family = GaugeMetricFamily(name, "doc", labels=["query", "queryid", "database", "user"])
+    for labels, value in rows:
+        family.add_metric(labels, value)
+    return family
+
+
+def _pass() -> PassResult:
+    a = ["SELECT $1", "11", "shop", "app"]
+    b = ["UPDATE t SET x = $1", "-22", "shop", "batch"]
+    families: list[Metric] = [
+        GaugeMetricFamily("pg_up", "doc", value=1),
+        _statement_family("pg_query_calls", [(a, 3.0), (b, 0.0)]),
+        _statement_family("pg_query_total_exec_time", [(a, 1.5), (b, 0.0)]),
+        _statement_family("pg_query_mean_exec_time", [(a, 0.5)]),
+        _statement_family("pg_query_rows", [(a, 3.0), (b, 0.0)]),
+    ]
+    collector = TargetResult("collector", [], [])
+    return PassResult([TargetResult("orders-db", families, [])], 0.1, collector)
+
+
+def test_statement_messages() -> None:
+    messages = statement_messages(_pass(), "production", 1795500000.25)
+    base = {
+        "timestamp": "2026-11-24T06:00:00.250Z",
+        "env_name": "production",
+        "target": "orders-db",
+        "tags": ["pgsql"],
+        **dict.fromkeys(QUERY_VALUES),
+    }
+    assert messages == [
+        {
+            **base,
+            "query": "SELECT $1",
+            "queryid": "11",
+            "database": "shop",
+            "user": "app",
+            "pg_query_calls": 3,
+            "pg_query_total_exec_time": 1.5,
+            "pg_query_mean_exec_time": 0.5,
+            "pg_query_rows": 3,
+        },
+        {
+            **base,
+            "query": "UPDATE t SET x = $1",
+            "queryid": "-22",
+            "database": "shop",
+            "user": "batch",
+            "pg_query_calls": 0,
+            "pg_query_total_exec_time": 0.0,
+            "pg_query_rows": 0,
+        },
+    ]
+    assert type(messages[0]["pg_query_calls"]) is int
+
+
+class _Sink:
+    def __init__(self, fail: bool) -> None:
+        self.fail = fail
+        self.sent: list[list[str]] = []
+
+    def send(self, result: PassResult) -> None:
+        self.sent.append([group.target for group in result.groups()])
+        if self.fail:
+            raise PushError("Pushgateway did not accept 2 of 2 groups")
+
+
+class _Stream:
+    def __init__(self) -> None:
+        self.settings = KafkaSettings(("k:9092",), "pgsql_query_message", "production", 1.0)
+        self.sent: list[PassResult] = []
+
+    def send(self, result: PassResult) -> SourceOutcome:
+        self.sent.append(result)
+        return SourceOutcome("kafka", False, 0.5, "unreachable", "no broker")
+
+    def health(self, outcome: SourceOutcome, group: str) -> TargetResult:
+        return TargetResult(group, [], [outcome])
+
+
+def test_stream_failure_does_not_fail_the_push() -> None:
+    sink, stream = _Sink(fail=False), _Stream()
+    outcome = push_and_stream(sink, stream, _pass(), "collector")  # type: ignore[arg-type]
+    assert outcome == SourceOutcome("kafka", False, 0.5, "unreachable", "no broker")
+    assert sink.sent == [["orders-db", "collector"], ["collector-kafka"]]
+
+
+def test_failed_push_still_streams_and_raises() -> None:
+    sink, stream = _Sink(fail=True), _Stream()
+    result = _pass()
+    with pytest.raises(PushError):
+        push_and_stream(sink, stream, result, "collector")  # type: ignore[arg-type]
+    assert stream.sent == [result]
+    assert sink.sent == [["orders-db", "collector"]]
+
+
+def test_without_stream_only_the_push() -> None:
+    sink = _Sink(fail=False)
+    assert push_and_stream(sink, None, _pass(), "collector") is None
+    assert sink.sent == [["orders-db", "collector"]]
