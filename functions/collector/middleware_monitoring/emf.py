@@ -105,6 +105,8 @@ def unit_for(family: Metric) -> MetricUnit:
     for suffix, unit in _SUFFIX_UNITS:
         if family.name.endswith(suffix):
             return unit
+    if family.type == "counter":
+        return MetricUnit.Count
     return MetricUnit.NoUnit
 
 

@@ -1,0 +1,62 @@
+"""EMF sink details that a real pass rarely shows: EMF's 100-metric limit, empty and NaN
+values, units of series the unit table does not name."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+from middleware_monitoring.emf import EmfSink, unit_for
+from middleware_monitoring.model import PassResult, TargetResult
+
+
+def lines(capsys) -> list[dict[str, Any]]:
+    out = capsys.readouterr().out
+    return [json.loads(line) for line in out.splitlines() if '"_aws"' in line]
+
+
+def result_of(*families) -> PassResult:
+    return PassResult([TargetResult("db", list(families), [])], 0.5, TargetResult("c", [], []))
+
+
+def test_more_than_100_metrics_of_one_dimension_set_are_split(capsys):
+    families = [GaugeMetricFamily(f"g{i:03}", "doc", value=float(i)) for i in range(250)]
+    EmfSink("NS").send(result_of(*families))
+    emitted = lines(capsys)
+    assert [len(line["_aws"]["CloudWatchMetrics"][0]["Metrics"]) for line in emitted] == [
+        100,
+        100,
+        50,
+    ]
+    values = {name: line[name] for line in emitted for name in line if name.startswith("g")}
+    assert values == {f"g{i:03}": [float(i)] for i in range(250)}
+
+
+def test_empty_label_is_a_none_dimension_and_nan_is_left_out(capsys):
+    family = GaugeMetricFamily("pg_user_connection_count", "doc", labels=["username"])
+    family.add_metric([""], 2)
+    family.add_metric(["app"], float("nan"))
+    EmfSink("NS").send(result_of(family))
+    (line,) = lines(capsys)
+    assert (line["username"], line["instance"], line["pg_user_connection_count"]) == (
+        "none",
+        "db",
+        [2.0],
+    )
+
+
+def test_counter_total_series_and_unknown_names(capsys):
+    counter = CounterMetricFamily("middleware_query_stream_messages_sent", "doc", value=7)
+    EmfSink("NS").send(result_of(counter))
+    (line,) = lines(capsys)
+    (metric,) = line["_aws"]["CloudWatchMetrics"][0]["Metrics"]
+    assert (metric["Name"], metric["Unit"], line[metric["Name"]]) == (
+        "middleware_query_stream_messages_sent_total",
+        "Count",
+        [7.0],
+    )
+    assert unit_for(GaugeMetricFamily("mongo_opcounters_insert", "d")).value == "Count"
+    assert unit_for(GaugeMetricFamily("x_bytes", "d")).value == "Bytes"
+    assert unit_for(GaugeMetricFamily("mongo_up", "d")).value == "None"
