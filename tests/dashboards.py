@@ -122,23 +122,25 @@ EMITTED_METRICS = ALL_SPEC_METRICS | EXTRA_METRICS
 PUSHGATEWAY_METRICS = frozenset({"push_time_seconds", "push_failure_time_seconds"})
 QUERYABLE_METRICS = EMITTED_METRICS | PUSHGATEWAY_METRICS
 
-# `promtool check metrics` findings on a full pass: the older exporter's names, kept so
-# existing dashboards and alerts keep working (README, "Metric names and promtool").
+# `promtool check metrics` findings on a full pass: the older exporter's names and labels, kept
+# so existing dashboards and alerts keep working (README, "Metric names and promtool").
+_ABBREVIATED = "metric names should not contain abbreviated units"
+_CAMEL_NAME = "metric names should be written in 'snake_case' not 'camelCase'"
+_CAMEL_LABEL = "label names should be written in 'snake_case' not 'camelCase'"
+_COUNT_SUFFIX = 'non-histogram and non-summary metrics should not have "_count" suffix'
 PROMTOOL_ALLOWED_FINDINGS = frozenset(
     {
-        ("pg_wait_session_sec", "metric names should not contain abbreviated units"),
-        ("pg_wait_session_five_sec", "metric names should not contain abbreviated units"),
-        (
-            "mongo_totalCreated_connections",
-            "metric names should be written in 'snake_case' not 'camelCase'",
-        ),
-        (
-            "redis_network_bandwidthOut_allowance_exceeded",
-            "metric names should be written in 'snake_case' not 'camelCase'",
-        ),
-        (
-            "redis_network_packetsPerSecond_allowance_exceeded",
-            "metric names should be written in 'snake_case' not 'camelCase'",
+        ("pg_wait_session_sec", _ABBREVIATED),
+        ("pg_wait_session_five_sec", _ABBREVIATED),
+        ("pg_user_connection_count", _COUNT_SUFFIX),
+        ("mongo_totalCreated_connections", _CAMEL_NAME),
+        ("redis_network_bandwidthOut_allowance_exceeded", _CAMEL_NAME),
+        ("redis_network_packetsPerSecond_allowance_exceeded", _CAMEL_NAME),
+        # The `DocDB` and `ElastiCache` labels.
+        *(
+            (name, _CAMEL_LABEL)
+            for section in ("3.5 DocumentDB from CloudWatch", "3.6 ElastiCache from CloudWatch")
+            for name in SPEC_METRICS[section]
         ),
     }
 )

@@ -1,0 +1,378 @@
+"""Every panel of every dashboard shows data, end to end: the real Lambda handler collects
+from a real PostgreSQL, the moto CloudWatch stand-in and the DocumentDB stand-in, pushes to a
+real Pushgateway, a real Prometheus scrapes it (honor_labels), and each panel query, with the
+template variables set to this test's targets, is evaluated through Prometheus' HTTP API.
+
+Two function configurations push under one job, as two deployments would: a healthy one (RDS
+instance, DocumentDB serverStatus and CloudWatch ids, ElastiCache, plus one DocumentDB id
+without any CloudWatch data) and one whose PostgreSQL is unreachable and whose CloudWatch id
+is an Aurora cluster, so the "down" and Aurora-only series exist too.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+import yaml
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests.dashboards import (
+    DASHBOARD_FILES,
+    EMITTED_METRICS,
+    PROMTOOL_ALLOWED_FINDINGS,
+    PUSHGATEWAY_METRICS,
+    ROOT,
+    RULES_FILE,
+    interpolate,
+    load_dashboard,
+    panel_queries,
+    parse_label_values,
+    variable_query,
+    variables,
+)
+from tests.standins._process import free_port
+from tests.standins.aws import MotoServer
+from tests.standins.cloudwatch import Fleet, fleet_env, seed_cloudwatch
+from tests.standins.docdb import DocDBServer
+from tests.standins.postgres import PostgresServer
+from tests.standins.prometheus import Prometheus
+from tests.standins.pushgateway import Pushgateway
+
+JOB = "e2e-dashboards"
+PG_UP, PG_DOWN = "e2e-postgres", "e2e-postgres-down"
+DOCDB_TARGET = "e2e-docdb"
+DOCDB_INSTANCES = ("e2e-docdb-1", "e2e-docdb-2")
+DOCDB_CLUSTER = "e2e-docdb-cluster"
+DOCDB_NO_DATA = "e2e-docdb-nodata"  # configured, but CloudWatch has nothing for it
+REDIS = "e2e-redis-001"
+MONITOR_USER, MONITOR_PASSWORD = "e2e_monitor", "e2e-monitor-pw"
+APP_USER, APP_PASSWORD = "e2e_app", "e2e-app-pw"
+APP_FILE = ROOT / "functions" / "collector" / "app.py"
+# Data pushed a moment ago reaches a 1 s-scrape Prometheus within a few seconds.
+QUERY_TIMEOUT = 30.0
+
+HEALTHY_FLEET = Fleet(
+    rds_instance="e2e-rds",
+    docdb_instances=DOCDB_INSTANCES,
+    docdb_clusters=(DOCDB_CLUSTER,),
+    elasticache=(REDIS,),
+)
+AURORA_FLEET = Fleet(
+    rds_instance="e2e-aurora",
+    rds_type="DBClusterIdentifier",
+    docdb_instances=(),
+    docdb_clusters=(),
+    elasticache=(),
+)
+CLOUDWATCH_TARGETS = (
+    *(f"docdb:{i}" for i in (*DOCDB_INSTANCES, DOCDB_NO_DATA)),
+    f"docdb-cluster:{DOCDB_CLUSTER}",
+    f"elasticache:{REDIS}",
+)
+ALL_TARGETS = (PG_UP, PG_DOWN, DOCDB_TARGET, *CLOUDWATCH_TARGETS)
+
+
+def _regex(values: tuple[str, ...] | list[str]) -> str:
+    """A multi-value variable as Grafana writes it into a Prometheus regex matcher."""
+    for value in values:
+        assert re.fullmatch(r"[\w:-]+", value), value  # nothing that would need escaping
+    return values[0] if len(values) == 1 else "(" + "|".join(values) + ")"
+
+
+# What a user would select in each dashboard's variables to see this test's targets.
+SELECTIONS: dict[str, dict[str, str]] = {
+    "postgresql.json": {"job": JOB, "instance": _regex([PG_UP, PG_DOWN])},
+    "documentdb.json": {
+        "job": JOB,
+        "instance": DOCDB_TARGET,
+        "docdb_instance": _regex(DOCDB_INSTANCES),
+        "docdb_cluster": DOCDB_CLUSTER,
+    },
+    "elasticache.json": {"job": JOB, "elasticache": REDIS},
+    "collector-health.json": {
+        "job": JOB,
+        "instance": _regex(ALL_TARGETS),
+        "source": _regex(["postgres", "cloudwatch", "mongo"]),
+    },
+}
+# The values each variable query must offer (at least) for this test's data.
+OFFERED: dict[tuple[str, str], set[str]] = {
+    ("postgresql.json", "job"): {JOB},
+    ("postgresql.json", "instance"): {PG_UP, PG_DOWN},
+    ("documentdb.json", "job"): {JOB},
+    ("documentdb.json", "instance"): {DOCDB_TARGET},
+    ("documentdb.json", "docdb_instance"): set(DOCDB_INSTANCES),
+    ("documentdb.json", "docdb_cluster"): {DOCDB_CLUSTER},
+    ("elasticache.json", "job"): {JOB},
+    ("elasticache.json", "elasticache"): {REDIS},
+    ("collector-health.json", "job"): {JOB},
+    ("collector-health.json", "instance"): set(ALL_TARGETS),
+    ("collector-health.json", "source"): {"postgres", "cloudwatch", "mongo"},
+}
+
+
+@dataclass
+class FakeLambdaContext:
+    function_name: str = "middleware-monitoring-e2e"
+    memory_limit_in_mb: int = 256
+    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:e2e"
+    aws_request_id: str = "e2e"
+    deadline: float = field(default_factory=lambda: time.monotonic() + 30.0)
+
+    def get_remaining_time_in_millis(self) -> int:
+        return int((self.deadline - time.monotonic()) * 1000)
+
+
+def _fresh_app() -> ModuleType:
+    """app.py as the Lambda runtime loads it: a new module, so a new (cold) function instance."""
+    spec = importlib.util.spec_from_file_location("e2e_app", APP_FILE)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _invoke(environ: dict[str, str]) -> dict[str, Any]:
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value in environ.items():
+            patch.setenv(name, value)
+        result: dict[str, Any] = _fresh_app().lambda_handler({}, FakeLambdaContext())
+        return result
+
+
+@dataclass
+class Deployment:
+    healthy_env: dict[str, str]
+    down_env: dict[str, str]
+    summaries: list[dict[str, Any]]
+
+
+def _prepare_postgres(server: PostgresServer) -> None:
+    server.create_role(MONITOR_USER, MONITOR_PASSWORD, monitor=True)
+    server.create_role(APP_USER, APP_PASSWORD, monitor=False)
+    server.create_database("e2e_shop", owner=APP_USER)
+    server.create_extension(database="postgres")
+
+
+@pytest.fixture(scope="module")
+def deployment(
+    pg15: PostgresServer,
+    pushgateway: Pushgateway,
+    prometheus: Prometheus,
+    moto_server: MotoServer,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Deployment]:
+    pushgateway.wipe()
+    moto_server.reset()
+    seed_cloudwatch(moto_server.endpoint_url, HEALTHY_FLEET)
+    seed_cloudwatch(moto_server.endpoint_url, AURORA_FLEET)
+    _prepare_postgres(pg15)
+    # An application session stays open during the passes (connections per user), after a
+    # little work that touches shared buffers (statement table, buffer hit percent).
+    app = pg15.connect(user=APP_USER, password=APP_PASSWORD, database="e2e_shop")
+    docdb = DocDBServer().start()
+    try:
+        app.run("CREATE TABLE IF NOT EXISTS orders (id serial PRIMARY KEY, amount int)")
+        for amount in range(20):
+            app.run("INSERT INTO orders (amount) VALUES (:a)", a=amount)
+            app.run("SELECT count(*), sum(amount) FROM orders")
+        mongo_info = {**docdb.mongo_info(), "name": DOCDB_TARGET}
+        common = {
+            **moto_server.env(),
+            "PUSHGATEWAY_URL": pushgateway.url,
+            "PUSHGATEWAY_JOB": JOB,
+            "POWERTOOLS_SERVICE_NAME": "middleware-monitoring",
+            "LOG_LEVEL": "WARNING",
+        }
+        healthy_env = {
+            **common,
+            **pg15.collector_env(user=MONITOR_USER, password=MONITOR_PASSWORD),
+            **fleet_env(HEALTHY_FLEET),
+            "AWS_MONGO_INSTANCE_INFO": json.dumps(
+                {
+                    "DBInstanceIdentifier": [*DOCDB_INSTANCES, DOCDB_NO_DATA],
+                    "DBClusterIdentifier": [DOCDB_CLUSTER],
+                }
+            ),
+            "PG_TARGET_NAME": PG_UP,
+            "MONGO_INFO": json.dumps(mongo_info),
+        }
+        down_env = {
+            **common,
+            **pg15.collector_env(user=MONITOR_USER, password=MONITOR_PASSWORD),
+            **fleet_env(AURORA_FLEET),
+            "PG_PORT": str(free_port()),  # nothing listens there
+            "PG_TARGET_NAME": PG_DOWN,
+            "COLLECTOR_INSTANCE_NAME": "collector-aurora",
+        }
+        summaries = [_invoke(healthy_env), _invoke(down_env)]
+        yield Deployment(healthy_env, down_env, summaries)
+    finally:
+        app.close()
+        docdb.stop()
+
+
+def test_the_handler_pushed_both_deployments(deployment: Deployment) -> None:
+    healthy, down = deployment.summaries
+    assert healthy["targets_down"] == [f"docdb:{DOCDB_NO_DATA}"]
+    assert healthy["targets_up"] == 6
+    assert down["targets_down"] == [PG_DOWN]
+    assert down["targets_up"] == 0
+
+
+def test_pushed_names_are_exactly_the_emitted_list(
+    deployment: Deployment, pushgateway: Pushgateway
+) -> None:
+    """The list the static dashboard test checks against, held to a real pass."""
+    names = {
+        sample.name
+        for family in text_string_to_metric_families(pushgateway.metrics_text())
+        for sample in family.samples
+        if sample.labels.get("job") == JOB
+    }
+    assert names == EMITTED_METRICS | PUSHGATEWAY_METRICS
+
+
+def _wait(prometheus: Prometheus, expr: str) -> list[dict[str, Any]]:
+    """Poll until the query returns a series; [] if it never does within the timeout."""
+    deadline = time.monotonic() + QUERY_TIMEOUT
+    while True:
+        result = prometheus.query(expr)
+        if result or time.monotonic() > deadline:
+            return result
+        time.sleep(0.25)
+
+
+@pytest.mark.parametrize("name", DASHBOARD_FILES)
+def test_every_panel_query_returns_data(
+    name: str, deployment: Deployment, prometheus: Prometheus
+) -> None:
+    queries = panel_queries(name)
+    assert queries
+    empty = [
+        f"{query}\n    evaluated: {expr}"
+        for query in queries
+        if not _wait(prometheus, expr := interpolate(query.expr, SELECTIONS[name]))
+    ]
+    assert not empty, "panels without data:\n" + "\n".join(empty)
+
+
+@pytest.mark.parametrize("name", DASHBOARD_FILES)
+def test_variable_queries_offer_the_targets(
+    name: str, deployment: Deployment, prometheus: Prometheus
+) -> None:
+    for variable in variables(load_dashboard(name)).values():
+        if variable["type"] != "query":
+            continue
+        selector, label = parse_label_values(variable_query(variable))
+        # What Grafana's label_values(selector, label) lists, as a PromQL query.
+        expr = f"count by ({label}) ({interpolate(selector, SELECTIONS[name])})"
+        wanted = OFFERED[(name, variable["name"])]
+        result = prometheus.wait_for(expr, timeout=QUERY_TIMEOUT, predicate=_offers(wanted, label))
+        assert wanted <= {s["metric"].get(label) for s in result}
+
+
+def _offers(wanted: set[str], label: str) -> Callable[[list[dict[str, Any]]], bool]:
+    def predicate(result: list[dict[str, Any]]) -> bool:
+        return wanted <= {s["metric"].get(label) for s in result}
+
+    return predicate
+
+
+def _rules() -> dict[str, str]:
+    data = yaml.safe_load(RULES_FILE.read_text())
+    return {rule["alert"]: rule["expr"] for group in data["groups"] for rule in group["rules"]}
+
+
+def _ours(result: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [s for s in result if s["metric"].get("job") == JOB]
+
+
+def test_alert_expressions_on_real_data(deployment: Deployment, prometheus: Prometheus) -> None:
+    rules = _rules()
+    expected_down = {(PG_DOWN, "postgres"), (f"docdb:{DOCDB_NO_DATA}", "cloudwatch")}
+
+    def down(result: list[dict[str, Any]]) -> set[tuple[str, str]]:
+        return {(s["metric"]["instance"], s["metric"]["source"]) for s in _ours(result)}
+
+    prometheus.wait_for(
+        rules["MiddlewareSourceDown"],
+        timeout=QUERY_TIMEOUT,
+        predicate=lambda r: down(r) == expected_down,
+    )
+    # Five instance metrics of the id without data; the Aurora deployment misses nothing.
+    missing = prometheus.wait_for(
+        rules["MiddlewareCloudWatchValuesMissing"],
+        timeout=QUERY_TIMEOUT,
+        predicate=lambda r: bool(_ours(r)),
+    )
+    assert {(s["metric"]["instance"], s["value"][1]) for s in _ours(missing)} == {
+        ("collector", "5")
+    }
+    # The values were pushed moments ago and every query answered.
+    for fresh in (
+        "MiddlewareCollectorStale",
+        "MiddlewareCollectorAbsent",
+        "MiddlewareCloudWatchQueriesFailing",
+    ):
+        result = prometheus.query(rules[fresh])
+        assert [s for s in result if s["metric"].get("job") in (None, JOB)] == [], fresh
+    # The staleness expression itself has data to compare: age per pushed target.
+    ages = prometheus.query(rules["MiddlewareCollectorStale"].replace(" > 300", ""))
+    assert {s["metric"]["instance"] for s in _ours(ages)} == set(ALL_TARGETS)
+
+
+def _promtool_findings(environ: dict[str, str]) -> set[tuple[str, str]]:
+    """`promtool check metrics` on one pass printed by `python -m middleware_monitoring collect`."""
+    env = {**os.environ, **environ}
+    env.pop("PUSHGATEWAY_URL")
+    done = subprocess.run(
+        [sys.executable, "-m", "middleware_monitoring", "collect"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
+    )
+    assert done.returncode == 0, done.stderr
+    exposition = done.stdout
+    assert "pg_up{" in exposition
+    promtool = shutil.which("promtool")
+    assert promtool, "promtool missing: apt-get install prometheus (make install does)"
+    checked = subprocess.run(
+        [promtool, "check", "metrics"], input=exposition, capture_output=True, text=True, timeout=30
+    )
+    findings: set[tuple[str, str]] = set()
+    for line in (checked.stdout + checked.stderr).splitlines():
+        metric, _, message = line.strip().partition(" ")
+        if metric:
+            findings.add((metric, message))
+    return findings
+
+
+def test_promtool_finds_only_the_kept_legacy_names(deployment: Deployment) -> None:
+    findings = _promtool_findings(deployment.healthy_env) | _promtool_findings(deployment.down_env)
+    assert findings == PROMTOOL_ALLOWED_FINDINGS
+
+
+def test_grafana_dir_is_what_provisioning_mounts() -> None:
+    """The provider's path is inside the directory the README mounts grafana/ at."""
+    provider = yaml.safe_load(
+        (ROOT / "grafana/provisioning/dashboards/middleware-monitoring.yaml").read_text()
+    )["providers"][0]
+    mounted = Path("/etc/grafana/middleware-monitoring")
+    relative = Path(provider["options"]["path"]).relative_to(mounted)
+    assert (ROOT / "grafana" / relative).is_dir()
