@@ -11,6 +11,11 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 REQS := requirements-dev.txt functions/collector/requirements.txt pyproject.toml
 
+# Lambda-platform wheels of the function's requirements, fetched with the other
+# dependencies at install time, so the tests' `sam build` runs without network.
+WHEELHOUSE := .wheelhouse
+WHEELHOUSE_STAMP := $(WHEELHOUSE)/.stamp
+
 APT_PACKAGES := postgresql-15 postgresql-contrib prometheus-pushgateway prometheus
 
 # Empty: found at venv creation time (pyenv 3.12, pyenv's versions dir, PATH).
@@ -30,10 +35,6 @@ help:
 
 install: system-packages $(STAMP) $(WHEELHOUSE_STAMP)
 
-# Lambda-platform wheels of the function's requirements, fetched with the other
-# dependencies at install time, so the tests' `sam build` runs without network.
-WHEELHOUSE := .wheelhouse
-WHEELHOUSE_STAMP := $(WHEELHOUSE)/.stamp
 $(WHEELHOUSE_STAMP): functions/collector/requirements.txt $(STAMP)
 	$(PY) -m pip download --disable-pip-version-check -q --platform manylinux2014_x86_64 \
 		--implementation cp --python-version 3.12 --only-binary=:all: \

@@ -1,0 +1,151 @@
+"""`sam build` of the real template, offline, then the built artifact alone (no site-packages)
+running its handler for one pass against a local PostgreSQL and Pushgateway.
+
+Offline: no telemetry, no version check, and pip reads the Lambda-platform wheels that
+`make install` put in .wheelhouse. The CA-bundle layer is built from a CA made here; AWS's
+bundle is only ever downloaded on a deploying machine (`make ca-bundle`).
+cfn-lint and `sam validate --lint` run in `make lint` (target lint-template)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.integration.pg_helpers import APP_DB, MONITOR, MONITOR_PASSWORD, prepare
+from tests.standins.postgres import PostgresServer
+from tests.standins.pushgateway import Pushgateway
+
+ROOT = Path(__file__).resolve().parents[2]
+VENV_BIN = Path(sys.executable).parent
+WHEELHOUSE = ROOT / ".wheelhouse"
+JOB = "sam-artifact"
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, bytes]]:
+    """(build directory, the CA bundle the layer was built from)."""
+    if not any(WHEELHOUSE.glob("pymongo-*.whl")):
+        pytest.fail(f"{WHEELHOUSE} has no Lambda wheels: run `make install`")
+    work = tmp_path_factory.mktemp("sam")
+    ca = work / "test-ca.pem"
+    subprocess.run(
+        [
+            *("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1"),
+            *("-subj", "/CN=test-only CA", "-keyout", str(work / "ca.key"), "-out", str(ca)),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+    app_dir = work / "sam-cli"
+    app_dir.mkdir()
+    (app_dir / "metadata.json").write_text('{"lastVersionCheck": "2099-01-01T00:00:00.000000"}')
+    env = {
+        **os.environ,
+        "PATH": f"{VENV_BIN}{os.pathsep}{os.environ['PATH']}",
+        "SAM_CLI_TELEMETRY": "0",
+        "__SAM_CLI_APP_DIR": str(app_dir),
+        "PIP_NO_INDEX": "1",
+        "PIP_FIND_LINKS": str(WHEELHOUSE),
+        "CA_BUNDLE": str(ca),
+    }
+    build = work / "build"
+    done = subprocess.run(
+        [
+            *(str(VENV_BIN / "sam"), "build", "--template-file", str(ROOT / "template.yaml")),
+            *("--build-dir", str(build), "--cache-dir", str(work / "cache")),
+        ],
+        cwd=work,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    yield build, ca.read_bytes()
+
+
+def test_layer_holds_the_bundle_at_its_root(built):
+    build, ca = built
+    layer = build / "CaBundleLayer"
+    assert sorted(p.name for p in layer.iterdir()) == ["global-bundle.pem"]
+    assert (layer / "global-bundle.pem").read_bytes() == ca
+
+
+def test_artifact_holds_the_code_and_lambda_wheels_but_not_boto3(built):
+    function = build_dir = built[0] / "CollectorFunction"
+    names = {p.name for p in build_dir.iterdir()}
+    assert {"app.py", "middleware_monitoring", "pg8000", "pymongo", "aws_lambda_powertools"} <= (
+        names
+    )
+    # The runtime's boto3 is used (README, "Deploy": measured size and cold start).
+    assert not {"boto3", "botocore", "s3transfer"} & names
+    # Platform wheels for Lambda's CPython 3.12, and no bytecode of this machine's Python.
+    assert list((function / "pymongo").glob("_cmessage.cpython-312-x86_64-linux-gnu.so"))
+    assert not list(function.rglob("__pycache__"))
+    assert (built[0] / "template.yaml").is_file()
+
+
+HANDLER_RUN = """
+import json, sys
+sys.path[:0] = [sys.argv[1]]
+import app
+
+class Context:
+    function_name = "collector"
+    function_version = "$LATEST"
+    memory_limit_in_mb = 256
+    invoked_function_arn = "arn:aws:lambda:eu-west-1:123456789012:function:collector"
+    aws_request_id = "req-1"
+    def get_remaining_time_in_millis(self):
+        return 30000
+
+outcome = app.lambda_handler({}, Context())
+outside = [m.__file__ for m in list(sys.modules.values())
+           if getattr(m, "__file__", None) and "site-packages" in m.__file__]
+print("RESULT " + json.dumps({"outcome": outcome, "outside": outside,
+                              "boto3": "boto3" in sys.modules}))
+"""
+
+
+def test_built_handler_runs_one_pass_from_the_artifact_alone(
+    built, pg17: PostgresServer, pushgateway: Pushgateway
+):
+    pg = prepare(pg17)
+    env = {
+        "PATH": os.environ["PATH"],
+        **pg.collector_env(user=MONITOR, password=MONITOR_PASSWORD, database=APP_DB),
+        "PG_TARGET_NAME": "artifact-db",
+        "PG_SSLMODE": "disable",
+        "PG_QPS_SAMPLE_SECONDS": "0",
+        "PUSHGATEWAY_URL": pushgateway.url,
+        "PUSHGATEWAY_JOB": JOB,
+        "POWERTOOLS_SERVICE_NAME": "middleware-monitoring",
+        # Keep the run honest: nothing from this machine's environment or site-packages.
+        "PYTHONNOUSERSITE": "1",
+        "PYTHONDONTWRITEBYTECODE": "1",
+    }
+    done = subprocess.run(
+        [sys.executable, "-S", "-c", HANDLER_RUN, str(built[0] / "CollectorFunction")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    (line,) = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
+    report = json.loads(line.removeprefix("RESULT "))
+    assert report["outside"] == []
+    assert report["boto3"] is False
+    assert report["outcome"]["targets_up"] == 1
+    assert report["outcome"]["targets_down"] == []
+    samples = pushgateway.samples(JOB, "artifact-db")
+    assert samples[("pg_up", frozenset())] == 1.0
+    assert samples[("middleware_collector_up", frozenset({("source", "postgres")}))] == 1.0
+    assert MONITOR_PASSWORD not in done.stdout + done.stderr
