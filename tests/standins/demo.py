@@ -1,7 +1,8 @@
 """`make demo`: one real collection pass, no AWS account needed.
 
-Starts a local PostgreSQL with pg_stat_statements and a small workload, and a local
-Pushgateway; runs the real Lambda handler twice (the second pass is warm, so QPS comes from
+Starts a local PostgreSQL with pg_stat_statements and a small workload, a DocumentDB
+stand-in (MongoDB wire protocol, TLS with a CA made for the demo, SCRAM login), a local AWS
+stand-in (moto) holding CloudWatch data for a small fleet, and a local Pushgateway; runs the real Lambda handler twice (the second pass is warm, so QPS comes from
 the rate between the two); prints what the Pushgateway now holds; stops everything it
 started, also on Ctrl-C or SIGTERM.
 """
@@ -10,8 +11,10 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
+import json
 import os
 import signal
+import tempfile
 import threading
 import time
 from collections import defaultdict
@@ -22,6 +25,9 @@ from types import FrameType, ModuleType
 
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.standins.aws import MotoServer
+from tests.standins.cloudwatch import Fleet, fleet_env, seed_cloudwatch
+from tests.standins.docdb import start_demo_docdb
 from tests.standins.postgres import PostgresServer
 from tests.standins.pushgateway import Pushgateway
 
@@ -127,9 +133,15 @@ def _sigterm_as_interrupt() -> Iterator[None]:
 def main() -> None:
     stop = threading.Event()
     with _sigterm_as_interrupt(), contextlib.ExitStack() as started:
-        print("starting PostgreSQL 15 with pg_stat_statements and a Pushgateway ...")
+        print("starting PostgreSQL 15, a DocumentDB stand-in, a local AWS and a Pushgateway ...")
         server = started.enter_context(PostgresServer(15))
         gateway = started.enter_context(Pushgateway())
+        aws = started.enter_context(MotoServer())
+        fleet = Fleet()
+        seed_cloudwatch(aws.endpoint_url, fleet)
+        workdir = Path(started.enter_context(tempfile.TemporaryDirectory(prefix="demo-")))
+        docdb, mongo_info = start_demo_docdb(workdir)
+        started.callback(docdb.stop)
         _prepare(server)
         worker = threading.Thread(target=_workload, args=(server, stop), daemon=True)
         worker.start()
@@ -138,6 +150,9 @@ def main() -> None:
 
         environ = {
             **server.collector_env(user=MONITOR_USER, password=MONITOR_PASSWORD),
+            **aws.env(),
+            **fleet_env(fleet),
+            "MONGO_INFO": json.dumps({**json.loads(mongo_info), "name": "demo-docdb"}),
             "PG_TARGET_NAME": "demo-postgres",
             "PUSHGATEWAY_URL": gateway.url,
             "PUSHGATEWAY_JOB": JOB,
