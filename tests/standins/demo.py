@@ -2,9 +2,10 @@
 
 Starts a local PostgreSQL with pg_stat_statements and a small workload, a DocumentDB
 stand-in (MongoDB wire protocol, TLS with a CA made for the demo, SCRAM login), a local AWS
-stand-in (moto) holding CloudWatch data for a small fleet, and a local Pushgateway; runs the real Lambda handler twice (the second pass is warm, so QPS comes from
-the rate between the two); prints what the Pushgateway now holds; stops everything it
-started, also on Ctrl-C or SIGTERM.
+stand-in (moto) holding CloudWatch data for a small fleet, and a local Pushgateway; runs
+the real Lambda handler twice (the second pass is warm, so QPS comes from the rate between
+the two); prints what the Pushgateway now holds; stops everything it started, also on
+Ctrl-C or SIGTERM.
 """
 
 from __future__ import annotations
