@@ -17,7 +17,7 @@ from .qps import Snapshot, rates
 
 logger = logging.getLogger(__name__)
 
-ACTIVITY_SQL = f"""{sql.MARKER} SELECT
+ACTIVITY_SQL = f"""SELECT {sql.MARKER}
   count(*),
   count(*) FILTER (WHERE state = 'active'),
   count(*) FILTER (WHERE state = 'idle'),
@@ -32,13 +32,13 @@ FROM (
   WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()
 ) AS sessions"""
 
-CONNECTIONS_BY_USER_SQL = f"""{sql.MARKER} SELECT coalesce(usename, ''), count(*)
+CONNECTIONS_BY_USER_SQL = f"""SELECT {sql.MARKER} coalesce(usename, ''), count(*)
 FROM pg_stat_activity
 WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()
 GROUP BY 1"""
 
 # Databases the login may not connect to (rdsadmin on RDS) make pg_database_size fail.
-DATABASE_SIZES_SQL = f"""{sql.MARKER} SELECT datname, pg_database_size(oid)
+DATABASE_SIZES_SQL = f"""SELECT {sql.MARKER} datname, pg_database_size(oid)
 FROM pg_database
 WHERE NOT datistemplate AND has_database_privilege(oid, 'CONNECT')"""
 

@@ -6,8 +6,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Final
 
-# Every statement the collector runs starts with this comment, which pg_stat_statements keeps
-# in the stored text: that is how the collector's own statements are kept out of the numbers.
+# Every statement the collector runs carries this comment right after its first keyword;
+# pg_stat_statements keeps it in the stored text, and that is how the collector's own
+# statements are kept out of the numbers. Not in front: from PostgreSQL 18 the stored text
+# starts at the statement's first token, so a leading comment is lost.
 MARKER: Final = "/* middleware-monitoring */"
 
 
@@ -61,13 +63,13 @@ def columns_for(extversion: str) -> Columns:
 
 
 EXTENSION_VERSION_SQL: Final = (
-    f"{MARKER} SELECT extversion FROM pg_extension WHERE extname = 'pg_stat_statements'"
+    f"SELECT {MARKER} extversion FROM pg_extension WHERE extname = 'pg_stat_statements'"
 )
 
 # Calls of every entry, without query text (reading texts of thousands of entries is what
 # made other exporters' scrapes take tens of seconds).
 CALLS_SQL: Final = (
-    f"{MARKER} SELECT s.userid, s.dbid, s.queryid, sum(s.calls)::bigint "
+    f"SELECT {MARKER} s.userid, s.dbid, s.queryid, sum(s.calls)::bigint "
     "FROM pg_stat_statements(false) s GROUP BY s.userid, s.dbid, s.queryid"
 )
 
@@ -77,7 +79,7 @@ CALLS_SQL: Final = (
 # Leading comments, blanks and parentheses are stripped; normalised texts have no literals,
 # so a DML word inside a WITH is a data-modifying CTE.
 _BODY = r"lower(regexp_replace(s.query, '^(\s|/\*([^*]|\*+[^*/])*\*+/|--[^\n]*(\n|$)|\()*', ''))"
-CLASSIFY_SQL: Final = f"""{MARKER} SELECT queryid,
+CLASSIFY_SQL: Final = f"""SELECT {MARKER} queryid,
   CASE
     WHEN own THEN 'own'
     WHEN body ~ '^(insert|update|delete|merge|truncate)\\M' THEN 'write'
@@ -92,13 +94,13 @@ CLASSIFY_SQL: Final = f"""{MARKER} SELECT queryid,
     OR body ~ '^(create|alter)\\s+(role|user|group|server)\\M'
 FROM (
   SELECT DISTINCT ON (s.queryid) s.queryid, {_BODY} AS body,
-         starts_with(s.query, '{MARKER}') AS own
+         strpos(s.query, '{MARKER}') > 0 AS own
   FROM pg_stat_statements(true) s
   WHERE s.queryid = ANY(CAST(:queryids AS bigint[]))
 ) AS classified"""
 
 TEXT_SQL: Final = (
-    f"{MARKER} SELECT DISTINCT ON (s.queryid) s.queryid, "
+    f"SELECT {MARKER} DISTINCT ON (s.queryid) s.queryid, "
     r"left(btrim(regexp_replace(s.query, '\s+', ' ', 'g')), :max_length) "
     "FROM pg_stat_statements(true) s WHERE s.queryid = ANY(CAST(:queryids AS bigint[]))"
 )
@@ -108,7 +110,7 @@ def top_sql(extversion: str) -> str:
     """The N entries with the most total execution time, excluding the given queryids
     (the collector's own and trivial utility statements), with database and user names."""
     c = columns_for(extversion)
-    return f"""{MARKER} SELECT s.queryid, d.datname, r.rolname,
+    return f"""SELECT {MARKER} s.queryid, d.datname, r.rolname,
   sum(s.calls)::bigint, {c.total_time}, {c.min_time}, {c.max_time}, sum(s.rows)::bigint,
   {c.blk_read_time}, {c.blk_write_time},
   sum(s.shared_blks_hit)::bigint, sum(s.shared_blks_read)::bigint

@@ -1,0 +1,94 @@
+"""Shared by the PostgreSQL integration tests: a prepared database on a stand-in server,
+the collector's settings for it, and one source pass read back as plain samples."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from middleware_monitoring.config import PostgresSettings, load_settings
+from middleware_monitoring.model import SourceFailure
+from middleware_monitoring.postgres.source import PostgresSource
+from tests.standins.postgres import PostgresServer
+
+MONITOR = "mm_monitor"
+MONITOR_PASSWORD = "monitor-pw-4711"
+APP = "app"
+APP_PASSWORD = "app-pw-0815"
+APP_DB = "mm_app"
+
+Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
+
+
+def prepare(server: PostgresServer) -> PostgresServer:
+    """A monitoring login (pg_monitor, like on RDS), an application login and database with
+    pg_stat_statements and a small table. Idempotent: the servers are shared by the session."""
+    server.create_role(MONITOR, MONITOR_PASSWORD, monitor=True)
+    server.create_role(APP, APP_PASSWORD, monitor=False)
+    server.create_database(APP_DB)
+    server.create_extension(database=APP_DB)
+    server.execute_as_superuser(
+        "CREATE TABLE IF NOT EXISTS items (id int PRIMARY KEY, name text)"
+        " WITH (autovacuum_enabled = false)",
+        database=APP_DB,
+    )
+    server.execute_as_superuser(
+        "INSERT INTO items SELECT g, 'item ' || g FROM generate_series(1, 100) g"
+        " ON CONFLICT DO NOTHING",
+        database=APP_DB,
+    )
+    server.execute_as_superuser(f"GRANT ALL ON items TO {APP}", database=APP_DB)
+    server.execute_as_superuser(f"GRANT CREATE ON SCHEMA public TO {APP}", database=APP_DB)
+    return server
+
+
+def settings_for(
+    server: PostgresServer,
+    *,
+    password: str = MONITOR_PASSWORD,
+    database: str = APP_DB,
+    **extra: str,
+) -> PostgresSettings:
+    environ: dict[str, str] = {
+        **server.collector_env(user=MONITOR, password=password, database=database),
+        "PG_STATEMENTS_TOP_N": "1000",
+        "PG_QPS_SAMPLE_SECONDS": "0",
+        **extra,
+    }
+    settings = load_settings(environ).postgres
+    assert settings is not None
+    return settings
+
+
+def run_pass(source: PostgresSource) -> tuple[Samples, SourceFailure | None]:
+    """One collect(), as the runner does it: the families yielded, and the failure if any."""
+    samples: Samples = {}
+    failure: SourceFailure | None = None
+    try:
+        for family in source.collect():
+            for sample in family.samples:
+                samples[(sample.name, frozenset(sample.labels.items()))] = sample.value
+    except SourceFailure as caught:
+        failure = caught
+    return samples, failure
+
+
+def ok_pass(source: PostgresSource) -> Samples:
+    samples, failure = run_pass(source)
+    assert failure is None, failure
+    return samples
+
+
+def value(samples: Samples, name: str, **labels: str) -> float:
+    return samples[(name, frozenset(labels.items()))]
+
+
+def names(samples: Samples) -> set[str]:
+    return {name for name, _ in samples}
+
+
+def series_of(samples: Samples, name: str) -> dict[frozenset[tuple[str, str]], float]:
+    return {labels: v for (n, labels), v in samples.items() if n == name}
+
+
+def labels_of(key: frozenset[tuple[str, str]]) -> Mapping[str, str]:
+    return dict(key)

@@ -1,0 +1,521 @@
+"""The PostgreSQL source against real PostgreSQL 15, 17 and 18 (pg_stat_statements 1.10,
+1.11, 1.12): known sessions and statements give exact values."""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from collections.abc import Callable, Iterator
+
+import pg8000.native
+import pytest
+from pg8000.exceptions import DatabaseError
+
+from middleware_monitoring.postgres import statements
+from middleware_monitoring.postgres.source import PostgresSource
+from tests.integration.pg_helpers import (
+    APP,
+    APP_DB,
+    APP_PASSWORD,
+    MONITOR,
+    Samples,
+    labels_of,
+    names,
+    ok_pass,
+    prepare,
+    series_of,
+    settings_for,
+    value,
+)
+from tests.standins.postgres import PG_STAT_STATEMENTS_VERSION, PostgresServer
+
+QPS_NAMES = {"pg_qps_all", "pg_qps_read", "pg_qps_write"}
+
+
+@pytest.fixture(scope="module")
+def pg(pg_server: PostgresServer) -> PostgresServer:
+    return prepare(pg_server)
+
+
+@pytest.fixture
+def source(pg: PostgresServer) -> Iterator[PostgresSource]:
+    src = PostgresSource(settings_for(pg))
+    yield src
+    src.close()
+
+
+def app_connection(pg: PostgresServer) -> pg8000.native.Connection:
+    return pg.connect(user=APP, password=APP_PASSWORD, database=APP_DB)
+
+
+def query_series(samples: Samples, name: str = "pg_query_calls") -> list[dict[str, str]]:
+    return [dict(labels_of(key)) for key in series_of(samples, name)]
+
+
+# --- connections ------------------------------------------------------------------------
+
+
+def poll(conn: pg8000.native.Connection, sql: str, what: str, **params: object) -> None:
+    """Until ``sql`` returns a row (on a connection that stays open: a fresh one per probe
+    would itself linger in pg_stat_activity for a moment after closing)."""
+    deadline = time.monotonic() + 10
+    while not conn.run(sql, **params):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"never happened: {what}")
+        time.sleep(0.02)
+
+
+OTHER_SESSIONS = (
+    "SELECT pid, usename, application_name, state FROM pg_stat_activity"
+    " WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()"
+)
+
+
+def test_connection_counts(pg: PostgresServer, source: PostgresSource) -> None:
+    observer = pg.connect()
+    apps: list[pg8000.native.Connection] = []
+    busy = pg.connect()
+    busy_pid = busy.run("SELECT pg_backend_pid()")[0][0]
+
+    def sleep() -> None:
+        with contextlib.suppress(DatabaseError):  # cancelled below
+            busy.run("SELECT pg_sleep(60)")
+
+    thread = threading.Thread(target=sleep, daemon=True)
+    try:
+        # Sessions closed by earlier tests take a moment to leave pg_stat_activity.
+        deadline = time.monotonic() + 10
+        while others := observer.run(OTHER_SESSIONS + " AND pid <> :busy", busy=busy_pid):
+            assert time.monotonic() < deadline, f"sessions of someone else stay open: {others}"
+            time.sleep(0.02)
+        apps.extend(app_connection(pg) for _ in range(3))
+        thread.start()
+        poll(
+            observer,
+            "SELECT 1 FROM pg_stat_activity WHERE pid = :pid AND wait_event = 'PgSleep'",
+            "the busy session sleeps",
+            pid=busy_pid,
+        )
+        samples = ok_pass(source)
+    finally:
+        observer.run("SELECT pg_cancel_backend(:pid)", pid=busy_pid)
+        thread.join(timeout=10)
+        for conn in (*apps, busy, observer):
+            conn.close()
+
+    # The collector's own session is left out of every count: observer and busy (postgres),
+    # three idle app sessions.
+    assert series_of(samples, "pg_user_connection_count") == {
+        frozenset({("username", APP)}): 3,
+        frozenset({("username", "postgres")}): 2,
+    }
+    assert value(samples, "pg_total_connections") == 5
+    assert value(samples, "pg_idle_connections") == 4
+    assert value(samples, "pg_active_connections") == 1
+    assert value(samples, "pg_uptime_seconds") > 0
+
+
+# --- statements -------------------------------------------------------------------------
+
+
+def queryid_of(pg: PostgresServer, text: str, user: str = APP) -> int:
+    rows = pg.execute_as_superuser(
+        "SELECT DISTINCT s.queryid FROM pg_stat_statements s JOIN pg_roles r ON r.oid = s.userid"
+        " JOIN pg_database d ON d.oid = s.dbid"
+        " WHERE s.query = :text AND r.rolname = :user AND d.datname = :db",
+        database=APP_DB,
+        text=text,
+        user=user,
+        db=APP_DB,
+    )
+    assert rows is not None and len(rows) == 1, rows
+    return int(rows[0][0])
+
+
+def test_statement_run_seven_times(pg: PostgresServer, source: PostgresSource) -> None:
+    app = app_connection(pg)
+    try:
+        for i in range(7):
+            app.run("SELECT   count(*)  AS seven_calls\n FROM items WHERE id > :v", v=i * 10)
+    finally:
+        app.close()
+    text = "SELECT count(*) AS seven_calls FROM items WHERE id > $1"
+    queryid = queryid_of(pg, "SELECT   count(*)  AS seven_calls\n FROM items WHERE id > $1")
+
+    samples = ok_pass(source)
+    labels = {"query": text, "queryid": str(queryid), "database": APP_DB, "user": APP}
+    assert [s for s in query_series(samples) if "seven_calls" in s["query"]] == [labels]
+    assert value(samples, "pg_query_calls", **labels) == 7
+    assert value(samples, "pg_query_rows", **labels) == 7  # count(*) returns one row each
+    total = value(samples, "pg_query_total_exec_time", **labels)
+    assert value(samples, "pg_query_mean_exec_time", **labels) == pytest.approx(total / 7)
+    minimum = value(samples, "pg_query_min_exec_time", **labels)
+    maximum = value(samples, "pg_query_max_exec_time", **labels)
+    assert 0 < minimum <= total / 7 <= maximum <= total
+    # The table is in shared buffers after the first call.
+    assert 0 < value(samples, "pg_query_hit_percent", **labels) <= 100
+    # track_io_timing is off on the stand-ins, so no time is measured: exactly 0.
+    assert value(samples, "pg_query_blk_read_time", **labels) == 0.0
+    assert value(samples, "pg_query_blk_write_time", **labels) == 0.0
+
+
+def test_query_text_is_capped(pg: PostgresServer) -> None:
+    app = app_connection(pg)
+    try:
+        app.run("SELECT name AS capped_text_column_with_a_long_name FROM items WHERE id = 1")
+    finally:
+        app.close()
+    src = PostgresSource(settings_for(pg, PG_QUERY_MAX_LENGTH="30"))
+    try:
+        samples = ok_pass(src)
+    finally:
+        src.close()
+    queries = [s["query"] for s in query_series(samples) if s["user"] == APP]
+    assert "SELECT name AS capped_text_col" in queries
+    assert all(len(q) <= 30 for q in queries)
+
+
+def test_top_n_limits_and_orders_by_total_time(pg: PostgresServer) -> None:
+    # Statements of earlier tests (any database: the top N is server-wide) are forgotten.
+    pg.execute_as_superuser("SELECT pg_stat_statements_reset()", database=APP_DB)
+    app = app_connection(pg)
+    try:
+        app.run("SELECT name FROM items WHERE id = 3")
+        app.run("SELECT pg_sleep(0.2) AS slowest FROM items WHERE id = 1")
+    finally:
+        app.close()
+    src = PostgresSource(settings_for(pg, PG_STATEMENTS_TOP_N="1"))
+    try:
+        samples = ok_pass(src)
+    finally:
+        src.close()
+    assert [s["query"] for s in query_series(samples)] == [
+        "SELECT pg_sleep($1) AS slowest FROM items WHERE id = $2"
+    ]
+
+
+def test_own_statements_never_in_top_n(pg: PostgresServer, source: PostgresSource) -> None:
+    # The collector logs in as MONITOR and nothing else does: every entry of that user is
+    # the collector's own. Several passes, so every statement it runs has an entry.
+    for _ in range(3):
+        samples = ok_pass(source)
+    own_users = {s["user"] for s in query_series(samples)}
+    assert MONITOR not in own_users
+    assert [s["query"] for s in query_series(samples) if statements.MARKER in s["query"]] == []
+    # ...and yet the collector's statements are in pg_stat_statements: they were excluded.
+    rows = pg.execute_as_superuser(
+        "SELECT count(*) FROM pg_stat_statements s JOIN pg_roles r ON r.oid = s.userid"
+        " WHERE r.rolname = :user",
+        database=APP_DB,
+        user=MONITOR,
+    )
+    assert rows is not None and rows[0][0] >= 6
+
+
+def test_trivial_and_password_statements_never_in_top_n(
+    pg: PostgresServer, source: PostgresSource
+) -> None:
+    conn = pg.connect(database=APP_DB)
+    try:
+        for sql in (
+            "BEGIN",
+            "SAVEPOINT sp1",
+            "SET LOCAL work_mem = '8MB'",
+            "RELEASE SAVEPOINT sp1",
+            "COMMIT",
+            "SET work_mem = '16MB'",
+            "SHOW work_mem",
+            "RESET work_mem",
+            "START TRANSACTION",
+            "ROLLBACK",
+            "DISCARD ALL",
+            "DROP ROLE IF EXISTS mm_tmp_role",
+            "CREATE ROLE mm_tmp_role LOGIN PASSWORD 'role-secret-one'",
+            "ALTER ROLE mm_tmp_role PASSWORD 'role-secret-two'",
+            "ALTER USER mm_tmp_role WITH PASSWORD 'role-secret-three'",
+            "SELECT id, name AS kept_in_top FROM items WHERE id = 42 ORDER BY id",
+        ):
+            conn.run(sql)
+    finally:
+        conn.close()
+    samples = ok_pass(source)
+    queries = [s["query"] for s in query_series(samples) if s["user"] == "postgres"]
+    assert "SELECT id, name AS kept_in_top FROM items WHERE id = $1 ORDER BY id" in queries
+    trivial = (
+        "begin",
+        "savepoint",
+        "set ",
+        "release",
+        "commit",
+        "show",
+        "reset",
+        "start",
+        "rollback",
+        "discard",
+        "create role",
+        "alter role",
+        "alter user",
+    )
+    assert [q for q in queries if q.lower().startswith(trivial)] == []
+    everything = repr(samples)
+    assert "role-secret" not in everything
+
+
+def test_database_size(pg: PostgresServer, source: PostgresSource) -> None:
+    pg.create_database("mm_sized")
+    pg.execute_as_superuser(
+        "CREATE TABLE IF NOT EXISTS known (id int, payload text) WITH (autovacuum_enabled = false)",
+        database="mm_sized",
+    )
+    pg.execute_as_superuser("TRUNCATE known", database="mm_sized")
+    pg.execute_as_superuser(
+        "INSERT INTO known SELECT g, repeat('x', 200) FROM generate_series(1, 5000) g",
+        database="mm_sized",
+    )
+    # VACUUM now creates the visibility and free-space maps, so the size stays put.
+    pg.execute_as_superuser("VACUUM known", database="mm_sized")
+    expected = pg.execute_as_superuser("SELECT pg_database_size('mm_sized')")
+    samples = ok_pass(source)
+    assert expected is not None
+    assert value(samples, "pg_database_size_bytes", database_name="mm_sized") == expected[0][0]
+    databases = pg.execute_as_superuser("SELECT datname FROM pg_database WHERE NOT datistemplate")
+    assert databases is not None
+    assert {
+        labels_of(k)["database_name"] for k in series_of(samples, "pg_database_size_bytes")
+    } == {row[0] for row in databases}
+
+
+# --- QPS --------------------------------------------------------------------------------
+
+
+def workload(pg: PostgresServer, reads: int, inserts: int, updates: int, tag: str) -> None:
+    app = app_connection(pg)
+    try:
+        for i in range(reads):
+            if i % 2:
+                app.run(f"SELECT name AS {tag}_a FROM items WHERE id = :id", id=i % 100 + 1)
+            else:
+                app.run(f"WITH x AS (SELECT id FROM items) SELECT count(*) AS {tag}_b FROM x")
+        if inserts or updates:
+            app.run(f"CREATE TABLE IF NOT EXISTS {tag}_log (n int)")
+            app.run(f"TRUNCATE {tag}_log")
+        for i in range(inserts):
+            app.run(f"INSERT INTO {tag}_log VALUES (:n)", n=i)
+        for i in range(updates):
+            app.run(f"UPDATE {tag}_log SET n = n + 1 WHERE n = :n", n=i)
+    finally:
+        app.close()
+
+
+class Timed:
+    """Wall-clock bounds of the QPS window: between the end of the earlier pass and the
+    start of the later one (inner), and from the start of one to the end of the other."""
+
+    def __init__(self) -> None:
+        self.marks: list[float] = []
+
+    def run(self, action: Callable[[], Samples]) -> Samples:
+        self.marks.append(time.time())
+        result = action()
+        self.marks.append(time.time())
+        return result
+
+    def bounds(self, count: float) -> tuple[float, float]:
+        start_first, end_first, start_second, end_second = self.marks[-4:]
+        return count / (end_second - start_first), count / (start_second - end_first)
+
+
+def test_qps_between_warm_passes(pg: PostgresServer, source: PostgresSource) -> None:
+    timed = Timed()
+    first = timed.run(lambda: ok_pass(source))
+    # PG_QPS_SAMPLE_SECONDS=0: the first pass of a cold instance has no rate.
+    assert names(first) & QPS_NAMES == set()
+    reads, inserts, updates = 30, 12, 5
+    # Plus CREATE TABLE (kind "other": in all, not in read or write) and TRUNCATE (a write).
+    workload(pg, reads, inserts, updates, "warm")
+    writes = inserts + updates + 1
+    time.sleep(0.2)  # widens the window relative to the passes, tightening the bounds
+    second = timed.run(lambda: ok_pass(source))
+
+    read, write, every = (
+        value(second, name) for name in ("pg_qps_read", "pg_qps_write", "pg_qps_all")
+    )
+    # Same window for the three rates: their ratios are exact.
+    assert read * writes == pytest.approx(write * reads, rel=1e-9)
+    assert every * reads == pytest.approx(read * (reads + writes + 1), rel=1e-9)
+    low, high = timed.bounds(reads)
+    assert low <= read <= high
+
+
+def test_qps_cold_start_window(pg: PostgresServer) -> None:
+    slept: list[float] = []
+    reads = 25
+
+    def sleep_with_workload(seconds: float) -> None:
+        slept.append(seconds)
+        workload(pg, reads, 0, 0, "cold")
+        time.sleep(seconds)
+
+    src = PostgresSource(settings_for(pg, PG_QPS_SAMPLE_SECONDS="0.3"), sleep=sleep_with_workload)
+    try:
+        started = time.time()
+        samples = ok_pass(src)
+        ended = time.time()
+    finally:
+        src.close()
+    assert len(slept) == 1 and 0 < slept[0] <= 0.3
+    read, write, every = (value(samples, n) for n in ("pg_qps_read", "pg_qps_write", "pg_qps_all"))
+    assert write == 0.0
+    assert every == read
+    assert reads / (ended - started) <= read <= reads / 0.25
+
+
+def test_qps_disabled_cold_start_does_not_sleep(pg: PostgresServer) -> None:
+    slept: list[float] = []
+    src = PostgresSource(settings_for(pg, PG_QPS_SAMPLE_SECONDS="0"), sleep=slept.append)
+    try:
+        first = ok_pass(src)
+        second = ok_pass(src)
+    finally:
+        src.close()
+    assert slept == []
+    assert names(first) & QPS_NAMES == set()
+    assert names(second) & QPS_NAMES == QPS_NAMES
+
+
+def test_qps_after_pg_stat_statements_reset(pg: PostgresServer, source: PostgresSource) -> None:
+    timed = Timed()
+    timed.run(lambda: ok_pass(source))
+    workload(pg, 40, 20, 0, "reset")
+    timed.run(lambda: ok_pass(source))
+    # A statement of its own (not the plain reset call other tests make), so it is a new
+    # entry here whatever ran before.
+    pg.execute_as_superuser("SELECT count(*) FROM pg_stat_statements_reset()", database=APP_DB)
+    workload(pg, 3, 0, 0, "reset")
+    time.sleep(0.1)
+    after = timed.run(lambda: ok_pass(source))
+
+    read, write, every = (value(after, n) for n in ("pg_qps_read", "pg_qps_write", "pg_qps_all"))
+    # Since the reset: 3 reads (entries whose count went down from 20 each) and the reset
+    # call itself (a SELECT, a new entry).
+    assert write == 0.0
+    assert every == read
+    low, high = timed.bounds(4)
+    assert low <= read <= high
+
+
+# --- extension versions -----------------------------------------------------------------
+
+
+def test_extension_version_and_its_sql(pg: PostgresServer, source: PostgresSource) -> None:
+    conn = pg.connect(database=APP_DB)
+    try:
+        version = conn.run(statements.EXTENSION_VERSION_SQL)[0][0]
+        assert version == PG_STAT_STATEMENTS_VERSION[pg.version]
+        params = {"excluded": [], "limit": 5}
+        assert len(conn.run(statements.top_sql(version), **params)) == 5
+        # The other layouts do not run here: the choice by version is what makes it work.
+        wrong, missing = (
+            ("1.11", "shared_blk_read_time")
+            if pg.version == 15
+            else (
+                "1.10",
+                "blk_read_time",
+            )
+        )
+        with pytest.raises(DatabaseError, match=rf"column s\.{missing} does not exist"):
+            conn.run(statements.top_sql(wrong), **params)
+        with pytest.raises(DatabaseError, match=r"column s\.total_time does not exist"):
+            conn.run(statements.top_sql("1.7"), **params)
+    finally:
+        conn.close()
+    samples = ok_pass(source)
+    assert len(series_of(samples, "pg_query_blk_read_time")) == len(
+        series_of(samples, "pg_query_calls")
+    )
+    assert len(series_of(samples, "pg_query_blk_write_time")) == len(
+        series_of(samples, "pg_query_calls")
+    )
+
+
+# --- waiting sessions (real time: the thresholds are 1 s and 5 s) --------------------------
+
+
+def test_wait_sessions(pg15: PostgresServer, pg17: PostgresServer, pg18: PostgresServer) -> None:
+    """All three versions at once, so the 6 s wait is paid once."""
+    servers = [prepare(server) for server in (pg15, pg17, pg18)]
+    holders: list[pg8000.native.Connection] = []
+    idles: list[pg8000.native.Connection] = []
+    waiters: list[tuple[pg8000.native.Connection, int, threading.Thread]] = []
+    sources = [PostgresSource(settings_for(server)) for server in servers]
+    try:
+        baseline = [ok_pass(src) for src in sources]
+        for server in servers:
+            holder = server.connect(database=APP_DB)
+            holder.run("BEGIN")
+            holder.run("LOCK TABLE items IN ACCESS EXCLUSIVE MODE")
+            holders.append(holder)
+            # Idle sessions wait on ClientRead; they must not count.
+            idle = app_connection(server)
+            idle.run("SELECT 1")
+            idles.append(idle)
+            waiter = app_connection(server)
+            pid = waiter.run("SELECT pg_backend_pid()")[0][0]
+
+            def blocked(conn: pg8000.native.Connection = waiter) -> None:
+                with contextlib.suppress(DatabaseError):  # cancelled at the end of the test
+                    conn.run("SELECT count(*) FROM items")
+
+            thread = threading.Thread(target=blocked, daemon=True)
+            thread.start()
+            waiters.append((waiter, pid, thread))
+
+        def waited(server: PostgresServer, pid: int, seconds: float) -> bool:
+            rows = server.execute_as_superuser(
+                "SELECT 1 FROM pg_stat_activity WHERE pid = :pid AND wait_event_type = 'Lock'"
+                " AND clock_timestamp() - state_change >= make_interval(secs => :s)",
+                pid=pid,
+                s=seconds,
+            )
+            return bool(rows)
+
+        def poll(seconds: float) -> None:
+            deadline = time.monotonic() + seconds + 10
+            while not all(waited(s, w[1], seconds) for s, w in zip(servers, waiters, strict=True)):
+                assert time.monotonic() < deadline, "sessions never got blocked"
+                time.sleep(0.05)
+
+        poll(1.0)
+        early = [ok_pass(src) for src in sources]
+        poll(6.0)
+        late = [ok_pass(src) for src in sources]
+    finally:
+        for server, (_, pid, _) in zip(servers, waiters, strict=False):
+            server.execute_as_superuser("SELECT pg_cancel_backend(:pid)", pid=pid)
+        # The blocked statements end cancelled before the lock goes, so none of them
+        # completes with a long time that would top other tests' statements.
+        for waiter, _, thread in waiters:
+            thread.join(timeout=10)
+            waiter.close()
+        for holder in holders:
+            holder.run("ROLLBACK")
+            holder.close()
+        for conn in idles:
+            conn.close()
+        for src in sources:
+            src.close()
+
+    for server, base, one, six in zip(servers, baseline, early, late, strict=True):
+        assert (value(base, "pg_wait_session_sec"), value(base, "pg_wait_session_five_sec")) == (
+            0,
+            0,
+        ), server
+        assert (value(one, "pg_wait_session_sec"), value(one, "pg_wait_session_five_sec")) == (
+            1,
+            0,
+        ), server
+        assert (value(six, "pg_wait_session_sec"), value(six, "pg_wait_session_five_sec")) == (
+            1,
+            1,
+        ), server
