@@ -81,3 +81,9 @@ def test_bad_secret_cache_age():
     assert problems({"SECRETS_MAX_AGE_SECONDS": "soon"}) == [
         "SECRETS_MAX_AGE_SECONDS: expected a whole number from 0 to 86400, got 'soon'"
     ]
+
+
+def test_mongo_secret_without_mongo_info_is_refused():
+    assert problems({"MONGO_SECRET_ARN": ARN}) == [
+        "MONGO_SECRET_ARN: is set but MONGO_INFO (the cluster to log in to) is not"
+    ]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Final
 from urllib.parse import quote_plus
 
@@ -514,6 +514,8 @@ class DocDBSettings:
     password: str | None = field(repr=False)
     # The ``parameter`` object as the user wrote it (values as strings), in order.
     parameters: tuple[tuple[str, str], ...]
+    # MONGO_SECRET_ARN, for a target without user/pwd of its own: the login is read from it.
+    secret_arn: str | None = None
 
 
 _MONGO_INFO_EXAMPLE: Final = (
@@ -672,7 +674,12 @@ def _mongo_target(env: EnvReader, variable: str, item: Any) -> DocDBSettings | N
 def _load_docdb(env: EnvReader) -> tuple[DocDBSettings, ...]:
     """MONGO_INFO: one object (the older exporter's form) or a list of them, one target each."""
     value = env.json_value("MONGO_INFO", _MONGO_INFO_EXAMPLE)
+    secret_arn = env.text("MONGO_SECRET_ARN")
     if value is None:
+        if secret_arn is not None and not env.has("MONGO_INFO"):
+            env.problem(
+                "MONGO_SECRET_ARN", "is set but MONGO_INFO (the cluster to log in to) is not"
+            )
         return ()
     if isinstance(value, list):
         if not value:
@@ -705,6 +712,11 @@ def _load_docdb(env: EnvReader) -> tuple[DocDBSettings, ...]:
             continue
         used[target.target_name] = variable
         targets.append(target)
+    if secret_arn is not None:
+        targets = [
+            target if target.user is not None else replace(target, secret_arn=secret_arn)
+            for target in targets
+        ]
     return tuple(targets)
 
 

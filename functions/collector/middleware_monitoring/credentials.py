@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Final
 
-from .config import PostgresSettings, SecretStoreSettings
+from .config import DocDBSettings, PostgresSettings, SecretStoreSettings
 from .logs import scrubber
 from .model import SourceFailure
 from .postgres.connection import LoginProvider, PgLogin
@@ -175,5 +176,20 @@ def pg_secret_login(settings: PostgresSettings, store: SecretStore) -> LoginProv
             if isinstance(dbname, str) and dbname:
                 database = dbname
         return PgLogin(host, port, user, password, database)
+
+    return login
+
+
+def docdb_secret_login(
+    settings: DocDBSettings, store: SecretStore
+) -> Callable[[bool], tuple[str, str]]:
+    """DocumentDB's (user, password) from MONGO_SECRET_ARN."""
+    secret_id = settings.secret_arn
+    if secret_id is None:
+        raise ValueError("DocDBSettings.secret_arn is not set")
+
+    def login(refresh: bool) -> tuple[str, str]:
+        secret = store.read_json(secret_id, "MONGO_SECRET_ARN", refresh=refresh)
+        return login_fields(secret, f"MONGO_SECRET_ARN ({secret_id})")
 
     return login

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 from .cloudwatch import CloudWatchBatch, declarations
 from .config import Settings, load_settings
-from .credentials import SecretStore, pg_secret_login
+from .credentials import SecretStore, docdb_secret_login, pg_secret_login
 from .model import PassResult, Prefetch, Source, Target
 from .postgres.connection import PgConnection
 from .postgres.source import PostgresSource
@@ -46,7 +46,8 @@ def build_targets(
         from .docdb.source import DocumentDBSource
 
         for docdb in settings.docdb:
-            targets.append(Target(docdb.target_name, [DocumentDBSource(docdb)]))
+            login = docdb_secret_login(docdb, secrets) if docdb.secret_arn else None
+            targets.append(Target(docdb.target_name, [DocumentDBSource(docdb, login=login)]))
     if cloudwatch is not None:
         targets.extend(cloudwatch_targets(settings, cloudwatch))
     return targets

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Final
 
@@ -67,9 +68,16 @@ class DocumentDBSource:
     name = "mongo"
 
     def __init__(
-        self, settings: DocDBSettings, *, search_dirs: Sequence[Path] = DEFAULT_SEARCH_DIRS
+        self,
+        settings: DocDBSettings,
+        *,
+        search_dirs: Sequence[Path] = DEFAULT_SEARCH_DIRS,
+        login: Callable[[bool], tuple[str, str]] | None = None,
     ) -> None:
         self._settings = settings
+        # (user, password) from MONGO_SECRET_ARN; ``True`` re-reads past the cache.
+        self._login = login
+        self._login_used: tuple[str, str] | None = None
         self._search_dirs = tuple(search_dirs)
         # Kept across warm passes: pymongo reconnects by itself after a server comes back.
         self._client: MongoClient[dict[str, Any]] | None = None
@@ -80,14 +88,36 @@ class DocumentDBSource:
             with contextlib.suppress(Exception):
                 client.close()
 
-    def _server_status(self) -> dict[str, Any]:
+    def _new_client(self, refresh: bool) -> MongoClient[dict[str, Any]]:
+        settings = self._settings
+        if self._login is not None:
+            self._login_used = self._login(refresh)
+            user, password = self._login_used
+            settings = replace(settings, user=user, password=password)
+        return new_client(settings, self._search_dirs)
+
+    def _command(self) -> dict[str, Any]:
         if self._client is None:
-            self._client = new_client(self._settings, self._search_dirs)
+            self._client = self._new_client(refresh=False)
         try:
             # Only serverStatus: DocumentDB lacks most other diagnostic commands.
             return self._client.admin.command("serverStatus")
         except Exception as exc:
             raise classify(exc, self._client) from None
+
+    def _server_status(self) -> dict[str, Any]:
+        try:
+            return self._command()
+        except SourceFailure as failure:
+            if failure.reason != "auth_failed" or self._login is None:
+                raise
+            # A rotated secret: the cached login was refused; read it again, once.
+            used = self._login_used
+            self.close()
+            self._client = self._new_client(refresh=True)
+            if self._login_used == used:
+                raise
+            return self._command()
 
     def collect(self) -> Iterator[Metric]:
         try:
