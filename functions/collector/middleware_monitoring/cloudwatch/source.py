@@ -100,9 +100,15 @@ class CloudWatchBatch:
         self._current = current
         # Its own thread, not the target pool: sources waiting for it must never hold the
         # only workers it could run on. A daemon, so a hung call never holds up exit.
-        threading.Thread(
-            target=self._run, args=(current,), name="cloudwatch-fetch", daemon=True
-        ).start()
+        try:
+            threading.Thread(
+                target=self._run, args=(current,), name="cloudwatch-fetch", daemon=True
+            ).start()
+        except RuntimeError as exc:  # no thread to be had: the sources report it, the pass goes on
+            current.result.fail_unanswered(
+                stats, QueryFailure("error", f"fetch not started: {exc}")
+            )
+            current.done.set()
 
     def _run(self, current: _Pass) -> None:
         result = current.result
