@@ -54,7 +54,12 @@ def setup_logging(stream: IO[str] | None = None, level: str = "INFO") -> Logger:
     for the command line, whose stdout carries metrics."""
     logger = Logger(service=SERVICE, level=level, stream=stream or sys.stdout)
     handler = logger.registered_handler
-    handler.addFilter(scrubber)
+    # Powertools keeps the handler of the first Logger made for a service and ignores a later
+    # stream argument: point it at this call's stream.
+    if isinstance(handler, logging.StreamHandler):
+        handler.setStream(stream or sys.stdout)
+    if scrubber not in handler.filters:
+        handler.addFilter(scrubber)
     package = logging.getLogger(PACKAGE_LOGGER)
     package.handlers = [handler]
     package.setLevel(level)
