@@ -29,6 +29,7 @@ import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
+from middleware_monitoring.serve import close_sources
 from tests.dashboards import (
     DASHBOARD_FILES,
     EMITTED_METRICS,
@@ -149,7 +150,14 @@ def _invoke(environ: dict[str, str]) -> dict[str, Any]:
     with pytest.MonkeyPatch.context() as patch:
         for name, value in environ.items():
             patch.setenv(name, value)
-        result: dict[str, Any] = _fresh_app().lambda_handler({}, FakeLambdaContext())
+        app = _fresh_app()
+        try:
+            result: dict[str, Any] = app.lambda_handler({}, FakeLambdaContext())
+        finally:
+            # The function instance ends here: its warm connections must not outlive it
+            # (other tests count the sessions on the shared PostgreSQL).
+            if app._runtime is not None:
+                close_sources(app._runtime)
         return result
 
 
