@@ -1,0 +1,211 @@
+"""The entry points as users run them: the command line as a subprocess and the Lambda
+handler, against a real PostgreSQL and a real Pushgateway."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from middleware_monitoring.postgres.source import PostgresSource
+from tests.integration.pg_helpers import APP_DB, MONITOR, MONITOR_PASSWORD, prepare
+from tests.standins._process import free_port
+from tests.standins.postgres import PostgresServer
+from tests.standins.pushgateway import Pushgateway
+
+ROOT = Path(__file__).resolve().parents[2]
+APP_PY = ROOT / "functions" / "collector" / "app.py"
+TARGET = "e2e-db"
+
+# Variables of the product; the child process gets only the ones a test sets.
+_PRODUCT_PREFIXES = ("PG_", "PUSHGATEWAY_", "AWS_", "MONGO_", "KAFKA_", "METRICS_", "COLLECTOR_")
+
+
+@pytest.fixture(scope="module")
+def pg(pg17: PostgresServer) -> PostgresServer:
+    return prepare(pg17)
+
+
+def pg_env(pg: PostgresServer) -> dict[str, str]:
+    return {
+        **pg.collector_env(user=MONITOR, password=MONITOR_PASSWORD, database=APP_DB),
+        "PG_TARGET_NAME": TARGET,
+        "PG_QPS_SAMPLE_SECONDS": "0.2",
+    }
+
+
+def run_cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    base = {k: v for k, v in os.environ.items() if not k.startswith(_PRODUCT_PREFIXES)}
+    return subprocess.run(
+        [sys.executable, "-m", "middleware_monitoring", *args],
+        env={**base, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def exposition_samples(text: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+    return {
+        (s.name, frozenset(s.labels.items())): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+
+
+def key(name: str, **labels: str) -> tuple[str, frozenset[tuple[str, str]]]:
+    return name, frozenset(labels.items())
+
+
+def test_collect_prints_the_exposition(pg: PostgresServer) -> None:
+    done = run_cli("collect", env=pg_env(pg))
+    assert done.returncode == 0, done.stderr
+    samples = exposition_samples(done.stdout)
+    assert samples[key("pg_up", instance=TARGET)] == 1
+    assert samples[key("middleware_collector_up", instance=TARGET, source="postgres")] == 1
+    assert samples[key("middleware_pass_targets", instance="collector", state="up")] == 1
+    assert samples[key("middleware_pass_targets", instance="collector", state="down")] == 0
+    # The cold-start window (PG_QPS_SAMPLE_SECONDS) gives a rate in the only pass there is.
+    assert key("pg_qps_all", instance=TARGET) in samples
+    assert samples[key("pg_database_size_bytes", instance=TARGET, database_name=APP_DB)] > 0
+    # Every series names its target; logs go to stderr, as JSON.
+    assert all("instance" in dict(labels) for _, labels in samples)
+    logs = [json.loads(line) for line in done.stderr.splitlines()]
+    assert [line["message"] for line in logs] == ["pass done"]
+    assert (logs[0]["targets_up"], logs[0]["targets_down"]) == (1, [])
+
+
+def test_collect_push(pg: PostgresServer, pushgateway: Pushgateway) -> None:
+    job = f"e2e-{uuid.uuid4().hex[:8]}"
+    done = run_cli(
+        "collect",
+        "--push",
+        env={**pg_env(pg), "PUSHGATEWAY_URL": pushgateway.url, "PUSHGATEWAY_JOB": job},
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == ""
+    target = pushgateway.samples(job, TARGET)
+    assert target[key("pg_up")] == 1
+    assert target[key("middleware_collector_up", source="postgres")] == 1
+    assert key("pg_total_connections") in target
+    assert key("pg_qps_read") in target
+    collector = pushgateway.samples(job, "collector")
+    assert collector[key("middleware_pass_targets", state="up")] == 1
+    assert {g["labels"]["instance"] for g in pushgateway.groups() if g["labels"]["job"] == job} == {
+        TARGET,
+        "collector",
+    }
+
+
+def test_bad_environment_exits_2_with_the_problems(pg: PostgresServer) -> None:
+    secret = "do-not-print-me-77"
+    done = run_cli(
+        "collect",
+        env={**pg_env(pg), "PG_PORT": "abc", "PG_PWD": secret, "AWS_RDS_TYPE": "cluster"},
+    )
+    assert done.returncode == 2
+    assert done.stdout == ""
+    assert done.stderr == (
+        "invalid configuration:\n"
+        "  - AWS_RDS_TYPE: expected one of DBInstanceIdentifier, DBClusterIdentifier, "
+        "got 'cluster'\n"
+        "  - PG_PORT: expected a port number from 1 to 65535, got 'abc'\n"
+    )
+
+
+def test_pushgateway_down_exits_1(pg: PostgresServer) -> None:
+    url = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    done = run_cli(
+        "collect",
+        "--push",
+        env={**pg_env(pg), "PUSHGATEWAY_URL": url, "PUSHGATEWAY_RETRIES": "0"},
+    )
+    assert done.returncode == 1
+    failed = [json.loads(line) for line in done.stderr.splitlines()]
+    assert [line["message"] for line in failed] == ["push failed"]
+    assert failed[0]["detail"] == (
+        f"Pushgateway {url} did not accept 2 of 2 groups: "
+        f"{TARGET}: cannot reach the Pushgateway: [Errno 111] Connection refused; "
+        "collector: cannot reach the Pushgateway: [Errno 111] Connection refused"
+    )
+
+
+# --- Lambda -----------------------------------------------------------------------------
+
+
+@dataclass
+class FakeLambdaContext:
+    """The attributes and method of the Lambda runtime's context object that are used."""
+
+    remaining_millis: int = 60_000
+    function_name: str = "middleware-monitoring"
+    memory_limit_in_mb: int = 256
+    invoked_function_arn: str = (
+        "arn:aws:lambda:eu-west-1:123456789012:function:middleware-monitoring"
+    )
+    aws_request_id: str = "00000000-0000-0000-0000-000000000001"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return self.remaining_millis
+
+
+@pytest.fixture
+def app_module(monkeypatch: pytest.MonkeyPatch) -> Iterator[ModuleType]:
+    for name in list(os.environ):
+        if name.startswith(_PRODUCT_PREFIXES):
+            monkeypatch.delenv(name)
+    spec = importlib.util.spec_from_file_location("lambda_app_under_test", APP_PY)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    yield module
+    runtime = module._runtime
+    if runtime is not None:
+        for target in runtime.targets:
+            for source in target.sources:
+                if isinstance(source, PostgresSource):
+                    source.close()
+
+
+def test_lambda_handler_pushes_and_returns_the_summary(
+    pg: PostgresServer,
+    pushgateway: Pushgateway,
+    app_module: ModuleType,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    job = f"lambda-{uuid.uuid4().hex[:8]}"
+    env = {
+        **pg_env(pg),
+        "PG_QPS_SAMPLE_SECONDS": "0",
+        "PUSHGATEWAY_URL": pushgateway.url,
+        "PUSHGATEWAY_JOB": job,
+    }
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+
+    first = app_module.lambda_handler({}, FakeLambdaContext())
+    after_first = pushgateway.samples(job, TARGET)
+    second = app_module.lambda_handler({}, FakeLambdaContext())
+    after_second = pushgateway.samples(job, TARGET)
+
+    for outcome in (first, second):
+        assert set(outcome) == {"targets_up", "targets_down", "series", "duration_seconds"}
+        assert (outcome["targets_up"], outcome["targets_down"]) == (1, [])
+    # What the summary counts is what the Pushgateway holds (the PUT replaced the group).
+    assert second["series"] == len(after_second) + len(pushgateway.samples(job, "collector"))
+    assert after_first[key("pg_up")] == 1
+    # PG_QPS_SAMPLE_SECONDS=0: the cold pass has no rate; the warm one (same function
+    # instance, same source) has.
+    assert key("pg_qps_all") not in after_first
+    assert key("pg_qps_all") in after_second
