@@ -40,15 +40,16 @@ def _get_runtime() -> Runtime:
 @logger.inject_lambda_context
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, object]:
     runtime = _get_runtime()
+    # Before collecting: a sink that cannot be built (no PUSHGATEWAY_URL) is a configuration
+    # error, not something to find out after a whole pass.
+    sink = build_sink(runtime.settings)
     remaining = context.get_remaining_time_in_millis() / 1000
     result = runtime.collect(
         remaining - send_reserve_seconds(_stream, runtime.push_reserve_seconds())
     )
     # A failed push raises, so the invocation fails and the platform's alarm sees it. Kafka
     # (when KAFKA_SERVER is set) runs alongside the push and never raises.
-    push_and_stream(
-        build_sink(runtime.settings), _stream, result, runtime.settings.collector_instance
-    )
+    push_and_stream(sink, _stream, result, runtime.settings.collector_instance)
     outcome = summary(result)
     logger.info("pass done", extra=outcome)
     return outcome

@@ -192,6 +192,19 @@ BAD = [
         id="pushgateway-url-without-scheme",
     ),
     pytest.param(
+        {"PUSHGATEWAY_URL": f"ftp://pusher:{PASSWORD}@push:9091"},
+        ["PUSHGATEWAY_URL: expected an http:// or https:// URL, got 'ftp://***@push:9091'"],
+        id="pushgateway-url-credentials-hidden",
+    ),
+    pytest.param(
+        {**PG_OK, "PG_SSLMODE": "verify-full"},
+        [
+            "PG_SSLROOTCERT: is required when PG_SSLMODE=verify-full (the CA bundle that "
+            "verifies the server, e.g. global-bundle.pem from the CA layer)"
+        ],
+        id="verify-without-ca",
+    ),
+    pytest.param(
         {"PUSHGATEWAY_USERNAME": "pusher"},
         [
             "PUSHGATEWAY_USERNAME/PUSHGATEWAY_PASSWORD: basic auth needs both a user name "
@@ -257,3 +270,9 @@ def test_secret_value_in_a_checked_variable_is_hidden() -> None:
     env = EnvReader({"PG_PWD": PASSWORD}, secret_names=["PG_PWD"])
     env.integer("PG_PWD", 0, 0, 10)
     assert env.problems == ["PG_PWD: expected a whole number from 0 to 10, got (hidden)"]
+
+
+def test_passwords_keep_surrounding_blanks() -> None:
+    settings = load_settings({**PG_OK, "PG_PWD": f" {PASSWORD} "})
+    assert settings.postgres is not None
+    assert settings.postgres.password == f" {PASSWORD} "

@@ -7,6 +7,7 @@ names each variable and the shape it expects. Secret values are never echoed.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Final
@@ -53,6 +54,19 @@ class EnvReader:
         if value is None or not value.strip():
             return default
         return value.strip()
+
+    def secret(self, name: str) -> str | None:
+        """A password as given: blanks around it may be part of it."""
+        value = self._environ.get(name)
+        return value if value else None
+
+    def http_url(self, name: str) -> str | None:
+        raw = self.text(name)
+        if raw is not None and not raw.startswith(("http://", "https://")):
+            # A URL may carry user:password@; never echo that part.
+            shown = re.sub(r"^([A-Za-z][A-Za-z0-9+.-]*://)?[^/@]*@", r"\1***@", raw)
+            self.problem(name, f"expected an http:// or https:// URL, got {shown!r}")
+        return raw
 
     def required(self, name: str, why: str) -> str:
         value = self.text(name)
@@ -261,6 +275,14 @@ def _load_postgres(env: EnvReader) -> PostgresSettings | None:
             "is required when the host comes from PG_SECRET_ARN (it names the target before "
             "the secret is read); or set PG_DATABASE or AWS_RDS_INSTANCE_ID",
         )
+    sslmode = env.choice("PG_SSLMODE", PG_SSLMODES, "prefer")
+    sslrootcert = env.text("PG_SSLROOTCERT")
+    if sslmode.startswith("verify-") and sslrootcert is None:
+        env.problem(
+            "PG_SSLROOTCERT",
+            f"is required when PG_SSLMODE={sslmode} (the CA bundle that verifies the server, "
+            "e.g. global-bundle.pem from the CA layer)",
+        )
     from_secret = frozenset(
         name
         for name, variable in (
@@ -275,10 +297,10 @@ def _load_postgres(env: EnvReader) -> PostgresSettings | None:
         host=host,
         port=env.port("PG_PORT", 5432),
         user=user,
-        password=env.text("PG_PWD") or "",
+        password=env.secret("PG_PWD") or "",
         database=env.text("PG_DBNAME", "postgres") or "postgres",
-        sslmode=env.choice("PG_SSLMODE", PG_SSLMODES, "prefer"),
-        sslrootcert=env.text("PG_SSLROOTCERT"),
+        sslmode=sslmode,
+        sslrootcert=sslrootcert,
         connect_timeout_seconds=env.number("PG_CONNECT_TIMEOUT_SECONDS", 5.0, 0.1, 60.0),
         statement_timeout_ms=env.integer("PG_STATEMENT_TIMEOUT_MS", 5000, 100, 60000),
         statements_top_n=env.integer("PG_STATEMENTS_TOP_N", 20, 0, 1000),
@@ -319,11 +341,9 @@ def _load_secret_store(env: EnvReader) -> SecretStoreSettings:
 
 
 def _load_pushgateway(env: EnvReader) -> PushgatewaySettings:
-    url = env.text("PUSHGATEWAY_URL")
-    if url is not None and not url.startswith(("http://", "https://")):
-        env.problem("PUSHGATEWAY_URL", f"expected an http:// or https:// URL, got {url!r}")
+    url = env.http_url("PUSHGATEWAY_URL")
     username = env.text("PUSHGATEWAY_USERNAME")
-    password = env.text("PUSHGATEWAY_PASSWORD")
+    password = env.secret("PUSHGATEWAY_PASSWORD")
     if (username is None) != (password is None):
         env.problem(
             "PUSHGATEWAY_USERNAME/PUSHGATEWAY_PASSWORD",
@@ -444,10 +464,8 @@ def _load_cloudwatch(env: EnvReader) -> CloudWatchSettings | None:
         return None
     endpoint_url = None
     for variable in ("AWS_ENDPOINT_URL_CLOUDWATCH", "AWS_ENDPOINT_URL"):
-        endpoint_url = env.text(variable)
+        endpoint_url = env.http_url(variable)
         if endpoint_url is not None:
-            if not endpoint_url.startswith(("http://", "https://")):
-                env.problem(variable, f"expected an http:// or https:// URL, got {endpoint_url!r}")
             break
     return CloudWatchSettings(
         # Lambda always sets AWS_REGION; elsewhere boto3's chain (profile) may supply it.
