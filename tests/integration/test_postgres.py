@@ -405,6 +405,24 @@ def test_qps_after_pg_stat_statements_reset(pg: PostgresServer, source: Postgres
     assert low <= read <= high
 
 
+def test_qps_after_reset_when_counts_climb_past_old_ones(
+    pg: PostgresServer, source: PostgresSource
+) -> None:
+    timed = Timed()
+    timed.run(lambda: ok_pass(source))
+    workload(pg, 5, 0, 0, "climb")
+    timed.run(lambda: ok_pass(source))
+    pg.execute_as_superuser("SELECT count(*) FROM pg_stat_statements_reset()", database=APP_DB)
+    # More calls than before the reset: only stats_reset tells they all happened since.
+    workload(pg, 12, 0, 0, "climb")
+    time.sleep(0.1)
+    after = timed.run(lambda: ok_pass(source))
+    read = value(after, "pg_qps_read")
+    # 12 reads and the reset call; per-entry deltas alone would have seen 12 - 5 = 7.
+    low, high = timed.bounds(13)
+    assert low <= read <= high
+
+
 # --- extension versions -----------------------------------------------------------------
 
 

@@ -75,3 +75,18 @@ def test_fractional_elapsed() -> None:
     before = snap(0.0, {(10, 1, 2): 1})
     after = snap(0.25, {(10, 1, 2): 3})
     assert rates(before, after, KINDS) == Rates(all=8.0, read=0.0, write=8.0)
+
+
+def test_full_reset_counts_every_entry_from_zero() -> None:
+    # After pg_stat_statements_reset() an entry may climb past its old count before the next
+    # pass; stats_reset tells that the old counts no longer apply.
+    before = Snapshot(0.0, {(10, 1, 1): 40, (10, 1, 2): 7}, reset_at=1000.0)
+    after = Snapshot(10.0, {(10, 1, 1): 60, (10, 1, 2): 7}, reset_at=1005.0)
+    assert calls_since(before, after) == {(10, 1, 1): 60, (10, 1, 2): 7}
+    assert rates(before, after, KINDS) == Rates(all=6.7, read=6.0, write=0.7)
+
+
+def test_same_reset_time_keeps_per_entry_deltas() -> None:
+    before = Snapshot(0.0, {(10, 1, 1): 40}, reset_at=1000.0)
+    after = Snapshot(10.0, {(10, 1, 1): 60}, reset_at=1000.0)
+    assert calls_since(before, after) == {(10, 1, 1): 20}

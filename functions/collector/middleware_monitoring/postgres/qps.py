@@ -3,7 +3,9 @@
 Entries come and go (eviction at pg_stat_statements.max, pg_stat_statements_reset()), so the
 rate is summed per entry: an entry absent from the earlier snapshot was created after it and
 all its calls are new; an entry whose count went down was reset or evicted and re-created,
-and its current count is what happened since. No delta is ever negative. Calls of entries
+and its current count is what happened since; after a full pg_stat_statements_reset()
+(seen in pg_stat_statements_info from extension 1.9) every entry counts from zero. No delta
+is ever negative. Calls of entries
 evicted between the snapshots are lost, so under heavy eviction the rate is a lower bound.
 """
 
@@ -19,6 +21,8 @@ EntryKey = tuple[int, int, int]  # (userid, dbid, queryid)
 class Snapshot:
     taken_at: float  # wall-clock seconds; Lambda may freeze monotonic clocks between invocations
     calls: Mapping[EntryKey, int]
+    # pg_stat_statements_info.stats_reset (extension 1.9+), None where unknown.
+    reset_at: float | None = None
 
 
 @dataclass(frozen=True)
@@ -29,9 +33,12 @@ class Rates:
 
 
 def calls_since(before: Snapshot, after: Snapshot) -> dict[EntryKey, int]:
+    # After a full reset every entry restarted from zero, even one whose count has since
+    # climbed past its old value: the earlier counts say nothing any more.
+    earlier = {} if before.reset_at != after.reset_at else before.calls
     deltas: dict[EntryKey, int] = {}
     for key, calls in after.calls.items():
-        previous = before.calls.get(key)
+        previous = earlier.get(key)
         delta = calls if previous is None or calls < previous else calls - previous
         if delta:
             deltas[key] = delta

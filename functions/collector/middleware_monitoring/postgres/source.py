@@ -175,9 +175,12 @@ class PostgresSource:
                 extra={"target": self._settings.target_name, "source": self.name},
             )
 
-    def _snapshot(self) -> Snapshot:
+    def _snapshot(self, version: str) -> Snapshot:
+        reset_at = None
+        if sql.has_stats_reset(version):
+            (reset_at,) = self._db.run(sql.STATS_RESET_SQL)[0]
         rows = self._db.run(sql.CALLS_SQL)
-        snapshot = Snapshot(self._clock(), {(u, d, q): c for u, d, q, c in rows})
+        snapshot = Snapshot(self._clock(), {(u, d, q): c for u, d, q, c in rows}, reset_at)
         self._classify({queryid for _, _, queryid in snapshot.calls})
         return snapshot
 
@@ -204,7 +207,7 @@ class PostgresSource:
             if version is None:
                 return
             window_started = self._clock()
-            first = self._snapshot()
+            first = self._snapshot(version)
         except SourceFailure as failure:
             if _NOT_LOADED_STATE in failure.detail:
                 self._hint_once()
@@ -221,7 +224,7 @@ class PostgresSource:
             remaining = self._settings.qps_sample_seconds - (self._clock() - window_started)
             if remaining > 0:
                 self._sleep(remaining)
-            before, latest = first, self._snapshot()
+            before, latest = first, self._snapshot(version)
         self._previous = latest
         self._forget_gone(latest)
         if before is None:

@@ -73,6 +73,17 @@ CALLS_SQL: Final = (
     "FROM pg_stat_statements(false) s GROUP BY s.userid, s.dbid, s.queryid"
 )
 
+# When pg_stat_statements_reset() last emptied everything (1.9+): a changed value means every
+# entry started again from zero since the previous snapshot.
+STATS_RESET_SQL: Final = (
+    f"SELECT {MARKER} extract(epoch FROM stats_reset)::float8 FROM pg_stat_statements_info"
+)
+
+
+def has_stats_reset(extversion: str) -> bool:
+    return parse_version(extversion) >= (1, 9)
+
+
 # Statement kind, computed on the server so only a word per statement crosses the wire, and
 # whether the statement stays out of the top N (trivial utility statements, and statements
 # whose text may hold a password).
