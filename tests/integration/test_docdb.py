@@ -21,8 +21,9 @@ from middleware_monitoring.model import PassResult, Target, TargetResult
 from middleware_monitoring.runner import run_pass
 from middleware_monitoring.runtime import Runtime, build_sink
 from tests.standins._process import free_port
-from tests.standins.docdb import DocDBServer, Nx27017Server, TlsFiles, make_tls_files
+from tests.standins.docdb import DocDBServer, Nx27017Server
 from tests.standins.pushgateway import Pushgateway
+from tests.standins.tls import TlsFiles, make_tls_files
 
 PASSWORD = "Pa55:w/rd@docdb%+"
 USER = "monitor"

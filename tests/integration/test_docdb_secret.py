@@ -13,7 +13,8 @@ import pytest
 from middleware_monitoring.config import load_settings
 from middleware_monitoring.runtime import Runtime
 from tests.standins.aws import MotoServer
-from tests.standins.docdb import DocDBServer, TlsFiles, make_tls_files
+from tests.standins.docdb import DocDBServer
+from tests.standins.tls import TlsFiles, make_tls_files
 
 USER = "monitor"
 OLD_PASSWORD = "Old:Secret/pw@docdb1"

@@ -35,6 +35,7 @@ from bson import Binary
 from mockupdb import MockupDB
 
 from tests.standins._process import StandinError, free_port, stop_process, wait_until
+from tests.standins.tls import TlsFiles, make_tls_files
 
 WIRE_VERSION = 13  # DocumentDB 5.0 reports maxWireVersion 13
 REPLICA_SET = "rs0"
@@ -78,62 +79,6 @@ DOCDB_SERVER_STATUS: dict[str, Any] = {
 
 # DocumentDB's answer when the login lacks the clusterMonitor role.
 UNAUTHORIZED = (13, "Authorization failure")
-
-
-# --- certificates --------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class TlsFiles:
-    ca: Path  # the CA that signed the server certificate
-    other_ca: Path  # an unrelated CA: verifying with it must fail
-    server_cert: Path
-    server_key: Path
-
-
-def _openssl(*args: str, cwd: Path) -> None:
-    result = subprocess.run(
-        ["openssl", *args], cwd=cwd, capture_output=True, text=True, timeout=60, check=False
-    )
-    if result.returncode != 0:
-        raise StandinError(f"openssl {' '.join(args[:2])} failed: {result.stderr.strip()}")
-
-
-def _make_ca(directory: Path, name: str) -> tuple[Path, Path]:
-    key, cert = directory / f"{name}.key", directory / f"{name}.pem"
-    _openssl(
-        "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
-        "-subj", f"/CN={name}", "-keyout", key.name, "-out", cert.name,
-        "-addext", "basicConstraints=critical,CA:TRUE",
-        "-addext", "keyUsage=critical,keyCertSign,cRLSign",
-        cwd=directory,
-    )  # fmt: skip
-    return key, cert
-
-
-def make_tls_files(directory: Path) -> TlsFiles:
-    """A throwaway CA, a server certificate it signs for 127.0.0.1/localhost, and a second
-    CA that signs nothing (the wrong bundle)."""
-    directory.mkdir(parents=True, exist_ok=True)
-    ca_key, ca = _make_ca(directory, "test-ca")
-    _, other_ca = _make_ca(directory, "other-ca")
-    (directory / "san.ext").write_text(
-        "subjectAltName=IP:127.0.0.1,DNS:localhost\n"
-        "basicConstraints=CA:FALSE\n"
-        "keyUsage=digitalSignature,keyEncipherment\n"
-        "extendedKeyUsage=serverAuth\n"
-    )
-    _openssl(
-        "req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=localhost",
-        "-keyout", "server.key", "-out", "server.csr",
-        cwd=directory,
-    )  # fmt: skip
-    _openssl(
-        "x509", "-req", "-in", "server.csr", "-CA", ca.name, "-CAkey", ca_key.name,
-        "-CAcreateserial", "-days", "2", "-extfile", "san.ext", "-out", "server.pem",
-        cwd=directory,
-    )  # fmt: skip
-    return TlsFiles(ca, other_ca, directory / "server.pem", directory / "server.key")
 
 
 # --- SCRAM (server side of RFC 5802 as MongoDB uses it) ------------------------------------

@@ -119,8 +119,10 @@ class PgConnection:
         password: str | None = None,
         *,
         login: LoginProvider | None = None,
+        ca_search_dirs: Sequence[Path] = DEFAULT_SEARCH_DIRS,
     ) -> None:
         self._settings = settings
+        self._ca_search_dirs = ca_search_dirs
         if login is None:
             fixed = PgLogin(
                 settings.host,
@@ -160,7 +162,7 @@ class PgConnection:
                 host=login.host,
                 port=login.port,
                 database=login.database,
-                ssl_context=ssl_context_for(settings),
+                ssl_context=ssl_context_for(settings, self._ca_search_dirs),
                 # Socket timeout: bounds connect and every read, a backstop for statement_timeout.
                 timeout=settings.connect_timeout_seconds + settings.statement_timeout_ms / 1000,
                 application_name=APPLICATION_NAME,

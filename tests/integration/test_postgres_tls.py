@@ -1,0 +1,130 @@
+"""PostgreSQL over TLS, verified with a CA made at test time: the way the template deploys
+it (PG_SSLMODE=verify-full, PG_SSLROOTCERT=global-bundle.pem found in the CA layer)."""
+
+from __future__ import annotations
+
+import atexit
+import os
+import pwd
+import shutil
+import tempfile
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+from prometheus_client import Metric
+
+from middleware_monitoring.config import PostgresSettings, load_settings
+from middleware_monitoring.model import SourceFailure
+from middleware_monitoring.postgres.connection import PgConnection
+from middleware_monitoring.postgres.source import PostgresSource
+from tests.standins.postgres import PostgresServer
+from tests.standins.tls import TlsFiles, make_tls_files
+
+
+def start_tls_server(tls: TlsFiles) -> PostgresServer:
+    # The server runs as the postgres user, which cannot enter pytest's private temp dirs,
+    # and it refuses a key that others can read.
+    keys = Path(tempfile.mkdtemp(prefix="pg-tls-keys-"))
+    keys.chmod(0o755)
+    cert, key = keys / "server.pem", keys / "server.key"
+    shutil.copy(tls.server_cert, cert)
+    shutil.copy(tls.server_key, key)
+    key.chmod(0o600)
+    if os.geteuid() == 0:
+        server_user = pwd.getpwnam("postgres")
+        for path in (cert, key):
+            os.chown(path, server_user.pw_uid, server_user.pw_gid)
+    settings = {"ssl": "on", "ssl_cert_file": str(cert), "ssl_key_file": str(key)}
+    server = PostgresServer(15, settings=settings)
+    atexit.register(shutil.rmtree, keys, ignore_errors=True)
+    return server.start()
+
+
+@pytest.fixture(scope="module")
+def tls_files(tmp_path_factory: pytest.TempPathFactory) -> TlsFiles:
+    return make_tls_files(tmp_path_factory.mktemp("pg-tls"))
+
+
+@pytest.fixture(scope="module")
+def tls_server(tls_files: TlsFiles) -> Iterator[PostgresServer]:
+    server = start_tls_server(tls_files)
+    yield server
+    server.cleanup()
+
+
+def settings_for(
+    server: PostgresServer, sslmode: str, sslrootcert: str, host: str = "127.0.0.1"
+) -> PostgresSettings:
+    settings = load_settings(server.collector_env()).postgres
+    assert settings is not None
+    return replace(
+        settings, qps_sample_seconds=0.0, sslmode=sslmode, sslrootcert=sslrootcert, host=host
+    )
+
+
+def collect(source: PostgresSource) -> dict[str, Metric]:
+    return {family.name: family for family in source.collect()}
+
+
+def test_verify_full_with_the_bundle_from_the_layer(
+    tls_server: PostgresServer, tls_files: TlsFiles, tmp_path: Path
+) -> None:
+    layer = tmp_path / "opt"
+    layer.mkdir()
+    shutil.copy(tls_files.ca, layer / "global-bundle.pem")
+    settings = settings_for(
+        tls_server, sslmode="verify-full", sslrootcert="global-bundle.pem", host="localhost"
+    )
+    connection = PgConnection(settings, ca_search_dirs=[tmp_path / "function", layer])
+    families = collect(PostgresSource(settings, connection))
+    assert families["pg_up"].samples[0].value == 1.0
+    # The session really is encrypted: the server says so for the collector's own backend.
+    assert connection.run("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()") == [[True]]
+    connection.close()
+
+
+def test_wrong_ca_is_refused_with_reason_tls(
+    tls_server: PostgresServer, tls_files: TlsFiles
+) -> None:
+    settings = settings_for(
+        tls_server, sslmode="verify-full", sslrootcert=str(tls_files.other_ca), host="localhost"
+    )
+    source = PostgresSource(settings)
+    families: list[Metric] = []
+    with pytest.raises(SourceFailure) as failure:
+        families.extend(source.collect())
+    assert failure.value.reason == "tls"
+    assert "CERTIFICATE_VERIFY_FAILED" in failure.value.detail
+    assert [(f.name, f.samples[0].value) for f in families] == [("pg_up", 0.0)]
+
+
+def test_verify_full_checks_the_host_name(tmp_path_factory: pytest.TempPathFactory) -> None:
+    # A certificate for another name, from a CA the collector trusts: verify-full refuses it,
+    # verify-ca (the chain only) accepts it.
+    tls = make_tls_files(tmp_path_factory.mktemp("pg-tls-other"), names="DNS:db.example.internal")
+    server = start_tls_server(tls)
+    try:
+        full = settings_for(server, sslmode="verify-full", sslrootcert=str(tls.ca))
+        with pytest.raises(SourceFailure) as failure:
+            list(PostgresSource(full).collect())
+        assert failure.value.reason == "tls"
+        assert "IP address mismatch" in failure.value.detail
+
+        chain_only = replace(full, sslmode="verify-ca")
+        families = collect(PostgresSource(chain_only))
+        assert families["pg_up"].samples[0].value == 1.0
+    finally:
+        server.cleanup()
+
+
+def test_missing_bundle_names_where_it_looked(tls_server: PostgresServer, tmp_path: Path) -> None:
+    settings = settings_for(tls_server, sslmode="verify-full", sslrootcert="global-bundle.pem")
+    connection = PgConnection(settings, ca_search_dirs=[tmp_path])
+    with pytest.raises(SourceFailure) as failure:
+        list(PostgresSource(settings, connection).collect())
+    assert (failure.value.reason, failure.value.detail) == (
+        "tls",
+        f"CA file global-bundle.pem not found in {tmp_path}",
+    )
