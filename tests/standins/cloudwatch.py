@@ -28,8 +28,8 @@ DEMO_VALUES: dict[str, float] = {
     "ReadIOPS": 3.25,
     "VolumeBytesUsed": 5_368_709_120.0,
     "NetworkThroughput": 20_480.0,
-    "ReadLatency": 0.0005,
-    "WriteLatency": 0.0012,
+    "ReadLatency": 0.52,  # DocumentDB publishes milliseconds
+    "WriteLatency": 1.25,
     "VolumeReadIOPs": 1200.0,
     "VolumeWriteIOPs": 340.0,
     "NetworkBandwidthInAllowanceExceeded": 0.0,

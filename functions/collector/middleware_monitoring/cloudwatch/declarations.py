@@ -94,9 +94,19 @@ DOCDB_INSTANCE_SERIES: Final = (
         MINUTE,
         "Network traffic in and out, bytes per second.",
     ),
-    Series("mongo_read_latency", "ReadLatency", "Average", MINUTE, "Disk read latency, seconds."),
     Series(
-        "mongo_write_latency", "WriteLatency", "Average", MINUTE, "Disk write latency, seconds."
+        "mongo_read_latency",
+        "ReadLatency",
+        "Average",
+        MINUTE,
+        "Disk read latency, ms (as DocumentDB publishes it).",
+    ),
+    Series(
+        "mongo_write_latency",
+        "WriteLatency",
+        "Average",
+        MINUTE,
+        "Disk write latency, ms (as DocumentDB publishes it).",
     ),
 )
 DOCDB_CLUSTER_SERIES: Final = (
