@@ -188,3 +188,30 @@ def test_without_a_batch_no_cloudwatch_source() -> None:
     assert [(t.name, [s.name for s in t.sources]) for t in build_targets(settings)] == [
         ("pg-1", ["postgres"])
     ]
+
+
+def test_rds_id_without_postgresql_is_a_cloudwatch_only_target() -> None:
+    settings = load_settings(
+        {"AWS_RDS_INSTANCE_ID": "aurora-1", "AWS_RDS_TYPE": "DBClusterIdentifier"}
+    )
+    assert settings.postgres is None
+    assert settings.cloudwatch is not None
+    batch = CloudWatchBatch(settings.cloudwatch)
+    targets = build_targets(settings, batch)
+    assert [(t.name, [s.name for s in t.sources]) for t in targets] == [
+        ("aurora-1", ["cloudwatch"])
+    ]
+    assert sorted(stat.metric for stat in batch.stats) == [
+        "CPUUtilization",
+        "FreeableMemory",
+        "NetworkTransmitThroughput",
+        "ReadIOPS",
+        "VolumeBytesUsed",
+    ]
+    assert {stat.dimensions for stat in batch.stats} == {(("DBClusterIdentifier", "aurora-1"),)}
+
+
+def test_rds_type_checked_without_postgresql_too() -> None:
+    assert _problems({"AWS_RDS_INSTANCE_ID": "pg-1", "AWS_RDS_TYPE": "cluster"}) == [
+        "AWS_RDS_TYPE: expected one of DBInstanceIdentifier, DBClusterIdentifier, got 'cluster'"
+    ]

@@ -381,6 +381,14 @@ class CloudWatchSettings:
     docdb_instances: tuple[str, ...] = ()
     docdb_clusters: tuple[str, ...] = ()
     elasticache: tuple[ElastiCacheId, ...] = ()
+    # AWS_RDS_INSTANCE_ID set without PostgreSQL: CloudWatch values only.
+    rds_only: RdsId | None = None
+
+
+@dataclass(frozen=True)
+class RdsId:
+    identifier: str
+    dimension: str  # one of RDS_TYPES
 
 
 RETRY_MODES: Final = ("standard", "adaptive")
@@ -457,7 +465,15 @@ def _elasticache_ids(env: EnvReader) -> tuple[ElastiCacheId, ...]:
 
 def _load_cloudwatch(env: EnvReader) -> CloudWatchSettings | None:
     """CloudWatch settings when any CloudWatch-fed target is configured, else None."""
-    rds = env.has("AWS_RDS_INSTANCE_ID") and any(env.has(name) for name in _PG_VARIABLES)
+    # Without the PG_* variables the instance still gets its CloudWatch values, as a target
+    # of its own; with them, the PostgreSQL settings carry the id (and check AWS_RDS_TYPE).
+    rds = env.has("AWS_RDS_INSTANCE_ID")
+    rds_only = None
+    if rds and not any(env.has(name) for name in _PG_VARIABLES):
+        rds_only = RdsId(
+            env.text("AWS_RDS_INSTANCE_ID") or "",
+            env.choice("AWS_RDS_TYPE", RDS_TYPES, RDS_TYPES[0]),
+        )
     docdb_instances, docdb_clusters = _mongo_ids(env)
     elasticache = _elasticache_ids(env)
     if not (rds or env.has("AWS_MONGO_INSTANCE_INFO") or env.has("AWS_ELASTICACHE_INSTANCE_INFO")):
@@ -480,6 +496,7 @@ def _load_cloudwatch(env: EnvReader) -> CloudWatchSettings | None:
         docdb_instances=docdb_instances,
         docdb_clusters=docdb_clusters,
         elasticache=elasticache,
+        rds_only=rds_only,
     )
 
 

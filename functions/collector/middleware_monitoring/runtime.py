@@ -59,7 +59,9 @@ def cloudwatch_targets(settings: Settings, cloudwatch: CloudWatchBatch) -> list[
     config = settings.cloudwatch
     if config is None:
         return []
+    rds = config.rds_only
     made = [
+        *([(rds.identifier, declarations.rds(rds.identifier, rds.dimension))] if rds else []),
         *((f"docdb:{i}", declarations.docdb_instance(i)) for i in config.docdb_instances),
         *((f"docdb-cluster:{i}", declarations.docdb_cluster(i)) for i in config.docdb_clusters),
         *(
