@@ -12,7 +12,6 @@ from typing import Any
 
 import pytest
 
-from middleware_monitoring.config import load_settings
 from middleware_monitoring.kafka_stream import (
     MESSAGES_SENT,
     QUERY_VALUES,
@@ -21,6 +20,7 @@ from middleware_monitoring.kafka_stream import (
 )
 from middleware_monitoring.model import PassResult
 from middleware_monitoring.runtime import Runtime
+from middleware_monitoring.serve import close_sources
 from middleware_monitoring.sinks import PushgatewaySink
 from tests.standins.kafka import KafkaBroker
 from tests.standins.postgres import PostgresServer
@@ -110,13 +110,14 @@ def test_messages_carry_the_pass_values_field_by_field(
     runtime = Runtime.from_environ(environ)
     assert runtime.settings.kafka is not None
     stream = QueryStream(runtime.settings.kafka)
-    result = runtime.collect(30.0)
     try:
+        result = runtime.collect(30.0)
         outcome = push_and_stream(
             PushgatewaySink(runtime.settings.pushgateway), stream, result, "collector"
         )
     finally:
         stream.close()
+        close_sources(runtime)  # the session's PostgreSQL is shared: leave no session behind
     assert outcome is not None and outcome.up, outcome
 
     expected = _expected_statements(result)
@@ -205,16 +206,14 @@ def test_broker_lost_while_warm_then_back(
     """A warm producer whose broker goes away: that pass is reported down, the push is not
     affected, and a later pass against a broker that is back delivers again."""
     kafka = KafkaBroker().start()
+    environ = _environ(
+        pg, clean_pushgateway, KAFKA_SERVER=kafka.bootstrap, KAFKA_TIMEOUT_SECONDS="1"
+    )
+    runtime = Runtime.from_environ(environ)
+    assert runtime.settings.kafka is not None
+    stream = QueryStream(runtime.settings.kafka)
+    sink = PushgatewaySink(runtime.settings.pushgateway)
     try:
-        environ = _environ(
-            pg, clean_pushgateway, KAFKA_SERVER=kafka.bootstrap, KAFKA_TIMEOUT_SECONDS="1"
-        )
-        settings = load_settings(environ)
-        assert settings.kafka is not None
-        runtime = Runtime(settings, Runtime.from_environ(environ).targets)
-        stream = QueryStream(settings.kafka)
-        sink = PushgatewaySink(settings.pushgateway)
-
         first = push_and_stream(sink, stream, runtime.collect(30.0), "collector")
         assert first is not None and first.up
 
@@ -231,6 +230,7 @@ def test_broker_lost_while_warm_then_back(
         kafka.start(port=kafka.port)  # back, on the same address
         third = push_and_stream(sink, stream, runtime.collect(30.0), "collector")
         assert third is not None and third.up, third
-        stream.close()
     finally:
+        stream.close()
+        close_sources(runtime)
         kafka.stop()
