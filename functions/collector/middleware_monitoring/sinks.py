@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
+import base64
 import logging
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from functools import partial
 from typing import Protocol
 from urllib.error import HTTPError, URLError
+from urllib.request import Request, urlopen
 
 from prometheus_client import CollectorRegistry, generate_latest, push_to_gateway
-from prometheus_client.exposition import basic_auth_handler, default_handler
 
 from .config import ConfigError, PushgatewaySettings
 from .model import FrozenFamilies, PassResult, TargetResult, with_instance_label
@@ -67,6 +67,20 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
+def _request(
+    url: str, method: str, timeout: float | None, headers: list[tuple[str, str]], data: bytes
+) -> None:
+    """One PUT; a status >= 400 raises HTTPError. prometheus_client's own handler builds a
+    new urllib opener per push, and every new opener makes a TLS context that loads the
+    system CA store (17 ms, GIL held, so parallel pushes queue behind it): most of a warm
+    invocation's time (bench/RESULTS.md). ``urlopen`` reuses one opener per process."""
+    request = Request(url, data=data, method=method)
+    for name, value in headers:
+        request.add_header(name, value)
+    with urlopen(request, timeout=timeout) as response:
+        response.read()
+
+
 class PushgatewaySink:
     """PUTs each target as its own group {job, instance}, so a pass replaces that target's
     previous values and a series that disappeared does not linger. Connection errors and
@@ -89,18 +103,15 @@ class PushgatewaySink:
         data: bytes,
     ) -> Callable[[], None]:
         settings = self._settings
+        sent_headers = list(headers)
+        if settings.username:
+            token = base64.b64encode(f"{settings.username}:{settings.password or ''}".encode())
+            sent_headers.append(("Authorization", "Basic " + token.decode()))
 
         def send() -> None:
             for attempt in range(settings.retries + 1):
-                request = (
-                    partial(
-                        basic_auth_handler, username=settings.username, password=settings.password
-                    )
-                    if settings.username
-                    else default_handler
-                )
                 try:
-                    request(url, method, timeout, list(headers), data)()
+                    _request(url, method, timeout, sent_headers, data)
                     return
                 except HTTPError as exc:
                     if exc.code < 500 or attempt == settings.retries:
