@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -56,6 +57,9 @@ class Target:
     sources: list[Source]
     # Wall-clock time of each source's last successful pass, kept while the instance is warm.
     last_success: dict[str, float] = field(default_factory=dict)
+    # The pass that is (or was last) collecting this target; a worker stuck past its pass's
+    # deadline keeps it, and the target is not collected again until that worker is free.
+    in_flight: Future[TargetResult] | None = field(default=None, repr=False, compare=False)
 
 
 @dataclass(frozen=True)

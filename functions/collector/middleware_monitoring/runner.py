@@ -16,6 +16,9 @@ from .model import PassResult, Prefetch, SourceFailure, SourceOutcome, Target, T
 logger = logging.getLogger(__name__)
 
 DEADLINE_REASON: Final = "deadline"
+DEADLINE_DETAIL: Final = "not finished before the pass deadline"
+BUSY_REASON: Final = "busy"
+BUSY_DETAIL: Final = "an earlier pass is still collecting it (stuck past its deadline)"
 
 
 def collect_target(target: Target) -> TargetResult:
@@ -52,21 +55,10 @@ def collect_target(target: Target) -> TargetResult:
     return TargetResult(target.name, families, outcomes)
 
 
-def _timed_out(target: Target) -> TargetResult:
-    outcomes = [
-        SourceOutcome(
-            source.name, False, 0.0, DEADLINE_REASON, "not finished before the pass deadline"
-        )
-        for source in target.sources
-    ]
-    logger.warning(
-        "source down",
-        extra={
-            "target": target.name,
-            "reason": DEADLINE_REASON,
-            "detail": "not finished before the pass deadline",
-        },
-    )
+def _down(target: Target, reason: str, detail: str) -> TargetResult:
+    """Every source of a target that was not (fully) collected this pass, in one log line."""
+    outcomes = [SourceOutcome(source.name, False, 0.0, reason, detail) for source in target.sources]
+    logger.warning("source down", extra={"target": target.name, "reason": reason, "detail": detail})
     return TargetResult(target.name, list(health_families(outcomes, target.last_success)), outcomes)
 
 
@@ -93,10 +85,15 @@ def run_pass(
     for prefetch in prefetches:
         prefetch.start(deadline)
     pool = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="collect")
-    futures: dict[Future[TargetResult], Target] = {
-        pool.submit(collect_target, t): t for t in targets
-    }
     results: dict[str, TargetResult] = {}
+    futures: dict[Future[TargetResult], Target] = {}
+    for target in targets:
+        if target.in_flight is not None and not target.in_flight.done():
+            # Starting it again would stack threads and connections on one stuck server.
+            results[target.name] = _down(target, BUSY_REASON, BUSY_DETAIL)
+            continue
+        target.in_flight = pool.submit(collect_target, target)
+        futures[target.in_flight] = target
     pending = set(futures)
     while pending:
         remaining = deadline - time.monotonic()
@@ -106,7 +103,7 @@ def run_pass(
         for future in done:
             results[futures[future].name] = future.result()
     for future in pending:
-        results[futures[future].name] = _timed_out(futures[future])
+        results[futures[future].name] = _down(futures[future], DEADLINE_REASON, DEADLINE_DETAIL)
     # Stuck workers are left to their own socket timeouts; the pass does not wait for them.
     pool.shutdown(wait=False, cancel_futures=True)
 

@@ -1,0 +1,108 @@
+"""The pass runner: one failing or stuck source never costs the others, a stuck target is
+not started again while its worker is still busy, and every down target says why."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+from prometheus_client import Metric
+from prometheus_client.core import GaugeMetricFamily
+
+from middleware_monitoring.model import PassResult, SourceFailure, Target
+from middleware_monitoring.runner import run_pass
+
+
+class Steady:
+    name = "steady"
+
+    def collect(self) -> Iterator[Metric]:
+        yield GaugeMetricFamily("steady_value", "A value that is always there.", value=42)
+
+
+class Failing:
+    name = "failing"
+
+    def collect(self) -> Iterator[Metric]:
+        yield GaugeMetricFamily("failing_up", "Yielded before the failure.", value=0)
+        raise SourceFailure("unreachable", "connection refused")
+
+
+class Stuck:
+    """Blocks until released, like a server that accepted the connection and went silent."""
+
+    name = "stuck"
+
+    def __init__(self) -> None:
+        self.release = threading.Event()
+        self.calls = 0
+
+    def collect(self) -> Iterator[Metric]:
+        self.calls += 1
+        self.release.wait(10)
+        yield GaugeMetricFamily("stuck_value", "Arrives once released.", value=1)
+
+
+def run(targets: list[Target], budget: float = 5.0) -> PassResult:
+    return run_pass(
+        targets, deadline=time.monotonic() + budget, max_workers=4, collector_instance="collector"
+    )
+
+
+def samples(
+    result: PassResult, target: str
+) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    (group,) = [group for group in result.groups() if group.target == target]
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in group.families
+        for s in family.samples
+        if not s.name.endswith(("_duration_seconds", "_timestamp_seconds"))
+    }
+
+
+def test_a_failing_source_keeps_its_values_and_costs_no_other(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.WARNING, logger="middleware_monitoring")
+    result = run([Target("a", [Failing(), Steady()])])
+    assert samples(result, "a") == {
+        ("failing_up", ()): 0.0,
+        ("steady_value", ()): 42.0,
+        ("middleware_collector_up", (("source", "failing"),)): 0.0,
+        ("middleware_collector_up", (("source", "steady"),)): 1.0,
+        ("middleware_collector_failure", (("reason", "unreachable"), ("source", "failing"))): 1.0,
+    }
+    assert [(r.message, r.reason, r.detail) for r in caplog.records] == [  # type: ignore[attr-defined]
+        ("source down", "unreachable", "connection refused")
+    ]
+
+
+def test_a_stuck_target_is_not_started_again_until_its_worker_is_free(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.WARNING, logger="middleware_monitoring")
+    stuck = Stuck()
+    targets = [Target("stuck", [stuck]), Target("healthy", [Steady()])]
+    try:
+        first = run(targets, budget=0.3)
+        second = run(targets, budget=0.3)
+        assert stuck.calls == 1
+        for result, reason in ((first, "deadline"), (second, "busy")):
+            assert samples(result, "stuck") == {
+                ("middleware_collector_up", (("source", "stuck"),)): 0.0,
+                ("middleware_collector_failure", (("reason", reason), ("source", "stuck"))): 1.0,
+            }
+            assert samples(result, "healthy")[("steady_value", ())] == 42.0
+        assert [r.reason for r in caplog.records] == ["deadline", "busy"]  # type: ignore[attr-defined]
+    finally:
+        stuck.release.set()
+    # Once the worker is free the target is collected again, by a new call.
+    targets[0].in_flight.result(timeout=5)  # type: ignore[union-attr]
+    third = run(targets)
+    assert stuck.calls == 2
+    assert samples(third, "stuck")[("stuck_value", ())] == 1.0
+    assert samples(third, "collector")[("middleware_pass_targets", (("state", "up"),))] == 2.0
