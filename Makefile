@@ -17,13 +17,15 @@ WHEELHOUSE := .wheelhouse
 WHEELHOUSE_STAMP := $(WHEELHOUSE)/.stamp
 
 APT_PACKAGES := postgresql-15 postgresql-contrib prometheus-pushgateway prometheus
+# Only `make bench` compares against it; the tests never need it.
+BENCH_APT_PACKAGES := prometheus-postgres-exporter
 
 # Empty: found at venv creation time (pyenv 3.12, pyenv's versions dir, PATH).
 # The tests must run on the Lambda runtime's minor version, not on whatever
 # python3 happens to be first on PATH (3.11 on these machines).
 PYTHON312 ?=
 
-.PHONY: help install system-packages test test-unit test-integration lint format demo clean \
+.PHONY: help install system-packages test test-unit test-integration lint format demo bench clean \
 	ca-bundle sam-build lint-template
 
 help:
@@ -31,6 +33,7 @@ help:
 	@echo "make test      unit and integration tests against real local servers"
 	@echo "make lint      ruff check, ruff format --check, mypy"
 	@echo "make demo      one real collection pass against local stand-ins"
+	@echo "make bench     benchmark on local servers (a few minutes), writes bench/RESULTS.md"
 	@echo "make clean     remove the venv, caches and build output"
 
 install: system-packages $(STAMP) $(WHEELHOUSE_STAMP)
@@ -120,6 +123,10 @@ format: install
 
 demo: install
 	$(PY) -m tests.standins.demo
+
+bench: install
+	@$(MAKE) --no-print-directory system-packages APT_PACKAGES="$(BENCH_APT_PACKAGES)"
+	$(PY) -m bench.run
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis .aws-sam build dist \

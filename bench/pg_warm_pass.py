@@ -22,8 +22,25 @@ from tests.standins.postgres import PostgresServer
 COLUMNS_PER_TABLE = 1000  # PostgreSQL allows 1600 columns per table
 
 
-def fill(server: PostgresServer, statements: int) -> int:
-    """Run ``statements`` distinct statements; returns the entries pg_stat_statements holds."""
+def long_select(t: int, c: int, chars: int) -> str:
+    """A distinct statement whose stored text is about ``chars`` long: a select list of
+    aliased columns (aliases are kept in the text, they do not change the queryid)."""
+    items: list[str] = []
+    size = 0
+    k = 0
+    while size < chars:
+        item = f"c{k % COLUMNS_PER_TABLE} AS long_column_alias_{k:05d}"
+        items.append(item)
+        size += len(item) + 2
+        k += 1
+    return f"SELECT c{c}, {', '.join(items)} FROM bench_t{t} WHERE c{c} > 0"
+
+
+def fill(
+    server: PostgresServer, statements: int, *, long_every: int = 0, long_chars: int = 10_000
+) -> int:
+    """Run ``statements`` distinct statements; returns the entries pg_stat_statements holds.
+    With ``long_every`` = k, every k-th statement has a text of ``long_chars`` characters."""
     conn = server.connect()
     try:
         conn.run("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
@@ -34,7 +51,10 @@ def fill(server: PostgresServer, statements: int) -> int:
         conn.run("SELECT pg_stat_statements_reset()")
         for n in range(statements):
             t, c = divmod(n, COLUMNS_PER_TABLE)
-            conn.run(f"SELECT c{c} FROM bench_t{t} WHERE c{c} > 0")
+            if long_every and n % long_every == 0:
+                conn.run(long_select(t, c, long_chars))
+            else:
+                conn.run(f"SELECT c{c} FROM bench_t{t} WHERE c{c} > 0")
         return int(conn.run("SELECT count(*) FROM pg_stat_statements")[0][0])
     finally:
         conn.close()

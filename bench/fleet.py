@@ -1,0 +1,240 @@
+"""The fleets the benchmark collects from, as plain data (JSON between the bench and its
+worker processes), and how each side (the product, the baseline) is built from one.
+
+A fleet of n targets repeats the reference fleet's mix, in this order: a PostgreSQL target
+(with its RDS CloudWatch metrics), a DocumentDB target (serverStatus), two DocumentDB
+instances, a DocumentDB cluster and an ElastiCache cluster (CloudWatch). n = 6 is the
+reference fleet of issue 8: 22 CloudWatch queries.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
+
+KINDS = ("postgres", "docdb", "docdb-instance", "docdb-instance", "docdb-cluster", "elasticache")
+REFERENCE_TARGETS = len(KINDS)
+MAX_QUERIES_PER_CALL = 500
+
+# CloudWatch queries per target kind (the product's declarations: SPEC 3.3, 3.5, 3.6).
+QUERIES_PER_KIND = {
+    "postgres": 5,
+    "docdb": 0,
+    "docdb-instance": 5,
+    "docdb-cluster": 3,
+    "elasticache": 4,
+}
+
+
+@dataclass(frozen=True)
+class PgServerRef:
+    host: str
+    port: int
+    user: str
+    password: str
+    database: str = "postgres"
+
+
+@dataclass(frozen=True)
+class DocServerRef:
+    """A MONGO_INFO object (connect + parameter) reaching the stand-in."""
+
+    mongo_info: dict[str, Any]
+
+
+@dataclass
+class FleetSpec:
+    postgres: list[dict[str, Any]] = field(default_factory=list)
+    docdb: list[dict[str, Any]] = field(default_factory=list)
+    docdb_instances: list[str] = field(default_factory=list)
+    docdb_clusters: list[str] = field(default_factory=list)
+    elasticache: list[str] = field(default_factory=list)
+    # AWS stand-in endpoint, region, credentials; anything else the collector reads.
+    env: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def targets(self) -> int:
+        return (
+            len(self.postgres)
+            + len(self.docdb)
+            + len(self.docdb_instances)
+            + len(self.docdb_clusters)
+            + len(self.elasticache)
+        )
+
+    @property
+    def cloudwatch_queries(self) -> int:
+        return (
+            5 * len(self.postgres)
+            + 5 * len(self.docdb_instances)
+            + 3 * len(self.docdb_clusters)
+            + 4 * len(self.elasticache)
+        )
+
+    @property
+    def floor_calls(self) -> int:
+        return math.ceil(self.cloudwatch_queries / MAX_QUERIES_PER_CALL)
+
+    def dumps(self) -> str:
+        return json.dumps(asdict(self))
+
+    @classmethod
+    def loads(cls, text: str) -> FleetSpec:
+        return cls(**json.loads(text))
+
+
+def scaled(
+    n: int, pg_servers: list[PgServerRef], doc_server: DocServerRef, env: dict[str, str]
+) -> FleetSpec:
+    """n targets in the reference mix; PostgreSQL targets take the servers in turn."""
+    spec = FleetSpec(env=dict(env))
+    for i in range(n):
+        kind = KINDS[i % len(KINDS)]
+        if kind == "postgres":
+            server = pg_servers[len(spec.postgres) % len(pg_servers)]
+            spec.postgres.append({**asdict(server), "name": f"pg-{i}", "rds_id": f"bench-rds-{i}"})
+        elif kind == "docdb":
+            spec.docdb.append({**doc_server.mongo_info, "name": f"docdb-{i}"})
+        elif kind == "docdb-instance":
+            spec.docdb_instances.append(f"bench-docdb-{i}")
+        elif kind == "docdb-cluster":
+            spec.docdb_clusters.append(f"bench-docdb-cluster-{i}")
+        else:
+            spec.elasticache.append(f"bench-redis-{i}")
+    return spec
+
+
+def collector_env(spec: FleetSpec) -> dict[str, str]:
+    """The environment that configures the product for the fleet. It holds one PostgreSQL
+    target (PG_*); ``build_runtime`` adds the others."""
+    env = dict(spec.env)
+    if spec.postgres:
+        first = spec.postgres[0]
+        env.update(
+            PG_DATABASE=first["host"],
+            PG_PORT=str(first["port"]),
+            PG_USER=first["user"],
+            PG_PWD=first["password"],
+            PG_DBNAME=first["database"],
+            PG_TARGET_NAME=first["name"],
+            AWS_RDS_INSTANCE_ID=first["rds_id"],
+            AWS_RDS_TYPE="DBInstanceIdentifier",
+        )
+    if spec.docdb:
+        env["MONGO_INFO"] = json.dumps(spec.docdb)
+    if spec.docdb_instances or spec.docdb_clusters:
+        env["AWS_MONGO_INSTANCE_INFO"] = json.dumps(
+            {
+                "DBInstanceIdentifier": spec.docdb_instances,
+                "DBClusterIdentifier": spec.docdb_clusters,
+            }
+        )
+    if spec.elasticache:
+        env["AWS_ELASTICACHE_INSTANCE_INFO"] = json.dumps({"CacheClusterId": spec.elasticache})
+    return env
+
+
+def build_runtime(spec: FleetSpec) -> Any:
+    """The product's Runtime for the fleet: built from the environment as in Lambda, plus
+    PostgreSQL targets 2..n made the way ``runtime.build_targets`` makes the first (the
+    environment has room for one PostgreSQL target)."""
+    from middleware_monitoring.cloudwatch import CloudWatchBatch, declarations
+    from middleware_monitoring.model import Target
+    from middleware_monitoring.postgres.source import PostgresSource
+    from middleware_monitoring.runtime import Runtime
+
+    runtime = Runtime.from_environ(collector_env(spec))
+    first = runtime.settings.postgres
+    batch = next((p for p in runtime.prefetches if isinstance(p, CloudWatchBatch)), None)
+    for pg in spec.postgres[1:]:
+        assert first is not None and batch is not None
+        settings = replace(
+            first,
+            target_name=pg["name"],
+            host=pg["host"],
+            port=pg["port"],
+            user=pg["user"],
+            password=pg["password"],
+            database=pg["database"],
+            rds_id=pg["rds_id"],
+        )
+        runtime.targets.append(
+            Target(
+                settings.target_name,
+                [
+                    PostgresSource(settings),
+                    batch.source(declarations.rds(pg["rds_id"], settings.rds_type)),
+                ],
+            )
+        )
+    return runtime
+
+
+def close_runtime(runtime: Any) -> None:
+    for target in runtime.targets:
+        for source in target.sources:
+            close = getattr(source, "close", None)
+            if close is not None:
+                close()
+
+
+def build_baseline(spec: FleetSpec) -> Any:
+    from bench.baseline_exporter import BaselineExporter, CwMetric, DocTarget, PgTarget
+
+    metrics: list[CwMetric] = []
+
+    def add(namespace: str, dims: tuple[tuple[str, str], ...], catalogue: Any) -> None:
+        metrics.extend(
+            CwMetric(namespace, s.metric, dims, s.statistic, s.period) for s in catalogue
+        )
+
+    from middleware_monitoring.cloudwatch import declarations as d
+
+    pg_targets = [
+        PgTarget(p["name"], p["host"], p["port"], p["user"], p["password"], p["database"])
+        for p in spec.postgres
+    ]
+    for p in spec.postgres:
+        add(d.RDS, (("DBInstanceIdentifier", p["rds_id"]),), d.RDS_INSTANCE_SERIES)
+    doc_targets = [
+        DocTarget(
+            doc["name"],
+            doc["connect"]["address"],
+            int(doc["connect"]["port"]),
+            doc["connect"]["user"],
+            doc["connect"]["pwd"],
+            tuple(doc["parameter"].items()),
+        )
+        for doc in spec.docdb
+    ]
+    for i in spec.docdb_instances:
+        add(d.DOCDB, (("DBInstanceIdentifier", i),), d.DOCDB_INSTANCE_SERIES)
+    for i in spec.docdb_clusters:
+        add(d.DOCDB, (("DBClusterIdentifier", i),), d.DOCDB_CLUSTER_SERIES)
+    for i in spec.elasticache:
+        add(d.ELASTICACHE, (("CacheClusterId", i),), d.ELASTICACHE_SERIES)
+    return BaselineExporter(
+        pg_targets,
+        doc_targets,
+        metrics,
+        region=spec.env.get("AWS_REGION", "us-east-1"),
+        endpoint_url=spec.env.get("AWS_ENDPOINT_URL"),
+    )
+
+
+def cloudwatch_declarations(spec: FleetSpec) -> list[Any]:
+    """Everything the product declares for the fleet (what the stand-in gets seeded with)."""
+    from middleware_monitoring.cloudwatch import declarations as d
+
+    made: list[Any] = []
+    for p in spec.postgres:
+        made += d.rds(p["rds_id"], "DBInstanceIdentifier")
+    for i in spec.docdb_instances:
+        made += d.docdb_instance(i)
+    for i in spec.docdb_clusters:
+        made += d.docdb_cluster(i)
+    for i in spec.elasticache:
+        made += d.elasticache(i)
+    return made
