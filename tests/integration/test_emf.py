@@ -163,8 +163,9 @@ def test_statements_are_properties_of_their_own_line_not_dimensions(pg, monkeypa
     result = one_pass(pg, monkeypatch)
     lines = emf_lines(capsys.readouterr().out)
     (target,) = result.targets
+    # One queryid can be several statements (other databases, other users).
     calls = {
-        s.labels["queryid"]: s
+        (s.labels["queryid"], s.labels["database"], s.labels["user"]): s
         for f in target.families
         if f.name == "pg_query_calls"
         for s in f.samples
@@ -176,7 +177,7 @@ def test_statements_are_properties_of_their_own_line_not_dimensions(pg, monkeypa
     (line,) = ours
     assert line["_aws"]["CloudWatchMetrics"][0]["Dimensions"] == [["database", "instance", "user"]]
     assert (line["database"], line["user"], line["instance"]) == (APP_DB, APP, TARGET)
-    sample = calls[line["queryid"]]
+    sample = calls[(line["queryid"], line["database"], line["user"])]
     assert line["pg_query_calls"] == [sample.value] == [3.0]
     assert line["query"] == sample.labels["query"]
     names = {m["Name"] for m in line["_aws"]["CloudWatchMetrics"][0]["Metrics"]}
