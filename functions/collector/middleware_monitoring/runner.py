@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
@@ -21,8 +22,11 @@ BUSY_REASON: Final = "busy"
 BUSY_DETAIL: Final = "an earlier pass is still collecting it (stuck past its deadline)"
 
 
-def collect_target(target: Target) -> TargetResult:
-    """Run each source of one target; a failing source never stops the others."""
+def collect_target(target: Target, abandoned: threading.Event | None = None) -> TargetResult:
+    """Run each source of one target; a failing source never stops the others.
+    ``abandoned`` is set when the pass gave up waiting and already logged the target down:
+    a failure met afterwards is that same failure, so it is not logged a second time (in
+    Lambda it would show up in a later invocation's log)."""
     families: list[Metric] = []
     outcomes: list[SourceOutcome] = []
     for source in target.sources:
@@ -41,7 +45,7 @@ def collect_target(target: Target) -> TargetResult:
         if reason is None:
             target.last_success[source.name] = time.time()
         else:
-            logger.warning(
+            (logger.debug if abandoned is not None and abandoned.is_set() else logger.warning)(
                 "source down",
                 extra={
                     "target": target.name,
@@ -87,13 +91,16 @@ def run_pass(
     pool = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="collect")
     results: dict[str, TargetResult] = {}
     futures: dict[Future[TargetResult], Target] = {}
+    abandoned: dict[Future[TargetResult], threading.Event] = {}
     for target in targets:
         if target.in_flight is not None and not target.in_flight.done():
             # Starting it again would stack threads and connections on one stuck server.
             results[target.name] = _down(target, BUSY_REASON, BUSY_DETAIL)
             continue
-        target.in_flight = pool.submit(collect_target, target)
+        given_up = threading.Event()
+        target.in_flight = pool.submit(collect_target, target, given_up)
         futures[target.in_flight] = target
+        abandoned[target.in_flight] = given_up
     pending = set(futures)
     while pending:
         remaining = deadline - time.monotonic()
@@ -103,6 +110,10 @@ def run_pass(
         for future in done:
             results[futures[future].name] = future.result()
     for future in pending:
+        if future.done():  # finished between the last wait and now: its own result stands
+            results[futures[future].name] = future.result()
+            continue
+        abandoned[future].set()
         results[futures[future].name] = _down(futures[future], DEADLINE_REASON, DEADLINE_DETAIL)
     # Stuck workers are left to their own socket timeouts; the pass does not wait for them.
     pool.shutdown(wait=False, cancel_futures=True)
