@@ -179,10 +179,8 @@ def test_empty_result(row: Row, make_fn, clean_moto: MotoServer, job) -> None:
     row.fault = "CloudWatch empty result (no datapoints)"
     row.expected = "CloudWatch targets down no_data (never a fake 0); others sent; recovers"
     fn = make_fn(seed=False)
-    run_fault(
-        row,
-        fn,
-        expect(job, "no_data", ()),
-        inject=lambda: None,
-        heal=lambda: seed_cloudwatch(clean_moto.endpoint_url, FLEET) and None,
-    )
+
+    def heal() -> None:
+        seed_cloudwatch(clean_moto.endpoint_url, FLEET)
+
+    run_fault(row, fn, expect(job, "no_data", ()), inject=lambda: None, heal=heal)
