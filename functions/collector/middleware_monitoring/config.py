@@ -28,6 +28,12 @@ _PG_VARIABLES: Final = (
 )
 
 
+def _is_number_text(text: str) -> bool:
+    """ASCII digits only: str.isdigit() also accepts superscripts and other scripts' digits,
+    which int() then refuses (a crash instead of a configuration error)."""
+    return text.isascii() and text.isdigit()
+
+
 class ConfigError(Exception):
     """The environment cannot be used; ``problems`` holds one line per bad variable."""
 
@@ -118,7 +124,7 @@ class EnvReader:
         raw = self.text(name)
         if raw is None:
             return default
-        if not raw.isdigit() or not 1 <= int(raw) <= 65535:
+        if not _is_number_text(raw) or not 1 <= int(raw) <= 65535:
             self.problem(
                 name, f"expected a port number from 1 to 65535, got {self._shown(name, raw)}"
             )
@@ -517,7 +523,7 @@ def _load_kafka(env: EnvReader) -> KafkaSettings | None:
     servers = tuple(part.strip() for part in raw.split(",") if part.strip())
     for server in servers:
         host, _, port = server.rpartition(":")
-        if not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+        if not host or not _is_number_text(port) or not 1 <= int(port) <= 65535:
             env.problem(
                 "KAFKA_SERVER",
                 f"expected host:port[,host:port...] (e.g. kafka-1:9092,kafka-2:9092), got {raw!r}",
@@ -644,7 +650,7 @@ def _mongo_target(env: EnvReader, variable: str, item: Any) -> DocDBSettings | N
     raw_port = connect.get("port")
     if raw_port is not None:
         text = str(raw_port).strip() if isinstance(raw_port, (str, int)) else ""
-        if isinstance(raw_port, bool) or not text.isdigit() or not 1 <= int(text) <= 65535:
+        if isinstance(raw_port, bool) or not _is_number_text(text) or not 1 <= int(text) <= 65535:
             shown = repr(raw_port) if isinstance(raw_port, str) else _json_type(raw_port)
             env.problem(
                 f"{variable}.connect.port",

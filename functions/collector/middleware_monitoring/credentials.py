@@ -145,7 +145,11 @@ def port_field(secret: dict[str, Any], where: str) -> int | None:
     if port is None or port == "":
         return None
     text = str(port).strip()
-    if isinstance(port, bool) or not text.isdigit() or not 1 <= int(text) <= 65535:
+    if (
+        isinstance(port, bool)
+        or not (text.isascii() and text.isdigit())
+        or not 1 <= int(text) <= 65535
+    ):
         raise SourceFailure(INVALID, f"{where} has a port that is not a port number")
     return int(text)
 
