@@ -76,6 +76,12 @@ def run_ours(spec: Any, passes: int) -> dict[str, Any]:
             up = sum(1 for t in result.targets if t.up)
             down = len(result.targets) - up
             series = result.series_count()
+            slowest: dict[str, float] = {}
+            for target in result.targets:
+                for outcome in target.outcomes:
+                    slowest[outcome.source] = max(
+                        slowest.get(outcome.source, 0.0), outcome.duration_seconds
+                    )
             down_reasons = sorted(
                 {f"{t.target}:{o.reason}" for t in result.targets for o in t.outcomes if not o.up}
             )
@@ -89,6 +95,7 @@ def run_ours(spec: Any, passes: int) -> dict[str, Any]:
         "down": down,
         "down_reasons": down_reasons[:10],
         "series": series,
+        "slowest_source_s": slowest,
         "max_workers": runtime.settings.max_workers,
         "maxrss_mb": maxrss_mb(),
     }
