@@ -25,12 +25,13 @@ BENCH_APT_PACKAGES := prometheus-postgres-exporter
 # python3 happens to be first on PATH (3.11 on these machines).
 PYTHON312 ?=
 
-.PHONY: help install system-packages test test-unit test-integration lint format demo bench clean \
+.PHONY: help install system-packages test faults test-unit test-integration lint format demo bench clean \
 	ca-bundle sam-build lint-template
 
 help:
 	@echo "make install   venv (Python 3.12) + dev requirements + Debian servers"
 	@echo "make test      unit and integration tests against real local servers"
+	@echo "make faults    the fault matrix (fault x expected x observed) and config fuzzing"
 	@echo "make lint      ruff check, ruff format --check, mypy"
 	@echo "make demo      one real collection pass against local stand-ins"
 	@echo "make bench     benchmark on local servers (a few minutes), writes bench/RESULTS.md"
@@ -104,7 +105,11 @@ $(STAMP): $(REQS)
 	@touch "$@"
 
 test: install
-	$(VENV)/bin/pytest tests/unit tests/integration
+	$(VENV)/bin/pytest tests/unit tests/integration tests/faults
+
+# The fault matrix alone (also part of `make test`): the table prints at the end.
+faults: install
+	$(VENV)/bin/pytest tests/faults
 
 test-unit: install
 	$(VENV)/bin/pytest tests/unit

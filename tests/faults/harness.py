@@ -19,10 +19,11 @@ from types import ModuleType
 from typing import Any
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from middleware_monitoring.logs import PACKAGE_LOGGER, setup_logging
 from tests.standins.docdb import DOCDB_SERVER_STATUS
-from tests.standins.pushgateway import Pushgateway
+from tests.standins.pushgateway import META_METRICS, Pushgateway
 
 ROOT = Path(__file__).resolve().parents[2]
 APP_PY = ROOT / "functions" / "collector" / "app.py"
@@ -78,12 +79,20 @@ class Pushed:
 
 
 def pushed(gw: Pushgateway, job: str) -> Pushed:
-    instances = {
-        group["labels"].get("instance", "")
-        for group in gw.groups()
-        if group["labels"].get("job") == job
-    }
-    return Pushed({i: gw.samples(job, i) for i in instances}, gw.metrics_text())
+    """One read of the Pushgateway, split by instance (one read per instance would be
+    quadratic with the load test's 200 groups)."""
+    text = gw.metrics_text()
+    groups: dict[str, Samples] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            labels = dict(sample.labels)
+            if labels.pop("job", None) != job or sample.name in META_METRICS:
+                continue
+            instance = labels.pop("instance", "")
+            groups.setdefault(instance, {})[(sample.name, frozenset(labels.items()))] = float(
+                sample.value
+            )
+    return Pushed(groups, text)
 
 
 @dataclass
