@@ -26,6 +26,7 @@ from prometheus_client.core import GaugeMetricFamily
 from .config import KafkaSettings
 from .health import health_families
 from .model import PassResult, SourceOutcome, TargetResult
+from .postgres.source import STATEMENT_LABELS, STATEMENT_SERIES
 from .sinks import Sink
 
 logger = logging.getLogger(__name__)
@@ -33,20 +34,9 @@ logger = logging.getLogger(__name__)
 SOURCE: Final = "kafka"
 # The older exporter's Logstash pipelines route on `if "pgsql" in [tags]`.
 TAGS: Final = ("pgsql",)
-STATEMENT_LABELS: Final = ("query", "queryid", "database", "user")
-# SPEC 3.2, in its order; a value the pass did not have (mean of 0 calls, hit percent of a
-# statement that touched no block) is sent as null.
-QUERY_VALUES: Final = (
-    "pg_query_calls",
-    "pg_query_total_exec_time",
-    "pg_query_min_exec_time",
-    "pg_query_max_exec_time",
-    "pg_query_mean_exec_time",
-    "pg_query_blk_read_time",
-    "pg_query_blk_write_time",
-    "pg_query_rows",
-    "pg_query_hit_percent",
-)
+# A value the pass did not have (mean of 0 calls, hit percent of a statement that touched no
+# block) is sent as null.
+QUERY_VALUES: Final = tuple(name for name, _ in STATEMENT_SERIES)
 # Counts are whole numbers; sending them as integers keeps Elasticsearch's dynamic mapping
 # at `long` for them.
 _COUNTS: Final = frozenset({"pg_query_calls", "pg_query_rows"})

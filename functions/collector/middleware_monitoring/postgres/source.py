@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterable, Iterator
+from typing import Final
 
 from prometheus_client import Metric
 from prometheus_client.core import GaugeMetricFamily
@@ -44,8 +45,9 @@ WHERE NOT datistemplate AND has_database_privilege(oid, 'CONNECT')"""
 
 # More than the collector's own distinct statements, so they never push others out of the top N.
 TOP_SLACK = 16
-STATEMENT_LABELS = ["query", "queryid", "database", "user"]
-_STATEMENT_SERIES = (
+STATEMENT_LABELS: Final = ("query", "queryid", "database", "user")
+# SPEC 3.2, in its order (the Kafka stream's messages follow it too).
+STATEMENT_SERIES: Final = (
     ("pg_query_calls", "Times the statement was executed."),
     ("pg_query_total_exec_time", "Total execution time of the statement, ms."),
     ("pg_query_min_exec_time", "Minimum execution time of the statement, ms."),
@@ -257,7 +259,7 @@ class PostgresSource:
             ):
                 self._texts[queryid] = text
         families = [
-            GaugeMetricFamily(name, doc, labels=STATEMENT_LABELS) for name, doc in _STATEMENT_SERIES
+            GaugeMetricFamily(name, doc, labels=STATEMENT_LABELS) for name, doc in STATEMENT_SERIES
         ]
         for (
             queryid,
