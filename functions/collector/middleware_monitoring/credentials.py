@@ -17,6 +17,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Final
 
 from .config import DocDBSettings, PostgresSettings, SecretStoreSettings
+from .config.env import is_number_text
 from .logs import scrubber
 from .model import SourceFailure
 from .postgres.connection import LoginProvider, PgLogin
@@ -145,11 +146,7 @@ def port_field(secret: dict[str, Any], where: str) -> int | None:
     if port is None or port == "":
         return None
     text = str(port).strip()
-    if (
-        isinstance(port, bool)
-        or not (text.isascii() and text.isdigit())
-        or not 1 <= int(text) <= 65535
-    ):
+    if isinstance(port, bool) or not is_number_text(text) or not 1 <= int(text) <= 65535:
         raise SourceFailure(INVALID, f"{where} has a port that is not a port number")
     return int(text)
 

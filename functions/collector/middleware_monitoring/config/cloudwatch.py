@@ -1,0 +1,152 @@
+"""CloudWatch settings: the DocumentDB and ElastiCache ids (AWS_MONGO_INSTANCE_INFO,
+AWS_ELASTICACHE_INSTANCE_INFO), an RDS id without PostgreSQL, the client's timeouts and
+retries, and the look-back window."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Final
+
+from .env import EnvReader
+from .postgres import PG_VARIABLES, RDS_TYPES
+
+
+@dataclass(frozen=True)
+class ElastiCacheId:
+    cluster: str
+    # Set for clusters whose metrics are read per node (CacheClusterId + CacheNodeId).
+    node: str | None = None
+
+
+@dataclass(frozen=True)
+class CloudWatchSettings:
+    region: str | None
+    # boto3's own override variables (AWS_ENDPOINT_URL_CLOUDWATCH, AWS_ENDPOINT_URL), read
+    # from the same mapping as everything else: a local stand-in outside Lambda.
+    endpoint_url: str | None
+    lookback_seconds: int
+    end_delay_seconds: int
+    connect_timeout_seconds: float
+    read_timeout_seconds: float
+    max_attempts: int
+    retry_mode: str
+    docdb_instances: tuple[str, ...] = ()
+    docdb_clusters: tuple[str, ...] = ()
+    elasticache: tuple[ElastiCacheId, ...] = ()
+    # AWS_RDS_INSTANCE_ID set without PostgreSQL: CloudWatch values only.
+    rds_only: RdsId | None = None
+
+
+@dataclass(frozen=True)
+class RdsId:
+    identifier: str
+    dimension: str  # one of RDS_TYPES
+
+
+RETRY_MODES: Final = ("standard", "adaptive")
+_MONGO_IDS_EXAMPLE: Final = (
+    '{"DBInstanceIdentifier": ["docdb-1", "docdb-2"], "DBClusterIdentifier": ["docdb-cluster"]}'
+)
+_ELASTICACHE_IDS_EXAMPLE: Final = (
+    '{"CacheClusterId": ["staging-001", {"CacheClusterId": "prod-001", "CacheNodeId": "0001"}]}'
+)
+
+
+def _id_list(value: Any) -> list[Any] | None:
+    """A JSON list of ids, or None when the value is not a list."""
+    return value if isinstance(value, list) else None
+
+
+def _is_id(value: Any) -> bool:
+    return isinstance(value, str) and bool(value.strip())
+
+
+def _mongo_ids(env: EnvReader) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    name = "AWS_MONGO_INSTANCE_INFO"
+    value = env.json_value(name, _MONGO_IDS_EXAMPLE)
+    if value is None:
+        return (), ()
+    keys = ("DBInstanceIdentifier", "DBClusterIdentifier")
+    lists = {key: _id_list(value.get(key, [])) for key in keys} if isinstance(value, dict) else {}
+    if (
+        not isinstance(value, dict)
+        or set(value) - set(keys)
+        or any(ids is None or not all(_is_id(i) for i in ids) for ids in lists.values())
+    ):
+        env.problem(
+            name,
+            "expected an object with DBInstanceIdentifier and/or DBClusterIdentifier, each a "
+            f"list of id strings, e.g. {_MONGO_IDS_EXAMPLE}",
+        )
+        return (), ()
+    instances, clusters = (
+        tuple(dict.fromkeys(i.strip() for i in lists[key] or [])) for key in keys
+    )
+    return instances, clusters
+
+
+def _elasticache_ids(env: EnvReader) -> tuple[ElastiCacheId, ...]:
+    name = "AWS_ELASTICACHE_INSTANCE_INFO"
+    value = env.json_value(name, _ELASTICACHE_IDS_EXAMPLE)
+    if value is None:
+        return ()
+    items = _id_list(value.get("CacheClusterId")) if isinstance(value, dict) else None
+    ids: list[ElastiCacheId] = []
+    for item in items or []:
+        if _is_id(item):
+            ids.append(ElastiCacheId(item.strip()))
+        elif (
+            isinstance(item, dict)
+            and set(item) == {"CacheClusterId", "CacheNodeId"}
+            and all(_is_id(v) for v in item.values())
+        ):
+            ids.append(ElastiCacheId(item["CacheClusterId"].strip(), item["CacheNodeId"].strip()))
+        else:
+            items = None
+            break
+    if items is None or set(value) != {"CacheClusterId"}:
+        env.problem(
+            name,
+            "expected an object with CacheClusterId, a list of cluster ids (or of "
+            '{"CacheClusterId": ..., "CacheNodeId": ...} objects for per-node metrics), '
+            f"e.g. {_ELASTICACHE_IDS_EXAMPLE}",
+        )
+        return ()
+    return tuple(dict.fromkeys(ids))
+
+
+def load_cloudwatch(env: EnvReader) -> CloudWatchSettings | None:
+    """CloudWatch settings when any CloudWatch-fed target is configured, else None."""
+    # Without the PG_* variables the instance still gets its CloudWatch values, as a target
+    # of its own; with them, the PostgreSQL settings carry the id (and check AWS_RDS_TYPE).
+    rds = env.has("AWS_RDS_INSTANCE_ID")
+    rds_only = None
+    if rds and not any(env.has(name) for name in PG_VARIABLES):
+        rds_only = RdsId(
+            env.text("AWS_RDS_INSTANCE_ID") or "",
+            env.choice("AWS_RDS_TYPE", RDS_TYPES, RDS_TYPES[0]),
+        )
+    docdb_instances, docdb_clusters = _mongo_ids(env)
+    elasticache = _elasticache_ids(env)
+    if not (rds or env.has("AWS_MONGO_INSTANCE_INFO") or env.has("AWS_ELASTICACHE_INSTANCE_INFO")):
+        return None
+    endpoint_url = None
+    for variable in ("AWS_ENDPOINT_URL_CLOUDWATCH", "AWS_ENDPOINT_URL"):
+        endpoint_url = env.http_url(variable)
+        if endpoint_url is not None:
+            break
+    return CloudWatchSettings(
+        # Lambda always sets AWS_REGION; elsewhere boto3's chain (profile) may supply it.
+        region=env.text("AWS_REGION") or env.text("AWS_DEFAULT_REGION"),
+        endpoint_url=endpoint_url,
+        lookback_seconds=env.integer("CLOUDWATCH_LOOKBACK_SECONDS", 900, 300, 86400),
+        end_delay_seconds=env.integer("CLOUDWATCH_END_DELAY_SECONDS", 60, 0, 900),
+        connect_timeout_seconds=env.number("CLOUDWATCH_CONNECT_TIMEOUT_SECONDS", 3.0, 0.1, 60.0),
+        read_timeout_seconds=env.number("CLOUDWATCH_READ_TIMEOUT_SECONDS", 10.0, 0.5, 120.0),
+        max_attempts=env.integer("CLOUDWATCH_MAX_ATTEMPTS", 3, 1, 10),
+        retry_mode=env.choice("CLOUDWATCH_RETRY_MODE", RETRY_MODES, "standard"),
+        docdb_instances=docdb_instances,
+        docdb_clusters=docdb_clusters,
+        elasticache=elasticache,
+        rds_only=rds_only,
+    )

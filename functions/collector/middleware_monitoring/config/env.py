@@ -1,0 +1,140 @@
+"""Reading environment variables: every problem is recorded (named, with the shape
+expected) instead of stopping at the first, and secret values are never echoed."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+
+def is_number_text(text: str) -> bool:
+    """ASCII digits only: str.isdigit() also accepts superscripts and other scripts' digits,
+    which int() then refuses (a crash instead of a configuration error)."""
+    return text.isascii() and text.isdigit()
+
+
+class ConfigError(Exception):
+    """The environment cannot be used; ``problems`` holds one line per bad variable."""
+
+    def __init__(self, problems: Iterable[str]) -> None:
+        self.problems = list(problems)
+        super().__init__(
+            "invalid configuration:\n" + "\n".join(f"  - {problem}" for problem in self.problems)
+        )
+
+
+class EnvReader:
+    """Reads variables from a mapping and records problems instead of stopping at the first."""
+
+    def __init__(self, environ: Mapping[str, str], secret_names: Iterable[str] = ()) -> None:
+        self._environ = environ
+        self._secret_names = frozenset(secret_names)
+        self.problems: list[str] = []
+
+    def has(self, name: str) -> bool:
+        return self.text(name) is not None
+
+    def text(self, name: str, default: str | None = None) -> str | None:
+        value = self._environ.get(name)
+        if value is None or not value.strip():
+            return default
+        return value.strip()
+
+    def secret(self, name: str) -> str | None:
+        """A password as given: blanks around it may be part of it."""
+        value = self._environ.get(name)
+        return value if value else None
+
+    def http_url(self, name: str) -> str | None:
+        raw = self.text(name)
+        if raw is not None and not raw.startswith(("http://", "https://")):
+            # A URL may carry user:password@; never echo that part.
+            shown = re.sub(r"^([A-Za-z][A-Za-z0-9+.-]*://)?[^/@]*@", r"\1***@", raw)
+            self.problem(name, f"expected an http:// or https:// URL, got {shown!r}")
+        return raw
+
+    def required(self, name: str, why: str) -> str:
+        value = self.text(name)
+        if value is None:
+            self.problem(name, f"is required {why}")
+            return ""
+        return value
+
+    def problem(self, name: str, message: str) -> None:
+        self.problems.append(f"{name}: {message}")
+
+    def _shown(self, name: str, raw: str) -> str:
+        return "(hidden)" if name in self._secret_names else repr(raw)
+
+    def integer(self, name: str, default: int, minimum: int, maximum: int) -> int:
+        raw = self.text(name)
+        if raw is None:
+            return default
+        try:
+            value = int(raw)
+        except ValueError:
+            value = minimum - 1
+        if not minimum <= value <= maximum:
+            self.problem(
+                name,
+                f"expected a whole number from {minimum} to {maximum}, "
+                f"got {self._shown(name, raw)}",
+            )
+            return default
+        return value
+
+    def number(self, name: str, default: float, minimum: float, maximum: float) -> float:
+        raw = self.text(name)
+        if raw is None:
+            return default
+        try:
+            value = float(raw)
+        except ValueError:
+            value = float("nan")
+        if not minimum <= value <= maximum:  # NaN fails both comparisons
+            self.problem(
+                name,
+                f"expected a number from {minimum:g} to {maximum:g}, got {self._shown(name, raw)}",
+            )
+            return default
+        return value
+
+    def port(self, name: str, default: int) -> int:
+        raw = self.text(name)
+        if raw is None:
+            return default
+        if not is_number_text(raw) or not 1 <= int(raw) <= 65535:
+            self.problem(
+                name, f"expected a port number from 1 to 65535, got {self._shown(name, raw)}"
+            )
+            return default
+        return int(raw)
+
+    def choice(self, name: str, allowed: tuple[str, ...], default: str) -> str:
+        raw = self.text(name)
+        if raw is None:
+            return default
+        if raw not in allowed:
+            self.problem(
+                name,
+                f"expected one of {', '.join(allowed)}, got {self._shown(name, raw)}",
+            )
+            return default
+        return raw
+
+    def json_value(self, name: str, example: str) -> Any:
+        """Parsed JSON, or None when absent or malformed; the raw text is never echoed."""
+        raw = self.text(name)
+        if raw is None:
+            return None
+        try:
+            return json.loads(raw)
+        except json.JSONDecodeError as exc:
+            self.problem(
+                name,
+                f"is not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno}); "
+                f"expected e.g. {example}",
+            )
+            return None

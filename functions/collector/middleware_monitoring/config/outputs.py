@@ -1,0 +1,131 @@
+"""Where values go and how: the Pushgateway, EMF, pull mode, the Kafka stream, and
+Secrets Manager reads."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Final
+
+from .env import EnvReader, is_number_text
+
+SINKS: Final = ("pushgateway", "emf")
+
+
+@dataclass(frozen=True)
+class PushgatewaySettings:
+    url: str | None
+    job: str
+    username: str | None
+    password: str | None = field(repr=False)
+    timeout_seconds: float
+    retries: int
+
+
+@dataclass(frozen=True)
+class ServeSettings:
+    """Pull mode (``serve``): where to listen and how long one scrape's pass may take."""
+
+    address: str
+    port: int
+    scrape_budget_seconds: float
+
+
+@dataclass(frozen=True)
+class KafkaSettings:
+    """The optional query-statistics stream (SPEC 6)."""
+
+    bootstrap_servers: tuple[str, ...]
+    topic: str
+    env_name: str
+    timeout_seconds: float
+
+
+@dataclass(frozen=True)
+class SecretStoreSettings:
+    """Secrets Manager reads (PG_SECRET_ARN, MONGO_SECRET_ARN)."""
+
+    region: str | None
+    # How long a warm function instance keeps a secret before reading it again.
+    max_age_seconds: int = 300
+
+
+def load_pushgateway(env: EnvReader) -> PushgatewaySettings:
+    url = env.http_url("PUSHGATEWAY_URL")
+    username = env.text("PUSHGATEWAY_USERNAME")
+    password = env.secret("PUSHGATEWAY_PASSWORD")
+    if (username is None) != (password is None):
+        env.problem(
+            "PUSHGATEWAY_USERNAME/PUSHGATEWAY_PASSWORD",
+            "basic auth needs both a user name and a password, or neither",
+        )
+    return PushgatewaySettings(
+        url=url,
+        job=env.text("PUSHGATEWAY_JOB", "aws-middleware-monitoring") or "",
+        username=username,
+        password=password,
+        timeout_seconds=env.number("PUSHGATEWAY_TIMEOUT_SECONDS", 5.0, 0.1, 60.0),
+        retries=env.integer("PUSHGATEWAY_RETRIES", 2, 0, 10),
+    )
+
+
+_EMF_NAMESPACE_CHARS: Final = frozenset(
+    "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-_/#:"
+)
+
+
+def load_emf_namespace(env: EnvReader) -> str:
+    namespace = env.text("POWERTOOLS_METRICS_NAMESPACE", "MiddlewareMonitoring") or ""
+    if (
+        len(namespace) > 255
+        or not set(namespace) <= _EMF_NAMESPACE_CHARS
+        or namespace.startswith("AWS/")
+    ):
+        env.problem(
+            "POWERTOOLS_METRICS_NAMESPACE",
+            "expected a CloudWatch namespace: up to 255 of A-Z a-z 0-9 . - _ / # :, not "
+            f"starting with AWS/ (e.g. MiddlewareMonitoring), got {namespace!r}",
+        )
+    return namespace
+
+
+def load_serve(env: EnvReader) -> ServeSettings:
+    return ServeSettings(
+        address=env.text("SERVER_ADDRESS", "0.0.0.0") or "0.0.0.0",
+        port=env.port("SERVER_PORT", 9010),
+        # Below Prometheus's default scrape_timeout (10 s), so a slow target is reported down
+        # in the answer instead of the whole scrape failing.
+        scrape_budget_seconds=env.number("SERVER_SCRAPE_BUDGET_SECONDS", 8.0, 0.5, 300.0),
+    )
+
+
+def load_kafka(env: EnvReader) -> KafkaSettings | None:
+    raw = env.text("KAFKA_SERVER")
+    if raw is None:
+        return None
+    servers = tuple(part.strip() for part in raw.split(",") if part.strip())
+    for server in servers:
+        host, _, port = server.rpartition(":")
+        if not host or not is_number_text(port) or not 1 <= int(port) <= 65535:
+            env.problem(
+                "KAFKA_SERVER",
+                f"expected host:port[,host:port...] (e.g. kafka-1:9092,kafka-2:9092), got {raw!r}",
+            )
+            break
+    if not servers:
+        env.problem("KAFKA_SERVER", "expected host:port[,host:port...] (e.g. kafka-1:9092)")
+    env_name = env.required(
+        "PG_ENV_NAME", "when KAFKA_SERVER is set (the environment tag of every message)"
+    )
+    return KafkaSettings(
+        bootstrap_servers=servers,
+        topic=env.text("KAFKA_TOPIC", "pgsql_query_message") or "pgsql_query_message",
+        env_name=env_name,
+        timeout_seconds=env.number("KAFKA_TIMEOUT_SECONDS", 5.0, 0.5, 60.0),
+    )
+
+
+def load_secret_store(env: EnvReader) -> SecretStoreSettings:
+    return SecretStoreSettings(
+        region=env.text("AWS_REGION") or env.text("AWS_DEFAULT_REGION"),
+        max_age_seconds=env.integer("SECRETS_MAX_AGE_SECONDS", 300, 0, 86400),
+    )
