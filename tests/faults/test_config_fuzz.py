@@ -45,7 +45,7 @@ VARIABLES = (
     "AWS_ELASTICACHE_INSTANCE_INFO",
     "KAFKA_SERVER",
     "PG_ENV_NAME",
-    # the newer ones in config.py
+    # the newer ones in the config package
     "PG_SECRET_ARN",
     "PG_TARGET_NAME",
     "PG_SSLMODE",
