@@ -106,3 +106,26 @@ def test_a_stuck_target_is_not_started_again_until_its_worker_is_free(
     assert stuck.calls == 2
     assert samples(third, "stuck")[("stuck_value", ())] == 1.0
     assert samples(third, "collector")[("middleware_pass_targets", (("state", "up"),))] == 2.0
+
+
+class Buggy:
+    name = "buggy"
+
+    def collect(self) -> Iterator[Metric]:
+        raise KeyError("opcounters")
+        yield  # a generator, like every source
+
+
+def test_an_unforeseen_error_is_one_line_with_its_traceback(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.WARNING, logger="middleware_monitoring")
+    result = run([Target("a", [Buggy(), Steady()])])
+    assert samples(result, "a")[("steady_value", ())] == 42.0
+    (record,) = caplog.records
+    assert (record.message, record.reason, record.detail) == (  # type: ignore[attr-defined]
+        "source down",
+        "error",
+        "KeyError: 'opcounters'",
+    )
+    assert record.exc_info is not None and record.exc_info[0] is KeyError

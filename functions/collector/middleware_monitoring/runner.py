@@ -33,14 +33,14 @@ def collect_target(target: Target, abandoned: threading.Event | None = None) -> 
         started = time.monotonic()
         reason: str | None = None
         detail: str | None = None
+        unforeseen: Exception | None = None
         try:
             for family in source.collect():
                 families.append(family)
         except SourceFailure as failure:
             reason, detail = failure.reason, failure.detail
         except Exception as exc:  # a bug or an unforeseen error must not cost the other sources
-            reason, detail = "error", f"{type(exc).__name__}: {exc}"
-            logger.exception("source raised", extra={"target": target.name, "source": source.name})
+            reason, detail, unforeseen = "error", f"{type(exc).__name__}: {exc}", exc
         duration = time.monotonic() - started
         if reason is None:
             target.last_success[source.name] = time.time()
@@ -53,6 +53,8 @@ def collect_target(target: Target, abandoned: threading.Event | None = None) -> 
                     "reason": reason,
                     "detail": detail,
                 },
+                # The traceback of an unforeseen error goes in the same single line.
+                exc_info=unforeseen,
             )
         outcomes.append(SourceOutcome(source.name, reason is None, duration, reason, detail))
     families.extend(health_families(outcomes, target.last_success))
