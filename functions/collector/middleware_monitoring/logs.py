@@ -40,8 +40,13 @@ class SecretScrubber(logging.Filter):
                 if isinstance(value, str) and key not in ("msg", "name", "levelname"):
                     record.__dict__[key] = self._scrub(value)
             if record.exc_info and record.exc_info[1] is not None:
-                # Tracebacks render str(exception); render it here, scrubbed, instead.
-                record.exc_text = self._scrub(logging.Formatter().formatException(record.exc_info))
+                # A traceback renders str(exception), and Powertools also serialises the
+                # exception object itself: hand it the scrubbed text instead (its formatter
+                # takes `exception`/`exception_name` extras first) and drop the object.
+                record.exception = self._scrub(logging.Formatter().formatException(record.exc_info))
+                record.exception_name = type(record.exc_info[1]).__name__
+                record.exc_info = None
+                record.exc_text = None
         return True
 
 
