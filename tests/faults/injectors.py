@@ -23,13 +23,14 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
 from typing import Literal, Self
+
+from tests.standins._process import StartStop
 
 TcpMode = Literal["forward", "blackhole", "refused"]
 
 
-class TcpFault:
+class TcpFault(StartStop):
     def __init__(self, upstream_host: str, upstream_port: int) -> None:
         self.upstream = (upstream_host, upstream_port)
         self.host = "127.0.0.1"
@@ -67,17 +68,6 @@ class TcpFault:
         self._drop_connections()
         for thread in self._threads:
             thread.join(timeout=2)
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     # -- internals ---------------------------------------------------------------------
 
@@ -183,7 +173,7 @@ class HttpAnswer:
     message: str = ""
 
 
-class HttpFault:
+class HttpFault(StartStop):
     """``answer`` set: every request gets it. ``delay_seconds``: every request waits that
     long before being forwarded (or answered). ``basic_auth`` set: requests without those
     credentials get 401. Otherwise the request goes to ``upstream`` unchanged."""
@@ -231,17 +221,6 @@ class HttpFault:
         self._server.shutdown()
         self._server.server_close()
         self._thread.join(timeout=5)
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     def _serve(self, handler: BaseHTTPRequestHandler) -> None:
         self.requests += 1

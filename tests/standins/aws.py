@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import logging
-from types import TracebackType
 from typing import Any, Self
 
 from moto.server import ThreadedMotoServer
 
-from tests.standins._process import StandinError, http_ok, http_request, wait_until
+from tests.standins._process import StandinError, StartStop, http_ok, http_request, wait_until
 
 DEFAULT_REGION = "us-east-1"
 
 
-class MotoServer:
+class MotoServer(StartStop):
     """An in-process moto server thread (no PID of its own; stop() shuts it down).
 
     Clients must be pointed at `endpoint_url`; `env()` gives the variables that do
@@ -85,17 +84,6 @@ class MotoServer:
             aws_session_token="testing",
             **kwargs,
         )
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     def __repr__(self) -> str:
         return f"MotoServer(endpoint_url={self.endpoint_url if self._server else None!r})"

@@ -22,19 +22,18 @@ import secrets
 import select
 import socket
 import ssl
-import subprocess
 import sys
 import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 from bson import Binary
 from mockupdb import MockupDB
 
-from tests.standins._process import StandinError, free_port, stop_process, wait_until
+from tests.standins._process import ServerProcess, StandinError, StartStop, accepts
 from tests.standins.tls import TlsFiles, make_tls_files
 
 WIRE_VERSION = 13  # DocumentDB 5.0 reports maxWireVersion 13
@@ -234,7 +233,7 @@ class _TlsMockupDB(MockupDB):
             client.close()  # the client went away mid-message (e.g. pymongo timed out)
 
 
-class DocDBServer:
+class DocDBServer(StartStop):
     """A DocumentDB 5.0 stand-in on 127.0.0.1.
 
     ``users`` turns on SCRAM login (then serverStatus needs an authenticated connection, as
@@ -284,7 +283,7 @@ class DocDBServer:
         context.load_cert_chain(self.tls.server_cert, self.tls.server_key)
         return context
 
-    def start(self) -> DocDBServer:
+    def start(self) -> Self:
         mock = _TlsMockupDB(
             self._context(), port=self.port or None, request_timeout=5, auto_ismaster=False
         )
@@ -302,12 +301,6 @@ class DocDBServer:
     def restart(self) -> None:
         self.stop()
         self.start()
-
-    def __enter__(self) -> DocDBServer:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
     # --- answers ---------------------------------------------------------------------------
 
@@ -431,67 +424,32 @@ def _nx_command() -> str:
     raise StandinError(f"nx-27017 not found next to {sys.executable} (pip install nx-27017)")
 
 
-def _accepts(host: str, port: int) -> bool:
-    with socket.create_connection((host, port), timeout=0.5):
-        return True
+class Nx27017Server(ServerProcess):
+    """``nx-27017 --db memory`` as a process on a free port in ``directory``; ``restart()``,
+    and ``start()`` after ``stop()``, come back on the same port."""
 
-
-class Nx27017Server:
-    """``nx-27017 --db memory`` as a process on a free port; ``restart()`` reuses the port."""
-
-    host = "127.0.0.1"
+    what = "nx-27017"
+    slug = "nx-27017"
+    log_name = "nx-27017.out"
+    keeps_port = True
 
     def __init__(self, directory: Path) -> None:
+        super().__init__(start_timeout=30, directory=directory)
         self.directory = directory
-        self.port = 0
-        self._proc: subprocess.Popen[bytes] | None = None
         self._log = directory / "nx-27017.log"
 
-    @property
-    def address(self) -> str:
-        return f"{self.host}:{self.port}"
-
-    def start(self) -> Nx27017Server:
-        self.directory.mkdir(parents=True, exist_ok=True)
-        self.port = self.port or free_port()
-        out = (self.directory / "nx-27017.out").open("ab")
-        try:
-            self._proc = subprocess.Popen(
-                [_nx_command(), *self._arguments()],
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                env={**os.environ, "PYTHONUNBUFFERED": "1"},
-            )
-        finally:
-            out.close()
-        wait_until(
-            lambda: _accepts(self.host, self.port),
-            what="nx-27017",
-            timeout=30,
-            proc=self._proc,
-            log=self.directory / "nx-27017.out",
-        )
-        return self
-
-    def stop(self) -> None:
-        proc, self._proc = self._proc, None
-        stop_process(proc)
-
-    def restart(self) -> None:
-        self.stop()
-        self.start()
-
-    def __enter__(self) -> Nx27017Server:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    def _arguments(self) -> list[str]:
+    def command(self, port: int) -> list[str]:
         return [
-            "--db", "memory", "--host", self.host, "-p", str(self.port),
+            _nx_command(), "--db", "memory", "--host", self.host, "-p", str(port),
             "--log-file", str(self._log), "--pid-file", str(self.directory / "nx-27017.pid"),
         ]  # fmt: skip
+
+    def ready(self) -> bool:
+        return accepts(self.host, self.port)
+
+    def environment(self) -> dict[str, str]:
+        # stdout goes to a file, block-buffered: a failed start would show an empty log tail.
+        return {**os.environ, "PYTHONUNBUFFERED": "1"}
 
     def mongo_info(self, **parameters: str) -> dict[str, Any]:
         return {

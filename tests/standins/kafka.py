@@ -3,18 +3,12 @@ with in-memory storage, plus a reader that consumes a topic from the beginning."
 
 from __future__ import annotations
 
-import atexit
 import importlib.util
 import json
-import shutil
-import socket
-import subprocess
-import tempfile
 from pathlib import Path
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
-from tests.standins._process import StandinError, free_port, stop_process, wait_until
+from tests.standins._process import ServerProcess, StandinError, accepts
 
 
 def find_tansu() -> Path:
@@ -27,92 +21,38 @@ def find_tansu() -> Path:
     return binary
 
 
-def _accepts(host: str, port: int) -> bool:
-    with socket.create_connection((host, port), timeout=0.5):
-        return True
-
-
-class KafkaBroker:
+class KafkaBroker(ServerProcess):
     """One tansu broker. ``stop`` then ``start`` again gives an empty broker on a new port
-    unless ``port`` is kept (``restart_same_port``)."""
+    unless the port is asked for (``start(port=...)`` or ``restart()``)."""
+
+    what = "tansu"
+    slug = "kafka"
+    log_name = "tansu.log"
 
     def __init__(self, *, start_timeout: float = 15.0) -> None:
+        super().__init__(start_timeout=start_timeout)
         self.binary = find_tansu()
-        self.start_timeout = start_timeout
-        self.host = "127.0.0.1"
-        self.port = 0
-        self.base_dir: Path | None = None
-        self._proc: subprocess.Popen[bytes] | None = None
 
     @property
     def bootstrap(self) -> str:
         """host:port, as KAFKA_SERVER and kafka-python's bootstrap_servers want it."""
-        return f"{self.host}:{self.port}"
+        return self.address
 
-    @property
-    def pid(self) -> int | None:
-        return self._proc.pid if self._proc is not None and self._proc.poll() is None else None
+    def command(self, port: int) -> list[str]:
+        url = f"tcp://{self.host}:{port}"
+        return [
+            str(self.binary),
+            "broker",
+            "--listener-url",
+            url,
+            "--advertised-listener-url",
+            url,
+            "--storage-engine",
+            "memory://tansu/",
+        ]
 
-    def start(self, *, port: int | None = None) -> Self:
-        """Start on a free port, or on ``port`` (a broker coming back where it was)."""
-        if self.pid is not None:
-            return self
-        self.base_dir = Path(tempfile.mkdtemp(prefix="standin-kafka-"))
-        log_path = self.base_dir / "tansu.log"
-        for attempt in range(1, 4):
-            self.port = port if port is not None and attempt == 1 else free_port()
-            url = f"tcp://{self.bootstrap}"
-            with log_path.open("ab") as log:
-                self._proc = subprocess.Popen(
-                    [
-                        str(self.binary),
-                        "broker",
-                        "--listener-url",
-                        url,
-                        "--advertised-listener-url",
-                        url,
-                        "--storage-engine",
-                        "memory://tansu/",
-                    ],
-                    stdin=subprocess.DEVNULL,
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                )
-            try:
-                wait_until(
-                    lambda: _accepts(self.host, self.port),
-                    what=f"tansu on {self.bootstrap}",
-                    timeout=self.start_timeout,
-                    proc=self._proc,
-                    log=log_path,
-                )
-                break
-            except StandinError:
-                stop_process(self._proc)
-                self._proc = None
-                if attempt == 3:
-                    raise
-        atexit.register(self.stop)
-        return self
-
-    def stop(self) -> None:
-        atexit.unregister(self.stop)
-        stop_process(self._proc)
-        self._proc = None
-        if self.base_dir is not None:
-            shutil.rmtree(self.base_dir, ignore_errors=True)
-            self.base_dir = None
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
+    def ready(self) -> bool:
+        return accepts(self.host, self.port)
 
     def __repr__(self) -> str:
         return f"KafkaBroker(bootstrap={self.bootstrap!r}, pid={self.pid})"

@@ -2,26 +2,20 @@
 
 from __future__ import annotations
 
-import atexit
 import json
-import shutil
-import subprocess
-import tempfile
 import time
 import urllib.parse
 from collections.abc import Callable
 from pathlib import Path
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 from tests.standins._process import (
+    ServerProcess,
     StandinError,
-    free_port,
     http_ok,
     http_request,
     log_tail,
-    stop_process,
-    wait_until,
+    require_binary,
 )
 
 BINARY = "prometheus"
@@ -40,88 +34,41 @@ scrape_configs:
 """
 
 
-class Prometheus:
+class Prometheus(ServerProcess):
+    what = "Prometheus"
+    slug = "prometheus"
+    log_name = "prometheus.log"
+    stop_timeout = 15.0  # flushing the TSDB head takes longer than a plain server's exit
+
     def __init__(
         self, scrape_target: str, *, binary: str = BINARY, start_timeout: float = 30.0
     ) -> None:
         """`scrape_target` is host:port of the Pushgateway (Pushgateway.address)."""
+        super().__init__(start_timeout=start_timeout)
         self.scrape_target = scrape_target
         self.binary = binary
-        self.start_timeout = start_timeout
-        self.host = "127.0.0.1"
-        self.port = 0
-        self.base_dir: Path | None = None
-        self._proc: subprocess.Popen[bytes] | None = None
+        self._exe = binary
 
     @property
     def url(self) -> str:
         return f"http://{self.host}:{self.port}"
 
-    @property
-    def pid(self) -> int | None:
-        return self._proc.pid if self._proc is not None and self._proc.poll() is None else None
+    def prepare(self, base_dir: Path) -> None:
+        self._exe = require_binary(self.binary, "prometheus")
+        (base_dir / "prometheus.yml").write_text(_CONFIG.format(target=self.scrape_target))
 
-    def start(self) -> Self:
-        if self.pid is not None:
-            return self
-        exe = shutil.which(self.binary)
-        if exe is None:
-            raise StandinError(f"{self.binary} not on PATH; apt-get install prometheus")
-        self.base_dir = Path(tempfile.mkdtemp(prefix="standin-prometheus-"))
-        config = self.base_dir / "prometheus.yml"
-        config.write_text(_CONFIG.format(target=self.scrape_target))
-        log_path = self.base_dir / "prometheus.log"
-        for attempt in range(1, 4):
-            self.port = free_port()
-            with log_path.open("ab") as log:
-                self._proc = subprocess.Popen(
-                    [
-                        exe,
-                        f"--config.file={config}",
-                        f"--web.listen-address={self.host}:{self.port}",
-                        f"--storage.tsdb.path={self.base_dir / 'tsdb'}",
-                        "--log.level=warn",
-                    ],
-                    cwd=self.base_dir,
-                    stdin=subprocess.DEVNULL,
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                )
-            try:
-                wait_until(
-                    lambda: http_ok(f"{self.url}/-/ready"),
-                    what=f"Prometheus on {self.host}:{self.port}",
-                    timeout=self.start_timeout,
-                    proc=self._proc,
-                    log=log_path,
-                )
-                break
-            except StandinError:
-                stop_process(self._proc)
-                self._proc = None
-                if attempt == 3:
-                    raise
-        atexit.register(self.stop)
-        return self
+    def command(self, port: int) -> list[str]:
+        assert self.base_dir is not None  # set by start() before command() is asked
+        return [
+            self._exe,
+            f"--config.file={self.base_dir / 'prometheus.yml'}",
+            f"--web.listen-address={self.host}:{port}",
+            f"--storage.tsdb.path={self.base_dir / 'tsdb'}",
+            "--log.level=warn",
+        ]
 
-    def stop(self) -> None:
-        atexit.unregister(self.stop)
-        stop_process(self._proc, timeout=15.0)
-        self._proc = None
-        if self.base_dir is not None:
-            shutil.rmtree(self.base_dir, ignore_errors=True)
-            self.base_dir = None
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
+    def ready(self) -> bool:
+        return http_ok(f"{self.url}/-/ready")
 
     def __repr__(self) -> str:
         return f"Prometheus(url={self.url!r}, scraping={self.scrape_target!r}, pid={self.pid})"
@@ -149,8 +96,7 @@ class Prometheus:
             if predicate(result):
                 return result
             time.sleep(0.25)
-        log = self.base_dir / "prometheus.log" if self.base_dir else None
         raise StandinError(
             f"Prometheus: {expr!r} did not match within {timeout:.0f} s; last result {result}\n"
-            f"--- log tail ---\n{log_tail(log)}"
+            f"--- log tail ---\n{log_tail(self.log_path)}"
         )

@@ -2,24 +2,18 @@
 
 from __future__ import annotations
 
-import atexit
 import json
-import shutil
-import subprocess
-import tempfile
 from pathlib import Path
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.standins._process import (
+    ServerProcess,
     StandinError,
-    free_port,
     http_ok,
     http_request,
-    stop_process,
-    wait_until,
+    require_binary,
 )
 
 BINARY = "prometheus-pushgateway"
@@ -29,87 +23,35 @@ META_METRICS = frozenset({"push_time_seconds", "push_failure_time_seconds"})
 SampleKey = tuple[str, frozenset[tuple[str, str]]]
 
 
-class Pushgateway:
+class Pushgateway(ServerProcess):
+    what = "Pushgateway"
+    slug = "pushgateway"
+    log_name = "pushgateway.log"
+
     def __init__(self, *, binary: str = BINARY, start_timeout: float = 15.0) -> None:
+        super().__init__(start_timeout=start_timeout)
         self.binary = binary
-        self.start_timeout = start_timeout
-        self.host = "127.0.0.1"
-        self.port = 0
-        self.base_dir: Path | None = None
-        self._proc: subprocess.Popen[bytes] | None = None
+        self._exe = binary
 
     @property
     def url(self) -> str:
         """Base URL, also the `gateway` argument of prometheus_client.push_to_gateway."""
         return f"http://{self.host}:{self.port}"
 
-    @property
-    def address(self) -> str:
-        """host:port, as Prometheus scrape targets want it."""
-        return f"{self.host}:{self.port}"
+    def prepare(self, base_dir: Path) -> None:
+        self._exe = require_binary(self.binary, "prometheus-pushgateway")
 
-    @property
-    def pid(self) -> int | None:
-        return self._proc.pid if self._proc is not None and self._proc.poll() is None else None
+    def command(self, port: int) -> list[str]:
+        return [
+            self._exe,
+            f"--web.listen-address={self.host}:{port}",
+            "--persistence.file=",
+            "--web.enable-admin-api",
+            "--log.level=warn",
+        ]
 
-    def start(self) -> Self:
-        if self.pid is not None:
-            return self
-        exe = shutil.which(self.binary)
-        if exe is None:
-            raise StandinError(f"{self.binary} not on PATH; apt-get install prometheus-pushgateway")
-        self.base_dir = Path(tempfile.mkdtemp(prefix="standin-pushgateway-"))
-        log_path = self.base_dir / "pushgateway.log"
-        for attempt in range(1, 4):
-            self.port = free_port()
-            with log_path.open("ab") as log:
-                self._proc = subprocess.Popen(
-                    [
-                        exe,
-                        f"--web.listen-address={self.address}",
-                        "--persistence.file=",
-                        "--web.enable-admin-api",
-                        "--log.level=warn",
-                    ],
-                    stdin=subprocess.DEVNULL,
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                )
-            try:
-                wait_until(
-                    lambda: http_ok(f"{self.url}/-/ready"),
-                    what=f"Pushgateway on {self.address}",
-                    timeout=self.start_timeout,
-                    proc=self._proc,
-                    log=log_path,
-                )
-                break
-            except StandinError:
-                stop_process(self._proc)
-                self._proc = None
-                if attempt == 3:
-                    raise
-        atexit.register(self.stop)
-        return self
-
-    def stop(self) -> None:
-        atexit.unregister(self.stop)
-        stop_process(self._proc)
-        self._proc = None
-        if self.base_dir is not None:
-            shutil.rmtree(self.base_dir, ignore_errors=True)
-            self.base_dir = None
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
+    def ready(self) -> bool:
+        return http_ok(f"{self.url}/-/ready")
 
     def __repr__(self) -> str:
         return f"Pushgateway(url={self.url!r}, pid={self.pid})"

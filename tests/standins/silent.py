@@ -7,11 +7,12 @@ from __future__ import annotations
 import contextlib
 import socket
 import threading
-from types import TracebackType
 from typing import Self
 
+from tests.standins._process import StartStop
 
-class SilentServer:
+
+class SilentServer(StartStop):
     def __init__(self) -> None:
         self._sock = socket.create_server(("127.0.0.1", 0))
         self.host = "127.0.0.1"
@@ -61,14 +62,3 @@ class SilentServer:
             self._sock.shutdown(socket.SHUT_RDWR)
         self._sock.close()
         self._thread.join(timeout=5)
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
