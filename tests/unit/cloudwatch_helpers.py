@@ -74,14 +74,19 @@ def cloudwatch_pass(env: dict[str, str], client: Any) -> tuple[PassResult, Cloud
     loaded = settings(env)
     batch = batch_for(loaded.cloudwatch, client)
     targets: list[Target] = build_targets(loaded, batch)
-    result = run_pass(
+    return batch_pass(targets, batch), batch
+
+
+def batch_pass(targets: list[Target], batch: CloudWatchBatch, *, seconds: float = 30) -> PassResult:
+    """One pass as the function runs it, ``batch`` fetching before the targets read it; the
+    deadline is ``seconds`` away (negative: already past)."""
+    return run_pass(
         targets,
-        deadline=time.monotonic() + 30,
+        deadline=time.monotonic() + seconds,
         max_workers=4,
         collector_instance="collector",
         prefetches=[batch],
     )
-    return result, batch
 
 
 def series(result: PassResult) -> dict[tuple[str, str, frozenset[tuple[str, str]]], float]:
@@ -108,6 +113,12 @@ def outcomes(result: PassResult) -> dict[str, tuple[bool, str | None, str | None
 
 def self_metrics(result: PassResult) -> dict[str, float]:
     return {f.name: f.samples[0].value for f in result.collector.families if f.name in SELF_METRICS}
+
+
+def counts(*, calls: float, requested: float, missing: float, failed: float) -> dict[str, float]:
+    """What ``self_metrics`` gives for a pass with these counts (all four, so a test that
+    compares with it pins every one)."""
+    return dict(zip(SELF_METRICS, map(float, (calls, requested, missing, failed)), strict=True))
 
 
 def metric_result(

@@ -4,12 +4,10 @@
 from __future__ import annotations
 
 import json
-import time
 from typing import Any
 
 from middleware_monitoring.cloudwatch import CloudWatchBatch, declarations
 from middleware_monitoring.model import Target
-from middleware_monitoring.runner import run_pass
 from middleware_monitoring.runtime import cloudwatch_targets
 from tests.unit.cloudwatch_helpers import (
     NOW,
@@ -18,7 +16,9 @@ from tests.unit.cloudwatch_helpers import (
     WINDOW_START,
     at,
     batch_for,
+    batch_pass,
     cloudwatch_pass,
+    counts,
     metric_result,
     outcomes,
     self_metrics,
@@ -39,14 +39,7 @@ def _reference_pass(client: Any) -> Any:
         Target("pg-1", [batch.source(declarations.rds("pg-1", "DBInstanceIdentifier"))]),
         *cloudwatch_targets(loaded, batch),
     ]
-    result = run_pass(
-        targets,
-        deadline=time.monotonic() + 30,
-        max_workers=4,
-        collector_instance="collector",
-        prefetches=[batch],
-    )
-    return result, batch
+    return batch_pass(targets, batch), batch
 
 
 def test_reference_fleet_takes_exactly_one_call_with_exact_values() -> None:
@@ -99,12 +92,7 @@ def test_reference_fleet_takes_exactly_one_call_with_exact_values() -> None:
         ("elasticache:redis-001", "redis_network_conntrack_allowance_exceeded", redis): 20.0,
         ("elasticache:redis-001", "redis_network_packetsPerSecond_allowance_exceeded", redis): 21.0,
     }
-    assert self_metrics(result) == {
-        "middleware_cloudwatch_getmetricdata_calls": 1.0,
-        "middleware_cloudwatch_metrics_requested": 22.0,
-        "middleware_cloudwatch_metrics_missing": 1.0,
-        "middleware_cloudwatch_metrics_failed": 0.0,
-    }
+    assert self_metrics(result) == counts(calls=1, requested=22, missing=1, failed=0)
     # Missing data is not a failure: every target is up.
     assert {t: o[0] for t, o in outcomes(result).items()} == {
         "pg-1": True,
@@ -202,13 +190,8 @@ def test_next_token_is_followed_and_newest_wins_across_pages() -> None:
         "redis_network_conntrack_allowance_exceeded": 3.0,
         "redis_network_packetsPerSecond_allowance_exceeded": 4.0,
     }
-    assert self_metrics(result) == {
-        "middleware_cloudwatch_getmetricdata_calls": 2.0,
-        # A page repeats every query of its call, and is billed so.
-        "middleware_cloudwatch_metrics_requested": 8.0,
-        "middleware_cloudwatch_metrics_missing": 0.0,
-        "middleware_cloudwatch_metrics_failed": 0.0,
-    }
+    # A page repeats every query of its call, and is billed so.
+    assert self_metrics(result) == counts(calls=2, requested=8, missing=0, failed=0)
 
 
 def test_throttled_call_costs_only_its_own_targets() -> None:
@@ -241,12 +224,7 @@ def test_throttled_call_costs_only_its_own_targets() -> None:
     )
     assert sum(1 for up, _, _ in states.values() if up) == 125
     assert len(series(result)) == 500
-    assert self_metrics(result) == {
-        "middleware_cloudwatch_getmetricdata_calls": 2.0,
-        "middleware_cloudwatch_metrics_requested": 600.0,
-        "middleware_cloudwatch_metrics_missing": 0.0,
-        "middleware_cloudwatch_metrics_failed": 100.0,
-    }
+    assert self_metrics(result) == counts(calls=2, requested=600, missing=0, failed=100)
 
 
 def test_a_failed_query_loses_only_its_own_value() -> None:
@@ -310,25 +288,14 @@ def test_client_that_cannot_be_built_fails_the_sources_not_the_pass() -> None:
     loaded = settings(REFERENCE_ENV)
     batch = CloudWatchBatch(loaded.cloudwatch, client_factory=broken, clock=lambda: NOW)
     targets = cloudwatch_targets(loaded, batch)
-    result = run_pass(
-        targets,
-        deadline=time.monotonic() + 30,
-        max_workers=4,
-        collector_instance="collector",
-        prefetches=[batch],
-    )
+    result = batch_pass(targets, batch)
     assert {t: (o[0], o[1]) for t, o in outcomes(result).items()} == {
         "docdb:docdb-1": (False, "no_region"),
         "docdb:docdb-2": (False, "no_region"),
         "docdb-cluster:docdb-c": (False, "no_region"),
         "elasticache:redis-001": (False, "no_region"),
     }
-    assert self_metrics(result) == {
-        "middleware_cloudwatch_getmetricdata_calls": 0.0,
-        "middleware_cloudwatch_metrics_requested": 0.0,
-        "middleware_cloudwatch_metrics_missing": 0.0,
-        "middleware_cloudwatch_metrics_failed": 17.0,
-    }
+    assert self_metrics(result) == counts(calls=0, requested=0, missing=0, failed=17)
 
 
 def test_past_the_deadline_no_call_is_made() -> None:
@@ -336,13 +303,7 @@ def test_past_the_deadline_no_call_is_made() -> None:
     loaded = settings(REFERENCE_ENV)
     batch = batch_for(loaded.cloudwatch, client)
     with stubber:
-        result = run_pass(
-            cloudwatch_targets(loaded, batch),
-            deadline=time.monotonic() - 1,
-            max_workers=4,
-            collector_instance="collector",
-            prefetches=[batch],
-        )
+        result = batch_pass(cloudwatch_targets(loaded, batch), batch, seconds=-1)
     assert calls == []
     assert {o[1] for o in outcomes(result).values()} == {"deadline"}
     assert self_metrics(result)["middleware_cloudwatch_getmetricdata_calls"] == 0.0
@@ -366,12 +327,6 @@ def test_one_client_per_function_instance() -> None:
         )
     with stubber:
         for _ in range(3):
-            run_pass(
-                targets,
-                deadline=time.monotonic() + 30,
-                max_workers=4,
-                collector_instance="collector",
-                prefetches=[batch],
-            )
+            batch_pass(targets, batch)
     assert len(calls) == 3
     assert len(made) == 1
