@@ -12,11 +12,11 @@ import logging
 import os
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
@@ -24,6 +24,9 @@ from prometheus_client.parser import text_string_to_metric_families
 from middleware_monitoring.logs import PACKAGE_LOGGER, setup_logging
 from tests.standins.docdb import DOCDB_SERVER_STATUS
 from tests.standins.pushgateway import META_METRICS, Pushgateway
+
+if TYPE_CHECKING:  # conftest imports this module
+    from tests.faults.conftest import Row
 
 ROOT = Path(__file__).resolve().parents[2]
 APP_PY = ROOT / "functions" / "collector" / "app.py"
@@ -343,3 +346,33 @@ def check_recovered(inv: Invocation, expect: Expect) -> None:
     collector = inv.pushed("collector")
     assert collector[key("middleware_pass_targets", state="down")] == 0
     check_no_secret(inv, expect)
+
+
+def run_fault(
+    row: Row,
+    fn: LambdaFunction,
+    want: Expect,
+    inject: Callable[[], None],
+    heal: Callable[[], None],
+    *,
+    back: Mapping[str, tuple[Samples, frozenset[str]]],
+    settle: Callable[[Invocation, Expect], Expect] | None = None,
+) -> Invocation:
+    """Inject, one invocation, heal, one more: the common shape of the fault tests. The pass
+    with the fault must meet ``want`` (``settle`` may first narrow it from what that pass
+    did); the next must have everything up, ``want``'s healthy targets and ``back`` (the
+    targets the fault had taken down, with what they must push again). Returns the pass with
+    the fault, for checks of its own."""
+    inject()
+    try:
+        failed = fn.invoke()
+    finally:
+        heal()
+    if settle is not None:
+        want = settle(failed, want)
+    row.observed = observe(failed, want)
+    recovered = fn.invoke()
+    row.observed += "; next pass " + ("recovered" if not recovered.problems() else "still down")
+    check_fault_pass(failed, want)
+    check_recovered(recovered, Expect(want.job, {}, {**want.healthy, **back}, want.secrets))
+    return failed

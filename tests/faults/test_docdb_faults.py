@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from tests.faults import harness
 from tests.faults.conftest import (
     DOCDB_HEALTHY,
     PG_TARGET,
@@ -24,11 +25,9 @@ from tests.faults.harness import (
     DOCDB_EXACT,
     PG_NAMES,
     Expect,
+    Invocation,
     LambdaFunction,
-    check_fault_pass,
-    check_recovered,
     health_of,
-    observe,
 )
 from tests.faults.injectors import TcpFault
 from tests.integration.pg_helpers import MONITOR_PASSWORD
@@ -92,28 +91,20 @@ def run_fault(
     heal: Callable[[], None],
     accept: tuple[str, ...] = (),
 ) -> None:
-    inject()
-    try:
-        failed = fn.invoke()
-    finally:
-        heal()
-    if accept:
+    def settle(failed: Invocation, want: Expect) -> Expect:
+        if not accept:
+            return want
         # Which of these a black hole gives depends on whether pymongo's monitor or the
         # command's socket notices first; both are the truth, the pushed one must be either.
         _, failures = health_of(failed.pushed(BROKEN))
         reasons = [reason for source, reason in failures if source == "mongo"]
         assert len(reasons) == 1 and reasons[0] in accept, failures
-        want = replace(want, broken={(BROKEN, "mongo"): reasons[0]})
-    row.observed = observe(failed, want)
-    recovered = fn.invoke()
-    row.observed += "; next pass " + ("recovered" if not recovered.problems() else "still down")
-    check_fault_pass(failed, want)
+        return replace(want, broken={(BROKEN, "mongo"): reasons[0]})
+
+    back = {BROKEN: (DOCDB_EXACT, frozenset[str]())}
+    failed = harness.run_fault(row, fn, want, inject, heal, back=back, settle=settle)
     # The broken cluster's own mongo_up is pushed as 0, the series a dashboard shows.
     assert failed.pushed(BROKEN)[("mongo_up", frozenset())] == 0
-    check_recovered(
-        recovered,
-        Expect(want.job, {}, {**want.healthy, BROKEN: (DOCDB_EXACT, frozenset())}, want.secrets),
-    )
 
 
 def test_stopped(row: Row, pg, healthy_docdb, broken, pushgateway, job, function: Make) -> None:

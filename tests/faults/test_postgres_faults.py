@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterator, Mapping
 
 import pytest
 
+from tests.faults import harness
 from tests.faults.conftest import (
     DOCDB_HEALTHY,
     PG_TARGET,
@@ -24,7 +25,6 @@ from tests.faults.harness import (
     LambdaFunction,
     check_fault_pass,
     check_recovered,
-    observe,
 )
 from tests.faults.injectors import TcpFault
 from tests.integration.pg_helpers import APP_DB, MONITOR, MONITOR_PASSWORD
@@ -69,17 +69,8 @@ def run_fault(
     heal: Callable[[], None],
 ) -> None:
     """Inject, one invocation, heal, one more: the common shape of these tests."""
-    inject()
-    try:
-        broken = fn.invoke()
-    finally:
-        heal()
-    row.observed = observe(broken, want)
-    recovered = fn.invoke()
-    row.observed += "; next pass " + ("recovered" if not recovered.problems() else "still down")
-    check_fault_pass(broken, want)
-    want_pg = {PG_TARGET: (dict[tuple[str, frozenset[tuple[str, str]]], float](), PG_NAMES)}
-    check_recovered(recovered, Expect(want.job, {}, {**want.healthy, **want_pg}, want.secrets))
+    back = {PG_TARGET: (dict[tuple[str, frozenset[tuple[str, str]]], float](), PG_NAMES)}
+    harness.run_fault(row, fn, want, inject, heal, back=back)
 
 
 def test_server_stopped(row: Row, pg, healthy_docdb, pushgateway, job, function: Make) -> None:

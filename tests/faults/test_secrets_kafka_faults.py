@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterator, Mapping
 
 import pytest
 
+from tests.faults import harness
 from tests.faults.conftest import DOCDB_HEALTHY, PG_TARGET, Row, docdb_info, pg_env, push_env
 from tests.faults.harness import (
     DOCDB_EXACT,
@@ -69,19 +70,7 @@ def secret_expect(job: str) -> Expect:
 def run_fault(
     row: Row, fn: LambdaFunction, want: Expect, inject: Callable[[], None], heal: Callable[[], None]
 ) -> None:
-    inject()
-    try:
-        failed = fn.invoke()
-    finally:
-        heal()
-    row.observed = observe(failed, want)
-    recovered = fn.invoke()
-    row.observed += "; next pass " + ("recovered" if not recovered.problems() else "still down")
-    check_fault_pass(failed, want)
-    check_recovered(
-        recovered,
-        Expect(want.job, {}, {**want.healthy, PG_TARGET: ({}, PG_NAMES)}, want.secrets),
-    )
+    harness.run_fault(row, fn, want, inject, heal, back={PG_TARGET: ({}, PG_NAMES)})
 
 
 def test_secret_missing(
