@@ -192,13 +192,18 @@ class PgConnection:
         return self._connection is not None
 
     def ensure_alive(self) -> None:
-        """``SELECT 1``; a kept connection that went stale is re-opened once."""
+        """``SELECT 1``; a kept connection that went stale (the server restarted, a
+        failover) is re-opened once. One that timed out is not: the server is there but not
+        answering, and a second attempt would only spend the pass's time waiting again."""
         if self._connection is not None:
             try:
                 self._connection.run(ALIVE_SQL)
                 return
-            except Exception:
+            except Exception as exc:
                 self.close()
+                failure = classify(exc)
+                if failure.reason == "timeout":
+                    raise failure from None
         self.run(ALIVE_SQL)
 
     def close(self) -> None:
