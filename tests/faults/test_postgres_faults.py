@@ -6,9 +6,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator, Mapping
+from dataclasses import replace
 
 import pytest
 
+from middleware_monitoring.model import SourceFailure
+from middleware_monitoring.postgres.source import PostgresSource
 from tests.faults import harness
 from tests.faults.conftest import (
     DOCDB_HEALTHY,
@@ -27,7 +30,7 @@ from tests.faults.harness import (
     check_recovered,
 )
 from tests.faults.injectors import TcpFault
-from tests.integration.pg_helpers import APP_DB, MONITOR, MONITOR_PASSWORD
+from tests.integration.pg_helpers import APP_DB, MONITOR, MONITOR_PASSWORD, settings_for
 from tests.standins.docdb import DocDBServer
 from tests.standins.postgres import PostgresServer
 from tests.standins.pushgateway import Pushgateway
@@ -214,3 +217,28 @@ def test_restart_between_passes(
     want = expect(job, None)
     check_recovered(second, Expect(job, {}, {**want.healthy, **want_pg}, want.secrets))
     assert MONITOR  # the login used throughout
+
+
+def test_a_kept_connection_that_went_silent_costs_one_timeout_not_two(
+    pg: PostgresServer, proxy: TcpFault
+) -> None:
+    # A timeout means the server is there but not answering: re-opening at once would only
+    # wait a second time. (A connection that broke is re-opened: test_restart_between_passes.)
+    settings = replace(
+        settings_for(pg, PG_CONNECT_TIMEOUT_SECONDS="1", PG_STATEMENT_TIMEOUT_MS="1000"),
+        port=proxy.port,
+    )
+    source = PostgresSource(settings)
+    try:
+        list(source.collect())
+        accepted = proxy.accepted
+        proxy.set("blackhole")
+        with pytest.raises(SourceFailure) as failure:
+            list(source.collect())
+        assert failure.value.reason == "timeout"
+        assert proxy.accepted == accepted  # no second connection in the same pass
+        proxy.set("forward")
+        assert [f.samples[0].value for f in source.collect() if f.name == "pg_up"] == [1.0]
+    finally:
+        proxy.set("forward")
+        source.close()
