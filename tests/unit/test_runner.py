@@ -129,3 +129,41 @@ def test_an_unforeseen_error_is_one_line_with_its_traceback(
         "KeyError: 'opcounters'",
     )
     assert record.exc_info is not None and record.exc_info[0] is KeyError
+
+
+class StuckWithUp(Stuck):
+    """A stuck source with a series it always sends, like pg_up."""
+
+    def down_families(self) -> Iterator[Metric]:
+        yield GaugeMetricFamily("stuck_up", "1 if it answered.", value=0)
+
+
+def value_of(result: PassResult, target: str, name: str) -> float:
+    (group,) = [group for group in result.groups() if group.target == target]
+    (sample,) = [s for family in group.families for s in family.samples if s.name == name]
+    return sample.value
+
+
+def test_a_target_given_up_on_sends_its_always_series_and_its_success_time_stays() -> None:
+    stuck = StuckWithUp()
+    target = Target("stuck", [stuck])
+    stuck.release.set()
+    run([target])
+    delivered_at = target.last_success["stuck"]
+    stuck.release.clear()
+    try:
+        late = run([target], budget=0.3)
+        assert samples(late, "stuck") == {
+            ("stuck_up", ()): 0.0,
+            ("middleware_collector_up", (("source", "stuck"),)): 0.0,
+            ("middleware_collector_failure", (("reason", "deadline"), ("source", "stuck"))): 1.0,
+        }
+        # The pass waited until its deadline for it: that is the source's duration.
+        assert value_of(late, "stuck", "middleware_collector_duration_seconds") >= 0.3
+        last = "middleware_collector_last_success_timestamp_seconds"
+        assert value_of(late, "stuck", last) == delivered_at
+    finally:
+        stuck.release.set()
+    target.in_flight.result(timeout=5)  # type: ignore[union-attr]
+    # The late worker did succeed, but nothing of it was delivered: staleness must show.
+    assert target.last_success["stuck"] == delivered_at

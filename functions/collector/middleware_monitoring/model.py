@@ -28,7 +28,10 @@ class SourceFailure(Exception):
 class Source(Protocol):
     """One kind of data about one target. ``collect`` yields metric families, like a
     prometheus_client custom collector, and raises ``SourceFailure`` to report that it is down.
-    Sources live as long as the function instance, so they may keep state between passes."""
+    Sources live as long as the function instance, so they may keep state between passes.
+
+    A source may also define ``down_families()``: the series it must send even when the pass
+    gives up waiting for it (``pg_up 0``, ``mongo_up 0``: SPEC says they are always there)."""
 
     name: str
 
@@ -76,6 +79,9 @@ class TargetResult:
     target: str
     families: list[Metric]
     outcomes: list[SourceOutcome]
+    # When each source succeeded in this result; the runner records it on the target only
+    # for a result the pass accepted (a late worker's success was never delivered).
+    succeeded_at: dict[str, float] = field(default_factory=dict)
 
     @property
     def up(self) -> bool:

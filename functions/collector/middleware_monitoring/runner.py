@@ -29,6 +29,7 @@ def collect_target(target: Target, abandoned: threading.Event | None = None) -> 
     Lambda it would show up in a later invocation's log)."""
     families: list[Metric] = []
     outcomes: list[SourceOutcome] = []
+    succeeded_at: dict[str, float] = {}
     for source in target.sources:
         started = time.monotonic()
         reason: str | None = None
@@ -43,7 +44,7 @@ def collect_target(target: Target, abandoned: threading.Event | None = None) -> 
             reason, detail, unforeseen = "error", f"{type(exc).__name__}: {exc}", exc
         duration = time.monotonic() - started
         if reason is None:
-            target.last_success[source.name] = time.time()
+            succeeded_at[source.name] = time.time()
         else:
             (logger.debug if abandoned is not None and abandoned.is_set() else logger.warning)(
                 "source down",
@@ -57,15 +58,24 @@ def collect_target(target: Target, abandoned: threading.Event | None = None) -> 
                 exc_info=unforeseen,
             )
         outcomes.append(SourceOutcome(source.name, reason is None, duration, reason, detail))
+    families.extend(health_families(outcomes, {**target.last_success, **succeeded_at}))
+    return TargetResult(target.name, families, outcomes, succeeded_at)
+
+
+def _down(target: Target, reason: str, detail: str, waited: float) -> TargetResult:
+    """Every source of a target that was not (fully) collected this pass, in one log line;
+    with the series a source always sends (``pg_up 0``...) and the time the pass waited."""
+    families: list[Metric] = []
+    for source in target.sources:
+        down_families = getattr(source, "down_families", None)
+        if down_families is not None:
+            families.extend(down_families())
+    outcomes = [
+        SourceOutcome(source.name, False, waited, reason, detail) for source in target.sources
+    ]
+    logger.warning("source down", extra={"target": target.name, "reason": reason, "detail": detail})
     families.extend(health_families(outcomes, target.last_success))
     return TargetResult(target.name, families, outcomes)
-
-
-def _down(target: Target, reason: str, detail: str) -> TargetResult:
-    """Every source of a target that was not (fully) collected this pass, in one log line."""
-    outcomes = [SourceOutcome(source.name, False, 0.0, reason, detail) for source in target.sources]
-    logger.warning("source down", extra={"target": target.name, "reason": reason, "detail": detail})
-    return TargetResult(target.name, list(health_families(outcomes, target.last_success)), outcomes)
 
 
 def _prefetch_families(prefetch: Prefetch) -> list[Metric]:
@@ -97,7 +107,7 @@ def run_pass(
     for target in targets:
         if target.in_flight is not None and not target.in_flight.done():
             # Starting it again would stack threads and connections on one stuck server.
-            results[target.name] = _down(target, BUSY_REASON, BUSY_DETAIL)
+            results[target.name] = _down(target, BUSY_REASON, BUSY_DETAIL, 0.0)
             continue
         given_up = threading.Event()
         target.in_flight = pool.submit(collect_target, target, given_up)
@@ -116,11 +126,15 @@ def run_pass(
             results[futures[future].name] = future.result()
             continue
         abandoned[future].set()
-        results[futures[future].name] = _down(futures[future], DEADLINE_REASON, DEADLINE_DETAIL)
+        results[futures[future].name] = _down(
+            futures[future], DEADLINE_REASON, DEADLINE_DETAIL, time.monotonic() - started
+        )
     # Stuck workers are left to their own socket timeouts; the pass does not wait for them.
     pool.shutdown(wait=False, cancel_futures=True)
 
     ordered = [results[target.name] for target in targets]
+    for target, result in zip(targets, ordered, strict=True):
+        target.last_success.update(result.succeeded_at)
     duration = time.monotonic() - started
     up = sum(1 for result in ordered if result.up)
     pass_wide = list(pass_families(duration, up, len(ordered) - up))

@@ -82,6 +82,9 @@ class DocumentDBSource:
         # Kept across warm passes: pymongo reconnects by itself after a server comes back.
         self._client: MongoClient[dict[str, Any]] | None = None
 
+    def down_families(self) -> Iterator[Metric]:
+        yield GaugeMetricFamily("mongo_up", UP_HELP, value=0)
+
     def close(self) -> None:
         client, self._client = self._client, None
         if client is not None:
@@ -123,7 +126,7 @@ class DocumentDBSource:
         try:
             reply = self._server_status()
         except SourceFailure:
-            yield GaugeMetricFamily("mongo_up", UP_HELP, value=0)
+            yield from self.down_families()
             raise
         yield GaugeMetricFamily("mongo_up", UP_HELP, value=1)
         version = reply.get("version")

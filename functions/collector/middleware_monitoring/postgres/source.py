@@ -45,6 +45,7 @@ WHERE NOT datistemplate AND has_database_privilege(oid, 'CONNECT')"""
 
 # More than the collector's own distinct statements, so they never push others out of the top N.
 TOP_SLACK = 16
+PG_UP_HELP: Final = "1 if a connection and a trivial query succeeded this pass, else 0."
 STATEMENT_LABELS: Final = ("query", "queryid", "database", "user")
 # SPEC 3.2, in its order (the Kafka stream's messages follow it too).
 STATEMENT_SERIES: Final = (
@@ -98,13 +99,16 @@ class PostgresSource:
     def close(self) -> None:
         self._db.close()
 
+    def down_families(self) -> Iterator[Metric]:
+        yield _gauge("pg_up", PG_UP_HELP, 0)
+
     def collect(self) -> Iterator[Metric]:
         try:
             self._db.ensure_alive()
         except SourceFailure:
-            yield _gauge("pg_up", "1 if the server answered SELECT 1 this pass.", 0)
+            yield from self.down_families()
             raise
-        yield _gauge("pg_up", "1 if the server answered SELECT 1 this pass.", 1)
+        yield _gauge("pg_up", PG_UP_HELP, 1)
 
         failures: list[SourceFailure] = []
         sections: Iterable[Callable[[], Iterator[Metric]]] = (
