@@ -202,7 +202,7 @@ def test_statement_timeout_keeps_the_other_values(
 def test_restart_between_passes_reopens_the_connection(server: PostgresServer) -> None:
     source = PostgresSource(settings_for(server))
     try:
-        first = ok_pass(source)
+        ok_pass(source)
         started = time.monotonic()
         server.restart()
         second, failure = run_pass(source)
@@ -212,8 +212,8 @@ def test_restart_between_passes_reopens_the_connection(server: PostgresServer) -
     assert failure is None
     assert value(second, "pg_up") == 1
     assert names(second) >= BASIC | PG_QUERY
-    # A new postmaster: its uptime restarted instead of going on from the first pass's.
-    assert value(second, "pg_uptime_seconds") < value(first, "pg_uptime_seconds") + between
+    # A new postmaster, started after the stop: the second pass read it over a new connection.
+    assert value(second, "pg_uptime_seconds") <= between
 
 
 def test_database_without_the_extension(server: PostgresServer, json_logs: Logs) -> None:
