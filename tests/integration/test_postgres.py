@@ -240,6 +240,11 @@ def test_trivial_and_password_statements_never_in_top_n(
             "CREATE ROLE mm_tmp_role LOGIN PASSWORD 'role-secret-one'",
             "ALTER ROLE mm_tmp_role PASSWORD 'role-secret-two'",
             "ALTER USER mm_tmp_role WITH PASSWORD 'role-secret-three'",
+            # connect = false: the subscription is only recorded, no publisher is needed.
+            "DROP SUBSCRIPTION IF EXISTS mm_tmp_sub",
+            "CREATE SUBSCRIPTION mm_tmp_sub CONNECTION 'host=db.invalid password=role-secret-four'"
+            " PUBLICATION p WITH (connect = false, slot_name = NONE, enabled = false)",
+            "DROP SUBSCRIPTION mm_tmp_sub",
             "SELECT id, name AS kept_in_top FROM items WHERE id = 42 ORDER BY id",
         ):
             conn.run(sql)
@@ -262,6 +267,7 @@ def test_trivial_and_password_statements_never_in_top_n(
         "create role",
         "alter role",
         "alter user",
+        "create subscription",
     )
     assert [q for q in queries if q.lower().startswith(trivial)] == []
     everything = repr(samples)

@@ -17,7 +17,7 @@ SECRET = "hunter2-Sup3r-secret"
 @pytest.fixture(autouse=True)
 def own_scrubber_secrets(monkeypatch: pytest.MonkeyPatch) -> None:
     # The scrubber is process-wide: leave no secret registered for the tests that follow.
-    monkeypatch.setattr(scrubber, "_secrets", set())
+    monkeypatch.setattr(scrubber, "_secrets", frozenset())
 
 
 def log_lines(emit: object) -> list[dict[str, object]]:

@@ -15,6 +15,7 @@ import json
 import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Final
+from urllib.parse import quote_plus
 
 from .config import DocDBSettings, PostgresSettings, SecretStoreSettings
 from .config.env import is_number_text
@@ -113,7 +114,8 @@ class SecretStore:
             )
         password = value.get("password")
         if isinstance(password, str):
-            scrubber.add([password])
+            # A DocumentDB URI carries the escaped form; a driver's message may quote either.
+            scrubber.add([password, quote_plus(password)])
         return value
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import threading
 from collections.abc import Iterable
 from typing import IO, Any
 
@@ -20,30 +21,38 @@ class SecretScrubber(logging.Filter):
 
     def __init__(self) -> None:
         super().__init__()
-        self._secrets: set[str] = set()
+        # Replaced whole, never changed in place: secrets read in worker threads are added
+        # while other threads log, and a set changing under iteration would raise out of a
+        # log call.
+        self._secrets: frozenset[str] = frozenset()
+        self._lock = threading.Lock()
 
     def add(self, secrets: Iterable[str]) -> None:
         # Very short values would scrub ordinary words; they are not worth guarding this way.
-        self._secrets.update(secret for secret in secrets if len(secret) >= 4)
+        with self._lock:
+            self._secrets = self._secrets | {secret for secret in secrets if len(secret) >= 4}
 
-    def _scrub(self, value: Any) -> Any:
+    def _scrub(self, value: Any, secrets: frozenset[str]) -> Any:
         if isinstance(value, str):
-            for secret in self._secrets:
+            for secret in secrets:
                 value = value.replace(secret, REDACTED)
         return value
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if self._secrets:
-            record.msg = self._scrub(record.getMessage())
+        secrets = self._secrets
+        if secrets:
+            record.msg = self._scrub(record.getMessage(), secrets)
             record.args = None
             for key, value in list(record.__dict__.items()):
                 if isinstance(value, str) and key not in ("msg", "name", "levelname"):
-                    record.__dict__[key] = self._scrub(value)
+                    record.__dict__[key] = self._scrub(value, secrets)
             if record.exc_info and record.exc_info[1] is not None:
                 # A traceback renders str(exception), and Powertools also serialises the
                 # exception object itself: hand it the scrubbed text instead (its formatter
                 # takes `exception`/`exception_name` extras first) and drop the object.
-                record.exception = self._scrub(logging.Formatter().formatException(record.exc_info))
+                record.exception = self._scrub(
+                    logging.Formatter().formatException(record.exc_info), secrets
+                )
                 record.exception_name = type(record.exc_info[1]).__name__
                 record.exc_info = None
                 record.exc_text = None

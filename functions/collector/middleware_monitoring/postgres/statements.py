@@ -101,8 +101,9 @@ CLASSIFY_SQL: Final = f"""SELECT {MARKER} queryid,
   END,
   body ~ '^(begin|commit|rollback|start|end|abort|savepoint|release|set|reset|show|discard)\\M'
     OR body ~ '^(deallocate|listen|unlisten|notify|prepare\\s+transaction)\\M'
-    -- Role and server statements keep passwords in their (not normalised) text.
-    OR body ~ '^(create|alter)\\s+(role|user|group|server)\\M'
+    -- Role, server and subscription statements keep passwords (a PASSWORD clause, OPTIONS,
+    -- a CONNECTION string) in their text, which is not normalised.
+    OR body ~ '^(create|alter)\\s+(role|user|group|server|subscription)\\M'
 FROM (
   SELECT DISTINCT ON (s.queryid) s.queryid, {_BODY} AS body,
          strpos(s.query, '{MARKER}') > 0 AS own
