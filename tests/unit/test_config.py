@@ -276,3 +276,13 @@ def test_passwords_keep_surrounding_blanks() -> None:
     settings = load_settings({**PG_OK, "PG_PWD": f" {PASSWORD} "})
     assert settings.postgres is not None
     assert settings.postgres.password == f" {PASSWORD} "
+
+
+def test_credentials_in_an_http_url_are_refused_without_echoing_them() -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_settings({"PUSHGATEWAY_URL": f"https://pusher:{PASSWORD}@push.example:9091"})
+    assert caught.value.problems == [
+        "PUSHGATEWAY_URL: expected a URL without user:password@ (got "
+        "'https://***@push.example:9091'); give the login separately "
+        "(PUSHGATEWAY_USERNAME / PUSHGATEWAY_PASSWORD for the Pushgateway)"
+    ]

@@ -49,10 +49,20 @@ class EnvReader:
 
     def http_url(self, name: str) -> str | None:
         raw = self.text(name)
-        if raw is not None and not raw.startswith(("http://", "https://")):
-            # A URL may carry user:password@; never echo that part.
-            shown = re.sub(r"^([A-Za-z][A-Za-z0-9+.-]*://)?[^/@]*@", r"\1***@", raw)
+        if raw is None:
+            return None
+        # A URL may carry user:password@: never echo that part. urllib does not send it
+        # either (it would take it for the host and log it in its errors), so refuse it.
+        shown = re.sub(r"^([A-Za-z][A-Za-z0-9+.-]*://)?[^/@]*@", r"\1***@", raw)
+        if not raw.startswith(("http://", "https://")):
             self.problem(name, f"expected an http:// or https:// URL, got {shown!r}")
+        elif shown != raw:
+            self.problem(
+                name,
+                f"expected a URL without user:password@ (got {shown!r}); give the login "
+                "separately (PUSHGATEWAY_USERNAME / PUSHGATEWAY_PASSWORD for the Pushgateway)",
+            )
+            return None
         return raw
 
     def required(self, name: str, why: str) -> str:
