@@ -286,3 +286,10 @@ def test_credentials_in_an_http_url_are_refused_without_echoing_them() -> None:
         "'https://***@push.example:9091'); give the login separately "
         "(PUSHGATEWAY_USERNAME / PUSHGATEWAY_PASSWORD for the Pushgateway)"
     ]
+
+
+def test_log_level() -> None:
+    assert load_settings({"LOG_LEVEL": "debug"}).postgres is None  # any case is fine
+    assert problems_of({"LOG_LEVEL": "verbose"}) == [
+        "LOG_LEVEL: expected one of DEBUG, INFO, WARNING, ERROR, CRITICAL, got 'verbose'"
+    ]

@@ -10,6 +10,8 @@ from typing import IO, Any
 
 from aws_lambda_powertools import Logger
 
+from .config.env import LOG_LEVELS
+
 SERVICE = "middleware-monitoring"
 PACKAGE_LOGGER = "middleware_monitoring"
 REDACTED = "***"
@@ -66,6 +68,9 @@ def setup_logging(stream: IO[str] | None = None, level: str = "INFO") -> Logger:
     """One Powertools Logger for the service; the package's module loggers (plain
     ``logging.getLogger(__name__)``) write through its JSON handler. ``stream`` is stderr
     for the command line, whose stdout carries metrics."""
+    # An unknown LOG_LEVEL is a configuration error that load_settings reports, through
+    # this logger: it must not fail here first.
+    level = level.upper() if level.upper() in LOG_LEVELS else "INFO"
     logger = Logger(service=SERVICE, level=level, stream=stream or sys.stdout)
     handler = logger.registered_handler
     # Powertools keeps the handler of the first Logger made for a service and ignores a later

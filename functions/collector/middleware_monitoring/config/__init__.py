@@ -15,7 +15,7 @@ from urllib.parse import quote_plus
 
 from .cloudwatch import CloudWatchSettings, ElastiCacheId, RdsId, load_cloudwatch
 from .docdb import DocDBSettings, load_docdb
-from .env import ConfigError, EnvReader
+from .env import LOG_LEVELS, ConfigError, EnvReader
 from .outputs import (
     SINKS,
     KafkaSettings,
@@ -97,6 +97,9 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         emf_namespace=load_emf_namespace(env),
         secret_store=load_secret_store(env),
     )
+    log_level = env.text("LOG_LEVEL")
+    if log_level is not None and log_level.upper() not in LOG_LEVELS:
+        env.problem("LOG_LEVEL", f"expected one of {', '.join(LOG_LEVELS)}, got {log_level!r}")
     if env.problems:
         raise ConfigError(env.problems)
     return settings
