@@ -15,38 +15,40 @@ from middleware_monitoring.kafka_stream import (
     send_reserve_seconds,
 )
 from middleware_monitoring.logs import scrubber, setup_logging
-from middleware_monitoring.runtime import Runtime, build_sink, summary
+from middleware_monitoring.runtime import Runtime, build_sink, collection_budget, summary
+from middleware_monitoring.sinks import Sink
 
 logger = setup_logging(level=os.environ.get("LOG_LEVEL", "INFO"))
 
 # Kept while the function instance is warm: connections, QPS snapshots, clients.
 _runtime: Runtime | None = None
+_sink: Sink | None = None
 _stream: QueryStream | None = None
 
 
-def _get_runtime() -> Runtime:
-    global _runtime, _stream
-    if _runtime is None:
+def _get_runtime() -> tuple[Runtime, Sink]:
+    global _runtime, _sink, _stream
+    if _runtime is None or _sink is None:
         try:
-            _runtime = Runtime.from_environ(os.environ)
+            runtime = Runtime.from_environ(os.environ)
+            # Before any pass: a sink that cannot be built (no PUSHGATEWAY_URL) is a
+            # configuration error, not something to find out after a whole pass.
+            _sink = build_sink(runtime.settings)
         except ConfigError as error:
             logger.error("configuration error", extra={"problems": error.problems})
             raise
-        scrubber.add(_runtime.settings.secrets())
-        _stream = build_stream(_runtime.settings.kafka)
-    return _runtime
+        scrubber.add(runtime.settings.secrets())
+        _stream = build_stream(runtime.settings.kafka)
+        _runtime = runtime
+    return _runtime, _sink
 
 
 @logger.inject_lambda_context
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, object]:
-    runtime = _get_runtime()
-    # Before collecting: a sink that cannot be built (no PUSHGATEWAY_URL) is a configuration
-    # error, not something to find out after a whole pass.
-    sink = build_sink(runtime.settings)
+    runtime, sink = _get_runtime()
     remaining = context.get_remaining_time_in_millis() / 1000
-    result = runtime.collect(
-        remaining - send_reserve_seconds(_stream, runtime.push_reserve_seconds())
-    )
+    reserve = send_reserve_seconds(_stream, runtime.push_reserve_seconds())
+    result = runtime.collect(collection_budget(remaining, reserve))
     # A failed push raises, so the invocation fails and the platform's alarm sees it. Kafka
     # (when KAFKA_SERVER is set) runs alongside the push and never raises.
     push_and_stream(sink, _stream, result, runtime.settings.collector_instance)

@@ -167,3 +167,17 @@ def test_a_target_given_up_on_sends_its_always_series_and_its_success_time_stays
     target.in_flight.result(timeout=5)  # type: ignore[union-attr]
     # The late worker did succeed, but nothing of it was delivered: staleness must show.
     assert target.last_success["stuck"] == delivered_at
+
+
+def test_collection_budget_keeps_the_push_reserve_or_half(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from middleware_monitoring.runtime import collection_budget
+
+    caplog.set_level(logging.WARNING, logger="middleware_monitoring")
+    assert collection_budget(50.0, 16.5) == 33.5
+    assert caplog.records == []
+    # A 10 s function with the default push reserve (16.5 s) would collect nothing at all.
+    assert collection_budget(10.0, 16.5) == 5.0
+    (record,) = caplog.records
+    assert record.message == "push reserve too large for the function timeout"

@@ -3,6 +3,7 @@ and state) and the sink. Built once on the first invocation, reused while warm."
 
 from __future__ import annotations
 
+import logging
 import sys
 import time
 from collections.abc import Mapping
@@ -16,6 +17,8 @@ from .postgres.connection import PgConnection
 from .postgres.source import PostgresSource
 from .runner import run_pass
 from .sinks import PushgatewaySink, Sink, StdoutSink, push_worst_case_seconds
+
+logger = logging.getLogger(__name__)
 
 
 def build_targets(
@@ -110,6 +113,25 @@ class Runtime:
     def push_reserve_seconds(self) -> float:
         """Time kept back from collection so the push can still finish before the deadline."""
         return push_worst_case_seconds(self.settings.pushgateway)
+
+
+def collection_budget(remaining_seconds: float, reserve_seconds: float) -> float:
+    """Time the pass may collect: what is left before the deadline less what the push may
+    take. A reserve above half the time left would leave collection (almost) nothing, every
+    target down by deadline; then half is kept for each, and the log says which settings
+    to change."""
+    if reserve_seconds <= remaining_seconds / 2:
+        return remaining_seconds - reserve_seconds
+    logger.warning(
+        "push reserve too large for the function timeout",
+        extra={
+            "detail": f"the push may take {reserve_seconds:.1f} s with every attempt timing out, "
+            f"of {remaining_seconds:.1f} s left: collecting for half of it. Lower "
+            "PUSHGATEWAY_TIMEOUT_SECONDS / PUSHGATEWAY_RETRIES (KAFKA_TIMEOUT_SECONDS) or raise "
+            "the function timeout",
+        },
+    )
+    return remaining_seconds / 2
 
 
 def stdout_sink() -> Sink:
