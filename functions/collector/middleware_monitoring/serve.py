@@ -177,6 +177,9 @@ def _handler_for(server: PullServer) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         server_version = "middleware-monitoring"
         protocol_version = "HTTP/1.1"
+        # Keep-alive connections would otherwise hold a thread each for ever once idle or
+        # half-open: every network wait has a bound.
+        timeout = 60
 
         def do_GET(self) -> None:
             path = self.path.split("?", 1)[0]

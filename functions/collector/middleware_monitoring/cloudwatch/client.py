@@ -25,8 +25,9 @@ def make_client(settings: CloudWatchSettings) -> CloudWatchClient:
         connect_timeout=settings.connect_timeout_seconds,
         read_timeout=settings.read_timeout_seconds,
         retries={"mode": mode, "total_max_attempts": settings.max_attempts},
-        # Calls of a pass run one after another.
-        max_pool_connections=1,
+        # Calls of a pass run one after another; a second connection serves the next pass
+        # while a fetch stuck past its deadline still holds the first.
+        max_pool_connections=2,
     )
     # A session of its own: boto3's default session is not safe to share between threads.
     return boto3.session.Session().client(

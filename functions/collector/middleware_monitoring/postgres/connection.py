@@ -116,7 +116,6 @@ class PgConnection:
     def __init__(
         self,
         settings: PostgresSettings,
-        password: str | None = None,
         *,
         login: LoginProvider | None = None,
         ca_search_dirs: Sequence[Path] = DEFAULT_SEARCH_DIRS,
@@ -128,7 +127,7 @@ class PgConnection:
                 settings.host,
                 settings.port,
                 settings.user,
-                settings.password if password is None else password,
+                settings.password,
                 settings.database,
             )
 
@@ -192,9 +191,10 @@ class PgConnection:
         return self._connection is not None
 
     def ensure_alive(self) -> None:
-        """``SELECT 1``; a kept connection that went stale (the server restarted, a
-        failover) is re-opened once. One that timed out is not: the server is there but not
-        answering, and a second attempt would only spend the pass's time waiting again."""
+        """A trivial query (``ALIVE_SQL``); a kept connection that went stale (the server
+        restarted, a failover) is re-opened once. One that timed out is not: the server is
+        there but not answering, and a second attempt would only spend the pass's time
+        waiting again."""
         if self._connection is not None:
             try:
                 self._connection.run(ALIVE_SQL)
