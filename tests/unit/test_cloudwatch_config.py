@@ -215,3 +215,21 @@ def test_rds_type_checked_without_postgresql_too() -> None:
     assert _problems({"AWS_RDS_INSTANCE_ID": "pg-1", "AWS_RDS_TYPE": "cluster"}) == [
         "AWS_RDS_TYPE: expected one of DBInstanceIdentifier, DBClusterIdentifier, got 'cluster'"
     ]
+
+
+def test_two_targets_of_one_name_are_a_configuration_error() -> None:
+    settings = load_settings(
+        {
+            **PG,
+            "PG_TARGET_NAME": "collector",
+            "AWS_RDS_INSTANCE_ID": "pg-1",
+            "COLLECTOR_INSTANCE_NAME": "collector",
+        }
+    )
+    with pytest.raises(ConfigError) as caught:
+        build_targets(settings)
+    assert caught.value.problems == [
+        "target names: 'collector' used more than once (PG_TARGET_NAME, AWS_RDS_INSTANCE_ID, "
+        "MONGO_INFO name/address, COLLECTOR_INSTANCE_NAME); each target is one Pushgateway "
+        "group and needs its own name"
+    ]

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from .cloudwatch import CloudWatchBatch, declarations
-from .config import Settings, load_settings
+from .config import ConfigError, Settings, load_settings
 from .credentials import SecretStore, docdb_secret_login, pg_secret_login
 from .model import PassResult, Prefetch, Source, Target
 from .postgres.connection import PgConnection
@@ -53,7 +53,25 @@ def build_targets(
             targets.append(Target(docdb.target_name, [DocumentDBSource(docdb, login=login)]))
     if cloudwatch is not None:
         targets.extend(cloudwatch_targets(settings, cloudwatch))
+    _check_unique_names(targets, settings.collector_instance)
     return targets
+
+
+def _check_unique_names(targets: list[Target], collector_instance: str) -> None:
+    """Each name is a Pushgateway group: two targets of one name would overwrite each other."""
+    seen: dict[str, int] = {}
+    for name in [collector_instance, *(target.name for target in targets)]:
+        seen[name] = seen.get(name, 0) + 1
+    repeated = sorted(name for name, count in seen.items() if count > 1)
+    if repeated:
+        raise ConfigError(
+            [
+                f"target names: {', '.join(map(repr, repeated))} used more than once "
+                "(PG_TARGET_NAME, AWS_RDS_INSTANCE_ID, MONGO_INFO name/address, "
+                "COLLECTOR_INSTANCE_NAME); each target is one Pushgateway group and needs "
+                "its own name"
+            ]
+        )
 
 
 def cloudwatch_targets(settings: Settings, cloudwatch: CloudWatchBatch) -> list[Target]:
