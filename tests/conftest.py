@@ -6,6 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests.helpers import Closer
 from tests.standins.aws import MotoServer
 from tests.standins.postgres import PG_VERSIONS, PostgresServer
 from tests.standins.prometheus import Prometheus
@@ -73,3 +74,11 @@ def clean_moto(moto_server: MotoServer) -> MotoServer:
     """The session moto server with every resource and metric forgotten."""
     moto_server.reset()
     return moto_server
+
+
+@pytest.fixture
+def closer() -> Iterator[Closer]:
+    """``closer(x)`` returns x and closes it when the test ends (tests.helpers.close)."""
+    made = Closer()
+    yield made
+    made.close_all()

@@ -22,6 +22,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from middleware_monitoring.logs import PACKAGE_LOGGER, setup_logging
+from tests.helpers import PRODUCT_PREFIXES, close
 from tests.standins.docdb import DOCDB_SERVER_STATUS
 from tests.standins.pushgateway import META_METRICS, Pushgateway
 
@@ -30,19 +31,6 @@ if TYPE_CHECKING:  # conftest imports this module
 
 ROOT = Path(__file__).resolve().parents[2]
 APP_PY = ROOT / "functions" / "collector" / "app.py"
-# The product's variables, cleared before each function is made so nothing leaks between tests.
-PRODUCT_PREFIXES = (
-    "PG_",
-    "PUSHGATEWAY_",
-    "AWS_",
-    "MONGO_",
-    "KAFKA_",
-    "METRICS_",
-    "COLLECTOR_",
-    "CLOUDWATCH_",
-    "SECRETS_",
-    "POWERTOOLS_",
-)
 
 SampleKey = tuple[str, frozenset[tuple[str, str]]]
 # Reasons the runner reports per target (it never got a source's own answer).
@@ -125,6 +113,7 @@ class LambdaFunction:
     ) -> None:
         self.gateway = gateway
         self.job = environ.get("PUSHGATEWAY_JOB", "")
+        # Cleared before each function is made, so nothing leaks between tests.
         for name in list(os.environ):
             if name.startswith(PRODUCT_PREFIXES):
                 monkeypatch.delenv(name)
@@ -164,16 +153,8 @@ class LambdaFunction:
         return inv
 
     def close(self) -> None:
-        runtime = self.module._runtime
-        if runtime is not None:
-            for target in runtime.targets:
-                for source in target.sources:
-                    close = getattr(source, "close", None)
-                    if close is not None:
-                        close()
-        stream = self.module._stream
-        if stream is not None:
-            stream.close()
+        close(self.module._runtime)
+        close(self.module._stream)
 
 
 def restore_logging() -> None:

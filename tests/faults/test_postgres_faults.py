@@ -31,6 +31,7 @@ from tests.faults.harness import (
     check_recovered,
 )
 from tests.faults.injectors import TcpFault
+from tests.helpers import Closer
 from tests.integration.pg_helpers import APP_DB, MONITOR_PASSWORD, settings_for
 from tests.standins.docdb import DocDBServer
 from tests.standins.postgres import PostgresServer
@@ -181,12 +182,12 @@ def test_pg_stat_statements_missing(
 
 
 def test_statement_blocked_by_a_lock(
-    row: Row, pg, healthy_docdb, pushgateway, job, function: Make
+    row: Row, pg, healthy_docdb, pushgateway, job, function: Make, closer: Closer
 ) -> None:
     row.fault = "statement blocked by another session's lock"
     row.expected = "postgres down statement_timeout, other values sent; 1 line; recovers"
     fn = function(environ(pg, healthy_docdb, pushgateway, job, PG_STATEMENT_TIMEOUT_MS="300"))
-    holder = pg.connect(database=APP_DB)
+    holder = closer(pg.connect(database=APP_DB))
 
     def lock() -> None:
         holder.run("BEGIN")
@@ -194,7 +195,6 @@ def test_statement_blocked_by_a_lock(
 
     def release() -> None:
         holder.run("ROLLBACK")
-        holder.close()
 
     run_fault(row, fn, pushgateway, expect(job, "statement_timeout"), inject=lock, heal=release)
 

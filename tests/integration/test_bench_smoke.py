@@ -16,10 +16,10 @@ from bench.fleet import (
     PgServerRef,
     build_baseline,
     build_runtime,
-    close_runtime,
     scaled,
 )
 from bench.run import Figure, Report, exporter_queries, importtime_breakdown, seed
+from tests.helpers import closing
 from tests.standins.aws import MotoServer
 from tests.standins.docdb import DocDBServer, start_demo_docdb
 from tests.standins.postgres import PostgresServer
@@ -63,11 +63,8 @@ def test_reference_fleet_is_issue_8s(fleet: FleetSpec) -> None:
 
 
 def test_product_pass_on_the_bench_fleet(fleet: FleetSpec) -> None:
-    runtime = build_runtime(fleet)
-    try:
+    with closing(build_runtime(fleet)) as runtime:
         result = runtime.collect(30.0)
-    finally:
-        close_runtime(runtime)
     assert [(t.target, t.up) for t in result.targets] == [
         ("pg-0", True),
         ("docdb-1", True),

@@ -17,6 +17,7 @@ from middleware_monitoring.config import load_settings
 from middleware_monitoring.model import PassResult, Target
 from middleware_monitoring.runner import run_pass
 from middleware_monitoring.runtime import Runtime, cloudwatch_targets
+from tests.helpers import Closer
 from tests.standins.aws import MotoServer
 from tests.standins.cloudwatch import Fleet, fleet_env, put, seed_cloudwatch
 from tests.standins.postgres import PostgresServer
@@ -325,21 +326,23 @@ def test_throttling_beyond_the_retries_is_reported(aws: MotoServer, now: float) 
 
 
 def test_cloudwatch_down_does_not_fail_the_pass(
-    pg15: PostgresServer, monkeypatch: pytest.MonkeyPatch, moto_server: MotoServer
+    pg15: PostgresServer, monkeypatch: pytest.MonkeyPatch, moto_server: MotoServer, closer: Closer
 ) -> None:
     """Nothing listens on the endpoint: the CloudWatch sources are down, PostgreSQL is not."""
     for name, value in moto_server.env().items():
         monkeypatch.setenv(name, value)
-    runtime = Runtime.from_environ(
-        {
-            **pg15.collector_env(),
-            "AWS_RDS_INSTANCE_ID": "pg-1",
-            "AWS_REGION": "us-east-1",
-            "AWS_ENDPOINT_URL_CLOUDWATCH": "http://127.0.0.1:9",
-            "CLOUDWATCH_MAX_ATTEMPTS": "1",
-            "CLOUDWATCH_CONNECT_TIMEOUT_SECONDS": "1",
-            "AWS_ELASTICACHE_INSTANCE_INFO": '{"CacheClusterId": ["r"]}',
-        }
+    runtime = closer(
+        Runtime.from_environ(
+            {
+                **pg15.collector_env(),
+                "AWS_RDS_INSTANCE_ID": "pg-1",
+                "AWS_REGION": "us-east-1",
+                "AWS_ENDPOINT_URL_CLOUDWATCH": "http://127.0.0.1:9",
+                "CLOUDWATCH_MAX_ATTEMPTS": "1",
+                "CLOUDWATCH_CONNECT_TIMEOUT_SECONDS": "1",
+                "AWS_ELASTICACHE_INSTANCE_INFO": '{"CacheClusterId": ["r"]}',
+            }
+        )
     )
     result = runtime.collect(20)
     outcomes = {(t.target, o.source): (o.up, o.reason) for t in result.targets for o in t.outcomes}
@@ -357,12 +360,14 @@ def test_cloudwatch_down_does_not_fail_the_pass(
 
 
 def test_runtime_with_postgres_and_the_seeded_demo_fleet(
-    aws: MotoServer, pg15: PostgresServer
+    aws: MotoServer, pg15: PostgresServer, closer: Closer
 ) -> None:
     """What `make demo` does: the seeding helper, Runtime.from_environ, one pass."""
     fleet = Fleet()
     expected = seed_cloudwatch(aws.endpoint_url, fleet)
-    runtime = Runtime.from_environ({**aws.env(), **pg15.collector_env(), **fleet_env(fleet)})
+    runtime = closer(
+        Runtime.from_environ({**aws.env(), **pg15.collector_env(), **fleet_env(fleet)})
+    )
     assert [t.name for t in runtime.targets] == [
         "demo-postgres",
         "docdb:demo-docdb-1",

@@ -29,7 +29,6 @@ import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-from middleware_monitoring.serve import close_sources
 from tests.dashboards import (
     DASHBOARD_FILES,
     EMITTED_METRICS,
@@ -44,6 +43,7 @@ from tests.dashboards import (
     variable_query,
     variables,
 )
+from tests.helpers import close
 from tests.standins._process import free_port
 from tests.standins.aws import MotoServer
 from tests.standins.cloudwatch import Fleet, fleet_env, seed_cloudwatch
@@ -157,7 +157,7 @@ def _invoke(environ: dict[str, str]) -> dict[str, Any]:
             # The function instance ends here: its warm connections must not outlive it
             # (other tests count the sessions on the shared PostgreSQL).
             if app._runtime is not None:
-                close_sources(app._runtime)
+                close(app._runtime)
         return result
 
 

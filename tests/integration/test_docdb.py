@@ -20,6 +20,7 @@ from middleware_monitoring.docdb.source import DocumentDBSource
 from middleware_monitoring.model import PassResult, Target, TargetResult
 from middleware_monitoring.runner import run_pass
 from middleware_monitoring.runtime import Runtime, build_sink
+from tests.helpers import closing
 from tests.standins._process import free_port
 from tests.standins.docdb import DocDBServer, Nx27017Server
 from tests.standins.pushgateway import Pushgateway
@@ -225,9 +226,8 @@ def test_missing_ca_file_is_down_with_reason_tls_and_where_it_looked(
     docdb: DocDBServer, tmp_path: Path
 ) -> None:
     info = docdb.mongo_info(user=USER, password=PASSWORD, ca_file="global-bundle.pem")
-    source = source_for(info, search_dirs=[tmp_path / "var-task", tmp_path / "opt"])
-    result = one_pass(source).targets[0]
-    source.close()
+    with closing(source_for(info, search_dirs=[tmp_path / "var-task", tmp_path / "opt"])) as source:
+        result = one_pass(source).targets[0]
     assert values(result) == {("mongo_up", ()): 0.0}
     assert health(result) == down("tls")
     assert result.outcomes[0].detail == (
@@ -278,9 +278,8 @@ def test_missing_role_is_command_failed(tls_files: TlsFiles) -> None:
 def test_nothing_listening_is_unreachable() -> None:
     port = free_port()
     info = {"connect": {"address": "127.0.0.1", "port": str(port)}, "parameter": FAST}
-    source = source_for(info)
-    result = one_pass(source).targets[0]
-    source.close()
+    with closing(source_for(info)) as source:
+        result = one_pass(source).targets[0]
     assert values(result) == {("mongo_up", ()): 0.0}
     assert health(result) == down("unreachable")
     assert result.outcomes[0].detail == (
@@ -299,14 +298,11 @@ def test_several_targets_each_pushed_as_its_own_and_a_down_one_costs_no_other(
         "connect": {"address": "127.0.0.1", "port": str(gone), "user": USER, "pwd": PASSWORD},
         "parameter": FAST,
     }
-    runtime = Runtime.from_environ({"MONGO_INFO": json.dumps([up_target, down_target])})
-    try:
+    with closing(
+        Runtime.from_environ({"MONGO_INFO": json.dumps([up_target, down_target])})
+    ) as runtime:
         result = runtime.collect(budget_seconds=30)
-    finally:
-        for target in runtime.targets:
-            for source in target.sources:
-                assert isinstance(source, DocumentDBSource)
-                source.close()
+    assert [[type(s) for s in t.sources] for t in runtime.targets] == [[DocumentDBSource]] * 2
     by_name = {t.target: t for t in result.targets}
     assert sorted(by_name) == ["docdb-a", "docdb-b"]
     assert values(by_name["docdb-a"]) == EXPECTED_DOCDB_VALUES
@@ -395,20 +391,14 @@ def test_pushed_to_a_real_pushgateway_under_the_target_name(
     docdb: DocDBServer, clean_pushgateway: Pushgateway
 ) -> None:
     info = docdb.mongo_info(user=USER, password=PASSWORD) | {"name": "docdb-prod"}
-    runtime = Runtime.from_environ(
-        {
-            "MONGO_INFO": json.dumps(info),
-            "PUSHGATEWAY_URL": clean_pushgateway.url,
-            "PUSHGATEWAY_JOB": "docdb-test",
-        }
-    )
-    try:
+    environ = {
+        "MONGO_INFO": json.dumps(info),
+        "PUSHGATEWAY_URL": clean_pushgateway.url,
+        "PUSHGATEWAY_JOB": "docdb-test",
+    }
+    with closing(Runtime.from_environ(environ)) as runtime:
         build_sink(runtime.settings).send(runtime.collect(budget_seconds=30))
-    finally:
-        for target in runtime.targets:
-            for source in target.sources:
-                assert isinstance(source, DocumentDBSource)
-                source.close()
+    assert [[type(s) for s in t.sources] for t in runtime.targets] == [[DocumentDBSource]]
     pushed = {
         key: value
         for key, value in clean_pushgateway.samples("docdb-test", "docdb-prod").items()

@@ -84,9 +84,9 @@ def test_secret_applies_to_targets_without_their_own_login():
     assert (a.secret_arn, b.secret_arn) == (arn, None)
 
 
-def test_secret_login_then_rotation_refused_login_is_reread(aws, docdb, records):
+def test_secret_login_then_rotation_refused_login_is_reread(aws, docdb, records, closer):
     arn = secret(aws, NEW_PASSWORD)
-    runtime = Runtime.from_environ(environ(docdb, arn))
+    runtime = closer(Runtime.from_environ(environ(docdb, arn)))
     (target,) = runtime.collect(20.0).targets
     assert target.up, target.outcomes
 
@@ -94,7 +94,7 @@ def test_secret_login_then_rotation_refused_login_is_reread(aws, docdb, records)
     aws.client("secretsmanager").put_secret_value(
         SecretId=arn, SecretString=json.dumps({"username": USER, "password": OLD_PASSWORD})
     )
-    rotated = Runtime.from_environ(environ(docdb, arn))
+    rotated = closer(Runtime.from_environ(environ(docdb, arn)))
     (stale,) = rotated.collect(20.0).targets
     assert [(o.reason, o.detail) for o in stale.outcomes] == [
         ("auth_failed", "authentication failed: Authentication failed. (code 18)")
@@ -109,9 +109,9 @@ def test_secret_login_then_rotation_refused_login_is_reread(aws, docdb, records)
     assert OLD_PASSWORD not in text and NEW_PASSWORD not in text
 
 
-def test_unreadable_secret_is_that_target_down(aws, docdb):
+def test_unreadable_secret_is_that_target_down(aws, docdb, closer):
     missing = "arn:aws:secretsmanager:us-east-1:123456789012:secret:nope-AbCdEf"
-    (target,) = Runtime.from_environ(environ(docdb, missing)).collect(20.0).targets
+    (target,) = closer(Runtime.from_environ(environ(docdb, missing))).collect(20.0).targets
     assert [(o.reason, o.detail) for o in target.outcomes] == [
         (
             "secret_unavailable",

@@ -13,6 +13,7 @@ import pytest
 from middleware_monitoring.emf import HIGH_CARDINALITY_LABELS
 from middleware_monitoring.model import PassResult
 from middleware_monitoring.runtime import Runtime, build_sink
+from tests.helpers import closing
 from tests.integration.pg_helpers import (
     APP,
     APP_DB,
@@ -51,18 +52,17 @@ def one_pass(pg: PostgresServer, monkeypatch: pytest.MonkeyPatch) -> PassResult:
     # In Lambda the template sets the service name for the logger; it must not become a
     # dimension of every metric.
     monkeypatch.setenv("POWERTOOLS_SERVICE_NAME", "middleware-monitoring")
-    runtime = Runtime.from_environ(
-        {
-            **pg.collector_env(user=MONITOR, password=MONITOR_PASSWORD, database=APP_DB),
-            "PG_TARGET_NAME": TARGET,
-            "PG_QPS_SAMPLE_SECONDS": "0",
-            "PG_STATEMENTS_TOP_N": "1000",
-            "METRICS_SINK": "emf",
-            "POWERTOOLS_METRICS_NAMESPACE": NAMESPACE,
-        }
-    )
-    result = runtime.collect(20.0)
-    build_sink(runtime.settings).send(result)
+    environ = {
+        **pg.collector_env(user=MONITOR, password=MONITOR_PASSWORD, database=APP_DB),
+        "PG_TARGET_NAME": TARGET,
+        "PG_QPS_SAMPLE_SECONDS": "0",
+        "PG_STATEMENTS_TOP_N": "1000",
+        "METRICS_SINK": "emf",
+        "POWERTOOLS_METRICS_NAMESPACE": NAMESPACE,
+    }
+    with closing(Runtime.from_environ(environ)) as runtime:
+        result = runtime.collect(20.0)
+        build_sink(runtime.settings).send(result)
     return result
 
 

@@ -18,6 +18,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from middleware_monitoring.postgres.source import PostgresSource
+from tests.helpers import PRODUCT_PREFIXES, child_env
 from tests.integration.pg_helpers import APP_DB, MONITOR, MONITOR_PASSWORD, prepare
 from tests.standins._process import free_port
 from tests.standins.postgres import PostgresServer
@@ -27,10 +28,8 @@ ROOT = Path(__file__).resolve().parents[2]
 APP_PY = ROOT / "functions" / "collector" / "app.py"
 TARGET = "e2e-db"
 
+
 # Variables of the product; the child process gets only the ones a test sets.
-_PRODUCT_PREFIXES = ("PG_", "PUSHGATEWAY_", "AWS_", "MONGO_", "KAFKA_", "METRICS_", "COLLECTOR_")
-
-
 @pytest.fixture(scope="module")
 def pg(pg17: PostgresServer) -> PostgresServer:
     return prepare(pg17)
@@ -45,10 +44,9 @@ def pg_env(pg: PostgresServer) -> dict[str, str]:
 
 
 def run_cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    base = {k: v for k, v in os.environ.items() if not k.startswith(_PRODUCT_PREFIXES)}
     return subprocess.run(
         [sys.executable, "-m", "middleware_monitoring", *args],
-        env={**base, **env},
+        env=child_env(env),
         capture_output=True,
         text=True,
         timeout=60,
@@ -163,7 +161,7 @@ class FakeLambdaContext:
 @pytest.fixture
 def app_module(monkeypatch: pytest.MonkeyPatch) -> Iterator[ModuleType]:
     for name in list(os.environ):
-        if name.startswith(_PRODUCT_PREFIXES):
+        if name.startswith(PRODUCT_PREFIXES):
             monkeypatch.delenv(name)
     spec = importlib.util.spec_from_file_location("lambda_app_under_test", APP_PY)
     assert spec is not None and spec.loader is not None

@@ -4,7 +4,6 @@ PostgreSQL and the real Pushgateway."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -20,8 +19,8 @@ from middleware_monitoring.kafka_stream import (
 )
 from middleware_monitoring.model import PassResult
 from middleware_monitoring.runtime import Runtime
-from middleware_monitoring.serve import close_sources
 from middleware_monitoring.sinks import PushgatewaySink
+from tests.helpers import child_env, close
 from tests.standins.kafka import KafkaBroker
 from tests.standins.postgres import PostgresServer
 from tests.standins.pushgateway import Pushgateway
@@ -126,7 +125,7 @@ def test_messages_carry_the_pass_values_field_by_field(
         )
     finally:
         stream.close()
-        close_sources(runtime)  # the session's PostgreSQL is shared: leave no session behind
+        close(runtime)  # the session's PostgreSQL is shared: leave no session behind
     assert outcome is not None and outcome.up, outcome
 
     expected = _expected_statements(result)
@@ -166,10 +165,9 @@ def test_broker_down_metrics_still_pushed_and_failure_reported(
     gone = KafkaBroker().start()
     address = gone.bootstrap
     gone.stop()  # nothing listens there any more
-    environ = {
-        **os.environ,
-        **_environ(pg, clean_pushgateway, KAFKA_SERVER=address, KAFKA_TIMEOUT_SECONDS="1"),
-    }
+    environ = child_env(
+        _environ(pg, clean_pushgateway, KAFKA_SERVER=address, KAFKA_TIMEOUT_SECONDS="1")
+    )
     done = subprocess.run(
         [sys.executable, "-m", "middleware_monitoring", "collect", "--push", "--budget", "20"],
         env=environ,
@@ -240,5 +238,5 @@ def test_broker_lost_while_warm_then_back(
         assert third is not None and third.up, third
     finally:
         stream.close()
-        close_sources(runtime)
+        close(runtime)
         kafka.stop()

@@ -19,6 +19,7 @@ from middleware_monitoring.config import PostgresSettings, load_settings
 from middleware_monitoring.model import SourceFailure
 from middleware_monitoring.postgres.connection import PgConnection
 from middleware_monitoring.postgres.source import PostgresSource
+from tests.helpers import closing
 from tests.standins.postgres import PostgresServer
 from tests.standins.tls import TlsFiles, make_tls_files
 
@@ -78,11 +79,12 @@ def test_verify_full_with_the_bundle_from_the_layer(
         tls_server, sslmode="verify-full", sslrootcert="global-bundle.pem", host="localhost"
     )
     connection = PgConnection(settings, ca_search_dirs=[tmp_path / "function", layer])
-    families = collect(PostgresSource(settings, connection))
+    with closing(PostgresSource(settings, connection)) as source:
+        families = collect(source)
+        # The session really is encrypted: the server says so for the collector's own backend.
+        ssl = connection.run("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()")
     assert families["pg_up"].samples[0].value == 1.0
-    # The session really is encrypted: the server says so for the collector's own backend.
-    assert connection.run("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()") == [[True]]
-    connection.close()
+    assert ssl == [[True]]
 
 
 def test_wrong_ca_is_refused_with_reason_tls(
@@ -91,9 +93,8 @@ def test_wrong_ca_is_refused_with_reason_tls(
     settings = settings_for(
         tls_server, sslmode="verify-full", sslrootcert=str(tls_files.other_ca), host="localhost"
     )
-    source = PostgresSource(settings)
     families: list[Metric] = []
-    with pytest.raises(SourceFailure) as failure:
+    with closing(PostgresSource(settings)) as source, pytest.raises(SourceFailure) as failure:
         families.extend(source.collect())
     assert failure.value.reason == "tls"
     assert "CERTIFICATE_VERIFY_FAILED" in failure.value.detail
@@ -107,13 +108,14 @@ def test_verify_full_checks_the_host_name(tmp_path_factory: pytest.TempPathFacto
     server = start_tls_server(tls)
     try:
         full = settings_for(server, sslmode="verify-full", sslrootcert=str(tls.ca))
-        with pytest.raises(SourceFailure) as failure:
-            list(PostgresSource(full).collect())
+        with closing(PostgresSource(full)) as source, pytest.raises(SourceFailure) as failure:
+            list(source.collect())
         assert failure.value.reason == "tls"
         assert "IP address mismatch" in failure.value.detail
 
         chain_only = replace(full, sslmode="verify-ca")
-        families = collect(PostgresSource(chain_only))
+        with closing(PostgresSource(chain_only)) as source:
+            families = collect(source)
         assert families["pg_up"].samples[0].value == 1.0
     finally:
         server.cleanup()
@@ -122,8 +124,11 @@ def test_verify_full_checks_the_host_name(tmp_path_factory: pytest.TempPathFacto
 def test_missing_bundle_names_where_it_looked(tls_server: PostgresServer, tmp_path: Path) -> None:
     settings = settings_for(tls_server, sslmode="verify-full", sslrootcert="global-bundle.pem")
     connection = PgConnection(settings, ca_search_dirs=[tmp_path])
-    with pytest.raises(SourceFailure) as failure:
-        list(PostgresSource(settings, connection).collect())
+    with (
+        closing(PostgresSource(settings, connection)) as source,
+        pytest.raises(SourceFailure) as failure,
+    ):
+        list(source.collect())
     assert (failure.value.reason, failure.value.detail) == (
         "tls",
         f"CA file global-bundle.pem not found in {tmp_path}",

@@ -122,10 +122,12 @@ def store(max_age: int = 300) -> SecretStore:
     return SecretStore(SecretStoreSettings(region="us-east-1", max_age_seconds=max_age))
 
 
-def test_rds_secret_alone_gives_host_port_database_and_login(aws, pg, rotating_role, log):
+def test_rds_secret_alone_gives_host_port_database_and_login(aws, pg, rotating_role, log, closer):
     arn = create_secret(aws, "rds!db-1", rds_secret(pg, rotating_role, FIRST_PASSWORD))
-    runtime = Runtime.from_environ(
-        {"PG_SECRET_ARN": arn, "PG_TARGET_NAME": "orders-db", "PG_SSLMODE": "disable", **FAST}
+    runtime = closer(
+        Runtime.from_environ(
+            {"PG_SECRET_ARN": arn, "PG_TARGET_NAME": "orders-db", "PG_SSLMODE": "disable", **FAST}
+        )
     )
     result = runtime.collect(20.0)
     (target,) = result.targets
@@ -193,10 +195,10 @@ def test_rotated_secret_is_used_once_the_cache_expires(aws, pg, rotating_role, m
     assert login(False).password == SECOND_PASSWORD
 
 
-def test_refused_password_rereads_the_secret_at_once(aws, pg, rotating_role, log):
+def test_refused_password_rereads_the_secret_at_once(aws, pg, rotating_role, log, closer):
     arn = create_secret(aws, "rds!db-4", rds_secret(pg, rotating_role, FIRST_PASSWORD))
     environ = {"PG_SECRET_ARN": arn, "PG_TARGET_NAME": "db", "PG_SSLMODE": "disable", **FAST}
-    runtime = Runtime.from_environ(environ)
+    runtime = closer(Runtime.from_environ(environ))
     assert runtime.collect(20.0).targets[0].up
 
     # Rotation: new password in the database and the secret; the kept connection is lost.
@@ -210,16 +212,18 @@ def test_refused_password_rereads_the_secret_at_once(aws, pg, rotating_role, log
     assert FIRST_PASSWORD not in text and SECOND_PASSWORD not in text
 
 
-def test_unreadable_secret_takes_down_only_its_own_target(aws, pg, log):
+def test_unreadable_secret_takes_down_only_its_own_target(aws, pg, log, closer):
     missing = "arn:aws:secretsmanager:us-east-1:123456789012:secret:gone-AbCdEf"
     broken_settings = load_settings({"PG_SECRET_ARN": missing, "PG_TARGET_NAME": "a"}).postgres
     assert broken_settings is not None
     secrets = store()
-    broken = PostgresSource(
-        broken_settings,
-        PgConnection(broken_settings, login=pg_secret_login(broken_settings, secrets)),
+    broken = closer(
+        PostgresSource(
+            broken_settings,
+            PgConnection(broken_settings, login=pg_secret_login(broken_settings, secrets)),
+        )
     )
-    healthy = PostgresSource(settings_for(pg))
+    healthy = closer(PostgresSource(settings_for(pg)))
     result = run_pass(
         [Target("a", [broken]), Target("b", [healthy])],
         deadline=time.monotonic() + 20,
@@ -261,9 +265,9 @@ def test_unreadable_secret_takes_down_only_its_own_target(aws, pg, log):
     ],
     ids=["not-json", "no-password", "no-host"],
 )
-def test_malformed_secret_is_a_clear_target_failure(aws, pg, log, value, detail):
+def test_malformed_secret_is_a_clear_target_failure(aws, pg, log, value, detail, closer):
     arn = create_secret(aws, "malformed", value)
-    runtime = Runtime.from_environ({"PG_SECRET_ARN": arn, "PG_TARGET_NAME": "db", **FAST})
+    runtime = closer(Runtime.from_environ({"PG_SECRET_ARN": arn, "PG_TARGET_NAME": "db", **FAST}))
     (target,) = runtime.collect(20.0).targets
     (outcome,) = target.outcomes
     assert (outcome.reason, outcome.detail) == ("secret_invalid", detail.format(arn=arn))

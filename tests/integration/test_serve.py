@@ -4,7 +4,6 @@ against real PostgreSQL and against a target that never answers."""
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -19,6 +18,7 @@ from typing import Any
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.helpers import child_env
 from tests.standins._process import free_port, stop_process, wait_until
 from tests.standins.postgres import PostgresServer
 from tests.standins.silent import SilentServer
@@ -33,12 +33,7 @@ class ServeProcess:
     def __init__(self, environ: Mapping[str, str]) -> None:
         self.port = free_port()
         self.log = Path(tempfile.mkstemp(prefix="serve-", suffix=".log")[1])
-        env = {
-            **os.environ,
-            "SERVER_ADDRESS": "127.0.0.1",
-            "SERVER_PORT": str(self.port),
-            **environ,
-        }
+        env = child_env({"SERVER_ADDRESS": "127.0.0.1", "SERVER_PORT": str(self.port), **environ})
         with self.log.open("wb") as log:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "middleware_monitoring", "serve"],
@@ -47,13 +42,17 @@ class ServeProcess:
                 stdout=subprocess.DEVNULL,
                 stderr=log,
             )
-        wait_until(
-            lambda: self.get("/healthz")[0] == 200,
-            what="serve",
-            timeout=30,
-            proc=self.proc,
-            log=self.log,
-        )
+        try:
+            wait_until(
+                lambda: self.get("/healthz")[0] == 200,
+                what="serve",
+                timeout=30,
+                proc=self.proc,
+                log=self.log,
+            )
+        except BaseException:  # never started as far as the test knows: nobody else stops it
+            self.stop()
+            raise
 
     def url(self, path: str) -> str:
         return f"http://127.0.0.1:{self.port}{path}"
@@ -149,7 +148,7 @@ def test_scrape_serves_the_series_a_collect_pass_prints(
     environ = _pg_environ(pg)
     collected = subprocess.run(
         [sys.executable, "-m", "middleware_monitoring", "collect"],
-        env={**os.environ, **environ},
+        env=child_env(environ),
         capture_output=True,
         text=True,
         timeout=60,
@@ -281,7 +280,7 @@ def test_healthz_and_unknown_paths(pg: PostgresServer, serve_factory: Any) -> No
 def test_bad_server_port_is_a_configuration_error() -> None:
     done = subprocess.run(
         [sys.executable, "-m", "middleware_monitoring", "serve"],
-        env={**os.environ, "SERVER_PORT": "90x10"},
+        env=child_env({"SERVER_PORT": "90x10"}),
         capture_output=True,
         text=True,
         timeout=60,
@@ -297,7 +296,7 @@ def test_port_in_use_is_reported(serve_factory: Any) -> None:
     first = serve_factory({})
     done = subprocess.run(
         [sys.executable, "-m", "middleware_monitoring", "serve"],
-        env={**os.environ, "SERVER_ADDRESS": "127.0.0.1", "SERVER_PORT": str(first.port)},
+        env=child_env({"SERVER_ADDRESS": "127.0.0.1", "SERVER_PORT": str(first.port)}),
         capture_output=True,
         text=True,
         timeout=60,
