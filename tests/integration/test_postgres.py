@@ -6,7 +6,7 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import pg8000.native
 import pytest
@@ -14,6 +14,7 @@ from pg8000.exceptions import DatabaseError
 
 from middleware_monitoring.postgres import statements
 from middleware_monitoring.postgres.source import PostgresSource
+from tests.helpers import Closer
 from tests.integration.pg_helpers import (
     APP,
     APP_DB,
@@ -320,67 +321,68 @@ def workload(pg: PostgresServer, reads: int, inserts: int, updates: int, tag: st
         app.close()
 
 
-class Timed:
-    """Wall-clock bounds of the QPS window: between the end of the earlier pass and the
-    start of the later one (inner), and from the start of one to the end of the other."""
+class ManualClock:
+    """The source's clock and sleep: time moves only when the test (or a sleep) moves it,
+    so a rate is an exact number of statements over an exact window."""
 
-    def __init__(self) -> None:
-        self.marks: list[float] = []
+    def __init__(self, now: float = 1_000_000.0) -> None:
+        self.now = now
+        self.slept: list[float] = []
 
-    def run(self, action: Callable[[], Samples]) -> Samples:
-        self.marks.append(time.time())
-        result = action()
-        self.marks.append(time.time())
-        return result
+    def __call__(self) -> float:
+        return self.now
 
-    def bounds(self, count: float) -> tuple[float, float]:
-        start_first, end_first, start_second, end_second = self.marks[-4:]
-        return count / (end_second - start_first), count / (start_second - end_first)
+    def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.now += seconds
 
 
-def test_qps_between_warm_passes(pg: PostgresServer, source: PostgresSource) -> None:
-    timed = Timed()
-    first = timed.run(lambda: ok_pass(source))
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock()
+
+
+@pytest.fixture
+def clocked(pg: PostgresServer, clock: ManualClock, closer: Closer) -> PostgresSource:
+    return closer(PostgresSource(settings_for(pg), clock=clock, sleep=clock.sleep))
+
+
+def test_qps_between_warm_passes(
+    pg: PostgresServer, clocked: PostgresSource, clock: ManualClock
+) -> None:
+    first = ok_pass(clocked)
     # PG_QPS_SAMPLE_SECONDS=0: the first pass of a cold instance has no rate.
     assert names(first) & QPS_NAMES == set()
     reads, inserts, updates = 30, 12, 5
     # Plus CREATE TABLE (kind "other": in all, not in read or write) and TRUNCATE (a write).
     workload(pg, reads, inserts, updates, "warm")
-    writes = inserts + updates + 1
-    time.sleep(0.2)  # widens the window relative to the passes, tightening the bounds
-    second = timed.run(lambda: ok_pass(source))
+    clock.now += 10
+    second = ok_pass(clocked)
 
-    read, write, every = (
-        value(second, name) for name in ("pg_qps_read", "pg_qps_write", "pg_qps_all")
-    )
-    # Same window for the three rates: their ratios are exact.
-    assert read * writes == pytest.approx(write * reads, rel=1e-9)
-    assert every * reads == pytest.approx(read * (reads + writes + 1), rel=1e-9)
-    low, high = timed.bounds(reads)
-    assert low <= read <= high
+    rates = {name: value(second, name) for name in ("pg_qps_read", "pg_qps_write", "pg_qps_all")}
+    # 30 reads, 18 writes and the CREATE TABLE over the 10 s between the passes.
+    assert rates == {"pg_qps_read": 3.0, "pg_qps_write": 1.8, "pg_qps_all": 4.9}
+    assert clock.slept == []
 
 
-def test_qps_cold_start_window(pg: PostgresServer) -> None:
-    slept: list[float] = []
+def test_qps_cold_start_window(pg: PostgresServer, clock: ManualClock, closer: Closer) -> None:
     reads = 25
 
     def sleep_with_workload(seconds: float) -> None:
-        slept.append(seconds)
         workload(pg, reads, 0, 0, "cold")
-        time.sleep(seconds)
+        clock.sleep(seconds)
 
-    src = PostgresSource(settings_for(pg, PG_QPS_SAMPLE_SECONDS="0.3"), sleep=sleep_with_workload)
-    try:
-        started = time.time()
-        samples = ok_pass(src)
-        ended = time.time()
-    finally:
-        src.close()
-    assert len(slept) == 1 and 0 < slept[0] <= 0.3
-    read, write, every = (value(samples, n) for n in ("pg_qps_read", "pg_qps_write", "pg_qps_all"))
-    assert write == 0.0
-    assert every == read
-    assert reads / (ended - started) <= read <= reads / 0.25
+    src = closer(
+        PostgresSource(
+            settings_for(pg, PG_QPS_SAMPLE_SECONDS="0.5"), clock=clock, sleep=sleep_with_workload
+        )
+    )
+    samples = ok_pass(src)
+    # No time passed on the clock before the sleep: the whole window is slept.
+    assert clock.slept == [0.5]
+    rates = {name: value(samples, name) for name in ("pg_qps_read", "pg_qps_write", "pg_qps_all")}
+    # 25 reads in the 0.5 s window (a binary fraction: the rate is exact).
+    assert rates == {"pg_qps_read": 50.0, "pg_qps_write": 0.0, "pg_qps_all": 50.0}
 
 
 def test_qps_disabled_cold_start_does_not_sleep(pg: PostgresServer) -> None:
@@ -396,43 +398,40 @@ def test_qps_disabled_cold_start_does_not_sleep(pg: PostgresServer) -> None:
     assert names(second) & QPS_NAMES == QPS_NAMES
 
 
-def test_qps_after_pg_stat_statements_reset(pg: PostgresServer, source: PostgresSource) -> None:
-    timed = Timed()
-    timed.run(lambda: ok_pass(source))
+def test_qps_after_pg_stat_statements_reset(
+    pg: PostgresServer, clocked: PostgresSource, clock: ManualClock
+) -> None:
+    ok_pass(clocked)
     workload(pg, 40, 20, 0, "reset")
-    timed.run(lambda: ok_pass(source))
+    clock.now += 10
+    ok_pass(clocked)
     # A statement of its own (not the plain reset call other tests make), so it is a new
     # entry here whatever ran before.
     pg.execute_as_superuser("SELECT count(*) FROM pg_stat_statements_reset()", database=APP_DB)
     workload(pg, 3, 0, 0, "reset")
-    time.sleep(0.1)
-    after = timed.run(lambda: ok_pass(source))
+    clock.now += 10
+    after = ok_pass(clocked)
 
-    read, write, every = (value(after, n) for n in ("pg_qps_read", "pg_qps_write", "pg_qps_all"))
+    rates = {name: value(after, name) for name in ("pg_qps_read", "pg_qps_write", "pg_qps_all")}
     # Since the reset: 3 reads (entries whose count went down from 20 each) and the reset
-    # call itself (a SELECT, a new entry).
-    assert write == 0.0
-    assert every == read
-    low, high = timed.bounds(4)
-    assert low <= read <= high
+    # call itself (a SELECT, a new entry), over 10 s.
+    assert rates == {"pg_qps_read": 0.4, "pg_qps_write": 0.0, "pg_qps_all": 0.4}
 
 
 def test_qps_after_reset_when_counts_climb_past_old_ones(
-    pg: PostgresServer, source: PostgresSource
+    pg: PostgresServer, clocked: PostgresSource, clock: ManualClock
 ) -> None:
-    timed = Timed()
-    timed.run(lambda: ok_pass(source))
+    ok_pass(clocked)
     workload(pg, 5, 0, 0, "climb")
-    timed.run(lambda: ok_pass(source))
+    clock.now += 10
+    ok_pass(clocked)
     pg.execute_as_superuser("SELECT count(*) FROM pg_stat_statements_reset()", database=APP_DB)
     # More calls than before the reset: only stats_reset tells they all happened since.
     workload(pg, 12, 0, 0, "climb")
-    time.sleep(0.1)
-    after = timed.run(lambda: ok_pass(source))
-    read = value(after, "pg_qps_read")
-    # 12 reads and the reset call; per-entry deltas alone would have seen 12 - 5 = 7.
-    low, high = timed.bounds(13)
-    assert low <= read <= high
+    clock.now += 10
+    after = ok_pass(clocked)
+    # 12 reads and the reset call over 10 s; per-entry deltas alone would have seen 12 - 5 = 7.
+    assert value(after, "pg_qps_read") == 1.3
 
 
 # --- extension versions -----------------------------------------------------------------
@@ -479,6 +478,17 @@ def test_wait_sessions(pg15: PostgresServer, pg17: PostgresServer, pg18: Postgre
     idles: list[pg8000.native.Connection] = []
     waiters: list[tuple[pg8000.native.Connection, int, threading.Thread]] = []
     sources = [PostgresSource(settings_for(server)) for server in servers]
+    early: list[Samples] = []
+
+    def block(conn: pg8000.native.Connection) -> threading.Thread:
+        def blocked() -> None:
+            with contextlib.suppress(DatabaseError):  # cancelled (retry, end of the test)
+                conn.run("SELECT count(*) FROM items")
+
+        thread = threading.Thread(target=blocked, daemon=True)
+        thread.start()
+        return thread
+
     try:
         baseline = [ok_pass(src) for src in sources]
         for server in servers:
@@ -492,33 +502,40 @@ def test_wait_sessions(pg15: PostgresServer, pg17: PostgresServer, pg18: Postgre
             idles.append(idle)
             waiter = app_connection(server)
             pid = waiter.run("SELECT pg_backend_pid()")[0][0]
+            waiters.append((waiter, pid, block(waiter)))
 
-            def blocked(conn: pg8000.native.Connection = waiter) -> None:
-                with contextlib.suppress(DatabaseError):  # cancelled at the end of the test
-                    conn.run("SELECT count(*) FROM items")
-
-            thread = threading.Thread(target=blocked, daemon=True)
-            thread.start()
-            waiters.append((waiter, pid, thread))
-
-        def waited(server: PostgresServer, pid: int, seconds: float) -> bool:
+        def age(server: PostgresServer, pid: int) -> float:
+            """How long the waiter has been blocked on the lock (0 when it is not)."""
             rows = server.execute_as_superuser(
-                "SELECT 1 FROM pg_stat_activity WHERE pid = :pid AND wait_event_type = 'Lock'"
-                " AND clock_timestamp() - state_change >= make_interval(secs => :s)",
+                "SELECT extract(epoch FROM clock_timestamp() - state_change)::float8"
+                " FROM pg_stat_activity WHERE pid = :pid AND wait_event_type = 'Lock'",
                 pid=pid,
-                s=seconds,
             )
-            return bool(rows)
+            return float(rows[0][0]) if rows else 0.0
 
-        def poll(seconds: float) -> None:
-            deadline = time.monotonic() + seconds + 10
-            while not all(waited(s, w[1], seconds) for s, w in zip(servers, waiters, strict=True)):
-                assert time.monotonic() < deadline, "sessions never got blocked"
+        def poll(server: PostgresServer, pid: int, seconds: float) -> None:
+            deadline = time.monotonic() + seconds + 30
+            while age(server, pid) < seconds:
+                assert time.monotonic() < deadline, "session never got blocked"
                 time.sleep(0.05)
 
-        poll(1.0)
-        early = [ok_pass(src) for src in sources]
-        poll(6.0)
+        for n, (server, src) in enumerate(zip(servers, sources, strict=True)):
+            # The early pass must see the waiter blocked for 1 s and not yet 5: its age read
+            # after the pass bounds it. A slow machine gets a fresh blocked statement again.
+            for _ in range(5):
+                waiter, pid, thread = waiters[n]
+                poll(server, pid, 1.0)
+                sample = ok_pass(src)
+                if age(server, pid) < 5.0:
+                    break
+                server.execute_as_superuser("SELECT pg_cancel_backend(:pid)", pid=pid)
+                thread.join(timeout=30)
+                waiters[n] = (waiter, pid, block(waiter))
+            else:
+                pytest.fail(f"no pass within 4 s of a 1 s wait on {server}")
+            early.append(sample)
+        for server, (_, pid, _) in zip(servers, waiters, strict=True):
+            poll(server, pid, 6.0)
         late = [ok_pass(src) for src in sources]
     finally:
         for server, (_, pid, _) in zip(servers, waiters, strict=False):
