@@ -169,6 +169,16 @@ def test_variables_win_over_the_secret_for_host_port_and_dbname(aws, pg, rotatin
     assert FIRST_PASSWORD not in repr(login)
 
 
+def test_pg_user_wins_over_the_secrets_username(aws, pg, rotating_role):
+    arn = create_secret(aws, "rds!db-3", rds_secret(pg, rotating_role, FIRST_PASSWORD))
+    settings = load_settings(
+        {"PG_SECRET_ARN": arn, "PG_TARGET_NAME": "orders-db", "PG_USER": "monitor_override"}
+    ).postgres
+    assert settings is not None
+    login = pg_secret_login(settings, store())(False)
+    assert (login.user, login.password) == ("monitor_override", FIRST_PASSWORD)
+
+
 class _Later(dt.datetime):
     """``datetime`` for Powertools' cache, ``shift`` seconds in the future."""
 

@@ -154,8 +154,9 @@ def port_field(secret: dict[str, Any], where: str) -> int | None:
 
 
 def pg_secret_login(settings: PostgresSettings, store: SecretStore) -> LoginProvider:
-    """PostgreSQL's login from PG_SECRET_ARN: username and password from the secret; host,
-    port and dbname from the secret where the PG_* variable is not set."""
+    """PostgreSQL's login from PG_SECRET_ARN: the password from the secret; user, host,
+    port and dbname from the secret where the PG_* variable is not set (an explicit variable
+    always wins, never silently ignored)."""
     secret_id = settings.secret_arn
     if secret_id is None:
         raise ValueError("PostgresSettings.secret_arn is not set")
@@ -163,7 +164,8 @@ def pg_secret_login(settings: PostgresSettings, store: SecretStore) -> LoginProv
 
     def login(refresh: bool) -> PgLogin:
         secret = store.read_json(secret_id, "PG_SECRET_ARN", refresh=refresh)
-        user, password = login_fields(secret, where)
+        secret_user, password = login_fields(secret, where)
+        user = settings.user or secret_user
         host, port, database = settings.host, settings.port, settings.database
         if "host" in settings.from_secret:
             secret_host = secret.get("host")
