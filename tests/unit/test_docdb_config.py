@@ -144,6 +144,22 @@ BAD = [
         id="empty-address",
     ),
     pytest.param(
+        json.dumps(info(address="docdb.example.com:27017")),
+        [
+            "MONGO_INFO.connect.address: expected the host without :port; put the port in "
+            "connect.port"
+        ],
+        id="address-with-port",
+    ),
+    pytest.param(
+        json.dumps(info(address="mongodb://u:hunter2@docdb.example.com")),
+        [
+            "MONGO_INFO.connect.address: expected the cluster endpoint's host name or IP, not a "
+            "URI (options go in parameter, the login in connect.user/pwd)"
+        ],
+        id="address-is-a-uri",
+    ),
+    pytest.param(
         json.dumps(info(port="27O17")),
         [
             "MONGO_INFO.connect.port: expected a port number from 1 to 65535 "

@@ -112,6 +112,20 @@ def _mongo_target(env: EnvReader, variable: str, item: Any) -> DocDBSettings | N
         address = _mongo_string(
             env, f"{variable}.connect.address", connect["address"], "the cluster endpoint"
         )
+        # A URI or host:port here would become host:port:27017 in the connection string and
+        # fail every pass as "unreachable"; say so now (without echoing it: a URI may hold a
+        # password). An IPv6 address has two colons or more.
+        if any(part in address for part in ("://", "/", "@")):
+            env.problem(
+                f"{variable}.connect.address",
+                "expected the cluster endpoint's host name or IP, not a URI "
+                "(options go in parameter, the login in connect.user/pwd)",
+            )
+        elif address.count(":") == 1:
+            env.problem(
+                f"{variable}.connect.address",
+                "expected the host without :port; put the port in connect.port",
+            )
     port = 27017
     raw_port = connect.get("port")
     if raw_port is not None:
