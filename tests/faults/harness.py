@@ -138,12 +138,12 @@ class LambdaFunction:
         start = len(self._buffer.getvalue())
         outcome: dict[str, Any] | None = None
         error: BaseException | None = None
-        began = time.monotonic()
         try:
             outcome = self.module.lambda_handler({}, context)
         except Exception as exc:
             error = exc
-        seconds = time.monotonic() - began
+        # From when the platform's countdown started: what the deadline is measured against.
+        seconds = time.monotonic() - context.started
         text = self._buffer.getvalue()[start:]
         self._read_up_to = start + len(text)
         logs = [json.loads(line) for line in text.splitlines() if line.strip()]
@@ -265,7 +265,8 @@ def _healthy_ok(samples: Samples, exact: Samples, names: frozenset[str]) -> bool
 def check_fault_pass(inv: Invocation, expect: Expect) -> None:
     """The five promises of a pass with a fault in it (the push itself working)."""
     assert inv.error is None, f"the invocation failed: {inv.error!r}"
-    # 1. Within the deadline the platform gave the invocation.
+    # 1. Within the deadline the platform gave the invocation (the deadline itself: the
+    # time taken is a figure for the matrix, not a requirement).
     assert inv.seconds < inv.deadline_seconds
     # 2. Every healthy target's values reached the Pushgateway, exactly.
     for instance, (exact, names) in expect.healthy.items():
