@@ -60,12 +60,15 @@ def test_postgres_start_failure_shows_log_tail() -> None:
         pg.cleanup()
 
 
-def test_postgres_restart_keeps_data_and_port(pg17: PostgresServer) -> None:
-    pg17.execute_as_superuser("CREATE TABLE IF NOT EXISTS standin_restart (x int)")
-    port = pg17.port
-    pg17.restart()
-    assert pg17.port == port
-    assert pg17.execute_as_superuser("SELECT count(*) FROM standin_restart") == [[0]]
+def test_postgres_restart_keeps_data_and_port() -> None:
+    # A server of its own: restarting the session's would cut other tests' kept connections.
+    with PostgresServer(17) as pg:
+        pg.execute_as_superuser("CREATE TABLE standin_restart (x int)")
+        pg.execute_as_superuser("INSERT INTO standin_restart VALUES (7)")
+        port = pg.port
+        pg.restart()
+        assert pg.port == port
+        assert pg.execute_as_superuser("SELECT x FROM standin_restart") == [[7]]
 
 
 def test_pushgateway_push_and_samples(clean_pushgateway: Pushgateway) -> None:
