@@ -4,6 +4,7 @@ from a pass, the push never lost to the stream)."""
 from __future__ import annotations
 
 import threading
+import time
 
 import pytest
 from prometheus_client import Metric
@@ -32,6 +33,13 @@ def test_scrape_budget(configured: float, header: str | None, expected: float) -
     assert scrape_budget(configured, header) == expected
 
 
+def wait_for_follower(flight: SingleFlight[int]) -> None:
+    deadline = time.monotonic() + 30
+    while flight.waiting != 1:
+        assert time.monotonic() < deadline, "the second caller never waited on the first"
+        time.sleep(0.01)
+
+
 def test_single_flight_shares_one_run_between_concurrent_callers() -> None:
     flight: SingleFlight[int] = SingleFlight()
     started, release = threading.Event(), threading.Event()
@@ -49,8 +57,7 @@ def test_single_flight_shares_one_run_between_concurrent_callers() -> None:
     assert started.wait(30)
     follower = threading.Thread(target=lambda: answers.append(flight.do(work, wait_timeout=30)))
     follower.start()
-    while flight.waiting != 1:
-        threading.Event().wait(0.01)
+    wait_for_follower(flight)
     release.set()
     leader.join(30)
     follower.join(30)
@@ -64,12 +71,34 @@ def test_single_flight_shares_one_run_between_concurrent_callers() -> None:
 
 def test_single_flight_hands_the_error_to_every_caller() -> None:
     flight: SingleFlight[int] = SingleFlight()
+    started, release = threading.Event(), threading.Event()
+    errors: dict[str, BaseException] = {}
 
     def boom() -> int:
+        started.set()
+        release.wait(30)
         raise RuntimeError("pass failed")
 
-    with pytest.raises(RuntimeError, match="pass failed"):
-        flight.do(boom, wait_timeout=1)
+    def call(name: str) -> None:
+        try:
+            flight.do(boom, wait_timeout=30)
+        except BaseException as exc:
+            errors[name] = exc
+
+    leader = threading.Thread(target=call, args=("leader",))
+    leader.start()
+    assert started.wait(30)
+    follower = threading.Thread(target=call, args=("follower",))
+    follower.start()
+    wait_for_follower(flight)
+    release.set()
+    leader.join(30)
+    follower.join(30)
+    assert {name: (type(e), str(e)) for name, e in errors.items()} == {
+        "leader": (RuntimeError, "pass failed"),
+        "follower": (RuntimeError, "pass failed"),
+    }
+    assert flight.runs == 1
     assert flight.in_flight is False
 
 
