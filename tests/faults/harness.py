@@ -28,6 +28,7 @@ from tests.standins.pushgateway import META_METRICS, Pushgateway
 
 if TYPE_CHECKING:  # conftest imports this module
     from tests.faults.conftest import Row
+    from tests.faults.injectors import HttpFault
 
 ROOT = Path(__file__).resolve().parents[2]
 APP_PY = ROOT / "functions" / "collector" / "app.py"
@@ -328,6 +329,25 @@ def check_recovered(inv: Invocation, expect: Expect) -> None:
     collector = inv.pushed("collector")
     assert collector[key("middleware_pass_targets", state="down")] == 0
     check_no_secret(inv, expect)
+
+
+def counting_requests(
+    fault: HttpFault, inject: Callable[[], None], heal: Callable[[], None]
+) -> tuple[Callable[[], None], Callable[[], None], list[int]]:
+    """``inject`` and ``heal`` that also count the requests ``fault`` received in between
+    (the pass with the fault): the list gets that number when heal runs."""
+    counted: list[int] = []
+    before: list[int] = []
+
+    def counting_inject() -> None:
+        before.append(fault.requests)
+        inject()
+
+    def counting_heal() -> None:
+        counted.append(fault.requests - before[-1])
+        heal()
+
+    return counting_inject, counting_heal, counted
 
 
 def run_fault(

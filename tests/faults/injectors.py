@@ -184,6 +184,7 @@ class HttpFault(StartStop):
         self.delay_seconds = 0.0
         self.basic_auth: tuple[str, str] | None = None
         self.requests = 0
+        self._count_lock = threading.Lock()  # handler threads count concurrently
         self._released = threading.Event()
         fault = self
 
@@ -223,7 +224,8 @@ class HttpFault(StartStop):
         self._thread.join(timeout=5)
 
     def _serve(self, handler: BaseHTTPRequestHandler) -> None:
-        self.requests += 1
+        with self._count_lock:
+            self.requests += 1
         length = int(handler.headers.get("Content-Length") or 0)
         body = handler.rfile.read(length) if length else b""
         if self.delay_seconds:

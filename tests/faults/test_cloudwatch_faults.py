@@ -109,6 +109,8 @@ def make_fn(pg, healthy_docdb, clean_moto, endpoint, pushgateway, job, function:
 
 
 CALL_FAILED = ("GetMetricData call failed",)
+# GetMetricData requests of one pass over FLEET (one batch).
+GET_METRIC_DATA_CALLS = 1
 
 
 def test_throttling(row: Row, make_fn, endpoint: HttpFault, job) -> None:
@@ -116,10 +118,13 @@ def test_throttling(row: Row, make_fn, endpoint: HttpFault, job) -> None:
     row.expected = "botocore retries; CloudWatch targets down throttled; others sent; recovers"
     fn = make_fn()
 
-    def inject() -> None:
+    def throttle() -> None:
         endpoint.answer = HttpAnswer(400, "Throttling", "Rate exceeded")
 
-    run_fault(row, fn, expect(job, "throttled", CALL_FAILED), inject, endpoint.heal)
+    inject, heal, requests = harness.counting_requests(endpoint, throttle, endpoint.heal)
+    run_fault(row, fn, expect(job, "throttled", CALL_FAILED), inject, heal)
+    # The pass's GetMetricData calls, each tried CLOUDWATCH_MAX_ATTEMPTS=2 times.
+    assert requests == [GET_METRIC_DATA_CALLS * 2]
 
 
 def test_access_denied(row: Row, make_fn, endpoint: HttpFault, job) -> None:
@@ -140,10 +145,12 @@ def test_server_error(row: Row, make_fn, endpoint: HttpFault, job) -> None:
     row.expected = "retried; CloudWatch targets down cloudwatch_error; others sent; recovers"
     fn = make_fn()
 
-    def inject() -> None:
+    def fail() -> None:
         endpoint.answer = HttpAnswer(500, "InternalServiceError", "internal failure")
 
-    run_fault(row, fn, expect(job, "cloudwatch_error", CALL_FAILED), inject, endpoint.heal)
+    inject, heal, requests = harness.counting_requests(endpoint, fail, endpoint.heal)
+    run_fault(row, fn, expect(job, "cloudwatch_error", CALL_FAILED), inject, heal)
+    assert requests == [GET_METRIC_DATA_CALLS * 2]
 
 
 def test_slow_endpoint(row: Row, make_fn, endpoint: HttpFault, job) -> None:

@@ -20,6 +20,7 @@ from tests.faults.harness import (
     LambdaFunction,
     check_no_secret,
     check_recovered,
+    counting_requests,
 )
 from tests.faults.injectors import HttpAnswer, HttpFault, TcpFault
 from tests.integration.pg_helpers import MONITOR_PASSWORD
@@ -30,6 +31,8 @@ from tests.standins.pushgateway import Pushgateway
 Make = Callable[[Mapping[str, str]], LambdaFunction]
 USER = "pusher"
 CONFIGURED_PASSWORD = "configured-Push-pw-1234"
+# The groups one pass pushes (one PUT each): its two targets and the collector's own.
+GROUPS = sorted(["collector", DOCDB_HEALTHY, PG_TARGET])
 
 
 @pytest.fixture
@@ -118,13 +121,15 @@ def test_pushgateway_5xx(
     row.expected = "retried, then PushError with HTTP 503 and the body; next one pushes all"
     fn = function(environ(pg, healthy_docdb, http_fault.url, job))
 
-    def inject() -> None:
+    def unavailable() -> None:
         http_fault.answer = HttpAnswer(503, message="maintenance window")
 
-    failed, _ = run_push_fault(
-        row, fn, healthy(job), "HTTP 503", inject=inject, heal=http_fault.heal
-    )
+    inject, heal, requests = counting_requests(http_fault, unavailable, http_fault.heal)
+    failed, recovered = run_push_fault(row, fn, healthy(job), "HTTP 503", inject, heal)
     assert "maintenance window" in str(failed.error)
+    # Every group tried PUSHGATEWAY_RETRIES + 1 = 2 times.
+    assert sorted(recovered.pushed.groups) == GROUPS
+    assert requests == [len(GROUPS) * 2]
 
 
 def test_pushgateway_slow(
@@ -134,12 +139,15 @@ def test_pushgateway_slow(
     row.expected = "each attempt times out, PushError says timed out; next one pushes all"
     fn = function(environ(pg, healthy_docdb, http_fault.url, job))
 
-    def inject() -> None:
+    def slow() -> None:
         # Answers (an error) only after the client has given up: it never reaches upstream.
         http_fault.answer = HttpAnswer(504, message="too late")
         http_fault.delay_seconds = 3.0
 
-    run_push_fault(row, fn, healthy(job), "timed out", inject=inject, heal=http_fault.heal)
+    inject, heal, requests = counting_requests(http_fault, slow, http_fault.heal)
+    _, recovered = run_push_fault(row, fn, healthy(job), "timed out", inject, heal)
+    assert sorted(recovered.pushed.groups) == GROUPS
+    assert requests == [len(GROUPS) * 2]
 
 
 def test_pushgateway_401(
