@@ -66,6 +66,11 @@ _EXTENSION_HINT = (
     "Aurora: in the DB parameter group, then reboot) and run "
     "CREATE EXTENSION pg_stat_statements; in database {database}."
 )
+_PRIVILEGE_HINT = (
+    "other users' statements are hidden from {user} (no text, no queryid): they count in "
+    "pg_qps_all only, not in pg_qps_read/pg_qps_write, and stay out of the pg_query_* top N. "
+    "GRANT pg_read_all_stats TO {user}; (pg_monitor includes it)"
+)
 _NOT_LOADED_STATE = "55000"  # "pg_stat_statements must be loaded via shared_preload_libraries"
 
 
@@ -95,6 +100,7 @@ class PostgresSource:
         self._trivial: set[int] = set()
         self._texts: dict[int, str] = {}
         self._hint_given = False
+        self._privilege_hint_given = False
 
     def close(self) -> None:
         self._db.close()
@@ -136,12 +142,14 @@ class PostgresSource:
         yield _gauge("pg_idle_connections", "Client connections in state idle.", idle)
         yield _gauge(
             "pg_wait_session_sec",
-            "Client sessions, not idle, waiting on a wait event, for at least 1 s.",
+            "Client sessions, not idle, with a wait event, in their current state for at "
+            "least 1 s (PostgreSQL does not record when a wait began).",
             wait_1s,
         )
         yield _gauge(
             "pg_wait_session_five_sec",
-            "Client sessions, not idle, waiting on a wait event, for at least 5 s.",
+            "Client sessions, not idle, with a wait event, in their current state for at "
+            "least 5 s (PostgreSQL does not record when a wait began).",
             wait_5s,
         )
         yield _gauge("pg_uptime_seconds", "Seconds since the postmaster started.", uptime)
@@ -187,7 +195,14 @@ class PostgresSource:
             (reset_at,) = self._db.run(sql.STATS_RESET_SQL)[0]
         rows = self._db.run(sql.CALLS_SQL)
         snapshot = Snapshot(self._clock(), {(u, d, q): c for u, d, q, c in rows}, reset_at)
-        self._classify({queryid for _, _, queryid in snapshot.calls})
+        self._classify({queryid for _, _, queryid in snapshot.calls if queryid is not None})
+        if not self._privilege_hint_given and any(q is None for _, _, q in snapshot.calls):
+            # Without pg_read_all_stats, other users' entries come without queryid and text.
+            self._privilege_hint_given = True
+            logger.warning(
+                _PRIVILEGE_HINT.format(user=self._settings.user or "the login"),
+                extra={"target": self._settings.target_name, "source": self.name},
+            )
         return snapshot
 
     def _classify(self, queryids: set[int]) -> None:

@@ -129,7 +129,7 @@ def top_sql(extversion: str) -> str:
 FROM pg_stat_statements(false) s
 LEFT JOIN pg_database d ON d.oid = s.dbid
 LEFT JOIN pg_roles r ON r.oid = s.userid
-WHERE NOT (s.queryid = ANY(CAST(:excluded AS bigint[])))
+WHERE s.queryid IS NOT NULL AND NOT (s.queryid = ANY(CAST(:excluded AS bigint[])))
 GROUP BY s.queryid, s.dbid, s.userid, d.datname, r.rolname
 ORDER BY 5 DESC
 LIMIT :limit"""
