@@ -105,7 +105,10 @@ def one_target_pass(target: str = "db1") -> PassResult:
     )
 
 
-def parse(text: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+SampleKey = tuple[str, frozenset[tuple[str, str]]]
+
+
+def parse(text: str) -> dict[SampleKey, float]:
     return {
         (sample.name, frozenset(sample.labels.items())): sample.value
         for family in text_string_to_metric_families(text)
@@ -113,18 +116,22 @@ def parse(text: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
     }
 
 
+# What one_target_pass() must put, by path.
+BODIES = {
+    "/metrics/job/mm/instance/db1": {
+        ("pg_up", frozenset()): 1.0,
+        ("pg_database_size_bytes", frozenset({("database_name", "app")})): 8192.0,
+    },
+    "/metrics/job/mm/instance/collector": {("middleware_pass_duration_seconds", frozenset()): 0.25},
+}
+
+
 def test_puts_each_group_under_its_own_grouping_key(gateway: FakeGateway) -> None:
     PushgatewaySink(settings(gateway.url)).send(one_target_pass())
     by_path = {r.path: r for r in gateway.received}
     assert sorted(by_path) == ["/metrics/job/mm/instance/collector", "/metrics/job/mm/instance/db1"]
     assert {r.method for r in gateway.received} == {"PUT"}
-    assert parse(by_path["/metrics/job/mm/instance/db1"].body) == {
-        ("pg_up", frozenset()): 1.0,
-        ("pg_database_size_bytes", frozenset({("database_name", "app")})): 8192.0,
-    }
-    assert parse(by_path["/metrics/job/mm/instance/collector"].body) == {
-        ("middleware_pass_duration_seconds", frozenset()): 0.25
-    }
+    assert {path: parse(r.body) for path, r in by_path.items()} == BODIES
     assert {r.authorization for r in gateway.received} == {None}
 
 
@@ -132,11 +139,17 @@ def test_retries_5xx_then_succeeds(gateway: FakeGateway) -> None:
     gateway.script = [(503, "busy"), (502, "bad gateway")]
     PushgatewaySink(settings(gateway.url, retries=2)).send(one_target_pass())
     # Two groups; the first two answers were errors, each followed by a retry.
-    assert len(gateway.received) == 4
-    assert {r.path for r in gateway.received} == {
-        "/metrics/job/mm/instance/db1",
-        "/metrics/job/mm/instance/collector",
+    answers = [503, 502, 200, 200]  # in the order the gateway received the requests
+    assert len(gateway.received) == len(answers)
+    tries: dict[str, list[tuple[int, dict[SampleKey, float]]]] = {}
+    for request, status in zip(gateway.received, answers, strict=True):
+        tries.setdefault(request.path, []).append((status, parse(request.body)))
+    # Every attempt of a group carried the same body, and its last one was accepted.
+    assert {path: [body for _, body in t] for path, t in tries.items()} == {
+        path: [BODIES[path]] * len(t) for path, t in tries.items()
     }
+    assert sorted(tries) == sorted(BODIES)
+    assert {path: t[-1][0] for path, t in tries.items()} == dict.fromkeys(BODIES, 200)
 
 
 def test_5xx_on_every_attempt_fails_after_the_retries(gateway: FakeGateway) -> None:
@@ -163,7 +176,7 @@ def test_4xx_is_not_retried_and_says_why(gateway: FakeGateway) -> None:
     )
 
 
-def test_unreachable_gateway(gateway: FakeGateway) -> None:
+def test_unreachable_gateway() -> None:
     closed = ThreadingHTTPServer(("127.0.0.1", 0), BaseHTTPRequestHandler)
     url = f"http://127.0.0.1:{closed.server_address[1]}"
     closed.server_close()
@@ -188,8 +201,11 @@ def test_partial_failure_names_only_the_failed_group(gateway: FakeGateway) -> No
     with pytest.raises(PushError) as caught:
         PushgatewaySink(settings(gateway.url, retries=0)).send(one_target_pass())
     # Which group got which answer depends on thread timing; exactly one failed.
-    assert str(caught.value).startswith(f"Pushgateway {gateway.url} did not accept 1 of 2 groups: ")
-    assert str(caught.value).endswith(": HTTP 404 Not Found: not found")
+    assert str(caught.value) in {
+        f"Pushgateway {gateway.url} did not accept 1 of 2 groups: {group}: HTTP 404 Not Found: "
+        "not found"
+        for group in ("db1", "collector")
+    }
 
 
 def test_push_without_url_is_a_config_error() -> None:
