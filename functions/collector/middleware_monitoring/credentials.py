@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import quote_plus
 
 from .config import DocDBSettings, PostgresSettings, SecretStoreSettings
-from .config.env import is_number_text
+from .config.env import port_number
 from .logs import scrubber
 from .model import SourceFailure
 from .postgres.connection import LoginProvider, PgLogin
@@ -147,10 +147,10 @@ def port_field(secret: dict[str, Any], where: str) -> int | None:
     port = secret.get("port")
     if port is None or port == "":
         return None
-    text = str(port).strip()
-    if isinstance(port, bool) or not is_number_text(text) or not 1 <= int(text) <= 65535:
+    number = port_number(port)
+    if number is None:
         raise SourceFailure(INVALID, f"{where} has a port that is not a port number")
-    return int(text)
+    return number
 
 
 def pg_secret_login(settings: PostgresSettings, store: SecretStore) -> LoginProvider:

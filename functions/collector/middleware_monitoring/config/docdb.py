@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Any, Final
 
-from .env import EnvReader, is_number_text
+from .env import EnvReader, port_number
 
 
 @dataclass(frozen=True)
@@ -129,15 +129,15 @@ def _mongo_target(env: EnvReader, variable: str, item: Any) -> DocDBSettings | N
     port = 27017
     raw_port = connect.get("port")
     if raw_port is not None:
-        text = str(raw_port).strip() if isinstance(raw_port, (str, int)) else ""
-        if isinstance(raw_port, bool) or not is_number_text(text) or not 1 <= int(text) <= 65535:
+        parsed = port_number(raw_port)
+        if parsed is None:
             shown = repr(raw_port) if isinstance(raw_port, str) else _json_type(raw_port)
             env.problem(
                 f"{variable}.connect.port",
                 f'expected a port number from 1 to 65535 (e.g. "27017"), got {shown}',
             )
         else:
-            port = int(text)
+            port = parsed
     user = password = None
     if "user" in connect:
         user = _mongo_string(env, f"{variable}.connect.user", connect["user"], "the login")

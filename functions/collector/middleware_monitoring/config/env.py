@@ -11,10 +11,18 @@ from typing import Any, Final
 LOG_LEVELS: Final = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
-def is_number_text(text: str) -> bool:
-    """ASCII digits only: str.isdigit() also accepts superscripts and other scripts' digits,
-    which int() then refuses (a crash instead of a configuration error)."""
-    return text.isascii() and text.isdigit()
+def port_number(value: object) -> int | None:
+    """A TCP port from a string or a JSON number (as users write them), or None.
+
+    ASCII digits only: str.isdigit() also accepts superscripts and other scripts' digits,
+    which int() then refuses (a crash instead of a configuration error). A JSON true is an
+    int to Python, not a port."""
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        return None
+    text = str(value).strip()
+    if not (text.isascii() and text.isdigit()) or not 1 <= int(text) <= 65535:
+        return None
+    return int(text)
 
 
 class ConfigError(Exception):
@@ -117,12 +125,13 @@ class EnvReader:
         raw = self.text(name)
         if raw is None:
             return default
-        if not is_number_text(raw) or not 1 <= int(raw) <= 65535:
+        port = port_number(raw)
+        if port is None:
             self.problem(
                 name, f"expected a port number from 1 to 65535, got {self._shown(name, raw)}"
             )
             return default
-        return int(raw)
+        return port
 
     def choice(self, name: str, allowed: tuple[str, ...], default: str) -> str:
         raw = self.text(name)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Final
 
-from .env import EnvReader, is_number_text
+from .env import EnvReader, port_number
 
 SINKS: Final = ("pushgateway", "emf")
 
@@ -105,7 +105,7 @@ def load_kafka(env: EnvReader) -> KafkaSettings | None:
     servers = tuple(part.strip() for part in raw.split(",") if part.strip())
     for server in servers:
         host, _, port = server.rpartition(":")
-        if not host or not is_number_text(port) or not 1 <= int(port) <= 65535:
+        if not host or port_number(port) is None:
             env.problem(
                 "KAFKA_SERVER",
                 f"expected host:port[,host:port...] (e.g. kafka-1:9092,kafka-2:9092), got {raw!r}",
