@@ -234,7 +234,7 @@ def test_a_kept_connection_that_went_silent_costs_one_timeout_not_two(
     )
     source = PostgresSource(settings)
     try:
-        list(source.collect())
+        assert [f.samples[0].value for f in source.collect() if f.name == "pg_up"] == [1.0]
         accepted = proxy.accepted
         proxy.set("blackhole")
         with pytest.raises(SourceFailure) as failure:

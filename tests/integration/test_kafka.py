@@ -178,7 +178,12 @@ def test_broker_down_metrics_still_pushed_and_failure_reported(
     assert done.returncode == 0, done.stderr
     pushed = clean_pushgateway.samples(JOB, "orders-db")
     assert pushed[("pg_up", frozenset())] == 1.0
-    assert any(name == "pg_query_calls" for name, _ in pushed)
+    calls = {
+        dict(labels)["query"]: value
+        for (name, labels), value in pushed.items()
+        if name == "pg_query_calls" and dict(labels)["database"] == DB
+    }
+    assert calls["SELECT count(*) FROM kafka_probe WHERE id > $1"] == PROBE_CALLS
     assert (
         clean_pushgateway.samples(JOB, "collector")[
             ("middleware_pass_targets", frozenset({("state", "up")}))
