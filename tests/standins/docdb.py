@@ -197,7 +197,10 @@ class _TlsMockupDB(MockupDB):
 
     def _accept_loop(self) -> None:
         sock = self._listening_sock
-        sock.setblocking(False)
+        try:
+            sock.setblocking(False)
+        except OSError:  # stopped (socket closed) before this thread got going
+            return
         while not self._stopped:
             try:
                 readable, _, _ = select.select([sock], [], [], 0.5)
