@@ -59,7 +59,8 @@ class Settings:
     max_workers: int
     collector_instance: str
     # Defaults keep hand-built Settings (tests) working; load_settings always fills them.
-    serve: ServeSettings = field(default_factory=lambda: ServeSettings("0.0.0.0", 9010, 8.0))
+    # Defaults from the loader itself, so they cannot drift from what an empty env gives.
+    serve: ServeSettings = field(default_factory=lambda: load_serve(EnvReader({})))
     kafka: KafkaSettings | None = None
     docdb: tuple[DocDBSettings, ...] = ()
     cloudwatch: CloudWatchSettings | None = None

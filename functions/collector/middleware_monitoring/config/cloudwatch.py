@@ -136,8 +136,7 @@ def load_cloudwatch(env: EnvReader) -> CloudWatchSettings | None:
         if endpoint_url is not None:
             break
     return CloudWatchSettings(
-        # Lambda always sets AWS_REGION; elsewhere boto3's chain (profile) may supply it.
-        region=env.text("AWS_REGION") or env.text("AWS_DEFAULT_REGION"),
+        region=env.aws_region(),
         endpoint_url=endpoint_url,
         lookback_seconds=env.integer("CLOUDWATCH_LOOKBACK_SECONDS", 900, 300, 86400),
         end_delay_seconds=env.integer("CLOUDWATCH_END_DELAY_SECONDS", 60, 0, 900),

@@ -52,6 +52,10 @@ class EnvReader:
             return default
         return value.strip()
 
+    def aws_region(self) -> str | None:
+        """Lambda always sets AWS_REGION; elsewhere boto3's chain (a profile) may supply it."""
+        return self.text("AWS_REGION") or self.text("AWS_DEFAULT_REGION")
+
     def secret(self, name: str) -> str | None:
         """A password as given: blanks around it may be part of it."""
         value = self._environ.get(name)

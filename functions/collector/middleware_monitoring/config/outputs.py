@@ -126,6 +126,6 @@ def load_kafka(env: EnvReader) -> KafkaSettings | None:
 
 def load_secret_store(env: EnvReader) -> SecretStoreSettings:
     return SecretStoreSettings(
-        region=env.text("AWS_REGION") or env.text("AWS_DEFAULT_REGION"),
+        region=env.aws_region(),
         max_age_seconds=env.integer("SECRETS_MAX_AGE_SECONDS", 300, 0, 86400),
     )
