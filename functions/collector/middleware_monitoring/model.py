@@ -2,13 +2,38 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Protocol
 
 from prometheus_client import CollectorRegistry, Metric
 from prometheus_client.samples import Sample
+
+# The pass deadline (a ``time.monotonic()`` value) of the source collecting in this thread:
+# sources that wait on purpose (a sampling window) or choose a timeout ask it, so no source
+# outlives its pass by design.
+_PASS_DEADLINE: ContextVar[float | None] = ContextVar("pass_deadline", default=None)
+
+
+def seconds_left(default: float | None = None) -> float | None:
+    """Time left before the pass deadline (never negative); ``default`` outside a pass."""
+    deadline = _PASS_DEADLINE.get()
+    if deadline is None:
+        return default
+    return max(0.0, deadline - time.monotonic())
+
+
+@contextmanager
+def pass_deadline(deadline: float) -> Iterator[None]:
+    token = _PASS_DEADLINE.set(deadline)
+    try:
+        yield
+    finally:
+        _PASS_DEADLINE.reset(token)
 
 
 class SourceFailure(Exception):

@@ -12,7 +12,15 @@ from typing import Final
 from prometheus_client import Metric
 
 from .health import health_families, pass_families
-from .model import PassResult, Prefetch, SourceFailure, SourceOutcome, Target, TargetResult
+from .model import (
+    PassResult,
+    Prefetch,
+    SourceFailure,
+    SourceOutcome,
+    Target,
+    TargetResult,
+    pass_deadline,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -22,11 +30,17 @@ BUSY_REASON: Final = "busy"
 BUSY_DETAIL: Final = "an earlier pass is still collecting it (stuck past its deadline)"
 
 
-def collect_target(target: Target, abandoned: threading.Event | None = None) -> TargetResult:
+def collect_target(
+    target: Target, abandoned: threading.Event | None = None, deadline: float | None = None
+) -> TargetResult:
     """Run each source of one target; a failing source never stops the others.
     ``abandoned`` is set when the pass gave up waiting and already logged the target down:
     a failure met afterwards is that same failure, so it is not logged a second time (in
-    Lambda it would show up in a later invocation's log)."""
+    Lambda it would show up in a later invocation's log). ``deadline`` is the pass's,
+    visible to the sources through ``model.seconds_left()``."""
+    if deadline is not None:
+        with pass_deadline(deadline):
+            return collect_target(target, abandoned)
     families: list[Metric] = []
     outcomes: list[SourceOutcome] = []
     succeeded_at: dict[str, float] = {}
@@ -110,7 +124,7 @@ def run_pass(
             results[target.name] = _down(target, BUSY_REASON, BUSY_DETAIL, 0.0)
             continue
         given_up = threading.Event()
-        target.in_flight = pool.submit(collect_target, target, given_up)
+        target.in_flight = pool.submit(collect_target, target, given_up, deadline)
         futures[target.in_flight] = target
         abandoned[target.in_flight] = given_up
     pending = set(futures)
