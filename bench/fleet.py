@@ -9,9 +9,12 @@ reference fleet of issue 8: 22 CloudWatch queries.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
-from dataclasses import asdict, dataclass, field, replace
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 KINDS = ("postgres", "docdb", "docdb-instance", "docdb-instance", "docdb-cluster", "elasticache")
@@ -107,8 +110,8 @@ def scaled(
 
 
 def collector_env(spec: FleetSpec) -> dict[str, str]:
-    """The environment that configures the product for the fleet. It holds one PostgreSQL
-    target (PG_*); ``build_runtime`` adds the others."""
+    """The environment that configures the product for the fleet: the first PostgreSQL
+    target as PG_* (the older exporter's way), the others in a targets file (TARGETS_FILE)."""
     env = dict(spec.env)
     if spec.postgres:
         first = spec.postgres[0]
@@ -122,6 +125,27 @@ def collector_env(spec: FleetSpec) -> dict[str, str]:
             AWS_RDS_INSTANCE_ID=first["rds_id"],
             AWS_RDS_TYPE="DBInstanceIdentifier",
         )
+    if len(spec.postgres) > 1:
+        document = {
+            "postgres": [
+                {
+                    "name": pg["name"],
+                    "host": pg["host"],
+                    "port": pg["port"],
+                    "user": pg["user"],
+                    "password": pg["password"],
+                    "dbname": pg["database"],
+                    "rds_id": pg["rds_id"],
+                }
+                for pg in spec.postgres[1:]
+            ]
+        }
+        text = json.dumps(document, sort_keys=True)
+        path = Path(tempfile.gettempdir()) / (
+            f"bench-targets-{hashlib.sha256(text.encode()).hexdigest()[:12]}.json"
+        )
+        path.write_text(text)
+        env["TARGETS_FILE"] = str(path)
     if spec.docdb:
         env["MONGO_INFO"] = json.dumps(spec.docdb)
     if spec.docdb_instances or spec.docdb_clusters:
@@ -137,47 +161,14 @@ def collector_env(spec: FleetSpec) -> dict[str, str]:
 
 
 def build_runtime(spec: FleetSpec) -> Any:
-    """The product's Runtime for the fleet: built from the environment as in Lambda, plus
-    PostgreSQL targets 2..n made the way ``runtime.build_targets`` makes the first (the
-    environment has room for one PostgreSQL target)."""
-    from middleware_monitoring.cloudwatch import CloudWatchBatch, declarations
-    from middleware_monitoring.model import Target
-    from middleware_monitoring.postgres.source import PostgresSource
+    """The product's Runtime for the fleet, built from the environment as in Lambda."""
     from middleware_monitoring.runtime import Runtime
 
-    runtime = Runtime.from_environ(collector_env(spec))
-    first = runtime.settings.postgres
-    batch = next((p for p in runtime.prefetches if isinstance(p, CloudWatchBatch)), None)
-    for pg in spec.postgres[1:]:
-        assert first is not None and batch is not None
-        settings = replace(
-            first,
-            target_name=pg["name"],
-            host=pg["host"],
-            port=pg["port"],
-            user=pg["user"],
-            password=pg["password"],
-            database=pg["database"],
-            rds_id=pg["rds_id"],
-        )
-        runtime.targets.append(
-            Target(
-                settings.target_name,
-                [
-                    PostgresSource(settings),
-                    batch.source(declarations.rds(pg["rds_id"], settings.rds_type)),
-                ],
-            )
-        )
-    return runtime
+    return Runtime.from_environ(collector_env(spec))
 
 
 def close_runtime(runtime: Any) -> None:
-    for target in runtime.targets:
-        for source in target.sources:
-            close = getattr(source, "close", None)
-            if close is not None:
-                close()
+    runtime.close()
 
 
 def build_baseline(spec: FleetSpec) -> Any:

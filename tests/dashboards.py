@@ -107,10 +107,12 @@ SPEC_METRICS: dict[str, tuple[str, ...]] = {
 ALL_SPEC_METRICS = frozenset(name for names in SPEC_METRICS.values() for name in names)
 
 # Emitted beyond the contract's tables: the Aurora cluster volume (Aurora has no
-# FreeStorageSpace) and the CloudWatch batch's pass-wide self-metrics.
+# FreeStorageSpace), the CloudWatch batch's pass-wide self-metrics, and which collector
+# deployment pushed each target's group.
 EXTRA_METRICS = frozenset(
     {
         "pg_volume_bytes_used",
+        "middleware_collector_info",
         "middleware_cloudwatch_getmetricdata_calls",
         "middleware_cloudwatch_metrics_requested",
         "middleware_cloudwatch_metrics_missing",

@@ -9,7 +9,6 @@ from contextlib import contextmanager
 from typing import Protocol, TypeVar
 
 from middleware_monitoring.runtime import Runtime
-from middleware_monitoring.serve import close_sources
 
 # The product's variables (SPEC section 2 and the newer ones): a test's own environment
 # decides them, never the shell the tests were started from.
@@ -44,11 +43,7 @@ T = TypeVar("T", bound="Runtime | Closable")
 def close(thing: Runtime | Closable | None) -> None:
     """A Runtime: every source's connection (the shared servers must be left without the
     test's sessions); anything else: its close()."""
-    if thing is None:
-        return
-    if isinstance(thing, Runtime):
-        close_sources(thing)
-    else:
+    if thing is not None:
         thing.close()
 
 

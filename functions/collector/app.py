@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import os
-from typing import Any
+import time
+from typing import Any, Final
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
@@ -16,9 +17,13 @@ from middleware_monitoring.kafka_stream import (
 )
 from middleware_monitoring.logs import scrubber, setup_logging
 from middleware_monitoring.runtime import Runtime, build_sink, collection_budget, summary
-from middleware_monitoring.sinks import Sink
+from middleware_monitoring.shards import shard_from_event
+from middleware_monitoring.sinks import PushgatewaySink, Sink
 
 logger = setup_logging(level=os.environ.get("LOG_LEVEL", "INFO"))
+
+# Stale-group deletion, after the push, stops this long before the platform's deadline.
+CLEANUP_MARGIN_SECONDS: Final = 0.5
 
 # Kept while the function instance is warm: connections, QPS snapshots, clients.
 _runtime: Runtime | None = None
@@ -38,6 +43,7 @@ def _get_runtime() -> tuple[Runtime, Sink]:
             logger.error("configuration error", extra={"problems": error.problems})
             raise
         scrubber.add(runtime.settings.secrets())
+        runtime.pushgateway = isinstance(_sink, PushgatewaySink)
         _stream = build_stream(runtime.settings.kafka)
         _runtime = runtime
     return _runtime, _sink
@@ -45,13 +51,16 @@ def _get_runtime() -> tuple[Runtime, Sink]:
 
 @logger.inject_lambda_context
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, object]:
+    shard = shard_from_event(event)
     runtime, sink = _get_runtime()
     remaining = context.get_remaining_time_in_millis() / 1000
+    deadline = time.monotonic() + remaining
     reserve = send_reserve_seconds(_stream, runtime.push_reserve_seconds())
-    result = runtime.collect(collection_budget(remaining, reserve))
+    result = runtime.collect(collection_budget(remaining, reserve), shard)
     # A failed push raises, so the invocation fails and the platform's alarm sees it. Kafka
     # (when KAFKA_SERVER is set) runs alongside the push and never raises.
-    push_and_stream(sink, _stream, result, runtime.settings.collector_instance)
+    push_and_stream(sink, _stream, result, shard.group(runtime.settings.collector_instance))
+    runtime.remove_stale_groups(shard, deadline - CLEANUP_MARGIN_SECONDS)
     outcome = summary(result)
     logger.info("pass done", extra=outcome)
     return outcome

@@ -82,8 +82,11 @@ VARIABLES = (
     "POWERTOOLS_METRICS_NAMESPACE",
     "SECRETS_MAX_AGE_SECONDS",
 )
-# Problems name a variable, a path inside one (MONGO_INFO[0].connect.port) or a pair.
-PROBLEM = re.compile(r"^(" + "|".join(sorted(VARIABLES, key=len, reverse=True)) + r")([.\[/:]|$)")
+# Problems name a variable, a path inside one (MONGO_INFO[0].connect.port) or a pair; PG_*
+# is the PostgreSQL target of the PG_* variables (a target name used twice).
+PROBLEM = re.compile(
+    r"^(" + "|".join(sorted(VARIABLES, key=len, reverse=True)) + r"|PG_\*)([.\[/:]|$)"
+)
 
 # Secrets carry a marker no other strategy produces, so finding one in a message is a leak.
 secret_values = st.from_regex(r"zZsecret[a-zA-Z0-9!@#%:/ ]{4,12}", fullmatch=True)

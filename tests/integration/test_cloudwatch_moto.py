@@ -16,11 +16,12 @@ from middleware_monitoring.cloudwatch.fetch import window
 from middleware_monitoring.config import load_settings
 from middleware_monitoring.model import PassResult, Target
 from middleware_monitoring.runner import run_pass
-from middleware_monitoring.runtime import Runtime, cloudwatch_targets
+from middleware_monitoring.runtime import Runtime
 from tests.helpers import Closer
 from tests.standins.aws import MotoServer
 from tests.standins.cloudwatch import Fleet, fleet_env, put, seed_cloudwatch
 from tests.standins.postgres import PostgresServer
+from tests.unit.cloudwatch_helpers import cloudwatch_targets
 
 FLEET_ENV = {
     "AWS_MONGO_INSTANCE_INFO": (

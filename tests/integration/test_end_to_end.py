@@ -94,6 +94,7 @@ def test_collect_prints_the_exposition(pg: PostgresServer) -> None:
 
 PUSHED_NAMES = {
     "middleware_collector_duration_seconds",
+    "middleware_collector_info",
     "middleware_collector_last_success_timestamp_seconds",
     "middleware_collector_up",
     "pg_active_connections",

@@ -9,11 +9,18 @@ from typing import Any
 import botocore.session
 from botocore.stub import Stubber
 
+from middleware_monitoring.aws import AwsSessions
 from middleware_monitoring.cloudwatch import CloudWatchBatch
-from middleware_monitoring.config import CloudWatchSettings, load_settings
+from middleware_monitoring.cloudwatch.batches import CloudWatchBatches
+from middleware_monitoring.config import (
+    CloudWatchSettings,
+    CloudWatchTarget,
+    Settings,
+    load_settings,
+)
 from middleware_monitoring.model import PassResult, Target
 from middleware_monitoring.runner import run_pass
-from middleware_monitoring.runtime import build_targets
+from middleware_monitoring.targets import TargetBuilder
 
 # A fixed "now": 2027-01-15 08:00:30 UTC. Window with the defaults (900 s back, 60 s delay):
 # end 07:59:00, start 07:40:00 (aligned to 5 minutes).
@@ -67,6 +74,26 @@ def batch_for(cw: CloudWatchSettings, client: Any) -> CloudWatchBatch:
     return CloudWatchBatch(
         cw, client_factory=lambda: client, clock=lambda: NOW, monotonic=time.monotonic
     )
+
+
+def build_targets(
+    loaded: Settings, batch: CloudWatchBatch, *, cloudwatch_only: bool = False
+) -> list[Target]:
+    """The targets of ``loaded`` as the function builds them, every CloudWatch source
+    reading from ``batch`` (one stubbed or stand-in client)."""
+    batches = CloudWatchBatches(
+        loaded.cloudwatch, AwsSessions(loaded.cloudwatch.region), batch_factory=lambda _: batch
+    )
+    builder = TargetBuilder(loaded, cloudwatch=batches)
+    return [
+        builder.build(spec)
+        for spec in loaded.targets
+        if not cloudwatch_only or isinstance(spec, CloudWatchTarget)
+    ]
+
+
+def cloudwatch_targets(loaded: Settings, batch: CloudWatchBatch) -> list[Target]:
+    return build_targets(loaded, batch, cloudwatch_only=True)
 
 
 def cloudwatch_pass(env: dict[str, str], client: Any) -> tuple[PassResult, CloudWatchBatch]:

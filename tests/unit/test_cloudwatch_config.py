@@ -7,11 +7,12 @@ import pytest
 from middleware_monitoring.cloudwatch import CloudWatchBatch
 from middleware_monitoring.config import (
     CloudWatchSettings,
+    CloudWatchTarget,
     ConfigError,
     ElastiCacheId,
     load_settings,
 )
-from middleware_monitoring.runtime import build_targets
+from tests.unit.cloudwatch_helpers import build_targets
 
 PG = {"PG_DATABASE": "db.example", "PG_USER": "monitor", "PG_PWD": "secret-pw"}
 MONGO_SHAPE = (
@@ -33,9 +34,14 @@ def _problems(environ: dict[str, str]) -> list[str]:
     return caught.value.problems
 
 
-def test_no_cloudwatch_variables_no_cloudwatch() -> None:
-    assert load_settings({}).cloudwatch is None
-    assert load_settings(PG).cloudwatch is None
+def test_no_cloudwatch_variables_no_cloudwatch_target() -> None:
+    for environ in ({}, PG):
+        settings = load_settings(environ)
+        assert [spec for spec in settings.targets if isinstance(spec, CloudWatchTarget)] == []
+        assert [
+            t.sources[-1].name
+            for t in build_targets(settings, CloudWatchBatch(settings.cloudwatch))
+        ] == (["postgres"] if environ else [])
 
 
 def test_contract_examples_and_defaults() -> None:
@@ -183,13 +189,6 @@ def test_targets_one_per_id_with_kind_prefixes() -> None:
     assert len(batch.stats) == 21
 
 
-def test_without_a_batch_no_cloudwatch_source() -> None:
-    settings = load_settings({**PG, "AWS_RDS_INSTANCE_ID": "pg-1"})
-    assert [(t.name, [s.name for s in t.sources]) for t in build_targets(settings)] == [
-        ("pg-1", ["postgres"])
-    ]
-
-
 def test_rds_id_without_postgresql_is_a_cloudwatch_only_target() -> None:
     settings = load_settings(
         {"AWS_RDS_INSTANCE_ID": "aurora-1", "AWS_RDS_TYPE": "DBClusterIdentifier"}
@@ -217,19 +216,23 @@ def test_rds_type_checked_without_postgresql_too() -> None:
     ]
 
 
-def test_two_targets_of_one_name_are_a_configuration_error() -> None:
-    settings = load_settings(
+def test_a_target_named_like_the_collectors_group_is_a_configuration_error() -> None:
+    assert _problems(
+        {**PG, "PG_TARGET_NAME": "collector", "COLLECTOR_INSTANCE_NAME": "collector"}
+    ) == [
+        "PG_*: target name 'collector' is a name of the collector's own groups "
+        "(COLLECTOR_INSTANCE_NAME='collector'); give the target another name"
+    ]
+
+
+def test_two_targets_of_one_name_are_named_with_both_places() -> None:
+    assert _problems(
         {
             **PG,
-            "PG_TARGET_NAME": "collector",
-            "AWS_RDS_INSTANCE_ID": "pg-1",
-            "COLLECTOR_INSTANCE_NAME": "collector",
+            "PG_TARGET_NAME": "docdb:same",
+            "AWS_MONGO_INSTANCE_INFO": ('{"DBInstanceIdentifier": ["same"]}'),
         }
-    )
-    with pytest.raises(ConfigError) as caught:
-        build_targets(settings)
-    assert caught.value.problems == [
-        "target names: 'collector' used more than once (PG_TARGET_NAME, AWS_RDS_INSTANCE_ID, "
-        "MONGO_INFO name/address, COLLECTOR_INSTANCE_NAME); each target is one Pushgateway "
-        "group and needs its own name"
+    ) == [
+        "AWS_MONGO_INSTANCE_INFO: target name 'docdb:same' is already used by PG_*; each "
+        "target is one Pushgateway group and needs its own name"
     ]

@@ -8,7 +8,6 @@ from typing import Any
 
 from middleware_monitoring.cloudwatch import CloudWatchBatch, declarations
 from middleware_monitoring.model import Target
-from middleware_monitoring.runtime import cloudwatch_targets
 from tests.unit.cloudwatch_helpers import (
     NOW,
     REFERENCE_ENV,
@@ -18,6 +17,7 @@ from tests.unit.cloudwatch_helpers import (
     batch_for,
     batch_pass,
     cloudwatch_pass,
+    cloudwatch_targets,
     counts,
     metric_result,
     outcomes,

@@ -199,8 +199,8 @@ BAD = [
     pytest.param(
         {**PG_OK, "PG_SSLMODE": "verify-full"},
         [
-            "PG_SSLROOTCERT: is required when PG_SSLMODE=verify-full (the CA bundle that "
-            "verifies the server, e.g. global-bundle.pem from the CA layer)"
+            "PG_SSLROOTCERT: sslmode verify-full needs the CA bundle that verifies the server "
+            "(sslrootcert, e.g. global-bundle.pem from the CA layer)"
         ],
         id="verify-without-ca",
     ),

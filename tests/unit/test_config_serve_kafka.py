@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 
 from middleware_monitoring.config import (
@@ -10,6 +12,7 @@ from middleware_monitoring.config import (
     ServeSettings,
     load_settings,
 )
+from middleware_monitoring.kafka_stream import build_stream
 
 
 def _problems(environ: dict[str, str]) -> list[str]:
@@ -85,10 +88,25 @@ def test_kafka_server_of_only_commas() -> None:
     ]
 
 
-def test_kafka_needs_env_name() -> None:
-    assert _problems({"KAFKA_SERVER": "kafka:9092"}) == [
-        "PG_ENV_NAME: is required when KAFKA_SERVER is set (the environment tag of every message)"
+def test_kafka_without_env_name_streams_with_the_default_tag_and_says_so_once(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Issue 12.7: KAFKA_SERVER alone (an older exporter's user) must not stop collection."""
+    settings = load_settings({"KAFKA_SERVER": "kafka:9092"})
+    assert settings.kafka == KafkaSettings(
+        ("kafka:9092",), "pgsql_query_message", "default", 5.0, env_name_defaulted=True
+    )
+    caplog.set_level(logging.WARNING, logger="middleware_monitoring")
+    stream = build_stream(settings.kafka)
+    assert stream is not None
+    assert [(r.message, r.detail) for r in caplog.records] == [  # type: ignore[attr-defined]
+        (
+            "PG_ENV_NAME is not set",
+            "KAFKA_SERVER is set without PG_ENV_NAME: statement messages are tagged "
+            "env_name='default'; set PG_ENV_NAME (e.g. production)",
+        )
     ]
+    stream.close()
 
 
 def test_every_problem_in_one_error() -> None:
@@ -96,5 +114,4 @@ def test_every_problem_in_one_error() -> None:
         "SERVER_PORT: expected a port number from 1 to 65535, got 'x'",
         "KAFKA_SERVER: expected host:port[,host:port...] (e.g. kafka-1:9092,kafka-2:9092), "
         "got 'kafka'",
-        "PG_ENV_NAME: is required when KAFKA_SERVER is set (the environment tag of every message)",
     ]

@@ -43,8 +43,8 @@ def test_variables_set_beside_the_secret_are_not_taken_from_it():
 
 def test_secret_with_password_variable_or_without_a_name_is_refused():
     assert problems({"PG_SECRET_ARN": ARN, "PG_PWD": "hunter2-pw"}) == [
-        "PG_PWD: is set together with PG_SECRET_ARN; the password comes from one of them: "
-        "unset PG_PWD to use the secret",
+        "PG_PWD: is set together with PG_SECRET_ARN; the password comes from one of them "
+        "(PG_PWD, PG_SECRET_ARN or PG_IAM_AUTH=true): unset the others",
         "PG_TARGET_NAME: is required when the host comes from PG_SECRET_ARN (it names the "
         "target before the secret is read); or set PG_DATABASE or AWS_RDS_INSTANCE_ID",
     ]

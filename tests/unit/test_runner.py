@@ -101,7 +101,7 @@ def test_a_stuck_target_is_not_started_again_until_its_worker_is_free(
     finally:
         stuck.release.set()
     # Once the worker is free the target is collected again, by a new call.
-    targets[0].in_flight.result(timeout=5)  # type: ignore[union-attr]
+    targets[0].in_flight["stuck"].result(timeout=5)
     third = run(targets)
     assert stuck.calls == 2
     assert samples(third, "stuck")[("stuck_value", ())] == 1.0
@@ -164,7 +164,7 @@ def test_a_target_given_up_on_sends_its_always_series_and_its_success_time_stays
         assert value_of(late, "stuck", last) == delivered_at
     finally:
         stuck.release.set()
-    target.in_flight.result(timeout=5)  # type: ignore[union-attr]
+    target.in_flight["stuck"].result(timeout=5)
     # The late worker did succeed, but nothing of it was delivered: staleness must show.
     assert target.last_success["stuck"] == delivered_at
 
@@ -181,3 +181,78 @@ def test_collection_budget_keeps_the_push_reserve_or_half(
     assert collection_budget(10.0, 16.5) == 5.0
     (record,) = caplog.records
     assert record.message == "push reserve too large for the function timeout"
+
+
+class Passive:
+    """Reads what a prefetch fetched (like CloudWatch): no worker of its own."""
+
+    name = "passive"
+    passive = True
+
+    def __init__(self) -> None:
+        self.threads: list[str] = []
+
+    def collect(self) -> Iterator[Metric]:
+        self.threads.append(threading.current_thread().name)
+        yield GaugeMetricFamily("passive_value", "Read from the prefetch.", value=7)
+
+
+def test_a_stuck_source_never_hides_the_same_targets_other_sources() -> None:
+    stuck, passive = StuckWithUp(), Passive()
+    target = Target("db", [stuck, passive, Steady()])
+    try:
+        for reason in ("deadline", "busy"):
+            result = run([target], budget=0.3)
+            assert samples(result, "db") == {
+                ("stuck_up", ()): 0.0,
+                ("passive_value", ()): 7.0,
+                ("steady_value", ()): 42.0,
+                ("middleware_collector_up", (("source", "stuck"),)): 0.0,
+                ("middleware_collector_up", (("source", "passive"),)): 1.0,
+                ("middleware_collector_up", (("source", "steady"),)): 1.0,
+                ("middleware_collector_failure", (("reason", reason), ("source", "stuck"))): 1.0,
+            }
+        # Passive sources are read on the pass's own thread, never a worker's.
+        assert passive.threads == [threading.current_thread().name] * 2
+    finally:
+        stuck.release.set()
+    target.in_flight["stuck"].result(timeout=5)
+
+
+class Recording:
+    """Records the order sources start in; fails while ``failing`` is set."""
+
+    def __init__(self, name: str, started: list[str]) -> None:
+        self.name = name
+        self.started = started
+        self.failing = False
+
+    def collect(self) -> Iterator[Metric]:
+        self.started.append(self.name)
+        if self.failing:
+            raise SourceFailure("timeout", "the server did not answer in time")
+        yield GaugeMetricFamily(f"{self.name}_value", "Collected.", value=1)
+
+
+def test_sources_down_last_pass_start_after_the_others() -> None:
+    """Hung servers at the front of the queue would hold every worker while healthy
+    targets wait: a source that was down starts after those that were up."""
+    started: list[str] = []
+    first, second, third = (Recording(n, started) for n in ("first", "second", "third"))
+    targets = [Target("a", [first]), Target("b", [second]), Target("c", [third])]
+    first.failing = True
+
+    def one_worker_pass() -> None:
+        run_pass(targets, deadline=time.monotonic() + 5, max_workers=1, collector_instance="c")
+
+    one_worker_pass()
+    assert started == ["first", "second", "third"]
+    started.clear()
+    one_worker_pass()
+    assert started == ["second", "third", "first"]
+    first.failing = False
+    started.clear()
+    one_worker_pass()  # still down at the start of this pass: last once more
+    started.clear()
+    one_worker_pass()
+    assert started == ["first", "second", "third"]

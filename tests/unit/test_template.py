@@ -117,7 +117,15 @@ def _deployed(rendered: dict[str, Any], **overrides: str) -> dict[str, Any]:
     for name, spec in rendered["Parameters"].items():
         if spec["Type"] == "CommaDelimitedList":
             resolved[name] = [item for item in params[name].split(",") if item]
-    resources: dict[str, Any] = _resolve(rendered["Resources"], resolved, rendered["Conditions"])
+    conditions = rendered["Conditions"]
+    # A resource with a Condition that is false is not created.
+    kept = {
+        name: resource
+        for name, resource in rendered["Resources"].items()
+        if "Condition" not in resource
+        or _resolve({"Condition": resource["Condition"]}, resolved, conditions)
+    }
+    resources: dict[str, Any] = _resolve(kept, resolved, conditions)
     return resources
 
 
@@ -149,6 +157,36 @@ VPC_ACTIONS = [
 
 def test_default_role_reads_metrics_and_writes_its_own_log_group_only(rendered):
     assert _statements(_deployed(rendered)) == BASE_POLICIES
+
+
+def test_fleet_permissions_only_for_what_is_configured(rendered):
+    parameter = "/monitoring/targets"
+    user = "arn:aws:rds-db:eu-west-1:123456789012:dbuser:db-ABCDEFGHIJKL01234/monitor"
+    secrets = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:monitoring/*"
+    policies = _statements(
+        _deployed(
+            rendered, TargetsParameter=parameter, IamDbUserArns=user, TargetSecretArns=secrets
+        )
+    )
+    assert policies == {
+        **BASE_POLICIES,
+        "secrets-read": [
+            {"Effect": "Allow", "Action": "secretsmanager:GetSecretValue", "Resource": [secrets]}
+        ],
+        "targets-parameter-read": [
+            {
+                "Effect": "Allow",
+                "Action": "ssm:GetParameter",
+                "Resource": "arn:${AWS::Partition}:ssm:eu-west-1:${AWS::AccountId}:parameter"
+                + parameter,
+            }
+        ],
+        "rds-iam-connect": [{"Effect": "Allow", "Action": "rds-db:connect", "Resource": [user]}],
+    }
+    variables = _deployed(rendered, TargetsFile="targets.yaml", PgIamAuth="true")[
+        "CollectorFunction"
+    ]["Properties"]["Environment"]["Variables"]
+    assert (variables["TARGETS_FILE"], variables["PG_IAM_AUTH"]) == ("targets.yaml", "true")
 
 
 def test_secret_read_is_limited_to_the_given_arns(rendered):
@@ -213,27 +251,60 @@ def test_no_wildcard_action_in_any_configuration(rendered):
                     assert "*" not in action, (name, action)
 
 
-def test_schedule_is_parameterised_and_never_retries(rendered):
-    (schedule,) = (
-        r for r in rendered["Resources"].values() if r["Type"] == "AWS::Scheduler::Schedule"
-    )
-    assert "Name" not in schedule["Properties"]  # OmitName: two stacks may share an account
-    every_minute = _deployed(rendered)["CollectorFunctionSchedule"]["Properties"]
-    assert every_minute["ScheduleExpression"] == "rate(1 minute)"
-    assert every_minute["State"] == "ENABLED"
-    assert every_minute["Target"]["Arn"] == "GetAtt:CollectorFunction.Arn"
-    assert every_minute["Target"]["RetryPolicy"] == {
-        "MaximumRetryAttempts": 0,
-        "MaximumEventAgeInSeconds": 60,
+def _schedules(resources: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {
+        name: resource["Properties"]
+        for name, resource in resources.items()
+        if resource["Type"] == "AWS::Scheduler::Schedule"
     }
-    five = _deployed(rendered, ScheduleMinutes="5", ScheduleState="DISABLED")
-    assert five["CollectorFunctionSchedule"]["Properties"]["ScheduleExpression"] == (
-        "rate(5 minutes)"
-    )
-    assert five["CollectorFunctionSchedule"]["Properties"]["State"] == "DISABLED"
+
+
+def test_schedule_is_parameterised_and_never_retries(rendered):
+    every_minute = _schedules(_deployed(rendered))
+    assert list(every_minute) == ["Shard0Schedule"]
+    schedule = every_minute["Shard0Schedule"]
+    assert "Name" not in schedule  # generated: two stacks may share an account
+    assert schedule["ScheduleExpression"] == "rate(1 minute)"
+    assert schedule["State"] == "ENABLED"
+    assert schedule["Target"] == {
+        "Arn": "GetAtt:CollectorFunction.Arn",
+        "RoleArn": "GetAtt:SchedulerRole.Arn",
+        "Input": '{"shard": 0, "shards": 1}',
+        "RetryPolicy": {"MaximumRetryAttempts": 0, "MaximumEventAgeInSeconds": 60},
+    }
+    five = _schedules(_deployed(rendered, ScheduleMinutes="5", ScheduleState="DISABLED"))
+    assert five["Shard0Schedule"]["ScheduleExpression"] == "rate(5 minutes)"
+    assert five["Shard0Schedule"]["State"] == "DISABLED"
     # Lambda's own retries of asynchronous invocations are off too.
     invoke = _deployed(rendered)["CollectorFunctionEventInvokeConfig"]["Properties"]
     assert (invoke["MaximumRetryAttempts"], invoke["MaximumEventAgeInSeconds"]) == (0, 60)
+    # The scheduler may invoke this function and nothing else.
+    role = _deployed(rendered)["SchedulerRole"]["Properties"]
+    assert role["Policies"] == [
+        {
+            "PolicyName": "invoke-collector",
+            "PolicyDocument": {
+                "Version": "2012-10-17",
+                "Statement": [
+                    {
+                        "Effect": "Allow",
+                        "Action": "lambda:InvokeFunction",
+                        "Resource": "GetAtt:CollectorFunction.Arn",
+                    }
+                ],
+            },
+        }
+    ]
+
+
+@pytest.mark.parametrize("shards", range(1, 9))
+def test_shards_make_one_schedule_each_with_its_input(rendered, shards):
+    schedules = _schedules(_deployed(rendered, Shards=str(shards), ScheduleMinutes="2"))
+    assert {name: s["Target"]["Input"] for name, s in schedules.items()} == {
+        f"Shard{i}Schedule": f'{{"shard": {i}, "shards": {shards}}}' for i in range(shards)
+    }
+    assert {s["ScheduleExpression"] for s in schedules.values()} == {"rate(2 minutes)"}
+    assert rendered["Parameters"]["Shards"]["MaxValue"] == 8
 
 
 def test_timeout_stays_below_the_shortest_schedule_interval(rendered):

@@ -10,12 +10,14 @@ import argparse
 import logging
 import os
 import sys
+import time
 
 from .config import ConfigError
 from .kafka_stream import build_stream, push_and_stream
 from .logs import scrubber, setup_logging
 from .runtime import Runtime, build_sink, stdout_sink, summary
-from .sinks import PushError
+from .shards import ALL
+from .sinks import PushError, PushgatewaySink
 
 logger = logging.getLogger("middleware_monitoring.cli")
 
@@ -57,6 +59,8 @@ def main(argv: list[str] | None = None) -> int:
         from .serve import serve  # http.server is only paid for in pull mode
 
         return serve(runtime)
+    deadline = time.monotonic() + args.budget
+    runtime.pushgateway = isinstance(sink, PushgatewaySink)
     result = runtime.collect(args.budget)
     # Only a push streams statements to Kafka: printing a pass is for looking, not sending.
     stream = build_stream(runtime.settings.kafka) if pushing else None
@@ -65,6 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     except PushError as error:
         logger.error("push failed", extra={"detail": str(error)})
         return EXIT_PUSH_FAILED
+    runtime.remove_stale_groups(ALL, deadline)
     logger.info("pass done", extra=summary(result))
     return EXIT_OK
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import quote_plus
@@ -25,6 +26,8 @@ from .postgres.connection import LoginProvider, PgLogin
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.parameters import SecretsProvider
+
+    from .aws import AwsSessions
 
 UNAVAILABLE: Final = "secret_unavailable"
 INVALID: Final = "secret_invalid"
@@ -196,5 +199,62 @@ def docdb_secret_login(
     def login(refresh: bool) -> tuple[str, str]:
         secret = store.read_json(secret_id, "MONGO_SECRET_ARN", refresh=refresh)
         return login_fields(secret, f"MONGO_SECRET_ARN ({secret_id})")
+
+    return login
+
+
+# RDS IAM auth tokens are valid for 15 minutes; a new one is made well before that, at the
+# next connect after this age (a kept connection stays logged in past the token's expiry).
+TOKEN_REUSE_SECONDS: Final = 600.0
+
+
+def iam_token_login(
+    settings: PostgresSettings,
+    sessions: AwsSessions,
+    *,
+    clock: Callable[[], float] = time.time,
+) -> LoginProvider:
+    """PostgreSQL's login with an RDS IAM auth token as the password (SPEC 9): signed for
+    host, port, user and region with the function's role (or ``settings.aws.role_arn``),
+    locally, without a network call. ``refresh=True`` (the server refused the last one)
+    always makes a new one."""
+    lock = threading.Lock()
+    made: list[tuple[float, str]] = []
+    clients: list[Any] = []
+
+    def token() -> str:
+        from botocore.exceptions import BotoCoreError
+
+        region = sessions.region(settings.aws)
+        if region is None:
+            raise SourceFailure(
+                "no_region", "no AWS region for the IAM auth token: set AWS_REGION or region"
+            )
+        try:
+            if not clients:
+                clients.append(sessions.client("rds", settings.aws))
+            return str(
+                clients[0].generate_db_auth_token(
+                    DBHostname=settings.host,
+                    Port=settings.port,
+                    DBUsername=settings.user,
+                    Region=region,
+                )
+            )
+        except BotoCoreError as exc:
+            raise SourceFailure(
+                "auth_failed", f"cannot make an IAM auth token: {type(exc).__name__}: {exc}"
+            ) from None
+
+    def login(refresh: bool) -> PgLogin:
+        with lock:
+            now = clock()
+            if refresh or not made or now - made[0][0] >= TOKEN_REUSE_SECONDS:
+                fresh = token()
+                scrubber.add([fresh])
+                made[:] = [(now, fresh)]
+            return PgLogin(
+                settings.host, settings.port, settings.user, made[0][1], settings.database
+            )
 
     return login

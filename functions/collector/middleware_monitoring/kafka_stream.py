@@ -222,7 +222,17 @@ class QueryStream:
 
 
 def build_stream(settings: KafkaSettings | None) -> QueryStream | None:
-    return QueryStream(settings) if settings is not None else None
+    if settings is None:
+        return None
+    if settings.env_name_defaulted:
+        logger.warning(
+            "PG_ENV_NAME is not set",
+            extra={
+                "detail": f"KAFKA_SERVER is set without PG_ENV_NAME: statement messages are "
+                f"tagged env_name={settings.env_name!r}; set PG_ENV_NAME (e.g. production)",
+            },
+        )
+    return QueryStream(settings)
 
 
 def send_reserve_seconds(stream: QueryStream | None, push_seconds: float) -> float:

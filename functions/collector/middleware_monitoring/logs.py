@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import re
 import sys
 import threading
 from collections.abc import Iterable
-from typing import IO, Any
+from typing import IO, Any, Final
 
 from aws_lambda_powertools import Logger
 
@@ -15,6 +17,15 @@ from .config.env import LOG_LEVELS
 SERVICE = "middleware-monitoring"
 PACKAGE_LOGGER = "middleware_monitoring"
 REDACTED = "***"
+
+
+# Below this length a secret is replaced only where it stands alone (between characters that
+# are not letters or digits, as in user:pw@host or "pw"): replaced everywhere, a password
+# like "ab" would blank out half of every line.
+SHORT_SECRET: Final = 4
+# Libraries that log request and response bodies at DEBUG, where a secret can appear before
+# the collector has read it (and so before the scrubber knows it): never below INFO.
+CHATTY_LIBRARIES: Final = ("botocore", "boto3", "urllib3", "s3transfer")
 
 
 class SecretScrubber(logging.Filter):
@@ -27,41 +38,77 @@ class SecretScrubber(logging.Filter):
         # while other threads log, and a set changing under iteration would raise out of a
         # log call.
         self._secrets: frozenset[str] = frozenset()
+        self._short: re.Pattern[str] | None = None
         self._lock = threading.Lock()
 
     def add(self, secrets: Iterable[str]) -> None:
-        # Very short values would scrub ordinary words; they are not worth guarding this way.
         with self._lock:
-            self._secrets = self._secrets | {secret for secret in secrets if len(secret) >= 4}
+            known = self._secrets | {secret for secret in secrets if secret}
+            short = sorted((s for s in known if len(s) < SHORT_SECRET), key=len, reverse=True)
+            self._short = (
+                re.compile(
+                    r"(?<![A-Za-z0-9])(?:" + "|".join(map(re.escape, short)) + r")(?![A-Za-z0-9])"
+                )
+                if short
+                else None
+            )
+            self._secrets = known
 
-    def _scrub(self, value: Any, secrets: frozenset[str]) -> Any:
-        if isinstance(value, str):
-            for secret in secrets:
+    def scrub(self, value: str) -> str:
+        secrets, short = self._secrets, self._short
+        for secret in secrets:
+            if len(secret) >= SHORT_SECRET:
                 value = value.replace(secret, REDACTED)
-        return value
+        return short.sub(REDACTED, value) if short is not None else value
 
     def filter(self, record: logging.LogRecord) -> bool:
-        secrets = self._secrets
-        if secrets:
-            record.msg = self._scrub(record.getMessage(), secrets)
-            record.args = None
-            for key, value in list(record.__dict__.items()):
-                if isinstance(value, str) and key not in ("msg", "name", "levelname"):
-                    record.__dict__[key] = self._scrub(value, secrets)
-            if record.exc_info and record.exc_info[1] is not None:
-                # A traceback renders str(exception), and Powertools also serialises the
-                # exception object itself: hand it the scrubbed text instead (its formatter
-                # takes `exception`/`exception_name` extras first) and drop the object.
-                record.exception = self._scrub(
-                    logging.Formatter().formatException(record.exc_info), secrets
-                )
-                record.exception_name = type(record.exc_info[1]).__name__
-                record.exc_info = None
-                record.exc_text = None
+        self.scrub_record(record)
         return True
+
+    def scrub_record(self, record: logging.LogRecord, *, traceback_text: bool = False) -> None:
+        """Scrub message, arguments, string extras and the exception. The exception becomes
+        text: Powertools serialises the exception object itself, so it gets the scrubbed text
+        as its ``exception``/``exception_name`` extras; ``traceback_text`` also keeps it as
+        ``exc_text``, which the standard formatters print (library records, whose handlers
+        are the runtime's)."""
+        if not self._secrets:
+            return
+        record.msg = self.scrub(record.getMessage())
+        record.args = None
+        for key, value in list(record.__dict__.items()):
+            if isinstance(value, str) and key not in ("msg", "name", "levelname"):
+                record.__dict__[key] = self.scrub(value)
+        if record.exc_info and record.exc_info[1] is not None:
+            text = self.scrub(logging.Formatter().formatException(record.exc_info))
+            record.exception = text
+            record.exception_name = type(record.exc_info[1]).__name__
+            record.exc_info = None
+            record.exc_text = text if traceback_text else None
 
 
 scrubber = SecretScrubber()
+
+
+def _install_record_factory() -> None:
+    """Every log record of a library (botocore, pymongo, urllib3, kafka, redis...) is scrubbed
+    when it is made: those records reach handlers this module never sees (the Lambda
+    runtime's own). The collector's own records go through the scrubbing handler instead
+    (their extras are set after the factory runs)."""
+    previous = logging.getLogRecordFactory()
+    if getattr(previous, "scrubs", False):
+        return
+
+    def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
+        record = previous(*args, **kwargs)
+        if not record.name.startswith(PACKAGE_LOGGER):  # those go through the handler's filter
+            # A record whose message does not format is the handler's to report, not a
+            # reason for the library's log call to raise.
+            with contextlib.suppress(Exception):
+                scrubber.scrub_record(record, traceback_text=True)
+        return record
+
+    factory.scrubs = True  # type: ignore[attr-defined]
+    logging.setLogRecordFactory(factory)
 
 
 def setup_logging(stream: IO[str] | None = None, level: str = "INFO") -> Logger:
@@ -83,4 +130,9 @@ def setup_logging(stream: IO[str] | None = None, level: str = "INFO") -> Logger:
     package.handlers = [handler]
     package.setLevel(level)
     package.propagate = False
+    _install_record_factory()
+    for name in CHATTY_LIBRARIES:
+        library = logging.getLogger(name)
+        if library.getEffectiveLevel() < logging.INFO:
+            library.setLevel(logging.INFO)
     return logger

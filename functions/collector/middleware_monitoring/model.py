@@ -56,7 +56,9 @@ class Source(Protocol):
     Sources live as long as the function instance, so they may keep state between passes.
 
     A source may also define ``down_families()``: the series it must send even when the pass
-    gives up waiting for it (``pg_up 0``, ``mongo_up 0``: SPEC says they are always there)."""
+    gives up waiting for it (``pg_up 0``, ``mongo_up 0``: SPEC says they are always there);
+    ``close()``: drop its connections; and ``passive = True``: it only reads what a prefetch
+    fetched (CloudWatch), so it needs no worker thread of its own."""
 
     name: str
 
@@ -85,9 +87,14 @@ class Target:
     sources: list[Source]
     # Wall-clock time of each source's last successful pass, kept while the instance is warm.
     last_success: dict[str, float] = field(default_factory=dict)
-    # The pass that is (or was last) collecting this target; a worker stuck past its pass's
-    # deadline keeps it, and the target is not collected again until that worker is free.
-    in_flight: Future[TargetResult] | None = field(default=None, repr=False, compare=False)
+    # Per source, the worker that is (or was last) collecting it; a worker stuck past its
+    # pass's deadline keeps its entry, and that source is not collected again until it is free.
+    in_flight: dict[str, Future[SourceResult]] = field(
+        default_factory=dict, repr=False, compare=False
+    )
+    # Sources that were down last pass: they start after the others, so servers that hang
+    # cannot hold every worker while healthy targets wait.
+    down_last_pass: set[str] = field(default_factory=set, repr=False, compare=False)
 
 
 @dataclass(frozen=True)
@@ -97,6 +104,16 @@ class SourceOutcome:
     duration_seconds: float
     reason: str | None = None
     detail: str | None = None
+
+
+@dataclass(frozen=True)
+class SourceResult:
+    """What one source delivered in one pass."""
+
+    families: list[Metric]
+    outcome: SourceOutcome
+    # Wall-clock time it succeeded, None when it did not.
+    succeeded_at: float | None = None
 
 
 @dataclass

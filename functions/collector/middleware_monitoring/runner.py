@@ -1,4 +1,11 @@
-"""One collection pass: every target's sources, concurrently, bounded by a deadline."""
+"""One collection pass: every source of every target, concurrently, bounded by a deadline.
+
+Sources are independent of each other, also within one target: a PostgreSQL that hangs
+past the deadline (and is ``busy`` on the next pass) never hides the same instance's
+CloudWatch values, which are what matter most then. Passive sources (they read a prefetch,
+like CloudWatch's one batched call per pass) are read on the pass's own thread, so waiting
+for the batch never holds a worker that an active source could use.
+"""
 
 from __future__ import annotations
 
@@ -15,8 +22,10 @@ from .health import health_families, pass_families
 from .model import (
     PassResult,
     Prefetch,
+    Source,
     SourceFailure,
     SourceOutcome,
+    SourceResult,
     Target,
     TargetResult,
     pass_deadline,
@@ -30,25 +39,27 @@ BUSY_REASON: Final = "busy"
 BUSY_DETAIL: Final = "an earlier pass is still collecting it (stuck past its deadline)"
 
 
-def collect_target(
-    target: Target, abandoned: threading.Event | None = None, deadline: float | None = None
-) -> TargetResult:
-    """Run each source of one target; a failing source never stops the others.
-    ``abandoned`` is set when the pass gave up waiting and already logged the target down:
-    a failure met afterwards is that same failure, so it is not logged a second time (in
-    Lambda it would show up in a later invocation's log). ``deadline`` is the pass's,
-    visible to the sources through ``model.seconds_left()``."""
-    if deadline is not None:
-        with pass_deadline(deadline):
-            return collect_target(target, abandoned)
+def is_passive(source: Source) -> bool:
+    return bool(getattr(source, "passive", False))
+
+
+def collect_source(
+    target: str,
+    source: Source,
+    deadline: float,
+    abandoned: threading.Event | None = None,
+) -> SourceResult:
+    """Run one source; its failure is an outcome, never an exception. ``abandoned`` is set
+    when the pass gave up waiting and already logged the source down: a failure met
+    afterwards is that same failure, so it is not logged a second time (in Lambda it would
+    show up in a later invocation's log). ``deadline`` is visible to the source through
+    ``model.seconds_left()``."""
+    started = time.monotonic()
     families: list[Metric] = []
-    outcomes: list[SourceOutcome] = []
-    succeeded_at: dict[str, float] = {}
-    for source in target.sources:
-        started = time.monotonic()
-        reason: str | None = None
-        detail: str | None = None
-        unforeseen: Exception | None = None
+    reason: str | None = None
+    detail: str | None = None
+    unforeseen: Exception | None = None
+    with pass_deadline(deadline):
         try:
             for family in source.collect():
                 families.append(family)
@@ -56,40 +67,40 @@ def collect_target(
             reason, detail = failure.reason, failure.detail
         except Exception as exc:  # a bug or an unforeseen error must not cost the other sources
             reason, detail, unforeseen = "error", f"{type(exc).__name__}: {exc}", exc
-        duration = time.monotonic() - started
-        if reason is None:
-            succeeded_at[source.name] = time.time()
-        else:
-            (logger.debug if abandoned is not None and abandoned.is_set() else logger.warning)(
-                "source down",
-                extra={
-                    "target": target.name,
-                    "source": source.name,
-                    "reason": reason,
-                    "detail": detail,
-                },
-                # The traceback of an unforeseen error goes in the same single line.
-                exc_info=unforeseen,
-            )
-        outcomes.append(SourceOutcome(source.name, reason is None, duration, reason, detail))
+    duration = time.monotonic() - started
+    if reason is None:
+        return SourceResult(families, SourceOutcome(source.name, True, duration), time.time())
+    (logger.debug if abandoned is not None and abandoned.is_set() else logger.warning)(
+        "source down",
+        extra={"target": target, "source": source.name, "reason": reason, "detail": detail},
+        # The traceback of an unforeseen error goes in the same single line.
+        exc_info=unforeseen,
+    )
+    return SourceResult(families, SourceOutcome(source.name, False, duration, reason, detail))
+
+
+def _given_up(target: str, source: Source, reason: str, detail: str, waited: float) -> SourceResult:
+    """A source not (fully) collected this pass, in one log line; with the series it always
+    sends (``pg_up 0``...) and the time the pass waited for it."""
+    down_families = getattr(source, "down_families", None)
+    families: list[Metric] = list(down_families()) if down_families is not None else []
+    logger.warning(
+        "source down",
+        extra={"target": target, "source": source.name, "reason": reason, "detail": detail},
+    )
+    return SourceResult(families, SourceOutcome(source.name, False, waited, reason, detail))
+
+
+def _target_result(target: Target, results: list[SourceResult]) -> TargetResult:
+    families = [family for result in results for family in result.families]
+    outcomes = [result.outcome for result in results]
+    succeeded_at = {
+        result.outcome.source: result.succeeded_at
+        for result in results
+        if result.succeeded_at is not None
+    }
     families.extend(health_families(outcomes, {**target.last_success, **succeeded_at}))
     return TargetResult(target.name, families, outcomes, succeeded_at)
-
-
-def _down(target: Target, reason: str, detail: str, waited: float) -> TargetResult:
-    """Every source of a target that was not (fully) collected this pass, in one log line;
-    with the series a source always sends (``pg_up 0``...) and the time the pass waited."""
-    families: list[Metric] = []
-    for source in target.sources:
-        down_families = getattr(source, "down_families", None)
-        if down_families is not None:
-            families.extend(down_families())
-    outcomes = [
-        SourceOutcome(source.name, False, waited, reason, detail) for source in target.sources
-    ]
-    logger.warning("source down", extra={"target": target.name, "reason": reason, "detail": detail})
-    families.extend(health_families(outcomes, target.last_success))
-    return TargetResult(target.name, families, outcomes)
 
 
 def _prefetch_families(prefetch: Prefetch) -> list[Metric]:
@@ -109,46 +120,70 @@ def run_pass(
     prefetches: Sequence[Prefetch] = (),
 ) -> PassResult:
     """Collect every target; ``deadline`` is a ``time.monotonic()`` value after which
-    unfinished targets are reported down instead of waited for. ``prefetches`` start first
-    and run alongside the targets (e.g. one CloudWatch batch that several targets read)."""
+    unfinished sources are reported down instead of waited for. ``prefetches`` start first
+    and run alongside the sources (e.g. one CloudWatch batch that several targets read)."""
     started = time.monotonic()
     for prefetch in prefetches:
         prefetch.start(deadline)
     pool = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="collect")
-    results: dict[str, TargetResult] = {}
-    futures: dict[Future[TargetResult], Target] = {}
-    abandoned: dict[Future[TargetResult], threading.Event] = {}
-    for target in targets:
-        if target.in_flight is not None and not target.in_flight.done():
+    # Keyed by (target index, source index): names are unique, but positions keep order.
+    results: dict[tuple[int, int], SourceResult] = {}
+    running: dict[Future[SourceResult], tuple[int, int, threading.Event]] = {}
+    active = [
+        (t, s, target, source)
+        for t, target in enumerate(targets)
+        for s, source in enumerate(target.sources)
+        if not is_passive(source)
+    ]
+    # Sources that were down last pass go last (a stable sort keeps the order otherwise).
+    active.sort(key=lambda job: job[3].name in job[2].down_last_pass)
+    for t, s, target, source in active:
+        earlier = target.in_flight.get(source.name)
+        if earlier is not None and not earlier.done():
             # Starting it again would stack threads and connections on one stuck server.
-            results[target.name] = _down(target, BUSY_REASON, BUSY_DETAIL, 0.0)
+            results[t, s] = _given_up(target.name, source, BUSY_REASON, BUSY_DETAIL, 0.0)
             continue
         given_up = threading.Event()
-        target.in_flight = pool.submit(collect_target, target, given_up, deadline)
-        futures[target.in_flight] = target
-        abandoned[target.in_flight] = given_up
-    pending = set(futures)
+        future = pool.submit(collect_source, target.name, source, deadline, given_up)
+        target.in_flight[source.name] = future
+        running[future] = (t, s, given_up)
+    # Passive sources only wait for their prefetch (bounded by the deadline) and read it.
+    for t, target in enumerate(targets):
+        for s, source in enumerate(target.sources):
+            if is_passive(source):
+                results[t, s] = collect_source(target.name, source, deadline)
+    pending = set(running)
     while pending:
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             break
         done, pending = wait(pending, timeout=remaining, return_when=FIRST_COMPLETED)
         for future in done:
-            results[futures[future].name] = future.result()
+            t, s, _ = running[future]
+            results[t, s] = future.result()
     for future in pending:
+        t, s, given_up = running[future]
         if future.done():  # finished between the last wait and now: its own result stands
-            results[futures[future].name] = future.result()
+            results[t, s] = future.result()
             continue
-        abandoned[future].set()
-        results[futures[future].name] = _down(
-            futures[future], DEADLINE_REASON, DEADLINE_DETAIL, time.monotonic() - started
+        given_up.set()
+        results[t, s] = _given_up(
+            targets[t].name,
+            targets[t].sources[s],
+            DEADLINE_REASON,
+            DEADLINE_DETAIL,
+            time.monotonic() - started,
         )
     # Stuck workers are left to their own socket timeouts; the pass does not wait for them.
     pool.shutdown(wait=False, cancel_futures=True)
 
-    ordered = [results[target.name] for target in targets]
+    ordered = [
+        _target_result(target, [results[t, s] for s in range(len(target.sources))])
+        for t, target in enumerate(targets)
+    ]
     for target, result in zip(targets, ordered, strict=True):
         target.last_success.update(result.succeeded_at)
+        target.down_last_pass = {o.source for o in result.outcomes if not o.up}
     duration = time.monotonic() - started
     up = sum(1 for result in ordered if result.up)
     pass_wide = list(pass_families(duration, up, len(ordered) - up))

@@ -1,99 +1,299 @@
-"""What lives as long as a function instance: settings, targets (with their connections
-and state) and the sink. Built once on the first invocation, reused while warm."""
+"""What lives as long as a function instance: settings, targets (with their connections and
+state) and what they share. Built once on the first invocation, reused while warm.
+
+Each pass takes the targets as they are now (environment, targets file or parameter), keeps
+the targets whose spec did not change (their connections, QPS snapshots, caches), builds the
+new ones and closes those that left; then collects the shard's share of them.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
+import threading
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from concurrent.futures import Future
+from dataclasses import dataclass
+from typing import Final
 
-from .cloudwatch import CloudWatchBatch, declarations
-from .config import ConfigError, Settings, load_settings
-from .credentials import SecretStore, docdb_secret_login, pg_secret_login
-from .model import PassResult, Prefetch, Source, Target
-from .postgres.connection import PgConnection
-from .postgres.source import PostgresSource
+from .cloudwatch.source import CloudWatchSource
+from .config import (
+    ConfigError,
+    Settings,
+    TargetSpec,
+    duplicate_names,
+    load_settings,
+    reserved_names,
+)
+from .health import owner_family, replace_last_success
+from .model import PassResult, Target
+from .parameter import TargetsParameter
+from .pushgateway_groups import Groups, delete_groups, describe, read_groups
 from .runner import run_pass
+from .shards import ALL, Shard
 from .sinks import PushgatewaySink, Sink, StdoutSink, push_worst_case_seconds
+from .targets import TargetBuilder
 
 logger = logging.getLogger(__name__)
 
-
-def build_targets(
-    settings: Settings,
-    cloudwatch: CloudWatchBatch | None = None,
-    secrets: SecretStore | None = None,
-) -> list[Target]:
-    """``cloudwatch`` is the pass's CloudWatch batch; without it no CloudWatch source is made."""
-    targets: list[Target] = []
-    secrets = secrets or SecretStore(settings.secret_store)
-    if settings.postgres is not None:
-        pg_connection = None
-        if settings.postgres.secret_arn is not None:
-            pg_connection = PgConnection(
-                settings.postgres, login=pg_secret_login(settings.postgres, secrets)
-            )
-        pg_sources: list[Source] = [PostgresSource(settings.postgres, pg_connection)]
-        if cloudwatch is not None and settings.postgres.rds_id:
-            pg_sources.append(
-                cloudwatch.source(
-                    declarations.rds(settings.postgres.rds_id, settings.postgres.rds_type)
-                )
-            )
-        targets.append(Target(settings.postgres.target_name, pg_sources))
-    if settings.docdb:
-        # Imported here: pymongo is a heavy import (0.3 s measured on 3.12), paid only when
-        # DocumentDB is used.
-        from .docdb.source import DocumentDBSource
-
-        for docdb in settings.docdb:
-            login = docdb_secret_login(docdb, secrets) if docdb.secret_arn else None
-            targets.append(Target(docdb.target_name, [DocumentDBSource(docdb, login=login)]))
-    if cloudwatch is not None:
-        targets.extend(cloudwatch_targets(settings, cloudwatch))
-    _check_unique_names(targets, settings.collector_instance)
-    return targets
+# A target of another shard that this function instance has not collected for this long has
+# its connections closed: a warm instance serves whichever shard the platform hands it, and
+# must not keep every database of the fleet connected.
+IDLE_CLOSE_SECONDS: Final = 300.0
 
 
-def _check_unique_names(targets: list[Target], collector_instance: str) -> None:
-    """Each name is a Pushgateway group: two targets of one name would overwrite each other."""
-    seen: dict[str, int] = {}
-    for name in [collector_instance, *(target.name for target in targets)]:
-        seen[name] = seen.get(name, 0) + 1
-    repeated = sorted(name for name, count in seen.items() if count > 1)
-    if repeated:
-        raise ConfigError(
-            [
-                f"target names: {', '.join(map(repr, repeated))} used more than once "
-                "(PG_TARGET_NAME, AWS_RDS_INSTANCE_ID, MONGO_INFO name/address, "
-                "COLLECTOR_INSTANCE_NAME); each target is one Pushgateway group and needs "
-                "its own name"
-            ]
+@dataclass
+class _Built:
+    spec: TargetSpec
+    target: Target
+    # time.monotonic() of the last pass that collected it.
+    collected_at: float
+
+
+def close_target(target: Target) -> None:
+    for source in target.sources:
+        close = getattr(source, "close", None)
+        if close is not None:
+            with contextlib.suppress(Exception):  # it is being dropped anyway
+                close()
+
+
+class Runtime:
+    def __init__(
+        self,
+        settings: Settings,
+        builder: TargetBuilder | None = None,
+        *,
+        parameter: TargetsParameter | None = None,
+    ) -> None:
+        self.settings = settings
+        self.builder = builder or TargetBuilder(settings)
+        self._parameter = parameter
+        if parameter is None and settings.targets_parameter is not None:
+            self._parameter = TargetsParameter(settings, self.builder.sessions)
+        self._built: dict[str, _Built] = {}
+        # Read back from the Pushgateway: set by the caller that pushes there (app, CLI).
+        self.pushgateway = False
+        # Targets whose last success times were read back (or found absent) once.
+        self._seeded: set[str] = set()
+        # Shards whose stale groups were deleted since the targets last changed (a cold
+        # start and every change make groups of every shard possibly stale).
+        self._cleaned: set[Shard] = set()
+        self._groups: Groups | None = None
+        self._pass_targets: tuple[set[str], bool] = (set(), False)
+        self._groups_error: str | None = None
+        self._reconcile(self.specs()[0])
+
+    @classmethod
+    def from_environ(cls, environ: Mapping[str, str]) -> Runtime:
+        settings = load_settings(environ)
+        runtime = cls(settings)
+        runtime.load_parameter()
+        return runtime
+
+    # --- targets ----------------------------------------------------------------------------
+
+    def load_parameter(self) -> None:
+        """TARGETS_PARAMETER at a cold start: unreadable or wrong, it is a configuration error
+        (``ConfigError``), like the environment."""
+        if self._parameter is None:
+            return
+        document = self._parameter.load()
+        problems = duplicate_names(
+            [*self.settings.targets, *document.specs()], self.settings.collector_instance
         )
+        if problems:
+            raise ConfigError(problems)
+        self._reconcile(self.specs()[0])
 
+    def specs(self) -> tuple[list[TargetSpec], bool]:
+        """Every target as it is now, and whether that list is known complete (a parameter
+        that could not be re-read keeps its last targets, but is not complete)."""
+        specs: list[TargetSpec] = list(self.settings.targets)
+        complete = True
+        if self._parameter is not None:
+            document, fresh = self._parameter.current()
+            complete = complete and fresh
+            taken = {spec.target_name for spec in specs}
+            specs += [spec for spec in document.specs() if spec.target_name not in taken]
+        return specs, complete
 
-def cloudwatch_targets(settings: Settings, cloudwatch: CloudWatchBatch) -> list[Target]:
-    """One target per DocumentDB / ElastiCache id; the kind prefix keeps a DocumentDB
-    instance and cluster of the same name (a common naming) in separate groups."""
-    config = settings.cloudwatch
-    if config is None:
-        return []
-    rds = config.rds_only
-    made = [
-        *([(rds.identifier, declarations.rds(rds.identifier, rds.dimension))] if rds else []),
-        *((f"docdb:{i}", declarations.docdb_instance(i)) for i in config.docdb_instances),
-        *((f"docdb-cluster:{i}", declarations.docdb_cluster(i)) for i in config.docdb_clusters),
-        *(
-            (
-                f"elasticache:{e.cluster}" + (f":{e.node}" if e.node else ""),
-                declarations.elasticache(e.cluster, e.node),
+    @property
+    def targets(self) -> list[Target]:
+        """Every target built in this function instance (all shards it has served)."""
+        return [built.target for built in self._built.values()]
+
+    def _reconcile(self, specs: list[TargetSpec]) -> None:
+        wanted = {spec.target_name: spec for spec in specs}
+        for name in [name for name in self._built if name not in wanted]:
+            close_target(self._built.pop(name).target)
+            self._seeded.discard(name)
+            self._cleaned.clear()
+        for name, spec in wanted.items():
+            built = self._built.get(name)
+            if built is not None and built.spec == spec:
+                continue
+            if built is not None:
+                close_target(built.target)
+            self._built[name] = _Built(spec, self.builder.build(spec), 0.0)
+
+    # --- a pass -----------------------------------------------------------------------------
+
+    def collect(self, budget_seconds: float, shard: Shard = ALL) -> PassResult:
+        deadline = time.monotonic() + budget_seconds
+        specs, complete = self.specs()
+        # What remove_stale_groups judges by: the targets this pass was made from.
+        self._pass_targets = ({spec.target_name for spec in specs}, complete)
+        self._reconcile(specs)
+        chosen = [self._built[spec.target_name] for spec in specs if shard.owns(spec.target_name)]
+        targets = [built.target for built in chosen]
+        cloudwatch = [s for t in targets for s in t.sources if isinstance(s, CloudWatchSource)]
+        self.builder.cloudwatch.plan(cloudwatch)
+        reading = self._start_groups_read(targets, shard, deadline)
+        result = run_pass(
+            targets,
+            deadline=deadline,
+            max_workers=self.settings.max_workers,
+            collector_instance=shard.group(self.settings.collector_instance),
+            prefetches=[self.builder.cloudwatch] if cloudwatch else [],
+        )
+        for target_result in result.targets:
+            target_result.families.append(owner_family(self.settings.collector_instance))
+        now = time.monotonic()
+        for built in chosen:
+            built.collected_at = now
+        self._groups = self._finish_groups_read(reading, deadline, targets, result)
+        self._close_idle(now, {target.name for target in targets})
+        return result
+
+    def _close_idle(self, now: float, collected: set[str]) -> None:
+        for name, built in self._built.items():
+            if name not in collected and 0 < built.collected_at < now - IDLE_CLOSE_SECONDS:
+                close_target(built.target)
+                built.collected_at = 0.0
+
+    # --- what the Pushgateway holds ---------------------------------------------------------
+
+    def _start_groups_read(
+        self, targets: list[Target], shard: Shard, deadline: float
+    ) -> Future[Groups] | None:
+        """Read the job's groups alongside the pass when it needs them: targets whose last
+        success this instance has never known (a cold start, a shard it had not served), or
+        groups that may have become stale."""
+        gateway = self.settings.pushgateway
+        if not self.pushgateway or gateway.url is None:
+            return None
+        if shard in self._cleaned and all(t.name in self._seeded for t in targets):
+            return None
+        future: Future[Groups] = Future()
+        timeout = max(0.1, min(gateway.timeout_seconds, deadline - time.monotonic()))
+
+        def read() -> None:
+            try:
+                future.set_result(read_groups(gateway, timeout))
+            except Exception as exc:
+                future.set_exception(exc)
+
+        threading.Thread(target=read, name="pushgateway-read", daemon=True).start()
+        return future
+
+    def _finish_groups_read(
+        self,
+        reading: Future[Groups] | None,
+        deadline: float,
+        targets: list[Target],
+        result: PassResult,
+    ) -> Groups | None:
+        if reading is None:
+            return None
+        try:
+            groups = reading.result(timeout=max(0.0, deadline - time.monotonic()))
+        except Exception as exc:
+            # Said after a push that worked (remove_stale_groups): when the Pushgateway is
+            # down, the failed push is the one line that says so.
+            self._groups_error = describe(exc) if str(exc) else type(exc).__name__
+            return None
+        self._groups_error = None
+        for target, target_result in zip(targets, result.targets, strict=True):
+            if target.name in self._seeded:
+                continue
+            self._seeded.add(target.name)
+            pushed = groups.last_success.get(target.name, {})
+            # What this instance saw itself is newer than what any earlier one pushed.
+            unknown = {s: t for s, t in pushed.items() if s not in target.last_success}
+            if unknown:
+                target.last_success.update(unknown)
+                replace_last_success(target_result, target.last_success)
+        return groups
+
+    def remove_stale_groups(self, shard: Shard, deadline: float) -> list[str]:
+        """After a pushed pass: delete the groups of this job that this shard owns and that
+        are no longer targets. Only when the target list is known complete and the groups
+        were read this pass; never raises. Returns the deleted instances."""
+        names, complete = self._pass_targets
+        if self._groups_error is not None:
+            logger.warning(
+                "Pushgateway groups not read",
+                extra={
+                    "detail": f"{self._groups_error}: last success times of targets new to "
+                    "this function instance are not known this pass, and no stale group is "
+                    "deleted",
+                },
             )
-            for e in config.elasticache
-        ),
-    ]
-    return [Target(name, [cloudwatch.source(declared)]) for name, declared in made]
+            self._groups_error = None
+        if self._groups is None or not complete or shard in self._cleaned:
+            return []
+        collector = self.settings.collector_instance
+        # Only groups this deployment pushed: another deployment may share the job.
+        stale = {
+            instance
+            for instance, owner in self._groups.owner.items()
+            if owner == collector and instance not in names and shard.owns(instance)
+        }
+        if shard.index == 0:
+            stale |= _retired_shard_groups(self._groups.instances, collector, shard.count)
+        timeout = max(
+            0.1, min(self.settings.pushgateway.timeout_seconds, deadline - time.monotonic())
+        )
+        deleted, failed = delete_groups(self.settings.pushgateway, stale, timeout)
+        if deleted:
+            logger.info("stale groups deleted", extra={"groups": deleted})
+        if failed:
+            logger.warning(
+                "stale groups not deleted",
+                extra={"detail": "; ".join(failed), "groups": len(failed)},
+            )
+        else:
+            self._cleaned.add(shard)
+        return deleted
+
+    def close(self) -> None:
+        for built in self._built.values():
+            close_target(built.target)
+
+    def push_reserve_seconds(self) -> float:
+        """Time kept back from collection so the push can still finish before the deadline."""
+        return push_worst_case_seconds(self.settings.pushgateway)
+
+
+def _retired_shard_groups(instances: set[str], collector: str, count: int) -> set[str]:
+    """The collector groups of shards that no longer exist (the shard count went down, or
+    sharding was switched on or off): shard 0 deletes them."""
+    retired: set[str] = set()
+    pattern = reserved_names(collector)
+    for instance in instances:
+        match = pattern.fullmatch(instance)
+        if match is None:
+            continue
+        shard = match.group(1)
+        if shard is None:
+            if count > 1:
+                retired.add(instance)
+        elif count == 1 or int(shard.removeprefix("-shard-")) >= count:
+            retired.add(instance)
+    return retired
 
 
 def build_sink(settings: Settings) -> Sink:
@@ -102,35 +302,6 @@ def build_sink(settings: Settings) -> Sink:
 
         return EmfSink(settings.emf_namespace)
     return PushgatewaySink(settings.pushgateway)
-
-
-@dataclass
-class Runtime:
-    settings: Settings
-    targets: list[Target]
-    # Per-pass work shared by several targets (the CloudWatch batch).
-    prefetches: list[Prefetch] = field(default_factory=list)
-
-    @classmethod
-    def from_environ(cls, environ: Mapping[str, str]) -> Runtime:
-        settings = load_settings(environ)
-        cloudwatch = CloudWatchBatch(settings.cloudwatch) if settings.cloudwatch else None
-        return cls(
-            settings, build_targets(settings, cloudwatch), [cloudwatch] if cloudwatch else []
-        )
-
-    def collect(self, budget_seconds: float) -> PassResult:
-        return run_pass(
-            self.targets,
-            deadline=time.monotonic() + budget_seconds,
-            max_workers=self.settings.max_workers,
-            collector_instance=self.settings.collector_instance,
-            prefetches=self.prefetches,
-        )
-
-    def push_reserve_seconds(self) -> float:
-        """Time kept back from collection so the push can still finish before the deadline."""
-        return push_worst_case_seconds(self.settings.pushgateway)
 
 
 def collection_budget(remaining_seconds: float, reserve_seconds: float) -> float:

@@ -158,19 +158,7 @@ class PullServer:
         """Stop serving (from another thread than serve_forever's) and release everything."""
         self.httpd.shutdown()
         self.httpd.server_close()
-        close_sources(self.runtime)
-
-
-def close_sources(runtime: Runtime) -> None:
-    for target in runtime.targets:
-        for source in target.sources:
-            close: Callable[[], object] | None = getattr(source, "close", None)
-            if close is None:
-                continue
-            try:
-                close()
-            except Exception:  # shutting down: a connection that is already gone is fine
-                logger.debug("closing a source failed", exc_info=True)
+        self.runtime.close()
 
 
 def _handler_for(server: PullServer) -> type[BaseHTTPRequestHandler]:

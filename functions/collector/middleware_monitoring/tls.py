@@ -6,24 +6,14 @@ import ssl
 from collections.abc import Sequence
 from pathlib import Path
 
-# Next to the function code, then where Lambda unpacks layers (the CA-bundle layer).
-DEFAULT_SEARCH_DIRS: tuple[Path, ...] = (Path(__file__).resolve().parent.parent, Path("/opt"))
+from .paths import DEFAULT_SEARCH_DIRS, find_file
+
+__all__ = ["DEFAULT_SEARCH_DIRS", "resolve_ca_file", "verifying_context"]
 
 
 def resolve_ca_file(name: str, search_dirs: Sequence[Path] = DEFAULT_SEARCH_DIRS) -> Path:
     """An absolute path as it is; a relative one looked up in ``search_dirs`` in order."""
-    path = Path(name)
-    if path.is_absolute():
-        if path.is_file():
-            return path
-        raise FileNotFoundError(f"CA file {name} does not exist")
-    for directory in search_dirs:
-        candidate = directory / path
-        if candidate.is_file():
-            return candidate
-    raise FileNotFoundError(
-        f"CA file {name} not found in " + ", ".join(str(directory) for directory in search_dirs)
-    )
+    return find_file(name, search_dirs, "CA file")
 
 
 def verifying_context(ca_file: Path, check_hostname: bool) -> ssl.SSLContext:

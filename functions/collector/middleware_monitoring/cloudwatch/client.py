@@ -4,16 +4,23 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Literal
 
-from ..config import CloudWatchSettings
+from ..config import HERE, AwsLocation, CloudWatchSettings
 
 if TYPE_CHECKING:
     from mypy_boto3_cloudwatch import CloudWatchClient
 
+    from ..aws import AwsSessions
 
-def make_client(settings: CloudWatchSettings) -> CloudWatchClient:
-    """Credentials come from boto3's usual chain (the execution role in Lambda). botocore's
-    standard/adaptive retry modes back off on throttling; ``max_attempts`` counts the first
-    try too. Deferred imports: boto3 costs ~125 ms of cold start, paid only when used."""
+
+def make_client(
+    settings: CloudWatchSettings,
+    sessions: AwsSessions | None = None,
+    location: AwsLocation = HERE,
+) -> CloudWatchClient:
+    """Credentials come from boto3's usual chain (the execution role in Lambda), or the role
+    of ``location`` (another account) through ``sessions``. botocore's standard/adaptive retry
+    modes back off on throttling; ``max_attempts`` counts the first try too. Deferred
+    imports: boto3 costs ~125 ms of cold start, paid only when used."""
     import boto3
     from botocore.config import Config
 
@@ -21,7 +28,7 @@ def make_client(settings: CloudWatchSettings) -> CloudWatchClient:
         "adaptive" if settings.retry_mode == "adaptive" else "standard"
     )
     config = Config(
-        region_name=settings.region,
+        region_name=location.region or settings.region,
         connect_timeout=settings.connect_timeout_seconds,
         read_timeout=settings.read_timeout_seconds,
         retries={"mode": mode, "total_max_attempts": settings.max_attempts},
@@ -30,6 +37,5 @@ def make_client(settings: CloudWatchSettings) -> CloudWatchClient:
         max_pool_connections=2,
     )
     # A session of its own: boto3's default session is not safe to share between threads.
-    return boto3.session.Session().client(
-        "cloudwatch", config=config, endpoint_url=settings.endpoint_url
-    )
+    session = sessions.session(location.role_arn) if sessions else boto3.session.Session()
+    return session.client("cloudwatch", config=config, endpoint_url=settings.endpoint_url)

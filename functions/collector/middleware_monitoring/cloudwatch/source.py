@@ -85,8 +85,11 @@ class CloudWatchBatch:
 
     # --- Prefetch -------------------------------------------------------------------------
 
-    def start(self, deadline: float) -> None:
-        stats = self.stats
+    def start(self, deadline: float, stats: Iterable[Stat] | None = None) -> None:
+        """Fetch ``stats`` (default: every declared one) in the background until
+        ``deadline``; a pass gives the stats of its own targets (a shard's, the current
+        ones of a changing fleet)."""
+        stats = self.stats if stats is None else list(dict.fromkeys(stats))
         if not stats:
             self._current = None
             return
@@ -182,10 +185,16 @@ class CloudWatchSource:
     """One target's CloudWatch series, read from the pass's batch."""
 
     name = SOURCE_NAME
+    # Reads the batch the pass fetched: no worker thread of its own (runner.is_passive).
+    passive = True
 
     def __init__(self, batch: CloudWatchBatch, declarations: list[Declaration]) -> None:
         self._batch = batch
         self.declarations = declarations
+
+    @property
+    def batch(self) -> CloudWatchBatch:
+        return self._batch
 
     def collect(self) -> Iterator[Metric]:
         if not self.declarations:

@@ -8,12 +8,23 @@ Secrets Manager); ``env`` reads and checks single variables.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import re
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Final
 from urllib.parse import quote_plus
 
-from .cloudwatch import CloudWatchSettings, ElastiCacheId, RdsId, load_cloudwatch
+from ..paths import DEFAULT_SEARCH_DIRS
+from .aws import HERE, AwsLocation
+from .cloudwatch import (
+    CloudWatchSettings,
+    CloudWatchTarget,
+    ElastiCacheId,
+    RdsId,
+    env_cloudwatch_targets,
+    load_cloudwatch,
+)
 from .docdb import DocDBSettings, load_docdb
 from .env import LOG_LEVELS, ConfigError, EnvReader
 from .outputs import (
@@ -28,14 +39,24 @@ from .outputs import (
     load_secret_store,
     load_serve,
 )
-from .postgres import PG_SSLMODES, RDS_TYPES, PostgresSettings, load_postgres
+from .postgres import (
+    PG_SSLMODES,
+    RDS_TYPES,
+    PostgresSettings,
+    load_postgres,
+    postgres_defaults,
+)
+from .targets_file import TargetsDocument, parse_document, read_targets_file
 
 __all__ = [
+    "HERE",
     "PG_SSLMODES",
     "RDS_TYPES",
     "SECRET_VARIABLES",
     "SINKS",
+    "AwsLocation",
     "CloudWatchSettings",
+    "CloudWatchTarget",
     "ConfigError",
     "DocDBSettings",
     "ElastiCacheId",
@@ -47,8 +68,17 @@ __all__ = [
     "SecretStoreSettings",
     "ServeSettings",
     "Settings",
+    "TargetSpec",
+    "TargetsDocument",
+    "duplicate_names",
     "load_settings",
+    "parse_document",
+    "reserved_names",
 ]
+
+# One kind of plain spec per target kind, whichever place it comes from (environment,
+# targets file or parameter, discovery); runtime.TargetBuilder turns each into sources.
+TargetSpec = PostgresSettings | DocDBSettings | CloudWatchTarget
 
 
 @dataclass(frozen=True)
@@ -63,40 +93,107 @@ class Settings:
     serve: ServeSettings = field(default_factory=lambda: load_serve(EnvReader({})))
     kafka: KafkaSettings | None = None
     docdb: tuple[DocDBSettings, ...] = ()
-    cloudwatch: CloudWatchSettings | None = None
+    cloudwatch: CloudWatchSettings = field(
+        default_factory=lambda: load_cloudwatch(EnvReader({}), RDS_TYPES[0])
+    )
     # METRICS_SINK=emf: the CloudWatch namespace (POWERTOOLS_METRICS_NAMESPACE).
     emf_namespace: str = "MiddlewareMonitoring"
     secret_store: SecretStoreSettings = field(default_factory=lambda: SecretStoreSettings(None))
+    # Every configured target (environment and TARGETS_FILE), in that order.
+    targets: tuple[TargetSpec, ...] = ()
+    # TARGETS_PARAMETER: an SSM parameter holding a targets document, read by the runtime.
+    targets_parameter: str | None = None
+    targets_max_age_seconds: int = 300
+    # The options every PostgreSQL target shares (for documents read later: the parameter).
+    postgres_defaults: PostgresSettings | None = None
 
     def secrets(self) -> list[str]:
         """Every secret value, so logging can scrub them."""
         values = [self.pushgateway.password]
-        if self.postgres:
-            values.append(self.postgres.password)
-        for target in self.docdb:
-            # The URI carries the escaped form; either may end up in a driver's message.
-            values.extend((target.password, quote_plus(target.password or "")))
-        return [value for value in values if value]
+        for spec in self.targets:
+            password = getattr(spec, "password", None)
+            values.append(password)
+            if isinstance(spec, DocDBSettings):
+                # The URI carries the escaped form; either may end up in a driver's message.
+                values.append(quote_plus(password or ""))
+        return list(dict.fromkeys(value for value in values if value))
 
 
 SECRET_VARIABLES: Final = ("PG_PWD", "PUSHGATEWAY_PASSWORD", "MONGO_INFO")
 
 
-def load_settings(environ: Mapping[str, str]) -> Settings:
-    """Validate the whole environment once; raise ``ConfigError`` listing every problem."""
+def reserved_names(collector_instance: str) -> re.Pattern[str]:
+    """Group names the collector's own series use: the pass-wide group, one per shard, and
+    the Kafka stream's health beside each."""
+    name = re.escape(collector_instance)
+    return re.compile(rf"{name}(-shard-[0-9]+)?(-kafka)?")
+
+
+def duplicate_names(specs: Iterable[TargetSpec], collector_instance: str) -> list[str]:
+    """Each name is a Pushgateway group: two targets of one name would overwrite each other.
+    Each problem is put at the later place and names the earlier ones."""
+    places: dict[str, list[str]] = {}
+    for spec in specs:
+        places.setdefault(spec.target_name, []).append(spec.origin)
+    problems = [
+        f"{where[-1]}: target name {name!r} is already used by {' and by '.join(where[:-1])}; "
+        "each target is one Pushgateway group and needs its own name"
+        for name, where in places.items()
+        if len(where) > 1
+    ]
+    reserved = reserved_names(collector_instance)
+    problems += [
+        f"{where[0]}: target name {name!r} is a name of the collector's own groups "
+        f"(COLLECTOR_INSTANCE_NAME={collector_instance!r}); give the target another name"
+        for name, where in places.items()
+        if reserved.fullmatch(name)
+    ]
+    return problems
+
+
+def load_settings(
+    environ: Mapping[str, str], search_dirs: Sequence[Path] = DEFAULT_SEARCH_DIRS
+) -> Settings:
+    """Validate the whole environment (and TARGETS_FILE) once; raise ``ConfigError`` listing
+    every problem."""
     env = EnvReader(environ, SECRET_VARIABLES)
+    defaults = postgres_defaults(env)
+    # Checked whatever else is set: a typo here would otherwise surface only later.
+    rds_type = env.choice("AWS_RDS_TYPE", RDS_TYPES, RDS_TYPES[0])
+    postgres = load_postgres(env, defaults, rds_type)
+    docdb = load_docdb(env)
+    cloudwatch = load_cloudwatch(env, rds_type)
+    collector_instance = env.text("COLLECTOR_INSTANCE_NAME", "collector") or "collector"
+    targets: list[TargetSpec] = [
+        *([postgres] if postgres else []),
+        *docdb,
+        *env_cloudwatch_targets(cloudwatch),
+    ]
+    targets_file = env.text("TARGETS_FILE")
+    if targets_file is not None:
+        document, problems = read_targets_file(targets_file, search_dirs, defaults)
+        targets += document.specs()
+        env.problems += problems
+    env.problems += duplicate_names(targets, collector_instance)
     settings = Settings(
-        postgres=load_postgres(env),
+        postgres=postgres,
         pushgateway=load_pushgateway(env),
         sink=env.choice("METRICS_SINK", SINKS, "pushgateway"),
-        max_workers=env.integer("COLLECTOR_MAX_WORKERS", 8, 1, 64),
-        collector_instance=env.text("COLLECTOR_INSTANCE_NAME", "collector") or "collector",
+        # Sources wait on the network, not the CPU: enough workers that a few dozen hung
+        # servers cannot hold all of them while the healthy ones wait (a cold start has no
+        # "down last pass" to order by).
+        max_workers=env.integer("COLLECTOR_MAX_WORKERS", 32, 1, 256),
+        collector_instance=collector_instance,
         serve=load_serve(env),
         kafka=load_kafka(env),
-        docdb=load_docdb(env),
-        cloudwatch=load_cloudwatch(env),
+        docdb=docdb,
+        cloudwatch=cloudwatch,
         emf_namespace=load_emf_namespace(env),
         secret_store=load_secret_store(env),
+        targets=tuple(targets),
+        targets_parameter=env.text("TARGETS_PARAMETER"),
+        targets_max_age_seconds=env.integer("TARGETS_MAX_AGE_SECONDS", 300, 0, 86400),
+        postgres_defaults=defaults,
     )
     log_level = env.text("LOG_LEVEL")
     if log_level is not None and log_level.upper() not in LOG_LEVELS:

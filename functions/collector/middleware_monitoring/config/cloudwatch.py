@@ -7,8 +7,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Final
 
+from .aws import HERE, AwsLocation
 from .env import EnvReader
-from .postgres import PG_VARIABLES, RDS_TYPES
+from .postgres import PG_VARIABLES
 
 
 @dataclass(frozen=True)
@@ -41,6 +42,60 @@ class CloudWatchSettings:
 class RdsId:
     identifier: str
     dimension: str  # one of RDS_TYPES
+
+
+# What a CloudWatch-only target is: its series set and dimension (cloudwatch.declarations).
+CLOUDWATCH_KINDS: Final = (
+    "rds_instance",
+    "aurora_cluster",
+    "docdb_instance",
+    "docdb_cluster",
+    "elasticache",
+)
+
+
+@dataclass(frozen=True)
+class CloudWatchTarget:
+    """A target whose values all come from CloudWatch: the plain spec of one."""
+
+    target_name: str
+    kind: str  # one of CLOUDWATCH_KINDS
+    identifier: str
+    # ElastiCache: read per node (CacheClusterId + CacheNodeId).
+    node: str | None = None
+    aws: AwsLocation = HERE
+    origin: str = ""
+
+
+def cloudwatch_target_name(kind: str, identifier: str, node: str | None = None) -> str:
+    """The instance of a CloudWatch-only target. The kind prefix keeps a DocumentDB instance
+    and cluster of the same name (a common naming) in separate groups; an RDS id is named as
+    AWS_RDS_INSTANCE_ID names the PostgreSQL target, so both forms agree."""
+    if kind in ("rds_instance", "aurora_cluster"):
+        return identifier
+    prefix = {"docdb_instance": "docdb", "docdb_cluster": "docdb-cluster"}.get(kind, kind)
+    return f"{prefix.replace('_', '-')}:{identifier}" + (f":{node}" if node else "")
+
+
+def env_cloudwatch_targets(settings: CloudWatchSettings) -> list[CloudWatchTarget]:
+    """The CloudWatch-only targets of AWS_RDS_INSTANCE_ID (without PG_*),
+    AWS_MONGO_INSTANCE_INFO and AWS_ELASTICACHE_INSTANCE_INFO."""
+    ids: list[tuple[str, str, str | None, str]] = []
+    if settings.rds_only is not None:
+        rds = settings.rds_only
+        kind = "aurora_cluster" if rds.dimension == "DBClusterIdentifier" else "rds_instance"
+        ids.append((kind, rds.identifier, None, "AWS_RDS_INSTANCE_ID"))
+    mongo = "AWS_MONGO_INSTANCE_INFO"
+    ids += [("docdb_instance", i, None, mongo) for i in settings.docdb_instances]
+    ids += [("docdb_cluster", i, None, mongo) for i in settings.docdb_clusters]
+    cache = "AWS_ELASTICACHE_INSTANCE_INFO"
+    ids += [("elasticache", e.cluster, e.node, cache) for e in settings.elasticache]
+    return [
+        CloudWatchTarget(
+            cloudwatch_target_name(kind, identifier, node), kind, identifier, node, origin=origin
+        )
+        for kind, identifier, node, origin in ids
+    ]
 
 
 RETRY_MODES: Final = ("standard", "adaptive")
@@ -115,21 +170,17 @@ def _elasticache_ids(env: EnvReader) -> tuple[ElastiCacheId, ...]:
     return tuple(dict.fromkeys(ids))
 
 
-def load_cloudwatch(env: EnvReader) -> CloudWatchSettings | None:
-    """CloudWatch settings when any CloudWatch-fed target is configured, else None."""
+def load_cloudwatch(env: EnvReader, rds_type: str) -> CloudWatchSettings:
+    """The CloudWatch client's settings (every target kind may need them: the PG_* target's
+    RDS id, targets files, discovery) and the CloudWatch-only ids of the environment.
+    ``rds_type`` is AWS_RDS_TYPE, already checked."""
     # Without the PG_* variables the instance still gets its CloudWatch values, as a target
-    # of its own; with them, the PostgreSQL settings carry the id (and check AWS_RDS_TYPE).
-    rds = env.has("AWS_RDS_INSTANCE_ID")
+    # of its own; with them, the PostgreSQL settings carry the id.
     rds_only = None
-    if rds and not any(env.has(name) for name in PG_VARIABLES):
-        rds_only = RdsId(
-            env.text("AWS_RDS_INSTANCE_ID") or "",
-            env.choice("AWS_RDS_TYPE", RDS_TYPES, RDS_TYPES[0]),
-        )
+    if env.has("AWS_RDS_INSTANCE_ID") and not any(env.has(name) for name in PG_VARIABLES):
+        rds_only = RdsId(env.text("AWS_RDS_INSTANCE_ID") or "", rds_type)
     docdb_instances, docdb_clusters = _mongo_ids(env)
     elasticache = _elasticache_ids(env)
-    if not (rds or env.has("AWS_MONGO_INSTANCE_INFO") or env.has("AWS_ELASTICACHE_INSTANCE_INFO")):
-        return None
     endpoint_url = None
     for variable in ("AWS_ENDPOINT_URL_CLOUDWATCH", "AWS_ENDPOINT_URL"):
         endpoint_url = env.http_url(variable)

@@ -24,6 +24,10 @@ class DocDBSettings:
     # MONGO_SECRET_ARN, for a target without user/pwd of its own: the login is read from it.
     secret_arn: str | None = None
 
+    @property
+    def origin(self) -> str:
+        return self.variable
+
 
 _MONGO_INFO_EXAMPLE: Final = (
     '{"connect": {"address": "HOST", "port": "27017", "user": "USER", "pwd": "PASSWORD"}, '
@@ -51,7 +55,7 @@ def _json_type(value: Any) -> str:
     return "an object"
 
 
-def _mongo_option_problem(key: str, value: str) -> str | None:
+def option_problem(key: str, value: str) -> str | None:
     """pymongo's own judgement of one URI option, so a typo fails at start, not at connect."""
     from pymongo import common
     from pymongo.errors import ConfigurationError
@@ -66,6 +70,32 @@ def _mongo_option_problem(key: str, value: str) -> str | None:
         common.validate(key, value)
     except (ConfigurationError, ValueError, TypeError) as exc:
         return str(exc)
+    return None
+
+
+DOCDB_HOST_SUFFIXES: Final = (".docdb.amazonaws.com", ".docdb.amazonaws.com.cn")
+_TLS_OPTIONS: Final = frozenset({"tls", "ssl"})
+
+
+def with_tls_default(address: str, parameters: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """A DocumentDB endpoint (TLS on by default there) is verified against the AWS CA bundle
+    when the settings say nothing about TLS; an explicit tls/ssl option always wins."""
+    if not address.lower().rstrip(".").endswith(DOCDB_HOST_SUFFIXES) or any(
+        key.lower() in _TLS_OPTIONS for key, _ in parameters
+    ):
+        return parameters
+    defaults = [("tls", "true")]
+    if not any(key.lower() == "tlscafile" for key, _ in parameters):
+        defaults.append(("tlsCAFile", "global-bundle.pem"))
+    return [*parameters, *defaults]
+
+
+def option_text(value: Any) -> str | None:
+    """A connection option as the URI wants it; None for a value that is no scalar."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (str, int, float)):
+        return str(value).strip()
     return None
 
 
@@ -161,14 +191,11 @@ def _mongo_target(env: EnvReader, variable: str, item: Any) -> DocDBSettings | N
         raw_parameters = {}
     for key, value in raw_parameters.items():
         name = f"{variable}.parameter.{key}"
-        if isinstance(value, bool):
-            text = "true" if value else "false"
-        elif isinstance(value, (str, int, float)):
-            text = str(value).strip()
-        else:
+        text = option_text(value)
+        if text is None:
             env.problem(name, f"expected a string, number or true/false, got {_json_type(value)}")
             continue
-        problem = _mongo_option_problem(key, text)
+        problem = option_problem(key, text)
         if problem is not None:
             env.problem(name, problem)
             continue
@@ -188,7 +215,7 @@ def _mongo_target(env: EnvReader, variable: str, item: Any) -> DocDBSettings | N
         port=port,
         user=user,
         password=password,
-        parameters=tuple(parameters),
+        parameters=tuple(with_tls_default(address, parameters)),
     )
 
 

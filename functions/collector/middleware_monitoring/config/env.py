@@ -9,6 +9,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any, Final
 
 LOG_LEVELS: Final = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+FLAGS: Final = {"true": True, "false": False, "1": True, "0": False, "yes": True, "no": False}
 
 
 def port_number(value: object) -> int | None:
@@ -136,6 +137,16 @@ class EnvReader:
             )
             return default
         return port
+
+    def flag(self, name: str, default: bool) -> bool:
+        raw = self.text(name)
+        if raw is None:
+            return default
+        value = FLAGS.get(raw.lower())
+        if value is None:
+            self.problem(name, f"expected true or false, got {self._shown(name, raw)}")
+            return default
+        return value
 
     def choice(self, name: str, allowed: tuple[str, ...], default: str) -> str:
         raw = self.text(name)

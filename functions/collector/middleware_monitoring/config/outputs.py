@@ -3,12 +3,15 @@ Secrets Manager reads."""
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass, field
 from typing import Final
+from urllib.parse import urlsplit
 
 from .env import EnvReader, port_number
 
 SINKS: Final = ("pushgateway", "emf")
+DEFAULT_ENV_NAME: Final = "default"
 
 
 @dataclass(frozen=True)
@@ -38,6 +41,7 @@ class KafkaSettings:
     topic: str
     env_name: str
     timeout_seconds: float
+    env_name_defaulted: bool = False
 
 
 @dataclass(frozen=True)
@@ -49,6 +53,16 @@ class SecretStoreSettings:
     max_age_seconds: int = 300
 
 
+def is_loopback(url: str) -> bool:
+    host = urlsplit(url).hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def load_pushgateway(env: EnvReader) -> PushgatewaySettings:
     url = env.http_url("PUSHGATEWAY_URL")
     username = env.text("PUSHGATEWAY_USERNAME")
@@ -57,6 +71,15 @@ def load_pushgateway(env: EnvReader) -> PushgatewaySettings:
         env.problem(
             "PUSHGATEWAY_USERNAME/PUSHGATEWAY_PASSWORD",
             "basic auth needs both a user name and a password, or neither",
+        )
+    insecure_allowed = env.flag("PUSHGATEWAY_ALLOW_INSECURE_AUTH", False)
+    plain = url is not None and url.startswith("http://") and not is_loopback(url)
+    if password is not None and plain and not insecure_allowed:
+        env.problem(
+            "PUSHGATEWAY_URL",
+            "is plain http:// to another host while PUSHGATEWAY_PASSWORD is set: the "
+            "password would cross the network readable; use https://, or set "
+            "PUSHGATEWAY_ALLOW_INSECURE_AUTH=true to send it anyway",
         )
     return PushgatewaySettings(
         url=url,
@@ -113,14 +136,14 @@ def load_kafka(env: EnvReader) -> KafkaSettings | None:
             break
     if not servers:
         env.problem("KAFKA_SERVER", "expected host:port[,host:port...] (e.g. kafka-1:9092)")
-    env_name = env.required(
-        "PG_ENV_NAME", "when KAFKA_SERVER is set (the environment tag of every message)"
-    )
     return KafkaSettings(
         bootstrap_servers=servers,
         topic=env.text("KAFKA_TOPIC", "pgsql_query_message") or "pgsql_query_message",
-        env_name=env_name,
+        # Missing, it must not stop collection (an older exporter's user would lose every
+        # metric): messages are tagged with a default, and the stream logs that once.
+        env_name=env.text("PG_ENV_NAME") or DEFAULT_ENV_NAME,
         timeout_seconds=env.number("KAFKA_TIMEOUT_SECONDS", 5.0, 0.5, 60.0),
+        env_name_defaulted=not env.has("PG_ENV_NAME"),
     )
 
 

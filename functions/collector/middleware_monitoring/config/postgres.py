@@ -1,15 +1,22 @@
-"""PostgreSQL settings (PG_*, AWS_RDS_INSTANCE_ID, AWS_RDS_TYPE; SPEC 2)."""
+"""PostgreSQL settings: the PG_* target (SPEC 2) and the options every PostgreSQL target
+shares, whichever place it comes from (PG_*, a targets file, discovery)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Final
 
+from .aws import HERE, AwsLocation
 from .env import EnvReader
 
 RDS_TYPES: Final = ("DBInstanceIdentifier", "DBClusterIdentifier")
 PG_SSLMODES: Final = ("disable", "prefer", "require", "verify-ca", "verify-full")
-# Variables whose presence turns a source on; used to say "X is set, so Y is required".
+# Modes that send the password only over TLS: IAM auth tokens need one of them.
+TLS_SSLMODES: Final = ("require", "verify-ca", "verify-full")
+# Host names of RDS and Aurora endpoints: their certificates chain to the AWS CA bundle.
+RDS_HOST_SUFFIXES: Final = (".rds.amazonaws.com", ".rds.amazonaws.com.cn")
+CA_BUNDLE: Final = "global-bundle.pem"
+# Variables whose presence turns the PG_* source on; used to say "X is set, so Y is required".
 PG_VARIABLES: Final = (
     "PG_DATABASE",
     "PG_PORT",
@@ -17,11 +24,15 @@ PG_VARIABLES: Final = (
     "PG_PWD",
     "PG_DBNAME",
     "PG_SECRET_ARN",
+    "PG_IAM_AUTH",
 )
+ENV_ORIGIN: Final = "PG_*"
 
 
 @dataclass(frozen=True)
 class PostgresSettings:
+    """One PostgreSQL target: the plain spec its sources are built from."""
+
     target_name: str
     host: str
     port: int
@@ -41,9 +52,67 @@ class PostgresSettings:
     secret_arn: str | None = None
     # Which of host/port/dbname the secret may fill: those whose variable is not set.
     from_secret: frozenset[str] = frozenset()
+    # The password is an RDS IAM auth token made with the function's role (or aws.role_arn).
+    iam_auth: bool = False
+    # Where its AWS APIs are asked: CloudWatch, and the region an IAM token is made for.
+    aws: AwsLocation = HERE
+    # Where it was configured, for messages: PG_*, TARGETS_FILE (...) postgres[3] (name), ...
+    origin: str = ENV_ORIGIN
 
 
-def load_postgres(env: EnvReader) -> PostgresSettings | None:
+def is_rds_host(host: str) -> bool:
+    return host.lower().rstrip(".").endswith(RDS_HOST_SUFFIXES)
+
+
+def default_sslmode(host: str) -> str:
+    """An RDS/Aurora endpoint is verified against the AWS CA bundle unless told otherwise;
+    elsewhere libpq's own default (TLS when offered, unverified)."""
+    return "verify-full" if is_rds_host(host) else "prefer"
+
+
+def postgres_defaults(env: EnvReader) -> PostgresSettings:
+    """What every PostgreSQL target shares (timeouts, top N, ...) from the PG_* option
+    variables; the identity fields are blank, to be filled per target with ``replace``."""
+    return PostgresSettings(
+        target_name="",
+        host="",
+        port=5432,
+        user="",
+        password="",
+        database="postgres",
+        sslmode="prefer",
+        sslrootcert=None,
+        connect_timeout_seconds=env.number("PG_CONNECT_TIMEOUT_SECONDS", 5.0, 0.1, 60.0),
+        statement_timeout_ms=env.integer("PG_STATEMENT_TIMEOUT_MS", 5000, 100, 60000),
+        statements_top_n=env.integer("PG_STATEMENTS_TOP_N", 20, 0, 1000),
+        query_max_length=env.integer("PG_QUERY_MAX_LENGTH", 300, 20, 10000),
+        qps_sample_seconds=env.number("PG_QPS_SAMPLE_SECONDS", 1.0, 0.0, 10.0),
+        rds_id=None,
+        rds_type=RDS_TYPES[0],
+    )
+
+
+def tls_problem(sslmode: str, sslrootcert: str | None, iam_auth: bool) -> str | None:
+    """What is wrong with a target's TLS settings, or None (the sentence names no variable:
+    the caller says where)."""
+    if iam_auth and sslmode not in TLS_SSLMODES:
+        return (
+            f"IAM authentication sends a token as the password, which needs TLS: sslmode "
+            f"{sslmode} is not allowed (use one of {', '.join(TLS_SSLMODES)})"
+        )
+    if sslmode.startswith("verify-") and sslrootcert is None:
+        return (
+            f"sslmode {sslmode} needs the CA bundle that verifies the server (sslrootcert, "
+            f"e.g. {CA_BUNDLE} from the CA layer)"
+        )
+    return None
+
+
+def load_postgres(
+    env: EnvReader, defaults: PostgresSettings, rds_type: str
+) -> PostgresSettings | None:
+    """The PG_* target, or None when no PG_* variable is set. ``rds_type`` is AWS_RDS_TYPE,
+    already checked."""
     if not any(env.has(name) for name in PG_VARIABLES):
         return None
     why = (
@@ -52,6 +121,7 @@ def load_postgres(env: EnvReader) -> PostgresSettings | None:
         + " set)"
     )
     secret_arn = env.text("PG_SECRET_ARN")
+    iam_auth = env.flag("PG_IAM_AUTH", False)
     if secret_arn is None:
         host = env.required("PG_DATABASE", f"(the PostgreSQL host name or IP) {why}")
         user = env.required("PG_USER", why)
@@ -59,14 +129,16 @@ def load_postgres(env: EnvReader) -> PostgresSettings | None:
         # The secret supplies the login, and host/port/dbname where these are not set.
         host = env.text("PG_DATABASE") or ""
         user = env.text("PG_USER") or ""
-        if env.has("PG_PWD"):
-            env.problem(
-                "PG_PWD",
-                "is set together with PG_SECRET_ARN; the password comes from one of them: "
-                "unset PG_PWD to use the secret",
-            )
+    logins = [name for name in ("PG_PWD", "PG_SECRET_ARN") if env.has(name)]
+    if iam_auth:
+        logins.append("PG_IAM_AUTH")
+    if len(logins) > 1:
+        env.problem(
+            logins[0],
+            f"is set together with {' and '.join(logins[1:])}; the password comes from one "
+            "of them (PG_PWD, PG_SECRET_ARN or PG_IAM_AUTH=true): unset the others",
+        )
     rds_id = env.text("AWS_RDS_INSTANCE_ID")
-    rds_type = env.choice("AWS_RDS_TYPE", RDS_TYPES, RDS_TYPES[0])
     target_name = env.text("PG_TARGET_NAME") or rds_id or host
     if not target_name and secret_arn is not None:
         env.problem(
@@ -74,14 +146,13 @@ def load_postgres(env: EnvReader) -> PostgresSettings | None:
             "is required when the host comes from PG_SECRET_ARN (it names the target before "
             "the secret is read); or set PG_DATABASE or AWS_RDS_INSTANCE_ID",
         )
-    sslmode = env.choice("PG_SSLMODE", PG_SSLMODES, "prefer")
+    sslmode = env.choice("PG_SSLMODE", PG_SSLMODES, default_sslmode(host))
     sslrootcert = env.text("PG_SSLROOTCERT")
-    if sslmode.startswith("verify-") and sslrootcert is None:
-        env.problem(
-            "PG_SSLROOTCERT",
-            f"is required when PG_SSLMODE={sslmode} (the CA bundle that verifies the server, "
-            "e.g. global-bundle.pem from the CA layer)",
-        )
+    if sslrootcert is None and not env.has("PG_SSLMODE") and sslmode.startswith("verify-"):
+        sslrootcert = CA_BUNDLE  # the RDS default above: the bundle the CA layer ships
+    problem = tls_problem(sslmode, sslrootcert, iam_auth)
+    if problem is not None:
+        env.problem("PG_SSLMODE" if iam_auth else "PG_SSLROOTCERT", problem)
     from_secret = frozenset(
         name
         for name, variable in (
@@ -91,7 +162,8 @@ def load_postgres(env: EnvReader) -> PostgresSettings | None:
         )
         if secret_arn is not None and not env.has(variable)
     )
-    return PostgresSettings(
+    return replace(
+        defaults,
         target_name=target_name,
         host=host,
         port=env.port("PG_PORT", 5432),
@@ -100,13 +172,9 @@ def load_postgres(env: EnvReader) -> PostgresSettings | None:
         database=env.text("PG_DBNAME", "postgres") or "postgres",
         sslmode=sslmode,
         sslrootcert=sslrootcert,
-        connect_timeout_seconds=env.number("PG_CONNECT_TIMEOUT_SECONDS", 5.0, 0.1, 60.0),
-        statement_timeout_ms=env.integer("PG_STATEMENT_TIMEOUT_MS", 5000, 100, 60000),
-        statements_top_n=env.integer("PG_STATEMENTS_TOP_N", 20, 0, 1000),
-        query_max_length=env.integer("PG_QUERY_MAX_LENGTH", 300, 20, 10000),
-        qps_sample_seconds=env.number("PG_QPS_SAMPLE_SECONDS", 1.0, 0.0, 10.0),
         rds_id=rds_id,
         rds_type=rds_type,
         secret_arn=secret_arn,
         from_secret=from_secret,
+        iam_auth=iam_auth,
     )

@@ -1,0 +1,113 @@
+"""AWS API clients of a function instance, per location (region, and role of another account).
+
+One botocore session per role: its credentials are assumed once and refreshed by botocore
+shortly before they expire, so every client of that role (CloudWatch, RDS auth tokens,
+Describe calls) shares one AssumeRole result instead of asking STS per call or per pass.
+boto3 is imported on first use: it costs ~125 ms of cold start, paid only when needed.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import TYPE_CHECKING, Any, Final
+
+from .config import AwsLocation
+
+if TYPE_CHECKING:
+    import boto3
+
+# STS answers in milliseconds; these bound an invocation that cannot reach it at all.
+CONNECT_TIMEOUT_SECONDS: Final = 3.0
+READ_TIMEOUT_SECONDS: Final = 5.0
+ROLE_SESSION_NAME: Final = "middleware-monitoring"
+
+
+class AwsSessions:
+    """Thread-safe: the sources of different targets ask for clients concurrently. Endpoint
+    overrides (AWS_ENDPOINT_URL, AWS_ENDPOINT_URL_<SERVICE>: a stand-in outside Lambda) are
+    botocore's own, read from the process environment, except where a caller passes one."""
+
+    def __init__(self, default_region: str | None) -> None:
+        self.default_region = default_region
+        self._sessions: dict[str | None, boto3.session.Session] = {}
+        self._lock = threading.Lock()
+
+    def region(self, location: AwsLocation) -> str | None:
+        return location.region or self.default_region
+
+    def session(self, role_arn: str | None) -> boto3.session.Session:
+        """The function's own credentials (None), or the role's, assumed and refreshed."""
+        with self._lock:
+            session = self._sessions.get(role_arn)
+            if session is None:
+                session = self._sessions[role_arn] = self._new_session(role_arn)
+            return session
+
+    def _new_session(self, role_arn: str | None) -> boto3.session.Session:
+        import boto3
+        import botocore.session
+        from botocore.credentials import (
+            AssumeRoleCredentialFetcher,
+            DeferredRefreshableCredentials,
+        )
+
+        if role_arn is None:
+            # A session of its own: boto3's default session is not safe to share between threads.
+            return boto3.session.Session()
+        source = boto3.session.Session()
+        base = botocore.session.Session()
+        config = self.client_config(self.default_region, max_attempts=2)
+
+        def sts_client(service: str, **kwargs: Any) -> Any:
+            return source.client(
+                service,  # type: ignore[call-overload]
+                config=config,
+                **{k: v for k, v in kwargs.items() if k != "config"},
+            )
+
+        fetcher = AssumeRoleCredentialFetcher(
+            sts_client,
+            source.get_credentials(),
+            role_arn,
+            extra_args={"RoleSessionName": ROLE_SESSION_NAME},
+        )
+        base._credentials = DeferredRefreshableCredentials(  # type: ignore[attr-defined]
+            refresh_using=fetcher.fetch_credentials, method="assume-role"
+        )
+        return boto3.session.Session(botocore_session=base)
+
+    @staticmethod
+    def client_config(
+        region: str | None,
+        *,
+        connect_timeout: float = CONNECT_TIMEOUT_SECONDS,
+        read_timeout: float = READ_TIMEOUT_SECONDS,
+        max_attempts: int = 3,
+        retry_mode: str = "standard",
+        max_pool_connections: int = 10,
+    ) -> Any:
+        from botocore.config import Config
+
+        return Config(
+            region_name=region,
+            connect_timeout=connect_timeout,
+            read_timeout=read_timeout,
+            retries={"mode": retry_mode, "total_max_attempts": max_attempts},  # type: ignore[arg-type]
+            max_pool_connections=max_pool_connections,
+        )
+
+    def client(
+        self,
+        service: str,
+        location: AwsLocation,
+        config: Any = None,
+        endpoint_url: str | None = None,
+    ) -> Any:
+        """A client of ``service`` for ``location`` (typed as Any: stubs differ per service)."""
+        region = self.region(location)
+        return self.session(location.role_arn).client(
+            service,  # type: ignore[call-overload]
+            region_name=region,
+            config=config or self.client_config(region),
+            endpoint_url=endpoint_url,
+        )

@@ -1,0 +1,83 @@
+"""From plain specs to targets: one builder per kind of spec turns it into its sources.
+
+Specs come from three places (environment variables, a targets file or parameter,
+discovery) and are the same dataclasses whichever the place, so nothing here knows where a
+spec came from, and the runtime does not grow a branch per kind and place.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from .aws import AwsSessions
+from .cloudwatch import declarations
+from .cloudwatch.batches import CloudWatchBatches
+from .cloudwatch.declarations import Declaration
+from .config import CloudWatchTarget, DocDBSettings, PostgresSettings, Settings, TargetSpec
+from .credentials import SecretStore, docdb_secret_login, iam_token_login, pg_secret_login
+from .model import Source, Target
+from .postgres.connection import PgConnection
+from .postgres.source import PostgresSource
+
+
+def cloudwatch_declarations(spec: CloudWatchTarget) -> list[Declaration]:
+    if spec.kind == "rds_instance":
+        return declarations.rds(spec.identifier, "DBInstanceIdentifier")
+    if spec.kind == "aurora_cluster":
+        return declarations.rds(spec.identifier, "DBClusterIdentifier")
+    if spec.kind == "docdb_instance":
+        return declarations.docdb_instance(spec.identifier)
+    if spec.kind == "docdb_cluster":
+        return declarations.docdb_cluster(spec.identifier)
+    return declarations.elasticache(spec.identifier, spec.node)
+
+
+class TargetBuilder:
+    """Lives as long as the function instance: the clients and caches every target shares
+    (Secrets Manager, AWS sessions per role, one CloudWatch batch per location)."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        secrets: SecretStore | None = None,
+        sessions: AwsSessions | None = None,
+        cloudwatch: CloudWatchBatches | None = None,
+    ) -> None:
+        self.settings = settings
+        self.sessions = sessions or AwsSessions(settings.cloudwatch.region)
+        self.secrets = secrets or SecretStore(settings.secret_store)
+        self.cloudwatch = cloudwatch or CloudWatchBatches(settings.cloudwatch, self.sessions)
+        self._builders: dict[type, Callable[[Any], list[Source]]] = {
+            PostgresSettings: self._postgres,
+            DocDBSettings: self._docdb,
+            CloudWatchTarget: self._cloudwatch,
+        }
+
+    def build(self, spec: TargetSpec) -> Target:
+        return Target(spec.target_name, self._builders[type(spec)](spec))
+
+    def _postgres(self, spec: PostgresSettings) -> list[Source]:
+        login = None
+        if spec.secret_arn is not None:
+            login = pg_secret_login(spec, self.secrets)
+        elif spec.iam_auth:
+            login = iam_token_login(spec, self.sessions)
+        sources: list[Source] = [PostgresSource(spec, PgConnection(spec, login=login))]
+        if spec.rds_id:
+            sources.append(
+                self.cloudwatch.source(declarations.rds(spec.rds_id, spec.rds_type), spec.aws)
+            )
+        return sources
+
+    def _docdb(self, spec: DocDBSettings) -> list[Source]:
+        # Imported here: pymongo is a heavy import (0.3 s measured on 3.12), paid only when
+        # DocumentDB is used.
+        from .docdb.source import DocumentDBSource
+
+        login = docdb_secret_login(spec, self.secrets) if spec.secret_arn else None
+        return [DocumentDBSource(spec, login=login)]
+
+    def _cloudwatch(self, spec: CloudWatchTarget) -> list[Source]:
+        return [self.cloudwatch.source(cloudwatch_declarations(spec), spec.aws)]

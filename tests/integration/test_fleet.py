@@ -1,0 +1,266 @@
+"""A fleet through the Lambda handler on real servers (SPEC 9): targets from a file and from
+an SSM parameter (moto), shards, stale-group clean-up and last success times that survive a
+cold start, all checked at the real Pushgateway."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from middleware_monitoring.shards import shard_of
+from tests.faults.harness import Invocation, LambdaFunction, key, pushed, restore_logging
+from tests.integration.pg_helpers import APP_DB, MONITOR, MONITOR_PASSWORD, prepare
+from tests.standins.aws import MotoServer
+from tests.standins.postgres import PostgresServer
+from tests.standins.pushgateway import Pushgateway
+
+pytestmark = pytest.mark.integration
+
+LAST_SUCCESS = "middleware_collector_last_success_timestamp_seconds"
+Make = Callable[[Mapping[str, str]], LambdaFunction]
+
+
+@pytest.fixture
+def job() -> str:
+    return f"fleet-{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture
+def function(monkeypatch: pytest.MonkeyPatch, pushgateway: Pushgateway) -> Iterator[Make]:
+    made: list[LambdaFunction] = []
+
+    def make(environ: Mapping[str, str]) -> LambdaFunction:
+        fn = LambdaFunction(monkeypatch, environ, pushgateway)
+        made.append(fn)
+        return fn
+
+    yield make
+    for fn in made:
+        fn.close()
+    restore_logging()
+
+
+@pytest.fixture(scope="module")
+def fleet_pg(pg17: PostgresServer) -> PostgresServer:
+    return prepare(pg17)
+
+
+def pg_entry(server: PostgresServer, name: str, **extra: Any) -> dict[str, Any]:
+    return {
+        "name": name,
+        "host": server.host,
+        "port": server.port,
+        "dbname": APP_DB,
+        "user": MONITOR,
+        "password": MONITOR_PASSWORD,
+        "sslmode": "disable",
+        **extra,
+    }
+
+
+def environ(
+    directory: Path, document: Mapping[str, Any], gw: Pushgateway, job: str
+) -> dict[str, str]:
+    (directory / "targets.yaml").write_text(json.dumps(document))
+    return {
+        "TARGETS_FILE": str(directory / "targets.yaml"),
+        "PUSHGATEWAY_URL": gw.url,
+        "PUSHGATEWAY_JOB": job,
+        "PUSHGATEWAY_TIMEOUT_SECONDS": "2",
+        "PUSHGATEWAY_RETRIES": "0",
+        "PG_QPS_SAMPLE_SECONDS": "0",
+        "PG_CONNECT_TIMEOUT_SECONDS": "2",
+    }
+
+
+def invoke(fn: LambdaFunction, event: dict[str, Any] | None = None) -> Invocation:
+    """One invocation through lambda_handler that must succeed; the job's groups after it
+    are ``.pushed``."""
+    inv = fn.invoke(event=event)
+    assert inv.error is None, inv.error
+    return inv
+
+
+def test_targets_from_a_file_are_each_pushed_as_their_group(
+    tmp_path: Path, fleet_pg: PostgresServer, pushgateway: Pushgateway, job: str, function: Make
+) -> None:
+    names = [f"orders-{i}" for i in range(5)]
+    document = {"postgres": [pg_entry(fleet_pg, name) for name in names]}
+    groups = invoke(function(environ(tmp_path, document, pushgateway, job))).pushed.groups
+    assert sorted(groups) == sorted([*names, "collector"])
+    for name in names:
+        assert groups[name][key("pg_up")] == 1.0
+        assert groups[name][key("middleware_collector_up", source="postgres")] == 1.0
+    assert groups["collector"][key("middleware_pass_targets", state="up")] == 5.0
+
+
+def test_a_target_removed_from_the_file_loses_its_group_and_nothing_else(
+    tmp_path: Path, fleet_pg: PostgresServer, pushgateway: Pushgateway, job: str, function: Make
+) -> None:
+    document = {"postgres": [pg_entry(fleet_pg, name) for name in ("a", "b", "c")]}
+    invoke(function(environ(tmp_path, document, pushgateway, job)))
+    other_job = f"{job}-other"
+    pushgateway_push(pushgateway, other_job, "b")
+    # A deploy with the new file: a new function instance (a cold start) reads it.
+    document["postgres"] = [entry for entry in document["postgres"] if entry["name"] != "b"]
+    fn = function(environ(tmp_path, document, pushgateway, job))
+    before = pushed(pushgateway, job)
+    assert sorted(before.groups) == ["a", "b", "c", "collector"]
+    after = invoke(fn)
+    assert sorted(after.pushed.groups) == ["a", "c", "collector"]
+    # Another job's group of the same instance name is not this job's to delete.
+    assert sorted(pushed(pushgateway, other_job).groups) == ["b"]
+    assert [(line["message"], line.get("groups")) for line in after.logs if not passed(line)] == [
+        ("stale groups deleted", ["b"])
+    ]
+    # Nothing more to delete: the next pass reads nothing back and says nothing.
+    assert [line for line in invoke(fn).logs if not passed(line)] == []
+
+
+def passed(line: Mapping[str, Any]) -> bool:
+    """The handler's own "pass done" line (whether the harness sees it depends on which
+    Powertools Logger of the session was made first)."""
+    return bool(line["message"] == "pass done")
+
+
+def pushgateway_push(gw: Pushgateway, job: str, instance: str) -> None:
+    from prometheus_client import CollectorRegistry, Gauge, push_to_gateway
+
+    registry = CollectorRegistry()
+    Gauge("standin_value", "A group of another job.", registry=registry).set(1)
+    push_to_gateway(gw.url, job=job, registry=registry, grouping_key={"instance": instance})
+
+
+def test_a_shard_deletes_only_the_stale_groups_it_owns(
+    tmp_path: Path, fleet_pg: PostgresServer, pushgateway: Pushgateway, job: str, function: Make
+) -> None:
+    # Names for both shards of two, two of each.
+    names: dict[int, list[str]] = {0: [], 1: []}
+    for i in range(40):
+        name = f"db-{i}"
+        if len(names[shard_of(name, 2)]) < 2:
+            names[shard_of(name, 2)].append(name)
+    everything = [*names[0], *names[1]]
+    document = {"postgres": [pg_entry(fleet_pg, name) for name in everything]}
+    fn = function(environ(tmp_path, document, pushgateway, job))
+    invoke(fn, {"shard": 0, "shards": 2})
+    groups = invoke(fn, {"shard": 1, "shards": 2}).pushed.groups
+    assert sorted(groups) == sorted([*everything, "collector-shard-0", "collector-shard-1"])
+    assert groups["collector-shard-0"][key("middleware_pass_targets", state="up")] == 2.0
+
+    # Each shard's second target leaves the fleet; only shard 0 runs.
+    kept = [names[0][0], names[1][0]]
+    document = {"postgres": [pg_entry(fleet_pg, name) for name in kept]}
+    shard0 = function(environ(tmp_path, document, pushgateway, job))
+    groups = invoke(shard0, {"shard": 0, "shards": 2}).pushed.groups
+    assert sorted(groups) == sorted([*kept, names[1][1], "collector-shard-0", "collector-shard-1"])
+    # Shard 1 removes its own when it runs.
+    groups = invoke(shard0, {"shard": 1, "shards": 2}).pushed.groups
+    assert sorted(groups) == sorted([*kept, "collector-shard-0", "collector-shard-1"])
+
+    # Back to one shard: shard 0 of 1 (the plain collector group) retires the shard groups.
+    groups = invoke(shard0, {}).pushed.groups
+    assert sorted(groups) == sorted([*kept, "collector"])
+
+
+def test_last_success_survives_a_cold_start_with_the_target_down(
+    tmp_path: Path, fleet_pg: PostgresServer, pushgateway: Pushgateway, job: str, function: Make
+) -> None:
+    """Issue 12.4: the series stays with its true value exactly when it matters."""
+    good = {"postgres": [pg_entry(fleet_pg, "orders")]}
+    first = invoke(function(environ(tmp_path, good, pushgateway, job))).pushed("orders")
+    succeeded = first[key(LAST_SUCCESS, source="postgres")]
+    # A new function instance, the database now refusing connections (a closed port).
+    broken = {"postgres": [pg_entry(fleet_pg, "orders", port=closed_port())]}
+    down = invoke(function(environ(tmp_path, broken, pushgateway, job))).pushed("orders")
+    assert down[key("pg_up")] == 0.0
+    assert down[key("middleware_collector_failure", source="postgres", reason="unreachable")] == 1
+    assert down[key(LAST_SUCCESS, source="postgres")] == succeeded
+
+
+def closed_port() -> int:
+    from tests.standins._process import free_port
+
+    return free_port()
+
+
+def test_targets_from_an_ssm_parameter_follow_it_while_warm(
+    tmp_path: Path,
+    fleet_pg: PostgresServer,
+    pushgateway: Pushgateway,
+    job: str,
+    function: Make,
+    clean_moto: MotoServer,
+) -> None:
+    ssm = clean_moto.client("ssm")
+    name = f"/mm/{job}/targets"
+
+    def put(document: Any) -> None:
+        value = document if isinstance(document, str) else json.dumps(document)
+        ssm.put_parameter(Name=name, Value=value, Type="SecureString", Overwrite=True)
+
+    put({"postgres": [pg_entry(fleet_pg, n) for n in ("p1", "p2")]})
+    fn = function(
+        {
+            **clean_moto.env(),
+            "TARGETS_PARAMETER": name,
+            "TARGETS_MAX_AGE_SECONDS": "0",
+            "PUSHGATEWAY_URL": pushgateway.url,
+            "PUSHGATEWAY_JOB": job,
+            "PG_QPS_SAMPLE_SECONDS": "0",
+        }
+    )
+    assert sorted(invoke(fn).pushed.groups) == ["collector", "p1", "p2"]
+    # The parameter changes: the next warm pass follows it and deletes the group that left.
+    put({"postgres": [pg_entry(fleet_pg, "p1")]})
+    assert sorted(invoke(fn).pushed.groups) == ["collector", "p1"]
+    # A wrong document keeps the last good targets and deletes nothing.
+    put({"postgres": [pg_entry(fleet_pg, "p1"), {"name": "p3"}]})
+    pushgateway_push(pushgateway, job, "leftover")
+    wrong = invoke(fn)
+    assert sorted(wrong.pushed.groups) == ["collector", "leftover", "p1"]
+    # An unreadable parameter too; it says so once, not every pass.
+    ssm.delete_parameter(Name=name)
+    unreadable = [invoke(fn), invoke(fn)]
+    assert sorted(unreadable[-1].pushed.groups) == ["collector", "leftover", "p1"]
+    errors = [
+        line["detail"]
+        for inv in (wrong, *unreadable)
+        for line in inv.logs
+        if line["level"] == "ERROR"
+    ]
+    assert errors == [
+        f"TARGETS_PARAMETER ({name}): postgres[1] (p3).host: is required (the endpoint's host "
+        f"name); TARGETS_PARAMETER ({name}): postgres[1] (p3).user: is required (the login, "
+        "unless secret_arn): the last good targets are kept, stale groups are not deleted",
+    ]
+
+
+def test_an_unreadable_or_wrong_parameter_at_a_cold_start_is_a_configuration_error(
+    function: Make, clean_moto: MotoServer, pushgateway: Pushgateway, job: str
+) -> None:
+    from middleware_monitoring.config import ConfigError
+
+    base = {**clean_moto.env(), "PUSHGATEWAY_URL": pushgateway.url, "PUSHGATEWAY_JOB": job}
+    missing = function({**base, "TARGETS_PARAMETER": "/mm/missing"}).invoke()
+    assert isinstance(missing.error, ConfigError)
+    assert missing.error.problems == [
+        "TARGETS_PARAMETER (/mm/missing): cannot be read: ParameterNotFound"
+    ]
+    clean_moto.client("ssm").put_parameter(
+        Name="/mm/bad", Value="postgres: {name: x}", Type="String"
+    )
+    wrong = function({**base, "TARGETS_PARAMETER": "/mm/bad"}).invoke()
+    assert isinstance(wrong.error, ConfigError)
+    assert wrong.error.problems == [
+        "TARGETS_PARAMETER (/mm/bad): postgres: expected a list of entries, got a mapping"
+    ]
+    # Each is logged as the configuration error it is, naming the parameter.
+    assert [(line["message"], line["problems"]) for line in wrong.problems()] == [
+        ("configuration error", wrong.error.problems)
+    ]
