@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -149,3 +150,27 @@ def test_built_handler_runs_one_pass_from_the_artifact_alone(
     assert samples[("pg_up", frozenset())] == 1.0
     assert samples[("middleware_collector_up", frozenset({("source", "postgres")}))] == 1.0
     assert MONITOR_PASSWORD not in done.stdout + done.stderr
+
+
+def test_a_targets_file_next_to_the_handler_is_packaged(tmp_path: Path) -> None:
+    """TARGETS_FILE=targets.yaml finds the file next to app.py in Lambda: the function's
+    build copies the targets documents put in functions/collector/ (pip is left out here:
+    PYTHON=true, the wheels are what the module's sam build test checks)."""
+    source = tmp_path / "collector"
+    shutil.copytree(ROOT / "functions" / "collector", source, ignore=shutil.ignore_patterns(
+        "__pycache__", "*.egg-info"))  # fmt: skip
+    (source / "targets.yaml").write_text("postgres: []\n")
+    (source / "more-targets.json").write_text("{}\n")
+    artifacts = tmp_path / "artifacts"
+    artifacts.mkdir()
+    subprocess.run(
+        ["make", "-C", str(source), "build-CollectorFunction", f"ARTIFACTS_DIR={artifacts}",
+         "PYTHON=true"],
+        check=True, capture_output=True, timeout=60,
+    )  # fmt: skip
+    assert sorted(p.name for p in artifacts.iterdir()) == [
+        "app.py",
+        "middleware_monitoring",
+        "more-targets.json",
+        "targets.yaml",
+    ]
