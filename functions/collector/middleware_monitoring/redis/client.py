@@ -32,6 +32,7 @@ from ..tls import DEFAULT_SEARCH_DIRS, resolve_ca_file
 INFO_HINT: Final = (
     " (the user needs the INFO command: an ElastiCache access string like 'on -@all +info +ping')"
 )
+RENAMED_HINT: Final = " (INFO is renamed or disabled on this node)"
 NOAUTH_HINT: Final = " (the node requires a password: its AUTH token, or an RBAC user's)"
 
 
@@ -63,7 +64,7 @@ def connect(
         try:
             ca_file = str(resolve_ca_file(settings.tls_ca_file, search_dirs))
         except FileNotFoundError as exc:
-            raise SourceFailure("tls", str(exc)) from None
+            raise SourceFailure("tls", f"{settings.where}: {exc}") from None
     return SSLConnection(
         **options,
         ssl_cert_reqs="required",
@@ -94,7 +95,8 @@ def classify(exc: BaseException, where: str) -> SourceFailure:
     if isinstance(exc, BusyLoadingError):
         return SourceFailure("command_failed", f"{where}: the node is loading its data: {exc}")
     if isinstance(exc, ResponseError):
-        return SourceFailure("command_failed", f"{where}: INFO failed: {exc}")
+        hint = RENAMED_HINT if str(exc).startswith("unknown command") else ""
+        return SourceFailure("command_failed", f"{where}: INFO failed: {str(exc).strip()}{hint}")
     if isinstance(exc, ValkeyTimeoutError):
         return SourceFailure("timeout", f"{where}: no answer in time: {exc}")
     if isinstance(exc, ValkeyConnectionError):

@@ -65,6 +65,18 @@ class RedisSource:
         return connect(self._settings, user, password, self._search_dirs)
 
     def _info_once(self) -> str:
+        kept = self._connection is not None
+        try:
+            return self._ask()
+        except SourceFailure as failure:
+            if not (kept and failure.reason == "unreachable"):
+                raise
+            # The kept connection was closed while the instance was idle (a failover, an idle
+            # timeout on the way): that is not the node being down; one new connection.
+            return self._ask()
+
+    def _ask(self) -> str:
+        """One INFO on the kept connection, opened (and logged in) first if there is none."""
         if self._connection is None:
             self._connection = self._connect(refresh=False)
         connection = self._connection
