@@ -123,13 +123,10 @@ def measure(quick: bool) -> dict[str, Any]:
         series_replica = _samples(replica_source)
 
         # The fleet: every target its own source and connection.
-        targets = [
-            Target(f"node-{i}", [RedisSource(fleet[i % servers].settings(f"node-{i}"))])
-            for i in range(nodes)
-        ]
-        for target in targets:
-            for source in target.sources:
-                stack.callback(source.close)
+        sources = [RedisSource(fleet[i % servers].settings(f"node-{i}")) for i in range(nodes)]
+        for source in sources:
+            stack.callback(source.close)
+        targets = [Target(f"node-{i}", [source]) for i, source in enumerate(sources)]
 
         def one_pass() -> tuple[float, int]:
             started = time.perf_counter()
