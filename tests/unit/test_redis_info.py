@@ -179,7 +179,9 @@ def test_a_primary_reports_no_replica_series_and_an_empty_reply_only_up_and_info
     got = samples(list(info.families(info.parse("# Replication\r\nrole:master\r\n"), NOW)))
     assert got == {
         key("redis_up"): 1.0,
-        key("redis_instance_info", **dict.fromkeys(info.INFO_LABELS, ""), role="master"): 1.0,
+        key(
+            "redis_instance_info", **{**dict.fromkeys(info.INFO_LABELS, ""), "role": "master"}
+        ): 1.0,
     }
 
 
