@@ -141,7 +141,7 @@ def test_datasource_is_a_variable_never_a_fixed_uid(name: str) -> None:
     [
         ("postgresql.json", ["datasource", "job", "instance"]),
         ("documentdb.json", ["datasource", "job", "instance", "docdb_instance", "docdb_cluster"]),
-        ("elasticache.json", ["datasource", "job", "elasticache"]),
+        ("elasticache.json", ["datasource", "job", "instance", "elasticache"]),
         ("collector-health.json", ["datasource", "job", "instance", "source"]),
     ],
 )
@@ -197,6 +197,16 @@ def test_units_match_what_the_values_are() -> None:
         "mongo_read_latency": "ms",
         "mongo_volume_bytesused": "bytes",
         "mongo_opcounters_insert": "ops",
+        "redis_memory_used_bytes": "bytes",
+        "redis_memory_max_bytes": "bytes",
+        "redis_database_memory_usage_percentage": "percent",
+        "redis_freeable_memory_bytes": "bytes",
+        "redis_cache_hit_rate": "percent",
+        "redis_engine_cpu_utilization": "percent",
+        "redis_replication_lag_seconds": "s",
+        "redis_connected_slave_lag_seconds": "s",
+        "redis_net_input_bytes_total": "Bps",
+        "redis_network_in_bytes": "bytes",
         "middleware_pass_duration_seconds": "s",
         "push_time_seconds": "s",
     }
