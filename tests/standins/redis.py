@@ -104,7 +104,8 @@ class RedisServer(ServerProcess):
         lines.append(f"user default on {default} ~* &* +@all")
         lines += [user.line() for user in self.users]
         if self.tls is not None:
-            self.tls_port = free_port()
+            # Kept across restarts like the plain port: a node comes back where it was.
+            self.tls_port = self.tls_port or free_port()
             lines += [
                 f"tls-port {self.tls_port}",
                 f"tls-cert-file {self.tls.server_cert}",
