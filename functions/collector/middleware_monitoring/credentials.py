@@ -1,4 +1,5 @@
-"""Database logins read from AWS Secrets Manager (PG_SECRET_ARN, MONGO_SECRET_ARN).
+"""Database logins read from AWS Secrets Manager (PG_SECRET_ARN, MONGO_SECRET_ARN, an
+ElastiCache node's secret_arn).
 
 Secrets are read through Powertools Parameters, whose cache lives as long as the function
 instance: a warm instance reads each secret at most once per ``max_age_seconds``. Sources ask
