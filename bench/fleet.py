@@ -21,13 +21,13 @@ KINDS = ("postgres", "docdb", "docdb-instance", "docdb-instance", "docdb-cluster
 REFERENCE_TARGETS = len(KINDS)
 MAX_QUERIES_PER_CALL = 500
 
-# CloudWatch queries per target kind (the product's declarations: SPEC 3.3, 3.5, 3.6).
+# CloudWatch queries per target kind (the product's declarations: SPEC 3.3, 3.5, 3.6, 13).
 QUERIES_PER_KIND = {
     "postgres": 5,
     "docdb": 0,
     "docdb-instance": 5,
     "docdb-cluster": 3,
-    "elasticache": 4,
+    "elasticache": 14,
 }
 
 
@@ -73,7 +73,7 @@ class FleetSpec:
             5 * len(self.postgres)
             + 5 * len(self.docdb_instances)
             + 3 * len(self.docdb_clusters)
-            + 4 * len(self.elasticache)
+            + 14 * len(self.elasticache)
         )
 
     @property

@@ -11,6 +11,8 @@ from tests.standins.aws import MotoServer
 from tests.standins.postgres import PG_VERSIONS, PostgresServer
 from tests.standins.prometheus import Prometheus
 from tests.standins.pushgateway import Pushgateway
+from tests.standins.redis import MONITOR, TOKEN, RedisServer
+from tests.standins.tls import TlsFiles, make_tls_files
 
 
 def _postgres(version: int) -> Iterator[PostgresServer]:
@@ -60,6 +62,27 @@ def moto_server() -> Iterator[MotoServer]:
 def prometheus(pushgateway: Pushgateway) -> Iterator[Prometheus]:
     with Prometheus(pushgateway.address) as prom:
         yield prom
+
+
+@pytest.fixture(scope="session")
+def redis_tls(tmp_path_factory: pytest.TempPathFactory) -> TlsFiles:
+    """The test CA of the shared redis-server and a certificate it signed for 127.0.0.1."""
+    return make_tls_files(tmp_path_factory.mktemp("redis-tls"))
+
+
+@pytest.fixture(scope="session")
+def redis_server(redis_tls: TlsFiles) -> Iterator[RedisServer]:
+    """An ElastiCache-like node shared by the tests that do not reconfigure it: the AUTH
+    token ``TOKEN``, the RBAC user ``MONITOR`` (INFO and PING only), TLS beside plain."""
+    with RedisServer(password=TOKEN, users=[MONITOR], tls=redis_tls) as server:
+        yield server
+
+
+@pytest.fixture
+def clean_redis(redis_server: RedisServer) -> RedisServer:
+    """The shared redis-server emptied, its statistics and ACL log zeroed for this test."""
+    redis_server.reset()
+    return redis_server
 
 
 @pytest.fixture

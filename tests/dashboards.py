@@ -95,6 +95,19 @@ SPEC_METRICS: dict[str, tuple[str, ...]] = {
         "redis_network_conntrack_allowance_exceeded",
         "redis_network_packetsPerSecond_allowance_exceeded",
     ),
+    "13 ElastiCache from CloudWatch": (
+        "redis_engine_cpu_utilization",
+        "redis_cpu_utilization",
+        "redis_database_memory_usage_percentage",
+        "redis_curr_connections",
+        "redis_evictions",
+        "redis_cache_hit_rate",
+        "redis_replication_lag_seconds",
+        "redis_freeable_memory_bytes",
+        "redis_network_in_bytes",
+        "redis_network_out_bytes",
+    ),
+    "13 ElastiCache engine (INFO)": ("redis_up",),
     "3.8 Collector health": (
         "middleware_collector_up",
         "middleware_collector_duration_seconds",
@@ -106,9 +119,94 @@ SPEC_METRICS: dict[str, tuple[str, ...]] = {
 }
 ALL_SPEC_METRICS = frozenset(name for names in SPEC_METRICS.values() for name in names)
 
+# What a Redis 7.0 primary sends in any state (SPEC 13: redis_exporter's names for the INFO
+# fields of middleware_monitoring/redis/info.py), written out so the code cannot drift.
+REDIS_INFO_ALWAYS = frozenset(
+    {
+        "redis_up",
+        "redis_instance_info",
+        "redis_start_time_seconds",
+        "redis_uptime_in_seconds",
+        "redis_connected_clients",
+        "redis_blocked_clients",
+        "redis_max_clients",
+        "redis_client_recent_max_input_buffer_bytes",
+        "redis_client_recent_max_output_buffer_bytes",
+        "redis_memory_used_bytes",
+        "redis_memory_used_rss_bytes",
+        "redis_memory_used_peak_bytes",
+        "redis_memory_used_overhead_bytes",
+        "redis_memory_used_dataset_bytes",
+        "redis_memory_max_bytes",
+        "redis_mem_fragmentation_ratio",
+        "redis_mem_fragmentation_bytes",
+        "redis_mem_not_counted_for_eviction_bytes",
+        "redis_mem_clients_normal",
+        "redis_mem_clients_slaves",
+        "redis_mem_total_replication_buffers_bytes",
+        "redis_loading_dump_file",
+        "redis_rdb_changes_since_last_save",
+        "redis_rdb_bgsave_in_progress",
+        "redis_rdb_last_save_timestamp_seconds",
+        "redis_rdb_last_bgsave_status",
+        "redis_rdb_last_bgsave_duration_sec",
+        "redis_rdb_last_cow_size_bytes",
+        "redis_aof_enabled",
+        "redis_aof_rewrite_in_progress",
+        "redis_aof_last_bgrewrite_status",
+        "redis_aof_last_write_status",
+        "redis_connections_received_total",
+        "redis_commands_processed_total",
+        "redis_net_input_bytes_total",
+        "redis_net_output_bytes_total",
+        "redis_net_repl_input_bytes_total",
+        "redis_net_repl_output_bytes_total",
+        "redis_rejected_connections_total",
+        "redis_replica_resyncs_full",
+        "redis_replica_partial_resync_accepted",
+        "redis_replica_partial_resync_denied",
+        "redis_expired_keys_total",
+        "redis_expired_stale_percentage",
+        "redis_expired_time_cap_reached_total",
+        "redis_evicted_keys_total",
+        "redis_evicted_clients_total",
+        "redis_eviction_exceeded_time_ms_total",
+        "redis_current_eviction_exceeded_time_ms",
+        "redis_keyspace_hits_total",
+        "redis_keyspace_misses_total",
+        "redis_pubsub_channels",
+        "redis_pubsub_patterns",
+        "redis_latest_fork_seconds",
+        "redis_total_error_replies",
+        "redis_connected_slaves",
+        "redis_master_repl_offset",
+        "redis_cpu_sys_seconds_total",
+        "redis_cpu_user_seconds_total",
+        "redis_cpu_sys_children_seconds_total",
+        "redis_cpu_user_children_seconds_total",
+        "redis_cpu_sys_main_thread_seconds_total",
+        "redis_cpu_user_main_thread_seconds_total",
+        "redis_cluster_enabled",
+    }
+)
+# ... and what keys, a replica (on both ends) and an error reply add.
+REDIS_INFO_METRICS = REDIS_INFO_ALWAYS | {
+    "redis_db_keys",
+    "redis_db_keys_expiring",
+    "redis_db_avg_ttl_seconds",
+    "redis_connected_slave_offset_bytes",
+    "redis_connected_slave_lag_seconds",
+    "redis_master_link_up",
+    "redis_master_last_io_seconds_ago",
+    "redis_master_sync_in_progress",
+    "redis_slave_repl_offset",
+    "redis_slave_info",
+    "redis_errors_total",
+}
+
 # Emitted beyond the contract's tables: the Aurora cluster volume (Aurora has no
-# FreeStorageSpace), the CloudWatch batch's pass-wide self-metrics, and which collector
-# deployment pushed each target's group.
+# FreeStorageSpace), the CloudWatch batch's pass-wide self-metrics, which collector
+# deployment pushed each target's group, and Redis INFO.
 EXTRA_METRICS = frozenset(
     {
         "pg_volume_bytes_used",
@@ -117,6 +215,7 @@ EXTRA_METRICS = frozenset(
         "middleware_cloudwatch_metrics_requested",
         "middleware_cloudwatch_metrics_missing",
         "middleware_cloudwatch_metrics_failed",
+        *REDIS_INFO_METRICS,
     }
 )
 EMITTED_METRICS = ALL_SPEC_METRICS | EXTRA_METRICS
@@ -141,7 +240,11 @@ PROMTOOL_ALLOWED_FINDINGS = frozenset(
         # The `DocDB` and `ElastiCache` labels.
         *(
             (name, _CAMEL_LABEL)
-            for section in ("3.5 DocumentDB from CloudWatch", "3.6 ElastiCache from CloudWatch")
+            for section in (
+                "3.5 DocumentDB from CloudWatch",
+                "3.6 ElastiCache from CloudWatch",
+                "13 ElastiCache from CloudWatch",
+            )
             for name in SPEC_METRICS[section]
         ),
     }

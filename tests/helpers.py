@@ -24,6 +24,10 @@ PRODUCT_PREFIXES = (
     "SECRETS_",
     "POWERTOOLS_",
     "SERVER_",
+    "TARGETS_",
+    "REDIS_",
+    "DISCOVER",
+    "REMOTE_WRITE_",
 )
 
 

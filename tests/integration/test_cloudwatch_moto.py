@@ -107,7 +107,7 @@ def _volume_points(
     return [(stat, newest - 300 * age, value) for age, value in enumerate(newest_first)]
 
 
-def test_all_17_metrics_exact_values_and_labels(aws: MotoServer, now: float) -> None:
+def test_all_27_metrics_exact_values_and_labels(aws: MotoServer, now: float) -> None:
     settings = load_settings(_env(aws))
     assert settings.cloudwatch is not None
     batch = CloudWatchBatch(settings.cloudwatch, clock=lambda: now)
@@ -137,6 +137,16 @@ def test_all_17_metrics_exact_values_and_labels(aws: MotoServer, now: float) -> 
         ("redis-001", "NetworkBandwidthOutAllowanceExceeded"): [6.0, 60.0],
         ("redis-001", "NetworkConntrackAllowanceExceeded"): [0.0, 70.0],
         ("redis-001", "NetworkPacketsPerSecondAllowanceExceeded"): [8.0, 80.0],
+        ("redis-001", "EngineCPUUtilization"): [31.5, 99.0],
+        ("redis-001", "CPUUtilization"): [7.25, 88.0],
+        ("redis-001", "DatabaseMemoryUsagePercentage"): [64.0, 99.0],
+        ("redis-001", "CurrConnections"): [42.0, 500.0],
+        ("redis-001", "Evictions"): [0.0, 12.0],
+        ("redis-001", "CacheHitRate"): [98.5, 10.0],
+        # ReplicationLag: a primary has none -> absent and counted missing.
+        ("redis-001", "FreeableMemory"): [2_147_483_648.0, 1.0],
+        ("redis-001", "NetworkBytesIn"): [123_456.0, 1.0],
+        ("redis-001", "NetworkBytesOut"): [654_321.0, 9e9],
     }
     volume_values: dict[str, list[float]] = {
         "VolumeBytesUsed": [10_000_000.0, 90_000_000.0],
@@ -179,11 +189,20 @@ def test_all_17_metrics_exact_values_and_labels(aws: MotoServer, now: float) -> 
         ("elasticache:redis-001", "redis_network_bandwidthOut_allowance_exceeded", REDIS): 6.0,
         ("elasticache:redis-001", "redis_network_conntrack_allowance_exceeded", REDIS): 0.0,
         ("elasticache:redis-001", "redis_network_packetsPerSecond_allowance_exceeded", REDIS): 8.0,
+        ("elasticache:redis-001", "redis_engine_cpu_utilization", REDIS): 31.5,
+        ("elasticache:redis-001", "redis_cpu_utilization", REDIS): 7.25,
+        ("elasticache:redis-001", "redis_database_memory_usage_percentage", REDIS): 64.0,
+        ("elasticache:redis-001", "redis_curr_connections", REDIS): 42.0,
+        ("elasticache:redis-001", "redis_evictions", REDIS): 0.0,
+        ("elasticache:redis-001", "redis_cache_hit_rate", REDIS): 98.5,
+        ("elasticache:redis-001", "redis_freeable_memory_bytes", REDIS): 2_147_483_648.0,
+        ("elasticache:redis-001", "redis_network_in_bytes", REDIS): 123_456.0,
+        ("elasticache:redis-001", "redis_network_out_bytes", REDIS): 654_321.0,
     }
     assert _self(result) == {
         "middleware_cloudwatch_getmetricdata_calls": 1.0,
-        "middleware_cloudwatch_metrics_requested": 22.0,
-        "middleware_cloudwatch_metrics_missing": 1.0,
+        "middleware_cloudwatch_metrics_requested": 32.0,
+        "middleware_cloudwatch_metrics_missing": 2.0,
         "middleware_cloudwatch_metrics_failed": 0.0,
     }
     assert set(_states(result).values()) == {(True, None)}
@@ -238,6 +257,16 @@ def test_aurora_cluster_and_elasticache_node(aws: MotoServer, now: float) -> Non
             "redis_network_packetsPerSecond_allowance_exceeded",
             node,
         ): 9.0,
+        ("elasticache:redis-002:0001", "redis_engine_cpu_utilization", node): 10.0,
+        ("elasticache:redis-002:0001", "redis_cpu_utilization", node): 11.0,
+        ("elasticache:redis-002:0001", "redis_database_memory_usage_percentage", node): 12.0,
+        ("elasticache:redis-002:0001", "redis_curr_connections", node): 13.0,
+        ("elasticache:redis-002:0001", "redis_evictions", node): 14.0,
+        ("elasticache:redis-002:0001", "redis_cache_hit_rate", node): 15.0,
+        ("elasticache:redis-002:0001", "redis_replication_lag_seconds", node): 16.0,
+        ("elasticache:redis-002:0001", "redis_freeable_memory_bytes", node): 17.0,
+        ("elasticache:redis-002:0001", "redis_network_in_bytes", node): 18.0,
+        ("elasticache:redis-002:0001", "redis_network_out_bytes", node): 19.0,
     }
 
 
@@ -304,7 +333,7 @@ def test_throttling_is_retried_by_botocore(aws: MotoServer, now: float) -> None:
     result = _pass(batch, targets)
     assert len(sent) == 3  # two throttled attempts, the third reached moto
     assert _states(result) == {"elasticache:r": (True, None)}
-    assert len(_series(result)) == 4
+    assert len(_series(result)) == 14
     assert _self(result)["middleware_cloudwatch_getmetricdata_calls"] == 1.0
 
 
@@ -318,12 +347,14 @@ def test_throttling_beyond_the_retries_is_reported(aws: MotoServer, now: float) 
     assert (outcome.up, outcome.reason, outcome.detail) == (
         False,
         "throttled",
-        "4 of 4 CloudWatch metrics failed (NetworkBandwidthInAllowanceExceeded, "
+        "14 of 14 CloudWatch metrics failed (NetworkBandwidthInAllowanceExceeded, "
         "NetworkBandwidthOutAllowanceExceeded, NetworkConntrackAllowanceExceeded, "
-        "NetworkPacketsPerSecondAllowanceExceeded): GetMetricData failed after 2 attempts: "
-        "Throttling: Rate exceeded",
+        "NetworkPacketsPerSecondAllowanceExceeded, EngineCPUUtilization, CPUUtilization, "
+        "DatabaseMemoryUsagePercentage, CurrConnections, Evictions, CacheHitRate, "
+        "ReplicationLag, FreeableMemory, NetworkBytesIn, NetworkBytesOut): GetMetricData "
+        "failed after 2 attempts: Throttling: Rate exceeded",
     )
-    assert _self(result)["middleware_cloudwatch_metrics_failed"] == 4.0
+    assert _self(result)["middleware_cloudwatch_metrics_failed"] == 14.0
 
 
 def test_cloudwatch_down_does_not_fail_the_pass(
@@ -354,9 +385,9 @@ def test_cloudwatch_down_does_not_fail_the_pass(
     }
     assert _self(result) == {
         "middleware_cloudwatch_getmetricdata_calls": 1.0,
-        "middleware_cloudwatch_metrics_requested": 9.0,
+        "middleware_cloudwatch_metrics_requested": 19.0,
         "middleware_cloudwatch_metrics_missing": 0.0,
-        "middleware_cloudwatch_metrics_failed": 9.0,
+        "middleware_cloudwatch_metrics_failed": 19.0,
     }
 
 
@@ -401,7 +432,7 @@ def test_runtime_with_postgres_and_the_seeded_demo_fleet(
         == 0.0
     )
     outputs = {d.output for d in fleet.declarations()}
-    assert len(expected) == 22
+    assert len(expected) == 32
     assert sorted(v for k, v in got.items() if k[1] in outputs) == sorted(expected.values())
     assert _self(result)["middleware_cloudwatch_metrics_missing"] == 0.0
     assert _states(result) == {

@@ -6,7 +6,9 @@ template variables set to this test's targets, is evaluated through Prometheus' 
 Two function configurations push under one job, as two deployments would: a healthy one (RDS
 instance, DocumentDB serverStatus and CloudWatch ids, ElastiCache, plus one DocumentDB id
 without any CloudWatch data) and one whose PostgreSQL is unreachable and whose CloudWatch id
-is an Aurora cluster, so the "down" and Aurora-only series exist too.
+is an Aurora cluster, so the "down" and Aurora-only series exist too. Beside them, a pass of
+the ElastiCache engine source over a real redis-server primary and its replica is pushed
+under the same job (the targets file that will configure those is not wired yet).
 """
 
 from __future__ import annotations
@@ -29,6 +31,11 @@ import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
+from middleware_monitoring.config import PushgatewaySettings
+from middleware_monitoring.model import Target
+from middleware_monitoring.redis.source import RedisSource
+from middleware_monitoring.runner import run_pass
+from middleware_monitoring.sinks import PushgatewaySink
 from tests.dashboards import (
     DASHBOARD_FILES,
     EMITTED_METRICS,
@@ -51,6 +58,7 @@ from tests.standins.docdb import DocDBServer
 from tests.standins.postgres import PostgresServer
 from tests.standins.prometheus import Prometheus
 from tests.standins.pushgateway import Pushgateway
+from tests.standins.redis import TOKEN, RedisServer
 
 JOB = "e2e-dashboards"
 PG_UP, PG_DOWN = "e2e-postgres", "e2e-postgres-down"
@@ -59,6 +67,7 @@ DOCDB_INSTANCES = ("e2e-docdb-1", "e2e-docdb-2")
 DOCDB_CLUSTER = "e2e-docdb-cluster"
 DOCDB_NO_DATA = "e2e-docdb-nodata"  # configured, but CloudWatch has nothing for it
 REDIS = "e2e-redis-001"
+REDIS_PRIMARY, REDIS_REPLICA = "e2e-redis-primary", "e2e-redis-replica"
 MONITOR_USER, MONITOR_PASSWORD = "e2e_monitor", "e2e-monitor-pw"
 APP_USER, APP_PASSWORD = "e2e_app", "e2e-app-pw"
 APP_FILE = ROOT / "functions" / "collector" / "app.py"
@@ -83,7 +92,7 @@ CLOUDWATCH_TARGETS = (
     f"docdb-cluster:{DOCDB_CLUSTER}",
     f"elasticache:{REDIS}",
 )
-ALL_TARGETS = (PG_UP, PG_DOWN, DOCDB_TARGET, *CLOUDWATCH_TARGETS)
+ALL_TARGETS = (PG_UP, PG_DOWN, DOCDB_TARGET, *CLOUDWATCH_TARGETS, REDIS_PRIMARY, REDIS_REPLICA)
 
 
 def _regex(values: tuple[str, ...] | list[str]) -> str:
@@ -102,11 +111,15 @@ SELECTIONS: dict[str, dict[str, str]] = {
         "docdb_instance": _regex(DOCDB_INSTANCES),
         "docdb_cluster": DOCDB_CLUSTER,
     },
-    "elasticache.json": {"job": JOB, "elasticache": REDIS},
+    "elasticache.json": {
+        "job": JOB,
+        "instance": _regex([REDIS_PRIMARY, REDIS_REPLICA]),
+        "elasticache": REDIS,
+    },
     "collector-health.json": {
         "job": JOB,
         "instance": _regex(ALL_TARGETS),
-        "source": _regex(["postgres", "cloudwatch", "mongo"]),
+        "source": _regex(["postgres", "cloudwatch", "mongo", "redis"]),
     },
 }
 # The values each variable query must offer (at least) for this test's data.
@@ -118,10 +131,11 @@ OFFERED: dict[tuple[str, str], set[str]] = {
     ("documentdb.json", "docdb_instance"): set(DOCDB_INSTANCES),
     ("documentdb.json", "docdb_cluster"): {DOCDB_CLUSTER},
     ("elasticache.json", "job"): {JOB},
+    ("elasticache.json", "instance"): {REDIS_PRIMARY, REDIS_REPLICA},
     ("elasticache.json", "elasticache"): {REDIS},
     ("collector-health.json", "job"): {JOB},
     ("collector-health.json", "instance"): set(ALL_TARGETS),
-    ("collector-health.json", "source"): {"postgres", "cloudwatch", "mongo"},
+    ("collector-health.json", "source"): {"postgres", "cloudwatch", "mongo", "redis"},
 }
 
 
@@ -159,6 +173,39 @@ def _invoke(environ: dict[str, str]) -> dict[str, Any]:
             if app._runtime is not None:
                 close(app._runtime)
         return result
+
+
+def _push_redis(pushgateway: Pushgateway) -> None:
+    """One pass of the engine source over a primary (keys, a replica, an error reply: every
+    INFO series exists) and its replica, pushed as the function pushes its targets."""
+    # maxmemory as ElastiCache always sets it (the memory panel shows the limit).
+    primary_server = RedisServer(password=TOKEN, maxmemory="64mb", maxmemory_policy="allkeys-lru")
+    with primary_server as primary, RedisServer(replica_of=primary) as replica:
+        replica.wait_link_up()
+        primary.admin.set("e2e:key", "v")
+        primary.admin.get("e2e:key")
+        primary.admin.get("e2e:missing")
+        with pytest.raises(Exception, match="unknown command"):
+            primary.admin.execute_command("NO-SUCH-COMMAND")
+        sources = [
+            RedisSource(primary.settings(REDIS_PRIMARY, password=TOKEN)),
+            RedisSource(replica.settings(REDIS_REPLICA)),
+        ]
+        try:
+            result = run_pass(
+                [Target(REDIS_PRIMARY, [sources[0]]), Target(REDIS_REPLICA, [sources[1]])],
+                deadline=time.monotonic() + 20,
+                max_workers=2,
+                collector_instance="collector-redis",
+            )
+        finally:
+            for source in sources:
+                source.close()
+    assert [(t.target, t.up) for t in result.targets] == [
+        (REDIS_PRIMARY, True),
+        (REDIS_REPLICA, True),
+    ]
+    PushgatewaySink(PushgatewaySettings(pushgateway.url, JOB, None, None, 5.0, 1)).send(result)
 
 
 @dataclass
@@ -227,6 +274,7 @@ def deployment(
             "COLLECTOR_INSTANCE_NAME": "collector-aurora",
         }
         summaries = [_invoke(healthy_env), _invoke(down_env)]
+        _push_redis(pushgateway)
         yield Deployment(healthy_env, down_env, summaries)
     finally:
         app.close()

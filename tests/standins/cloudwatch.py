@@ -36,6 +36,14 @@ DEMO_VALUES: dict[str, float] = {
     "NetworkBandwidthOutAllowanceExceeded": 4.0,
     "NetworkConntrackAllowanceExceeded": 0.0,
     "NetworkPacketsPerSecondAllowanceExceeded": 1.0,
+    "EngineCPUUtilization": 23.5,
+    "DatabaseMemoryUsagePercentage": 41.25,
+    "CurrConnections": 57.0,
+    "Evictions": 3.0,
+    "CacheHitRate": 97.5,
+    "ReplicationLag": 0.125,
+    "NetworkBytesIn": 1_048_576.0,
+    "NetworkBytesOut": 4_194_304.0,
 }
 
 

@@ -32,7 +32,7 @@ OLD, NEWER, NEWEST = WINDOW_END - 180, WINDOW_END - 120, WINDOW_END - 60
 
 def _reference_pass(client: Any) -> Any:
     """The issue's reference fleet: 1 RDS instance, 2 DocDB instances + 1 DocDB cluster,
-    1 ElastiCache cluster = 22 queries."""
+    1 ElastiCache cluster = 32 queries."""
     loaded = settings()
     batch = batch_for(loaded.cloudwatch, client)
     targets = [
@@ -47,7 +47,7 @@ def test_reference_fleet_takes_exactly_one_call_with_exact_values() -> None:
     results = [
         # Unordered points, older ones larger: the newest must win (Datapoints[0] bug).
         metric_result(i, [(OLD, 900.0 + i), (NEWEST, float(i)), (NEWER, 500.0 + i)])
-        for i in range(22)
+        for i in range(32)
     ]
     # q15 is mongo_volume_bytesused (the first cluster metric): no datapoint in the window.
     results[15] = metric_result(15, [])
@@ -58,8 +58,8 @@ def test_reference_fleet_takes_exactly_one_call_with_exact_values() -> None:
 
     assert len(calls) == 1
     request = calls[0]
-    assert len(request["MetricDataQueries"]) == 22
-    assert [q["Id"] for q in request["MetricDataQueries"]] == [f"q{i}" for i in range(22)]
+    assert len(request["MetricDataQueries"]) == 32
+    assert [q["Id"] for q in request["MetricDataQueries"]] == [f"q{i}" for i in range(32)]
     assert request["StartTime"] == at(WINDOW_START)
     assert request["EndTime"] == at(WINDOW_END)
     assert request["ScanBy"] == "TimestampDescending"
@@ -91,8 +91,18 @@ def test_reference_fleet_takes_exactly_one_call_with_exact_values() -> None:
         ("elasticache:redis-001", "redis_network_bandwidthOut_allowance_exceeded", redis): 19.0,
         ("elasticache:redis-001", "redis_network_conntrack_allowance_exceeded", redis): 20.0,
         ("elasticache:redis-001", "redis_network_packetsPerSecond_allowance_exceeded", redis): 21.0,
+        ("elasticache:redis-001", "redis_engine_cpu_utilization", redis): 22.0,
+        ("elasticache:redis-001", "redis_cpu_utilization", redis): 23.0,
+        ("elasticache:redis-001", "redis_database_memory_usage_percentage", redis): 24.0,
+        ("elasticache:redis-001", "redis_curr_connections", redis): 25.0,
+        ("elasticache:redis-001", "redis_evictions", redis): 26.0,
+        ("elasticache:redis-001", "redis_cache_hit_rate", redis): 27.0,
+        ("elasticache:redis-001", "redis_replication_lag_seconds", redis): 28.0,
+        ("elasticache:redis-001", "redis_freeable_memory_bytes", redis): 29.0,
+        ("elasticache:redis-001", "redis_network_in_bytes", redis): 30.0,
+        ("elasticache:redis-001", "redis_network_out_bytes", redis): 31.0,
     }
-    assert self_metrics(result) == counts(calls=1, requested=22, missing=1, failed=0)
+    assert self_metrics(result) == counts(calls=1, requested=32, missing=1, failed=0)
     # Missing data is not a failure: every target is up.
     assert {t: o[0] for t, o in outcomes(result).items()} == {
         "pg-1": True,
@@ -134,23 +144,24 @@ def _many_caches(count: int) -> dict[str, str]:
     }
 
 
-def test_600_queries_take_exactly_two_calls() -> None:
+def test_700_queries_take_exactly_two_calls() -> None:
     client, stubber, calls = stubbed_client()
-    for size in (500, 100):
+    for size in (500, 200):
         stubber.add_response(
             "get_metric_data",
             {"MetricDataResults": [metric_result(i, [(NEWEST, 1.0)]) for i in range(size)]},
         )
     with stubber:
-        result, _ = cloudwatch_pass(_many_caches(150), client)
+        result, _ = cloudwatch_pass(_many_caches(50), client)
     stubber.assert_no_pending_responses()
-    assert [len(c["MetricDataQueries"]) for c in calls] == [500, 100]
-    # The second call starts where the first stopped: cluster 125's first metric.
-    second = calls[1]["MetricDataQueries"][0]["MetricStat"]["Metric"]["Dimensions"]
-    assert second == [{"Name": "CacheClusterId", "Value": "redis-125"}]
-    assert len(series(result)) == 600
+    assert [len(c["MetricDataQueries"]) for c in calls] == [500, 200]
+    # The second call starts where the first stopped: cluster 35's 11th metric (14 each).
+    second = calls[1]["MetricDataQueries"][0]["MetricStat"]["Metric"]
+    assert second["Dimensions"] == [{"Name": "CacheClusterId", "Value": "redis-035"}]
+    assert second["MetricName"] == "ReplicationLag"
+    assert len(series(result)) == 700
     assert self_metrics(result)["middleware_cloudwatch_getmetricdata_calls"] == 2.0
-    assert self_metrics(result)["middleware_cloudwatch_metrics_requested"] == 600.0
+    assert self_metrics(result)["middleware_cloudwatch_metrics_requested"] == 700.0
 
 
 def test_next_token_is_followed_and_newest_wins_across_pages() -> None:
@@ -190,8 +201,9 @@ def test_next_token_is_followed_and_newest_wins_across_pages() -> None:
         "redis_network_conntrack_allowance_exceeded": 3.0,
         "redis_network_packetsPerSecond_allowance_exceeded": 4.0,
     }
-    # A page repeats every query of its call, and is billed so.
-    assert self_metrics(result) == counts(calls=2, requested=8, missing=0, failed=0)
+    # A page repeats every query of its call, and is billed so. The engine metrics (q4 on)
+    # got no datapoint on either page.
+    assert self_metrics(result) == counts(calls=2, requested=28, missing=10, failed=0)
 
 
 def test_throttled_call_costs_only_its_own_targets() -> None:
@@ -210,21 +222,30 @@ def test_throttled_call_costs_only_its_own_targets() -> None:
         response_meta={"RetryAttempts": 2},
     )
     with stubber:
-        result, _ = cloudwatch_pass(_many_caches(150), client)
+        result, _ = cloudwatch_pass(_many_caches(50), client)
     states = outcomes(result)
     assert states["elasticache:redis-000"] == (True, None, None)
-    assert states["elasticache:redis-124"] == (True, None, None)
-    assert states["elasticache:redis-125"] == (
+    assert states["elasticache:redis-034"] == (True, None, None)
+    # Cluster 35 straddles the two calls: only its metrics in the throttled one are lost.
+    throttled = "GetMetricData failed after 3 attempts: Throttling: Rate exceeded"
+    assert states["elasticache:redis-035"] == (
         False,
         "throttled",
-        "4 of 4 CloudWatch metrics failed (NetworkBandwidthInAllowanceExceeded, "
-        "NetworkBandwidthOutAllowanceExceeded, NetworkConntrackAllowanceExceeded, "
-        "NetworkPacketsPerSecondAllowanceExceeded): GetMetricData failed after 3 attempts: "
-        "Throttling: Rate exceeded",
+        "4 of 14 CloudWatch metrics failed (ReplicationLag, FreeableMemory, NetworkBytesIn, "
+        f"NetworkBytesOut): {throttled}",
     )
-    assert sum(1 for up, _, _ in states.values() if up) == 125
+    assert states["elasticache:redis-036"] == (
+        False,
+        "throttled",
+        "14 of 14 CloudWatch metrics failed (NetworkBandwidthInAllowanceExceeded, "
+        "NetworkBandwidthOutAllowanceExceeded, NetworkConntrackAllowanceExceeded, "
+        "NetworkPacketsPerSecondAllowanceExceeded, EngineCPUUtilization, CPUUtilization, "
+        "DatabaseMemoryUsagePercentage, CurrConnections, Evictions, CacheHitRate, "
+        f"ReplicationLag, FreeableMemory, NetworkBytesIn, NetworkBytesOut): {throttled}",
+    )
+    assert sum(1 for up, _, _ in states.values() if up) == 35
     assert len(series(result)) == 500
-    assert self_metrics(result) == counts(calls=2, requested=600, missing=0, failed=100)
+    assert self_metrics(result) == counts(calls=2, requested=700, missing=0, failed=200)
 
 
 def test_a_failed_query_loses_only_its_own_value() -> None:
@@ -256,7 +277,7 @@ def test_a_failed_query_loses_only_its_own_value() -> None:
     assert outcomes(result)["elasticache:r"] == (
         False,
         "cloudwatch_error",
-        "1 of 4 CloudWatch metrics failed (NetworkBandwidthOutAllowanceExceeded): "
+        "1 of 14 CloudWatch metrics failed (NetworkBandwidthOutAllowanceExceeded): "
         "AWS/ElastiCache NetworkBandwidthOutAllowanceExceeded{CacheClusterId=r}: "
         "InternalError (InternalError: try again)",
     )
@@ -295,7 +316,7 @@ def test_client_that_cannot_be_built_fails_the_sources_not_the_pass() -> None:
         "docdb-cluster:docdb-c": (False, "no_region"),
         "elasticache:redis-001": (False, "no_region"),
     }
-    assert self_metrics(result) == counts(calls=0, requested=0, missing=0, failed=17)
+    assert self_metrics(result) == counts(calls=0, requested=0, missing=0, failed=27)
 
 
 def test_past_the_deadline_no_call_is_made() -> None:
@@ -323,7 +344,7 @@ def test_one_client_per_function_instance() -> None:
     for _ in range(3):
         stubber.add_response(
             "get_metric_data",
-            {"MetricDataResults": [metric_result(i, [(NEWEST, 1.0)]) for i in range(17)]},
+            {"MetricDataResults": [metric_result(i, [(NEWEST, 1.0)]) for i in range(27)]},
         )
     with stubber:
         for _ in range(3):

@@ -7,8 +7,10 @@ import pytest
 from middleware_monitoring.cloudwatch import declarations
 from middleware_monitoring.cloudwatch.declarations import Stat
 from middleware_monitoring.cloudwatch.fetch import Window, plan, queries, window
+from middleware_monitoring.emf import UNITS
+from middleware_monitoring.redis import info as redis_info
 
-# SPEC 3.3, 3.5, 3.6 plus the documented Aurora extra: series -> (namespace, metric, stat,
+# SPEC 3.3, 3.5, 3.6, 13 plus the documented Aurora extra: series -> (namespace, metric, stat,
 # period). Written out by hand so a change to the catalogue has to change this table too.
 CONTRACT = {
     "pg_storage_disk_space": ("AWS/RDS", "FreeStorageSpace", "Average", 60),
@@ -48,6 +50,22 @@ CONTRACT = {
         "Sum",
         60,
     ),
+    # SPEC 13.
+    "redis_engine_cpu_utilization": ("AWS/ElastiCache", "EngineCPUUtilization", "Average", 60),
+    "redis_cpu_utilization": ("AWS/ElastiCache", "CPUUtilization", "Average", 60),
+    "redis_database_memory_usage_percentage": (
+        "AWS/ElastiCache",
+        "DatabaseMemoryUsagePercentage",
+        "Average",
+        60,
+    ),
+    "redis_curr_connections": ("AWS/ElastiCache", "CurrConnections", "Average", 60),
+    "redis_evictions": ("AWS/ElastiCache", "Evictions", "Sum", 60),
+    "redis_cache_hit_rate": ("AWS/ElastiCache", "CacheHitRate", "Average", 60),
+    "redis_replication_lag_seconds": ("AWS/ElastiCache", "ReplicationLag", "Average", 60),
+    "redis_freeable_memory_bytes": ("AWS/ElastiCache", "FreeableMemory", "Average", 60),
+    "redis_network_in_bytes": ("AWS/ElastiCache", "NetworkBytesIn", "Sum", 60),
+    "redis_network_out_bytes": ("AWS/ElastiCache", "NetworkBytesOut", "Sum", 60),
 }
 
 
@@ -57,15 +75,41 @@ def _table(made: list[declarations.Declaration]) -> dict[str, tuple[str, str, st
     }
 
 
-def test_all_17_contract_series_with_metric_statistic_and_period() -> None:
+def test_all_27_contract_series_with_metric_statistic_and_period() -> None:
     made = [
         *declarations.rds("pg-1", "DBInstanceIdentifier"),
         *declarations.docdb_instance("docdb-1"),
         *declarations.docdb_cluster("docdb-c"),
         *declarations.elasticache("redis-001"),
     ]
-    assert len(made) == 17
+    assert len(made) == 27
     assert _table(made) == CONTRACT
+
+
+def test_elasticache_cloudwatch_names_never_collide_with_the_info_names() -> None:
+    """Both kinds of series can sit on one target (a node's INFO and its CloudWatch
+    metrics): a shared name would mix two meanings under one series."""
+    cloudwatch = {d.output for d in declarations.elasticache("redis-001", "0001")}
+    assert len(cloudwatch) == 14
+    assert cloudwatch & redis_info.series_names() == set()
+
+
+def test_elasticache_cloudwatch_units_are_the_ones_aws_publishes() -> None:
+    by_metric = {
+        d.stat.metric: UNITS[d.output].value for d in declarations.elasticache("redis-001")
+    }
+    assert {m: u for m, u in by_metric.items() if "Allowance" not in m} == {
+        "EngineCPUUtilization": "Percent",
+        "CPUUtilization": "Percent",
+        "DatabaseMemoryUsagePercentage": "Percent",
+        "CurrConnections": "Count",
+        "Evictions": "Count",
+        "CacheHitRate": "Percent",
+        "ReplicationLag": "Seconds",
+        "FreeableMemory": "Bytes",
+        "NetworkBytesIn": "Bytes",
+        "NetworkBytesOut": "Bytes",
+    }
 
 
 def test_in_and_out_allowance_are_not_swapped() -> None:

@@ -38,13 +38,12 @@ from tests.dashboards import (
 # Grafana 11's dashboard schema; older Grafana versions refuse nothing here but migrate.
 MIN_SCHEMA_VERSION = 39
 UNITS = {"bytes", "percent", "ms", "ops", "s", "short", "none", "Bps", "iops"}
-README = (ROOT / "README.md").read_text()
+GRAFANA_DOC = ROOT / "docs" / "grafana.md"
 
 
 def _grafana_section() -> str:
-    match = re.search(r"^## Grafana\n(.*?)(?=^## |\Z)", README, re.S | re.M)
-    assert match is not None, "README has no '## Grafana' section"
-    return match.group(1)
+    """The Grafana page of the documentation."""
+    return GRAFANA_DOC.read_text()
 
 
 def _rules() -> list[dict[str, Any]]:
@@ -141,7 +140,7 @@ def test_datasource_is_a_variable_never_a_fixed_uid(name: str) -> None:
     [
         ("postgresql.json", ["datasource", "job", "instance"]),
         ("documentdb.json", ["datasource", "job", "instance", "docdb_instance", "docdb_cluster"]),
-        ("elasticache.json", ["datasource", "job", "elasticache"]),
+        ("elasticache.json", ["datasource", "job", "instance", "elasticache"]),
         ("collector-health.json", ["datasource", "job", "instance", "source"]),
     ],
 )
@@ -197,6 +196,16 @@ def test_units_match_what_the_values_are() -> None:
         "mongo_read_latency": "ms",
         "mongo_volume_bytesused": "bytes",
         "mongo_opcounters_insert": "ops",
+        "redis_memory_used_bytes": "bytes",
+        "redis_memory_max_bytes": "bytes",
+        "redis_database_memory_usage_percentage": "percent",
+        "redis_freeable_memory_bytes": "bytes",
+        "redis_cache_hit_rate": "percent",
+        "redis_engine_cpu_utilization": "percent",
+        "redis_replication_lag_seconds": "s",
+        "redis_connected_slave_lag_seconds": "s",
+        "redis_net_input_bytes_total": "Bps",
+        "redis_network_in_bytes": "bytes",
         "middleware_pass_duration_seconds": "s",
         "push_time_seconds": "s",
     }
@@ -299,7 +308,7 @@ def test_alert_rules_read_only_emitted_metrics_and_are_shown_where_users_look() 
         assert rule["expr"] in section, rule["alert"]
 
 
-# --- provisioning and README -------------------------------------------------------------------
+# --- provisioning and documentation -----------------------------------------------------------
 
 
 def test_provisioning_files() -> None:
@@ -311,12 +320,12 @@ def test_provisioning_files() -> None:
     path = provider["options"]["path"]
     assert (provider["type"], path) == ("file", "/etc/grafana/middleware-monitoring/dashboards")
     section = _grafana_section()
-    # The README's mount instructions put grafana/ where the provider looks.
+    # The documented mount instructions put grafana/ where the provider looks.
     assert "/etc/grafana/middleware-monitoring" in section
     assert "GF_PATHS_PROVISIONING=/etc/grafana/middleware-monitoring/provisioning" in section
 
 
-def test_readme_describes_each_dashboard_and_the_promtool_findings() -> None:
+def test_docs_describe_each_dashboard_and_the_promtool_findings() -> None:
     section = _grafana_section()
     for name in DASHBOARD_FILES:
         assert f"`{name}`" in section, name

@@ -244,7 +244,7 @@ kafka: []
 """
     where = "TARGETS_FILE (targets.yaml)"
     assert problems(tmp_path, text) == [
-        f"{where}: kafka: unknown section; expected postgres, docdb, cloudwatch",
+        f"{where}: kafka: unknown section; expected postgres, docdb, elasticache, cloudwatch",
         f"{where}: postgres[2]: expected a mapping (name: ..., host: ...), got a string",
         f"{where}: postgres[0] (orders-db).colour: unknown key; expected name, host, port, "
         "dbname, user, secret_arn, iam_auth, password, sslmode, sslrootcert, rds_id, rds_type, "
@@ -284,7 +284,8 @@ def test_iam_auth_needs_tls(tmp_path: Path) -> None:
 def test_an_empty_document_is_no_targets_and_a_list_is_refused(tmp_path: Path) -> None:
     assert load(tmp_path, "# nothing yet\n").targets == ()
     assert problems(tmp_path, "- name: a\n") == [
-        "TARGETS_FILE (targets.yaml): expected a mapping with postgres, docdb, cloudwatch, got "
+        "TARGETS_FILE (targets.yaml): expected a mapping with postgres, docdb, elasticache, "
+        "cloudwatch, got "
         "a list; e.g. postgres: [{name: orders-db, host: orders.abc.eu-west-1.rds.amazonaws.com,"
         " secret_arn: arn:aws:secretsmanager:...}]"
     ]

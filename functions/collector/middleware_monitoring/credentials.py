@@ -1,4 +1,5 @@
-"""Database logins read from AWS Secrets Manager (PG_SECRET_ARN, MONGO_SECRET_ARN).
+"""Database logins read from AWS Secrets Manager (PG_SECRET_ARN, MONGO_SECRET_ARN, an
+ElastiCache node's secret_arn).
 
 Secrets are read through Powertools Parameters, whose cache lives as long as the function
 instance: a warm instance reads each secret at most once per ``max_age_seconds``. Sources ask
@@ -19,6 +20,7 @@ from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import quote_plus
 
 from .config import DocDBSettings, PostgresSettings, SecretStoreSettings
+from .config.elasticache import RedisSettings
 from .config.env import port_number
 from .logs import scrubber
 from .model import SourceFailure
@@ -256,5 +258,38 @@ def iam_token_login(
             return PgLogin(
                 settings.host, settings.port, settings.user, made[0][1], settings.database
             )
+
+    return login
+
+
+REDIS_SHAPE: Final = (
+    '{"password": "..."} for an AUTH token, or {"username": "...", "password": "..."} '
+    "for an RBAC user"
+)
+
+
+def redis_secret_login(
+    settings: RedisSettings, store: SecretStore
+) -> Callable[[bool], tuple[str | None, str]]:
+    """An ElastiCache node's (user, password) from its ``secret_arn``: an AUTH token alone
+    (user None, the ``default`` user) or an RBAC user. A ``user`` in the settings wins over
+    the secret's ``username``."""
+    secret_id = settings.secret_arn
+    if secret_id is None:
+        raise ValueError("RedisSettings.secret_arn is not set")
+    variable = f"the secret_arn of {settings.where}"
+
+    def login(refresh: bool) -> tuple[str | None, str]:
+        secret = store.read_json(secret_id, variable, refresh=refresh)
+        password, username = secret.get("password"), secret.get("username")
+        if not isinstance(password, str) or not password:
+            raise SourceFailure(
+                INVALID, f"{variable} ({secret_id}) has no password string; expected {REDIS_SHAPE}"
+            )
+        if username is not None and not isinstance(username, str):
+            raise SourceFailure(
+                INVALID, f"{variable} ({secret_id}) has a username that is not a string"
+            )
+        return settings.user or username or None, password
 
     return login

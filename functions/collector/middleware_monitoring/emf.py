@@ -29,10 +29,15 @@ from aws_lambda_powertools.metrics.provider.cloudwatch_emf.cloudwatch import (
 from prometheus_client import Metric
 
 from .model import PassResult
+from .redis import info as redis_info
 
 logger = logging.getLogger(__name__)
 
-HIGH_CARDINALITY_LABELS: Final = frozenset({"query", "queryid"})
+# Also the ids a Redis node gets anew at each restart (redis_instance_info): as dimensions
+# they would make a new billed CloudWatch metric per restart.
+HIGH_CARDINALITY_LABELS: Final = frozenset(
+    {"query", "queryid", "run_id", "master_replid", "process_id"}
+)
 INSTANCE_DIMENSION: Final = "instance"
 # CloudWatch refuses empty dimension values and values over 1024 characters.
 EMPTY_VALUE: Final = "none"
@@ -86,6 +91,19 @@ UNITS: Final[Mapping[str, MetricUnit]] = {
     "redis_network_bandwidthOut_allowance_exceeded": _N,
     "redis_network_conntrack_allowance_exceeded": _N,
     "redis_network_packetsPerSecond_allowance_exceeded": _N,
+    # ElastiCache from CloudWatch (SPEC 13), with the units AWS/ElastiCache publishes.
+    "redis_engine_cpu_utilization": _PCT,
+    "redis_cpu_utilization": _PCT,
+    "redis_database_memory_usage_percentage": _PCT,
+    "redis_curr_connections": _N,
+    "redis_evictions": _N,
+    "redis_cache_hit_rate": _PCT,
+    "redis_replication_lag_seconds": _S,
+    "redis_freeable_memory_bytes": _B,
+    "redis_network_in_bytes": _B,
+    "redis_network_out_bytes": _B,
+    # ElastiCache INFO (SPEC 13): the unit is in each row of the table there.
+    **{name: MetricUnit(unit) for name, unit in redis_info.units().items()},
     "middleware_collector_duration_seconds": _S,
     "middleware_collector_last_success_timestamp_seconds": _S,
     "middleware_pass_duration_seconds": _S,

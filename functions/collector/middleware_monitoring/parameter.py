@@ -38,6 +38,7 @@ class TargetsParameter:
         self._name = settings.targets_parameter
         self._document_name = f"TARGETS_PARAMETER ({self._name})"
         self._postgres_defaults = settings.postgres_defaults
+        self._redis_defaults = settings.redis_defaults
         self._max_age = settings.targets_max_age_seconds
         self._sessions = sessions
         self._fetch = fetch or self._get_parameter
@@ -73,7 +74,9 @@ class TargetsParameter:
             return []
         from .logs import scrubber
 
-        document, problems = parse_document(text, self._document_name, self._postgres_defaults)
+        document, problems = parse_document(
+            text, self._document_name, self._postgres_defaults, self._redis_defaults
+        )
         # Inline passwords (for local use) are secrets like any other.
         scrubber.add(
             password for spec in document.specs() if (password := getattr(spec, "password", None))

@@ -14,8 +14,21 @@ from .aws import AwsSessions
 from .cloudwatch import declarations
 from .cloudwatch.batches import CloudWatchBatches
 from .cloudwatch.declarations import Declaration
-from .config import CloudWatchTarget, DocDBSettings, PostgresSettings, Settings, TargetSpec
-from .credentials import SecretStore, docdb_secret_login, iam_token_login, pg_secret_login
+from .config import (
+    CloudWatchTarget,
+    DocDBSettings,
+    PostgresSettings,
+    RedisSettings,
+    Settings,
+    TargetSpec,
+)
+from .credentials import (
+    SecretStore,
+    docdb_secret_login,
+    iam_token_login,
+    pg_secret_login,
+    redis_secret_login,
+)
 from .model import Source, Target
 from .postgres.connection import PgConnection
 from .postgres.source import PostgresSource
@@ -52,6 +65,7 @@ class TargetBuilder:
         self._builders: dict[type, Callable[[Any], list[Source]]] = {
             PostgresSettings: self._postgres,
             DocDBSettings: self._docdb,
+            RedisSettings: self._redis,
             CloudWatchTarget: self._cloudwatch,
         }
 
@@ -78,6 +92,17 @@ class TargetBuilder:
 
         login = docdb_secret_login(spec, self.secrets) if spec.secret_arn else None
         return [DocumentDBSource(spec, login=login)]
+
+    def _redis(self, spec: RedisSettings) -> list[Source]:
+        # Imported here: the Redis client is paid for only when an ElastiCache node is.
+        from .redis.source import RedisSource
+
+        login = redis_secret_login(spec, self.secrets) if spec.secret_arn else None
+        sources: list[Source] = [RedisSource(spec, login=login)]
+        if spec.cache_cluster_id:
+            declared = declarations.elasticache(spec.cache_cluster_id, spec.cache_node_id)
+            sources.append(self.cloudwatch.source(declared, spec.aws))
+        return sources
 
     def _cloudwatch(self, spec: CloudWatchTarget) -> list[Source]:
         return [self.cloudwatch.source(cloudwatch_declarations(spec), spec.aws)]

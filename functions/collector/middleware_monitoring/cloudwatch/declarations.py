@@ -134,10 +134,10 @@ DOCDB_CLUSTER_SERIES: Final = (
     ),
 )
 
-# SPEC 3.6, label ElastiCache = the id. These count packets shaped or dropped in a minute,
-# hence Sum. The older exporter exported the In metric under the Out name: each name
-# below is paired with its own metric, and a regression test holds that.
-ELASTICACHE_SERIES: Final = (
+# SPEC 3.6, label ElastiCache = the id. The allowance metrics count packets shaped or dropped
+# in a minute, hence Sum. The older exporter exported the In metric under the Out name: each
+# name below is paired with its own metric, and a regression test holds that.
+ELASTICACHE_ALLOWANCE_SERIES: Final = (
     Series(
         "redis_network_bandwidth_inallowance_exceeded",
         "NetworkBandwidthInAllowanceExceeded",
@@ -167,6 +167,76 @@ ELASTICACHE_SERIES: Final = (
         "Packets shaped because packets per second exceeded the instance's allowance.",
     ),
 )
+# SPEC 13: the metrics ElastiCache operators alarm on, per node. Named so that none collides
+# with a redis_exporter name the INFO source uses (redis/info.py); a unit test holds that.
+# Counts per minute (Evictions, network bytes) are Sum; levels are Average.
+ELASTICACHE_ENGINE_SERIES: Final = (
+    Series(
+        "redis_engine_cpu_utilization",
+        "EngineCPUUtilization",
+        "Average",
+        MINUTE,
+        "CPU utilization of the engine's main thread, percent.",
+    ),
+    Series(
+        "redis_cpu_utilization",
+        "CPUUtilization",
+        "Average",
+        MINUTE,
+        "CPU utilization of the whole host, percent.",
+    ),
+    Series(
+        "redis_database_memory_usage_percentage",
+        "DatabaseMemoryUsagePercentage",
+        "Average",
+        MINUTE,
+        "Memory used by the engine as a percentage of its maxmemory.",
+    ),
+    Series(
+        "redis_curr_connections",
+        "CurrConnections",
+        "Average",
+        MINUTE,
+        "Client connections, replicas excluded.",
+    ),
+    Series("redis_evictions", "Evictions", "Sum", MINUTE, "Keys evicted in the minute."),
+    Series(
+        "redis_cache_hit_rate",
+        "CacheHitRate",
+        "Average",
+        MINUTE,
+        "Key lookups that hit, as a percentage of all lookups.",
+    ),
+    Series(
+        "redis_replication_lag_seconds",
+        "ReplicationLag",
+        "Average",
+        MINUTE,
+        "How far a replica is behind its primary, seconds (published for replicas only).",
+    ),
+    Series(
+        "redis_freeable_memory_bytes",
+        "FreeableMemory",
+        "Average",
+        MINUTE,
+        "Free memory on the host, bytes.",
+    ),
+    Series(
+        "redis_network_in_bytes",
+        "NetworkBytesIn",
+        "Sum",
+        MINUTE,
+        "Bytes the host read from the network in the minute.",
+    ),
+    Series(
+        "redis_network_out_bytes",
+        "NetworkBytesOut",
+        "Sum",
+        MINUTE,
+        "Bytes the host sent to the network in the minute.",
+    ),
+)
+ELASTICACHE_SERIES: Final = (*ELASTICACHE_ALLOWANCE_SERIES, *ELASTICACHE_ENGINE_SERIES)
 
 
 def _declare(

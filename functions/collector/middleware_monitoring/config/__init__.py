@@ -26,6 +26,7 @@ from .cloudwatch import (
     load_cloudwatch,
 )
 from .docdb import DocDBSettings, load_docdb
+from .elasticache import RedisSettings, redis_defaults
 from .env import LOG_LEVELS, ConfigError, EnvReader
 from .outputs import (
     SINKS,
@@ -65,6 +66,7 @@ __all__ = [
     "PostgresSettings",
     "PushgatewaySettings",
     "RdsId",
+    "RedisSettings",
     "SecretStoreSettings",
     "ServeSettings",
     "Settings",
@@ -78,7 +80,7 @@ __all__ = [
 
 # One kind of plain spec per target kind, whichever place it comes from (environment,
 # targets file or parameter, discovery); runtime.TargetBuilder turns each into sources.
-TargetSpec = PostgresSettings | DocDBSettings | CloudWatchTarget
+TargetSpec = PostgresSettings | DocDBSettings | RedisSettings | CloudWatchTarget
 
 
 @dataclass(frozen=True)
@@ -104,8 +106,10 @@ class Settings:
     # TARGETS_PARAMETER: an SSM parameter holding a targets document, read by the runtime.
     targets_parameter: str | None = None
     targets_max_age_seconds: int = 300
-    # The options every PostgreSQL target shares (for documents read later: the parameter).
+    # The options every PostgreSQL / ElastiCache target shares (for documents read later:
+    # the parameter).
     postgres_defaults: PostgresSettings | None = None
+    redis_defaults: RedisSettings | None = None
 
     def secrets(self) -> list[str]:
         """Every secret value, so logging can scrub them."""
@@ -158,6 +162,7 @@ def load_settings(
     every problem."""
     env = EnvReader(environ, SECRET_VARIABLES)
     defaults = postgres_defaults(env)
+    node_defaults = redis_defaults(env)
     # Checked whatever else is set: a typo here would otherwise surface only later.
     rds_type = env.choice("AWS_RDS_TYPE", RDS_TYPES, RDS_TYPES[0])
     postgres = load_postgres(env, defaults, rds_type)
@@ -171,7 +176,7 @@ def load_settings(
     ]
     targets_file = env.text("TARGETS_FILE")
     if targets_file is not None:
-        document, problems = read_targets_file(targets_file, search_dirs, defaults)
+        document, problems = read_targets_file(targets_file, search_dirs, defaults, node_defaults)
         targets += document.specs()
         env.problems += problems
     env.problems += duplicate_names(targets, collector_instance)
@@ -194,6 +199,7 @@ def load_settings(
         targets_parameter=env.text("TARGETS_PARAMETER"),
         targets_max_age_seconds=env.integer("TARGETS_MAX_AGE_SECONDS", 300, 0, 86400),
         postgres_defaults=defaults,
+        redis_defaults=node_defaults,
     )
     log_level = env.text("LOG_LEVEL")
     if log_level is not None and log_level.upper() not in LOG_LEVELS:

@@ -19,6 +19,8 @@ from typing import Any, Final
 from .aws import AwsLocation
 from .cloudwatch import CloudWatchTarget, cloudwatch_target_name
 from .docdb import DocDBSettings, option_problem, option_text, with_tls_default
+from .elasticache import DEFAULT_PORT as REDIS_PORT
+from .elasticache import RedisSettings
 from .env import FLAGS, port_number
 from .postgres import (
     CA_BUNDLE,
@@ -29,7 +31,7 @@ from .postgres import (
     tls_problem,
 )
 
-SECTIONS: Final = ("postgres", "docdb", "cloudwatch")
+SECTIONS: Final = ("postgres", "docdb", "elasticache", "cloudwatch")
 _LOCATION_KEYS: Final = ("region", "role_arn")
 POSTGRES_KEYS: Final = (
     "name",
@@ -47,6 +49,19 @@ POSTGRES_KEYS: Final = (
     *_LOCATION_KEYS,
 )
 DOCDB_KEYS: Final = ("name", "host", "port", "user", "secret_arn", "password", "options")
+ELASTICACHE_KEYS: Final = (
+    "name",
+    "host",
+    "port",
+    "tls",
+    "tls_ca_file",
+    "user",
+    "secret_arn",
+    "password",
+    "cache_cluster_id",
+    "cache_node_id",
+    *_LOCATION_KEYS,
+)
 # The CloudWatch-only lists, and the kind of target each id becomes.
 CLOUDWATCH_LISTS: Final = {
     "rds_instances": "rds_instance",
@@ -67,10 +82,11 @@ class TargetsDocument:
 
     postgres: tuple[PostgresSettings, ...] = ()
     docdb: tuple[DocDBSettings, ...] = ()
+    elasticache: tuple[RedisSettings, ...] = ()
     cloudwatch: tuple[CloudWatchTarget, ...] = ()
 
-    def specs(self) -> list[PostgresSettings | DocDBSettings | CloudWatchTarget]:
-        return [*self.postgres, *self.docdb, *self.cloudwatch]
+    def specs(self) -> list[PostgresSettings | DocDBSettings | RedisSettings | CloudWatchTarget]:
+        return [*self.postgres, *self.docdb, *self.elasticache, *self.cloudwatch]
 
 
 def _type_name(value: Any) -> str:
@@ -300,6 +316,45 @@ def _docdb(entry: Entry) -> DocDBSettings | None:
     )
 
 
+def _elasticache(entry: Entry, defaults: RedisSettings) -> RedisSettings | None:
+    before = len(entry.problems)
+    name = entry.text("name", required="the target's instance name")
+    host = entry.text("host", required="the node's endpoint")
+    password = entry.secret("password")
+    secret_arn = entry.text("secret_arn")
+    if password is not None and secret_arn is not None:
+        entry.problem("password", "is given together with secret_arn; use one of them")
+    user = entry.text("user")
+    if user is not None and password is None and secret_arn is None:
+        entry.problem("user", "needs its password (password or secret_arn)")
+    tls = entry.flag("tls", False)
+    tls_ca_file = entry.text("tls_ca_file")
+    if tls_ca_file is not None and not tls:
+        entry.problem("tls_ca_file", "is given without tls: true")
+    port = entry.port("port", REDIS_PORT)
+    cluster, node = entry.text("cache_cluster_id"), entry.text("cache_node_id")
+    if node is not None and cluster is None:
+        entry.problem("cache_node_id", "needs cache_cluster_id")
+    location = entry.location()
+    if len(entry.problems) > before or name is None or host is None:
+        return None
+    return replace(
+        defaults,
+        target_name=name,
+        host=host,
+        origin=entry.where.replace(": ", " ", 1),
+        port=port,
+        tls=tls,
+        tls_ca_file=tls_ca_file,
+        user=user,
+        password=password,
+        secret_arn=secret_arn,
+        cache_cluster_id=cluster,
+        cache_node_id=node,
+        aws=location,
+    )
+
+
 def _cloudwatch(problems: list[str], document: str, value: Any) -> list[CloudWatchTarget]:
     if value is None:
         return []
@@ -345,7 +400,12 @@ def _cloudwatch(problems: list[str], document: str, value: Any) -> list[CloudWat
 
 
 def parse_document(
-    text: str, document: str, postgres_defaults: PostgresSettings, *, json_only: bool = False
+    text: str,
+    document: str,
+    postgres_defaults: PostgresSettings,
+    redis_defaults: RedisSettings | None = None,
+    *,
+    json_only: bool = False,
 ) -> tuple[TargetsDocument, list[str]]:
     """The targets of ``text``; ``document`` names it in every problem
     (``TARGETS_FILE (targets.yaml)``). Returns the targets of the good entries and the
@@ -390,10 +450,18 @@ def parse_document(
         _docdb(Entry(problems, where, item, DOCDB_KEYS, ("password",)))
         for where, item in _entries(problems, document, "docdb", loaded.get("docdb"))
     ]
+    nodes = [
+        _elasticache(
+            Entry(problems, where, item, ELASTICACHE_KEYS, ("password",)),
+            redis_defaults or RedisSettings(target_name="", host=""),
+        )
+        for where, item in _entries(problems, document, "elasticache", loaded.get("elasticache"))
+    ]
     return (
         TargetsDocument(
             tuple(spec for spec in postgres if spec is not None),
             tuple(spec for spec in docdb if spec is not None),
+            tuple(spec for spec in nodes if spec is not None),
             tuple(_cloudwatch(problems, document, loaded.get("cloudwatch"))),
         ),
         problems,
@@ -401,7 +469,10 @@ def parse_document(
 
 
 def read_targets_file(
-    name: str, search_dirs: Sequence[Path], postgres_defaults: PostgresSettings
+    name: str,
+    search_dirs: Sequence[Path],
+    postgres_defaults: PostgresSettings,
+    redis_defaults: RedisSettings | None = None,
 ) -> tuple[TargetsDocument, list[str]]:
     """TARGETS_FILE: a relative name is looked up next to the function, then in /opt."""
     from ..paths import find_file
@@ -414,4 +485,6 @@ def read_targets_file(
         # find_file's own message says where it looked; the OS's errors say why.
         detail = (exc.strerror if isinstance(exc, OSError) else None) or str(exc)
         return TargetsDocument(), [f"{document}: cannot be read: {detail}"]
-    return parse_document(text, document, postgres_defaults, json_only=path.suffix == ".json")
+    return parse_document(
+        text, document, postgres_defaults, redis_defaults, json_only=path.suffix == ".json"
+    )

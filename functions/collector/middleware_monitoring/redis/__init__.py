@@ -1,0 +1,1 @@
+"""ElastiCache (Redis OSS / Valkey) engine metrics from INFO (SPEC 13)."""
