@@ -289,3 +289,56 @@ def test_an_empty_document_is_no_targets_and_a_list_is_refused(tmp_path: Path) -
         "a list; e.g. postgres: [{name: orders-db, host: orders.abc.eu-west-1.rds.amazonaws.com,"
         " secret_arn: arn:aws:secretsmanager:...}]"
     ]
+
+
+def test_elasticache_nodes_with_their_login_tls_and_cloudwatch_ids(tmp_path: Path) -> None:
+    from middleware_monitoring.config import RedisSettings
+
+    text = f"""
+elasticache:
+  - name: orders-cache-0001-001
+    host: master.orders-cache.abc.euw1.cache.amazonaws.com
+    tls: true
+    user: monitor
+    password: {SECRET}
+    cache_cluster_id: orders-cache-0001-001
+    cache_node_id: "0001"
+  - name: sessions-cache
+    host: 10.0.0.9
+    port: 6380
+    secret_arn: {ARN}
+    tls_ca_file: bundle.pem
+  - {{name: bad, host: h, user: u, cache_node_id: "0001"}}
+"""
+    assert problems(tmp_path, text) == [
+        "TARGETS_FILE (targets.yaml): elasticache[1] (sessions-cache).tls_ca_file: is given "
+        "without tls: true",
+        "TARGETS_FILE (targets.yaml): elasticache[2] (bad).user: needs its password (password or "
+        "secret_arn)",
+        "TARGETS_FILE (targets.yaml): elasticache[2] (bad).cache_node_id: needs cache_cluster_id",
+    ]
+    good = text.replace("    tls_ca_file: bundle.pem\n", "").split("  - {name: bad")[0]
+    settings = load(tmp_path, good, REDIS_READ_TIMEOUT_SECONDS="1.5")
+    where = "TARGETS_FILE (targets.yaml)"
+    assert settings.targets == (
+        RedisSettings(
+            target_name="orders-cache-0001-001",
+            host="master.orders-cache.abc.euw1.cache.amazonaws.com",
+            origin=f"{where} elasticache[0] (orders-cache-0001-001)",
+            tls=True,
+            user="monitor",
+            password=SECRET,
+            read_timeout_seconds=1.5,
+            cache_cluster_id="orders-cache-0001-001",
+            cache_node_id="0001",
+        ),
+        RedisSettings(
+            target_name="sessions-cache",
+            host="10.0.0.9",
+            origin=f"{where} elasticache[1] (sessions-cache)",
+            port=6380,
+            secret_arn=ARN,
+            read_timeout_seconds=1.5,
+        ),
+    )
+    assert settings.secrets() == [SECRET]
