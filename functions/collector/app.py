@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import os
-from typing import Any
+import time
+from typing import Any, Final
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
@@ -19,6 +20,10 @@ from middleware_monitoring.runtime import Runtime, build_sink, collection_budget
 from middleware_monitoring.sinks import Sink
 
 logger = setup_logging(level=os.environ.get("LOG_LEVEL", "INFO"))
+
+# Kept at the very end of the invocation: the push has given up by then, so the function
+# fails with the push's own error (naming the cause) instead of being killed by the platform.
+FINISH_SECONDS: Final = 1.0
 
 # Kept while the function instance is warm: connections, QPS snapshots, clients.
 _runtime: Runtime | None = None
@@ -46,12 +51,14 @@ def _get_runtime() -> tuple[Runtime, Sink]:
 @logger.inject_lambda_context
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, object]:
     runtime, sink = _get_runtime()
-    remaining = context.get_remaining_time_in_millis() / 1000
-    reserve = send_reserve_seconds(_stream, runtime.push_reserve_seconds())
+    remaining = context.get_remaining_time_in_millis() / 1000 - FINISH_SECONDS
+    # One deadline for the whole push: every group, request and retry of every sink.
+    deadline = time.monotonic() + remaining
+    reserve = send_reserve_seconds(_stream, sink.reserve_seconds())
     result = runtime.collect(collection_budget(remaining, reserve))
     # A failed push raises, so the invocation fails and the platform's alarm sees it. Kafka
     # (when KAFKA_SERVER is set) runs alongside the push and never raises.
-    push_and_stream(sink, _stream, result, runtime.settings.collector_instance)
+    push_and_stream(sink, _stream, result, runtime.settings.collector_instance, deadline)
     outcome = summary(result)
     logger.info("pass done", extra=outcome)
     return outcome

@@ -16,7 +16,7 @@ from .model import PassResult, Prefetch, Source, Target
 from .postgres.connection import PgConnection
 from .postgres.source import PostgresSource
 from .runner import run_pass
-from .sinks import PushgatewaySink, Sink, StdoutSink, push_worst_case_seconds
+from .sinks import PushgatewaySink, Sink, StdoutSink
 
 logger = logging.getLogger(__name__)
 
@@ -96,11 +96,18 @@ def cloudwatch_targets(settings: Settings, cloudwatch: CloudWatchBatch) -> list[
     return [Target(name, [cloudwatch.source(declared)]) for name, declared in made]
 
 
-def build_sink(settings: Settings) -> Sink:
+def build_sink(settings: Settings, secrets: SecretStore | None = None) -> Sink:
     if settings.sink == "emf":
         from .emf import EmfSink
 
         return EmfSink(settings.emf_namespace)
+    if settings.sink == "remote_write":
+        from .remote_write import RemoteWriteSink
+
+        store = None
+        if settings.remote_write.secret_arn is not None:
+            store = secrets or SecretStore(settings.secret_store)
+        return RemoteWriteSink(settings.remote_write, settings.pushgateway.job, secrets=store)
     return PushgatewaySink(settings.pushgateway)
 
 
@@ -127,10 +134,6 @@ class Runtime:
             collector_instance=self.settings.collector_instance,
             prefetches=self.prefetches,
         )
-
-    def push_reserve_seconds(self) -> float:
-        """Time kept back from collection so the push can still finish before the deadline."""
-        return push_worst_case_seconds(self.settings.pushgateway)
 
 
 def collection_budget(remaining_seconds: float, reserve_seconds: float) -> float:

@@ -20,11 +20,13 @@ from .outputs import (
     SINKS,
     KafkaSettings,
     PushgatewaySettings,
+    RemoteWriteSettings,
     SecretStoreSettings,
     ServeSettings,
     load_emf_namespace,
     load_kafka,
     load_pushgateway,
+    load_remote_write,
     load_secret_store,
     load_serve,
 )
@@ -44,6 +46,7 @@ __all__ = [
     "PostgresSettings",
     "PushgatewaySettings",
     "RdsId",
+    "RemoteWriteSettings",
     "SecretStoreSettings",
     "ServeSettings",
     "Settings",
@@ -67,6 +70,10 @@ class Settings:
     # METRICS_SINK=emf: the CloudWatch namespace (POWERTOOLS_METRICS_NAMESPACE).
     emf_namespace: str = "MiddlewareMonitoring"
     secret_store: SecretStoreSettings = field(default_factory=lambda: SecretStoreSettings(None))
+    # METRICS_SINK=remote_write.
+    remote_write: RemoteWriteSettings = field(
+        default_factory=lambda: load_remote_write(EnvReader({}))
+    )
 
     def secrets(self) -> list[str]:
         """Every secret value, so logging can scrub them."""
@@ -97,6 +104,7 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         cloudwatch=load_cloudwatch(env),
         emf_namespace=load_emf_namespace(env),
         secret_store=load_secret_store(env),
+        remote_write=load_remote_write(env),
     )
     log_level = env.text("LOG_LEVEL")
     if log_level is not None and log_level.upper() not in LOG_LEVELS:
