@@ -227,7 +227,7 @@ BAD = [
     ),
     pytest.param(
         {"METRICS_SINK": "prometheus"},
-        ["METRICS_SINK: expected one of pushgateway, emf, got 'prometheus'"],
+        ["METRICS_SINK: expected one of pushgateway, emf, remote_write, got 'prometheus'"],
         id="sink",
     ),
 ]

@@ -160,7 +160,7 @@ def test_5xx_on_every_attempt_fails_after_the_retries(gateway: FakeGateway) -> N
     assert len(gateway.received) == 3
     assert str(caught.value) == (
         f"Pushgateway {gateway.url} did not accept 1 of 1 groups: "
-        "collector: HTTP 503 Service Unavailable: down for maintenance"
+        "HTTP 503 Service Unavailable: down for maintenance (collector)"
     )
 
 
@@ -172,7 +172,7 @@ def test_4xx_is_not_retried_and_says_why(gateway: FakeGateway) -> None:
     assert len(gateway.received) == 2  # one attempt per group, no retry
     assert str(caught.value) == (
         f"Pushgateway {gateway.url} did not accept 2 of 2 groups: "
-        f"db1: HTTP 400 Bad Request: {reason}; collector: HTTP 400 Bad Request: {reason}"
+        f"HTTP 400 Bad Request: {reason} (db1, collector)"
     )
 
 
@@ -185,7 +185,7 @@ def test_unreachable_gateway() -> None:
         PushgatewaySink(settings(url, retries=1)).send(single)
     assert str(caught.value) == (
         f"Pushgateway {url} did not accept 1 of 1 groups: "
-        "collector: cannot reach the Pushgateway: [Errno 111] Connection refused"
+        "cannot reach the Pushgateway: [Errno 111] Connection refused (collector)"
     )
 
 
@@ -202,8 +202,8 @@ def test_partial_failure_names_only_the_failed_group(gateway: FakeGateway) -> No
         PushgatewaySink(settings(gateway.url, retries=0)).send(one_target_pass())
     # Which group got which answer depends on thread timing; exactly one failed.
     assert str(caught.value) in {
-        f"Pushgateway {gateway.url} did not accept 1 of 2 groups: {group}: HTTP 404 Not Found: "
-        "not found"
+        f"Pushgateway {gateway.url} did not accept 1 of 2 groups: HTTP 404 Not Found: "
+        f"not found ({group})"
         for group in ("db1", "collector")
     }
 
