@@ -90,9 +90,13 @@ class Prometheus(ServerProcess):
     def __repr__(self) -> str:
         return f"Prometheus(url={self.url!r}, scraping={self.scrape_target!r}, pid={self.pid})"
 
-    def query(self, expr: str) -> list[dict[str, Any]]:
-        """Instant query; the `result` list of /api/v1/query (vector: metric + value)."""
-        qs = urllib.parse.urlencode({"query": expr})
+    def query(self, expr: str, at: float | None = None) -> list[dict[str, Any]]:
+        """Instant query (at Unix time ``at``, default now); the `result` list of
+        /api/v1/query (vector: metric + value)."""
+        params: dict[str, str] = {"query": expr}
+        if at is not None:
+            params["time"] = f"{at:.3f}"
+        qs = urllib.parse.urlencode(params)
         body = json.loads(http_request(f"{self.url}/api/v1/query?{qs}"))
         if body.get("status") != "success":
             raise StandinError(f"Prometheus query {expr!r}: {body}")
