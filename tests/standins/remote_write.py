@@ -185,7 +185,6 @@ class RemoteWriteDoor(StartStop):
 def _auth_problem(check: AuthCheck, url: str, headers: dict[str, str], body: bytes) -> str | None:
     if check.mode == "sigv4":
         return sigv4_problem(check, "POST", url, headers, body)
-    if check.mode in ("basic", "bearer"):
-        if headers.get("Authorization") != check.authorization:
-            return "Unauthorized"
+    if check.mode in ("basic", "bearer") and headers.get("Authorization") != check.authorization:
+        return "Unauthorized"
     return None
