@@ -59,13 +59,19 @@ def test_five_minute_interval_asks_once_and_hands_out_every_new_point() -> None:
     batch, targets = batch_at(
         clock, {**REFERENCE_ENV, "CLOUDWATCH_INTERVAL_SECONDS": "300"}, client
     )
-    first_points = [(WINDOW_END - 180, 1.0), (WINDOW_END - 60, 3.0), (WINDOW_END - 120, 2.0)]
+    first_points: list[tuple[float, float]] = [
+        (WINDOW_END - 180, 1.0),
+        (WINDOW_END - 60, 3.0),
+        (WINDOW_END - 120, 2.0),
+    ]
     stubber.add_response(
         "get_metric_data",
         {"MetricDataResults": [metric_result(i, first_points) for i in range(QUERIES)]},
     )
     # Five minutes later: the point already handed out again, and five new minutes.
-    later = [(WINDOW_END - 60, 3.0)] + [(WINDOW_END + 60 * k, 10.0 + k) for k in range(5)]
+    later: list[tuple[float, float]] = [(WINDOW_END - 60, 3.0)] + [
+        (float(WINDOW_END + 60 * k), 10.0 + k) for k in range(5)
+    ]
     stubber.add_response(
         "get_metric_data",
         {"MetricDataResults": [metric_result(i, later) for i in range(QUERIES)]},

@@ -85,7 +85,7 @@ def decode(body: bytes) -> Decoded:
 
 # --- the encoding -------------------------------------------------------------------------
 
-SERIES = [
+SERIES: list[tuple[tuple[tuple[str, str], ...], list[tuple[int, float]]]] = [
     (
         (("__name__", "pg_up"), ("instance", "orders-db"), ("job", "mm")),
         [(1_800_000_000_000, 1.0)],
@@ -110,10 +110,10 @@ def test_byte_for_byte_what_the_protobuf_runtime_writes() -> None:
     expected = WriteRequest()
     for labels, points in series:
         ts = expected.timeseries.add()
-        for name, value in labels:
-            ts.labels.add(name=name, value=value)
-        for millis, value in points:
-            ts.samples.add(value=value, timestamp=millis)
+        for name, text in labels:
+            ts.labels.add(name=name, value=text)
+        for millis, number in points:
+            ts.samples.add(value=number, timestamp=millis)
     assert encode_write_request(series) == expected.SerializeToString()
 
 
