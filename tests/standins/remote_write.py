@@ -17,9 +17,58 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Self
+from typing import Any, Self
+
+from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 
 from tests.standins._process import StartStop
+
+
+def write_request_class() -> Any:
+    """WriteRequest as prometheus/prompb/remote.proto and types.proto declare it (the fields
+    remote write 1.0 uses), built as a descriptor: no protoc needed."""
+    f = descriptor_pb2.FieldDescriptorProto
+    proto = descriptor_pb2.FileDescriptorProto(
+        name="prompb.proto", package="prometheus", syntax="proto3"
+    )
+
+    def message(name: str, *fields: tuple[str, int, int, int, str | None]) -> None:
+        added = proto.message_type.add(name=name)
+        for field_name, number, kind, label, type_name in fields:
+            added.field.add(
+                name=field_name, number=number, type=kind, label=label, type_name=type_name
+            )
+
+    one, many = f.LABEL_OPTIONAL, f.LABEL_REPEATED
+    message("Label", ("name", 1, f.TYPE_STRING, one, None), ("value", 2, f.TYPE_STRING, one, None))
+    message(
+        "Sample", ("value", 1, f.TYPE_DOUBLE, one, None), ("timestamp", 2, f.TYPE_INT64, one, None)
+    )
+    message(
+        "TimeSeries",
+        ("labels", 1, f.TYPE_MESSAGE, many, ".prometheus.Label"),
+        ("samples", 2, f.TYPE_MESSAGE, many, ".prometheus.Sample"),
+    )
+    message("WriteRequest", ("timeseries", 1, f.TYPE_MESSAGE, many, ".prometheus.TimeSeries"))
+    pool = descriptor_pool.DescriptorPool()
+    pool.Add(proto)
+    return message_factory.GetMessageClass(pool.FindMessageTypeByName("prometheus.WriteRequest"))
+
+
+WriteRequest = write_request_class()
+Decoded = list[tuple[dict[str, str], list[tuple[int, float]]]]
+
+
+def decode(body: bytes) -> Decoded:
+    request = WriteRequest.FromString(body)
+    return [
+        (
+            {label.name: label.value for label in ts.labels},
+            [(s.timestamp, s.value) for s in ts.samples],
+        )
+        for ts in request.timeseries
+    ]
+
 
 # The answer AMP gives to a request whose signature does not verify.
 SIGNATURE_MISMATCH = (
