@@ -96,6 +96,7 @@ UNITS: Final[Mapping[str, MetricUnit]] = {
     "middleware_collector_last_success_timestamp_seconds": _S,
     "middleware_pass_duration_seconds": _S,
     "middleware_pass_targets": _N,
+    "middleware_remote_write_samples_sent": _N,
 }
 # Families named by pattern (one per serverStatus counter) and the fallback by suffix.
 _PREFIX_UNITS: Final = (("mongo_opcounters_", _N), ("mongo_document_", _N))
