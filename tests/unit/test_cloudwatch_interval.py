@@ -154,3 +154,29 @@ def test_a_pass_may_name_its_own_statistics_and_state_survives() -> None:
     assert {stat: pts for stat, pts in current.points.items() if stat in every[:5]} == {
         stat: [(WINDOW_END - 60, 1.0)] for stat in every[:5]
     }
+
+
+def test_a_metric_without_a_datapoint_is_asked_again_after_its_period() -> None:
+    """CloudWatch late for one metric: with a 5-minute interval it is asked again a minute
+    later (its own period), the others keep to the interval."""
+    client, stubber, calls = stubbed_client()
+    clock = [NOW]
+    batch, targets = batch_at(
+        clock, {**REFERENCE_ENV, "CLOUDWATCH_INTERVAL_SECONDS": "300"}, client
+    )
+    answers = [metric_result(i, [(WINDOW_END - 60, 1.0)]) for i in range(QUERIES)]
+    answers[0] = metric_result(0, [])
+    stubber.add_response("get_metric_data", {"MetricDataResults": answers})
+    stubber.add_response(
+        "get_metric_data", {"MetricDataResults": [metric_result(0, [(WINDOW_END, 4.0)])]}
+    )
+    with stubber:
+        first = batch_pass(targets, batch)
+        clock[0] = NOW + 60
+        second = batch_pass(targets, batch)
+    assert self_metrics(first) == counts(calls=1, requested=QUERIES, missing=1, failed=0)
+    assert [q["MetricStat"]["Metric"]["MetricName"] for q in calls[1]["MetricDataQueries"]] == [
+        "CPUUtilization"
+    ]
+    assert self_metrics(second) == counts(calls=1, requested=1, missing=0, failed=0)
+    assert points(second)[("docdb:docdb-1", "mongo_cpu_utilization")] == [(WINDOW_END, 4.0)]

@@ -160,7 +160,13 @@ class CloudWatchBatch:
         state = self._state.get(stat)
         if state is None or state.asked_until is None:
             return True
-        every = max(self._settings.interval_seconds, stat.period)
+        # A metric whose last query found nothing (CloudWatch late, a metric not published
+        # yet) is asked again after its own period, not a whole interval later.
+        every = (
+            stat.period
+            if state.newest is None
+            else max(self._settings.interval_seconds, stat.period)
+        )
         return asked_until - state.asked_until >= every
 
     def _settle(self, current: _Pass) -> None:
