@@ -2,9 +2,12 @@
 
 1. **Cost of CloudWatch at 1-minute resolution**, for the reference fleet (22 metrics) and for
    200 targets of the same mix (731 metrics). The product's own CloudWatch batch runs a pass
-   every simulated minute against moto, which holds a datapoint for every minute (every 5
-   minutes for Volume*): once with CLOUDWATCH_INTERVAL_SECONDS=60, once with 300 and its
-   passes sent by remote write to a real Prometheus. What the run counts (metrics requested
+   every simulated minute against CloudWatch data holding a datapoint for every minute (every
+   5 minutes for Volume*): once with CLOUDWATCH_INTERVAL_SECONDS=60, once with 300 and its
+   passes sent by remote write to a real Prometheus. The reference fleet's data is in moto;
+   moto scans every stored point for every period of every query (some 10^8 comparisons per
+   call at 731 metrics), so the 200-target run reads the same points from ``PointsClient``,
+   an in-memory GetMetricData answering in moto's shape. What the run counts (metrics requested
    per pass, points that arrived at the receiver) is turned into a month at list prices:
    GetMetricData $0.01 per 1,000 metrics requested, Metric Streams $0.003 per 1,000 metric
    updates (one update per datapoint published).
@@ -58,18 +61,53 @@ def _targets(spec: Any, batch: Any) -> list[Any]:
     return [Target(name, [batch.source(declared)]) for name, declared in made]
 
 
-def _seed(client: Any, stats: list[Any], start: int, end: int) -> int:
-    """A datapoint per period of every statistic in [start, end); returns how many."""
-    from tests.standins.cloudwatch import put
-
-    points = [
-        (stat, float(at), float((hash((stat.metric, stat.dimensions)) + at) % 1000))
+def _points(stats: list[Any], start: int, end: int) -> dict[Any, dict[int, float]]:
+    """A datapoint per period of every statistic in [start, end)."""
+    return {
+        stat: {
+            at: float((sum(map(ord, stat.describe())) + at) % 1000)
+            for at in range(start // stat.period * stat.period, end, stat.period)
+            if at >= start
+        }
         for stat in stats
-        for at in range(start // stat.period * stat.period, end, stat.period)
-        if at >= start
-    ]
-    put(client, points)
-    return len(points)
+    }
+
+
+class PointsClient:
+    """GetMetricData over seeded points, answered like moto (one value per period bucket,
+    newest first): only for the 200-target cost run, where moto is too slow to be used."""
+
+    def __init__(self, points: dict[Any, dict[int, float]]) -> None:
+        self._points = {
+            (s.namespace, s.metric, s.dimensions): (s.period, p) for s, p in points.items()
+        }
+        self.calls = 0
+
+    def get_metric_data(self, **request: Any) -> dict[str, Any]:
+        import datetime as dt
+
+        self.calls += 1
+        start = int(request["StartTime"].timestamp())
+        end = int(request["EndTime"].timestamp())
+        results = []
+        for query in request["MetricDataQueries"]:
+            metric = query["MetricStat"]["Metric"]
+            key = (
+                metric["Namespace"],
+                metric["MetricName"],
+                tuple((d["Name"], d["Value"]) for d in metric["Dimensions"]),
+            )
+            _, points = self._points.get(key, (60, {}))
+            found = sorted(((t, v) for t, v in points.items() if start <= t < end), reverse=True)
+            results.append(
+                {
+                    "Id": query["Id"],
+                    "Timestamps": [dt.datetime.fromtimestamp(t, dt.UTC) for t, _ in found],
+                    "Values": [v for _, v in found],
+                    "StatusCode": "Complete",
+                }
+            )
+        return {"MetricDataResults": results}
 
 
 def _requested(result: Any) -> float:
@@ -84,7 +122,12 @@ def _requested(result: Any) -> float:
 
 
 def _simulate(
-    aws: Any, spec: Any, interval: int, minutes: int, send: Callable[[Any], None] | None
+    aws: Any,
+    spec: Any,
+    interval: int,
+    minutes: int,
+    send: Callable[[Any], None] | None,
+    client: Any | None,
 ) -> dict[str, Any]:
     """A pass every simulated minute for ``minutes`` + 1 passes, the last one now."""
     from middleware_monitoring.cloudwatch import CloudWatchBatch
@@ -101,7 +144,8 @@ def _simulate(
     assert settings.cloudwatch is not None
     now = float(int(time.time()) // 60 * 60 + 1)
     clock = [now - 60 * minutes]
-    batch = CloudWatchBatch(settings.cloudwatch, clock=lambda: clock[0])
+    factory = (lambda: client) if client is not None else None
+    batch = CloudWatchBatch(settings.cloudwatch, clock=lambda: clock[0], client_factory=factory)
     targets = _targets(spec, batch)
     requested: list[float] = []
     for _ in range(minutes + 1):
@@ -119,11 +163,11 @@ def _simulate(
     return {"declared": len(batch.stats), "requested": requested, "now": now}
 
 
-def _delivered(prom: Any, job: str, since: float, until: float) -> int:
-    """Samples the receiver holds for the job's CloudWatch series in (since - 1, until]."""
+def _delivered(prom: Any, job: str, since: int, until: int) -> int:
+    """Samples the receiver holds for the job's CloudWatch series in [since, until)."""
     names = "pg_.*|mongo_.*|redis_.*"
-    expr = f'{{job="{job}",__name__=~"{names}"}}[{int(until - since) + 1}s]'
-    return sum(len(series["values"]) for series in prom.query(expr, at=until))
+    expr = f'{{job="{job}",__name__=~"{names}"}}[{(until - since) * 1000}ms]'
+    return sum(len(series["values"]) for series in prom.query(expr, at=until - 0.001))
 
 
 def _monthly(requested: list[float]) -> tuple[float, float]:
@@ -133,7 +177,7 @@ def _monthly(requested: list[float]) -> tuple[float, float]:
     return per_pass, per_pass * PASSES_PER_MONTH / 1000 * GETMETRICDATA_PER_1000_METRICS
 
 
-def cost(aws: Any, prom: Any, targets: int, minutes: int) -> dict[str, Any]:
+def cost(aws: Any, prom: Any, targets: int, minutes: int, in_moto: bool) -> dict[str, Any]:
     from middleware_monitoring.cloudwatch.fetch import window
     from middleware_monitoring.remote_write import RemoteWriteSink
 
@@ -144,12 +188,22 @@ def cost(aws: Any, prom: Any, targets: int, minutes: int) -> dict[str, Any]:
         aws.env(),
     )
     stats = list(dict.fromkeys(d.stat for d in cloudwatch_declarations(spec)))
-    aws.reset()
     now = int(time.time()) // 60 * 60 + 1
     seeded_from = now - 60 * minutes - 1800
-    _seed(aws.client("cloudwatch"), stats, seeded_from, now)
+    points = _points(stats, seeded_from, now)
+    client = None
+    if in_moto:
+        from tests.standins.cloudwatch import put
 
-    polling = _simulate(aws, spec, 60, minutes, None)
+        aws.reset()
+        put(
+            aws.client("cloudwatch"),
+            [(stat, float(at), value) for stat, by in points.items() for at, value in by.items()],
+        )
+    else:
+        client = PointsClient(points)
+
+    polling = _simulate(aws, spec, 60, minutes, None, client)
     job = f"bench-rw-{uuid.uuid4().hex[:6]}"
     settings_url = prom.remote_write_url
     from middleware_monitoring.config import load_settings
@@ -165,7 +219,7 @@ def cost(aws: Any, prom: Any, targets: int, minutes: int) -> dict[str, Any]:
         sent_at.append(time.time())
         sink.send(result, time.monotonic() + 30)
 
-    backfill = _simulate(aws, spec, 300, minutes, send)
+    backfill = _simulate(aws, spec, 300, minutes, send, client)
     first = window(
         backfill["now"] - 60 * minutes,
         lookback=900,
@@ -182,9 +236,12 @@ def cost(aws: Any, prom: Any, targets: int, minutes: int) -> dict[str, Any]:
         if first.start <= at < last_end and at >= seeded_from
     )
     time.sleep(1)  # the receiver's head appends before the query sees them
-    delivered = _delivered(prom, job, first.start, last_end - 60)
-    covered_minutes = (last_end - first.start) / 60
-    updates_per_month = delivered / covered_minutes * MINUTES_PER_MONTH
+    delivered = _delivered(prom, job, first.start, last_end)
+    # Metric updates a month, as Metric Streams would count them: the points delivered over
+    # whole 5-minute spans (every metric's period divides them), scaled to a month.
+    span_start, span_end = -(-first.start // 300) * 300, last_end // 300 * 300
+    in_spans = _delivered(prom, job, span_start, span_end)
+    updates_per_month = in_spans / ((span_end - span_start) / 60) * MINUTES_PER_MONTH
     today = [float(polling["declared"])] * len(polling["requested"])
     today_pass, today_month = _monthly(today)
     poll_pass, poll_month = _monthly(polling["requested"])
@@ -192,6 +249,7 @@ def cost(aws: Any, prom: Any, targets: int, minutes: int) -> dict[str, Any]:
     streams_month = updates_per_month / 1000 * METRIC_STREAMS_PER_1000_UPDATES
     return {
         "targets": targets,
+        "cloudwatch": "moto" if in_moto else "PointsClient",
         "metrics": polling["declared"],
         "passes": len(polling["requested"]),
         "per_minute_before_this_change": {
@@ -494,10 +552,9 @@ def _servers() -> Iterator[tuple[Any, Any, Any]]:
 
 def measure(quick: bool) -> dict[str, Any]:
     with _servers() as (aws, prom, gateway):
-        fleets = [6] if quick else [6, 200]
-        minutes = 10 if quick else 30
+        runs = [(6, 10, True)] if quick else [(6, 30, True), (200, 30, False)]
         return {
-            "cost": [cost(aws, prom, n, minutes) for n in fleets],
+            "cost": [cost(aws, prom, n, minutes, moto) for n, minutes, moto in runs],
             "send": sending(gateway, prom, 6 if quick else 200, 1 if quick else 5),
             "dependencies": dependency_costs(),
             "command": "python -m bench.remote_write" + (" --quick" if quick else ""),
