@@ -303,13 +303,15 @@ def synthetic_pass(targets: int) -> Any:
         by_target[p["name"]] = families
     for doc in spec.docdb:
         by_target[doc["name"]] = [GaugeMetricFamily(n, n, value=2.0) for n in _DOC_SERIES]
+    # An RDS instance's metrics go with its PostgreSQL target, as in the product.
+    pg_of = {p["rds_id"]: p["name"] for p in spec.postgres}
     for declared in cloudwatch_declarations(spec):
         stat = declared.stat
         owner = next(v for _, v in stat.dimensions)
         family = GaugeMetricFamily(declared.output, declared.documentation, labels=["id"])
         for k in range(5):
             family.add_metric([owner], float(k), timestamp=now - 60 * (6 - k))
-        by_target.setdefault(f"cw:{owner}", []).append(family)
+        by_target.setdefault(pg_of.get(owner, f"cw:{owner}"), []).append(family)
     results = [
         TargetResult(
             name,
