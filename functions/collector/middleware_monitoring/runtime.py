@@ -148,8 +148,8 @@ def collection_budget(remaining_seconds: float, reserve_seconds: float) -> float
         extra={
             "detail": f"the push may take {reserve_seconds:.1f} s with every attempt timing out, "
             f"of {remaining_seconds:.1f} s left: collecting for half of it. Lower "
-            "PUSHGATEWAY_TIMEOUT_SECONDS / PUSHGATEWAY_RETRIES (KAFKA_TIMEOUT_SECONDS) or raise "
-            "the function timeout",
+            "PUSHGATEWAY_TIMEOUT_SECONDS / PUSHGATEWAY_RETRIES (REMOTE_WRITE_TIMEOUT_SECONDS / "
+            "REMOTE_WRITE_RETRIES, KAFKA_TIMEOUT_SECONDS) or raise the function timeout",
         },
     )
     return remaining_seconds / 2
