@@ -85,6 +85,13 @@ def clean_redis(redis_server: RedisServer) -> RedisServer:
     return redis_server
 
 
+@pytest.fixture(scope="session")
+def remote_write_receiver() -> Iterator[Prometheus]:
+    """A Prometheus that scrapes nothing and takes remote write at ``remote_write_url``."""
+    with Prometheus(None, remote_write_receiver=True) as prom:
+        yield prom
+
+
 @pytest.fixture
 def clean_pushgateway(pushgateway: Pushgateway) -> Pushgateway:
     """The session Pushgateway, emptied for this test."""

@@ -22,8 +22,9 @@ from middleware_monitoring.sinks import PushgatewaySink, Sink
 
 logger = setup_logging(level=os.environ.get("LOG_LEVEL", "INFO"))
 
-# Stale-group deletion, after the push, stops this long before the platform's deadline.
-CLEANUP_MARGIN_SECONDS: Final = 0.5
+# Kept at the very end of the invocation: the push has given up by then, so the function
+# fails with the push's own error (naming the cause) instead of being killed by the platform.
+FINISH_SECONDS: Final = 1.0
 
 # Kept while the function instance is warm: connections, QPS snapshots, clients.
 _runtime: Runtime | None = None
@@ -38,7 +39,7 @@ def _get_runtime() -> tuple[Runtime, Sink]:
             runtime = Runtime.from_environ(os.environ)
             # Before any pass: a sink that cannot be built (no PUSHGATEWAY_URL) is a
             # configuration error, not something to find out after a whole pass.
-            _sink = build_sink(runtime.settings)
+            _sink = build_sink(runtime.settings, runtime.builder.secrets)
         except ConfigError as error:
             logger.error("configuration error", extra={"problems": error.problems})
             raise
@@ -53,14 +54,16 @@ def _get_runtime() -> tuple[Runtime, Sink]:
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, object]:
     shard = shard_from_event(event)
     runtime, sink = _get_runtime()
-    remaining = context.get_remaining_time_in_millis() / 1000
+    remaining = context.get_remaining_time_in_millis() / 1000 - FINISH_SECONDS
+    # One deadline for the whole push: every group, request and retry of every sink.
     deadline = time.monotonic() + remaining
-    reserve = send_reserve_seconds(_stream, runtime.push_reserve_seconds())
+    reserve = send_reserve_seconds(_stream, sink.reserve_seconds())
     result = runtime.collect(collection_budget(remaining, reserve), shard)
     # A failed push raises, so the invocation fails and the platform's alarm sees it. Kafka
     # (when KAFKA_SERVER is set) runs alongside the push and never raises.
-    push_and_stream(sink, _stream, result, shard.group(runtime.settings.collector_instance))
-    runtime.remove_stale_groups(shard, deadline - CLEANUP_MARGIN_SECONDS)
+    group = shard.group(runtime.settings.collector_instance)
+    push_and_stream(sink, _stream, result, group, deadline)
+    runtime.remove_stale_groups(shard, deadline)
     outcome = summary(result)
     logger.info("pass done", extra=outcome)
     return outcome

@@ -174,13 +174,15 @@ class HttpAnswer:
 
 
 class HttpFault(StartStop):
-    """``answer`` set: every request gets it. ``delay_seconds``: every request waits that
-    long before being forwarded (or answered). ``basic_auth`` set: requests without those
-    credentials get 401. Otherwise the request goes to ``upstream`` unchanged."""
+    """``script``: the next requests get these answers, one each, in turn. ``answer`` set:
+    every request gets it. ``delay_seconds``: every request waits that long before being
+    forwarded (or answered). ``basic_auth`` set: requests without those credentials get 401.
+    Otherwise the request goes to ``upstream`` unchanged."""
 
     def __init__(self, upstream: str) -> None:
         self.upstream = upstream.rstrip("/")
         self.answer: HttpAnswer | None = None
+        self.script: list[HttpAnswer] = []
         self.delay_seconds = 0.0
         self.basic_auth: tuple[str, str] | None = None
         self.requests = 0
@@ -210,6 +212,7 @@ class HttpFault(StartStop):
 
     def heal(self) -> None:
         self.answer = None
+        self.script = []
         self.delay_seconds = 0.0
         self.basic_auth = None
 
@@ -238,7 +241,8 @@ class HttpFault(StartStop):
                     handler, 401, b"Unauthorized\n", {"WWW-Authenticate": 'Basic realm="pg"'}
                 )
                 return
-        answer = self.answer
+        with self._count_lock:
+            answer = self.script.pop(0) if self.script else self.answer
         if answer is not None:
             self._reply_error(handler, answer)
             return

@@ -4,8 +4,10 @@ worker's socket timeouts before exiting."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
+import time
 
 from tests.helpers import child_env
 from tests.standins.silent import SilentServer
@@ -38,3 +40,67 @@ def test_collect_returns_with_its_budget_against_a_silent_server() -> None:
         'middleware_collector_failure{instance="silent-db",reason="deadline",source="postgres"} 1.0'
         in lines
     )
+
+
+def test_collect_push_ends_within_its_budget_against_a_black_holed_pushgateway() -> None:
+    """`collect --push --budget N` holds the push inside N too (issue 12 item 9): 20 s
+    timeouts and two retries would take a minute for the one group."""
+    with SilentServer() as silent:
+        environ = {
+            "PUSHGATEWAY_URL": f"http://{silent.host}:{silent.port}",
+            "PUSHGATEWAY_TIMEOUT_SECONDS": "20",
+            "PUSHGATEWAY_RETRIES": "2",
+        }
+        started = time.monotonic()
+        done = subprocess.run(
+            [sys.executable, "-m", "middleware_monitoring", "collect", "--push", "--budget", "3"],
+            env=child_env(environ),
+            capture_output=True,
+            text=True,
+            timeout=30,  # the bound under test: 30 s, against 61.5 s of push attempts
+            check=False,
+        )
+        took = time.monotonic() - started
+    assert done.returncode == 1, done.stderr
+    (failed,) = [json.loads(line) for line in done.stderr.splitlines() if "push failed" in line]
+    assert failed["detail"] == (
+        f"Pushgateway http://{silent.host}:{silent.port} did not accept 1 of 1 groups: "
+        "TimeoutError: timed out (collector)"
+    )
+    # The budget counts from the command's start; Python's own start-up comes on top.
+    assert took < 3 + 5
+
+
+def test_emf_keeps_no_pushgateway_time_back() -> None:
+    """With METRICS_SINK=emf the Pushgateway's worst case (here 61.5 s) is not kept back:
+    a hung target is waited for until a second before the budget ends (printing's own
+    reserve), not half of it as a 61.5 s reserve would leave."""
+    with SilentServer() as silent:
+        environ = {
+            "METRICS_SINK": "emf",
+            "PG_DATABASE": silent.host,
+            "PG_PORT": str(silent.port),
+            "PG_USER": "monitor",
+            "PG_TARGET_NAME": "silent-db",
+            "PUSHGATEWAY_TIMEOUT_SECONDS": "20",
+            "PUSHGATEWAY_RETRIES": "2",
+            **SOCKET_TIMEOUTS,
+        }
+        done = subprocess.run(
+            [sys.executable, "-m", "middleware_monitoring", "collect", "--push", "--budget", "10"],
+            env=child_env(environ),
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+    assert done.returncode == 0, done.stderr
+    emf = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
+    # Powertools writes a metric's values as a list.
+    ((duration,),) = [
+        line["middleware_pass_duration_seconds"]
+        for line in emf
+        if "middleware_pass_duration_seconds" in line
+    ]
+    # 10 s less the 1 s reserve, less start-up; half the budget would be 5 s.
+    assert 6.5 < duration < 9.0

@@ -1,4 +1,6 @@
-"""The Debian `prometheus` binary scraping a Pushgateway, as Grafana would see the data."""
+"""The Debian `prometheus` binary scraping a Pushgateway, as Grafana would see the data, or
+receiving remote write (``remote_write_receiver=True``: `--web.enable-remote-write-receiver`,
+at ``remote_write_url``)."""
 
 from __future__ import annotations
 
@@ -20,11 +22,13 @@ from tests.standins._process import (
 
 BINARY = "prometheus"
 
-_CONFIG = """\
+_GLOBAL = """\
 global:
   scrape_interval: 1s
   scrape_timeout: 1s
   evaluation_interval: 1s
+"""
+_SCRAPE = """\
 scrape_configs:
   - job_name: pushgateway
     # Keep the job/instance the collector pushed instead of the gateway's own.
@@ -41,11 +45,18 @@ class Prometheus(ServerProcess):
     stop_timeout = 15.0  # flushing the TSDB head takes longer than a plain server's exit
 
     def __init__(
-        self, scrape_target: str, *, binary: str = BINARY, start_timeout: float = 30.0
+        self,
+        scrape_target: str | None,
+        *,
+        remote_write_receiver: bool = False,
+        binary: str = BINARY,
+        start_timeout: float = 30.0,
     ) -> None:
-        """`scrape_target` is host:port of the Pushgateway (Pushgateway.address)."""
+        """`scrape_target` is host:port of the Pushgateway (Pushgateway.address), or None to
+        scrape nothing."""
         super().__init__(start_timeout=start_timeout)
         self.scrape_target = scrape_target
+        self.remote_write_receiver = remote_write_receiver
         self.binary = binary
         self._exe = binary
 
@@ -53,9 +64,14 @@ class Prometheus(ServerProcess):
     def url(self) -> str:
         return f"http://{self.host}:{self.port}"
 
+    @property
+    def remote_write_url(self) -> str:
+        return f"{self.url}/api/v1/write"
+
     def prepare(self, base_dir: Path) -> None:
         self._exe = require_binary(self.binary, "prometheus")
-        (base_dir / "prometheus.yml").write_text(_CONFIG.format(target=self.scrape_target))
+        scrape = _SCRAPE.format(target=self.scrape_target) if self.scrape_target else ""
+        (base_dir / "prometheus.yml").write_text(_GLOBAL + scrape)
 
     def command(self, port: int) -> list[str]:
         assert self.base_dir is not None  # set by start() before command() is asked
@@ -65,6 +81,7 @@ class Prometheus(ServerProcess):
             f"--web.listen-address={self.host}:{port}",
             f"--storage.tsdb.path={self.base_dir / 'tsdb'}",
             "--log.level=warn",
+            *(["--web.enable-remote-write-receiver"] if self.remote_write_receiver else []),
         ]
 
     def ready(self) -> bool:
@@ -73,9 +90,13 @@ class Prometheus(ServerProcess):
     def __repr__(self) -> str:
         return f"Prometheus(url={self.url!r}, scraping={self.scrape_target!r}, pid={self.pid})"
 
-    def query(self, expr: str) -> list[dict[str, Any]]:
-        """Instant query; the `result` list of /api/v1/query (vector: metric + value)."""
-        qs = urllib.parse.urlencode({"query": expr})
+    def query(self, expr: str, at: float | None = None) -> list[dict[str, Any]]:
+        """Instant query (at Unix time ``at``, default now); the `result` list of
+        /api/v1/query (vector: metric + value)."""
+        params: dict[str, str] = {"query": expr}
+        if at is not None:
+            params["time"] = f"{at:.3f}"
+        qs = urllib.parse.urlencode(params)
         body = json.loads(http_request(f"{self.url}/api/v1/query?{qs}"))
         if body.get("status") != "success":
             raise StandinError(f"Prometheus query {expr!r}: {body}")

@@ -5,7 +5,12 @@ from __future__ import annotations
 
 import pytest
 
-from middleware_monitoring.config import ConfigError, PostgresSettings, load_settings
+from middleware_monitoring.config import (
+    ConfigError,
+    PostgresSettings,
+    RemoteWriteSettings,
+    load_settings,
+)
 
 PASSWORD = "Sup3r-s3cret-pw"
 
@@ -226,8 +231,66 @@ BAD = [
         id="retries",
     ),
     pytest.param(
+        # The password holds a "/": urllib's parser sees host "user" and a path; any "@"
+        # before the query is a login (issue 12 item 3).
+        {"PUSHGATEWAY_URL": f"https://user:pa/{PASSWORD}@push.example:9091"},
+        [
+            "PUSHGATEWAY_URL: expected a URL without user:password@ (got "
+            "'https://***@push.example:9091'); give the login separately "
+            "(PUSHGATEWAY_USERNAME / PUSHGATEWAY_PASSWORD for the Pushgateway)"
+        ],
+        id="pushgateway-url-password-with-slash",
+    ),
+    pytest.param(
+        {"REMOTE_WRITE_URL": f"https://writer:{PASSWORD}@mimir.example/api/v1/push"},
+        [
+            "REMOTE_WRITE_URL: expected a URL without user:password@ (got "
+            "'https://***@mimir.example/api/v1/push'); give the login separately "
+            "(REMOTE_WRITE_SECRET_ARN, a secret holding the login or bearer token)"
+        ],
+        id="remote-write-url-credentials",
+    ),
+    pytest.param(
+        {"REMOTE_WRITE_URL": "http://prometheus:nine/api/v1/write"},
+        [
+            "REMOTE_WRITE_URL: expected an http:// or https:// URL with a host[:port], got "
+            "'http://prometheus:nine/api/v1/write'"
+        ],
+        id="remote-write-url-port",
+    ),
+    pytest.param(
+        {"REMOTE_WRITE_SIGV4_REGION": "Ireland"},
+        ["REMOTE_WRITE_SIGV4_REGION: expected an AWS region (e.g. eu-west-1), got 'Ireland'"],
+        id="sigv4-region",
+    ),
+    pytest.param(
+        {
+            "REMOTE_WRITE_SIGV4_REGION": "eu-west-1",
+            "REMOTE_WRITE_SECRET_ARN": "arn:aws:secretsmanager:eu-west-1:1:secret:rw",
+        },
+        [
+            "REMOTE_WRITE_SIGV4_REGION/REMOTE_WRITE_SECRET_ARN: choose one way to sign in: "
+            "SigV4 (Amazon Managed Service for Prometheus) or the secret's basic auth / bearer "
+            "token, not both"
+        ],
+        id="sigv4-and-secret",
+    ),
+    pytest.param(
+        {"AWS_RDS_INSTANCE_ID": "db-1", "CLOUDWATCH_INTERVAL_SECONDS": "90"},
+        [
+            "CLOUDWATCH_INTERVAL_SECONDS: expected whole minutes in seconds (60, 120, 300, ...), "
+            "got 90"
+        ],
+        id="cloudwatch-interval-minutes",
+    ),
+    pytest.param(
+        {"AWS_RDS_INSTANCE_ID": "db-1", "CLOUDWATCH_INTERVAL_SECONDS": "30"},
+        ["CLOUDWATCH_INTERVAL_SECONDS: expected a whole number from 60 to 3600, got '30'"],
+        id="cloudwatch-interval-range",
+    ),
+    pytest.param(
         {"METRICS_SINK": "prometheus"},
-        ["METRICS_SINK: expected one of pushgateway, emf, got 'prometheus'"],
+        ["METRICS_SINK: expected one of pushgateway, emf, remote_write, got 'prometheus'"],
         id="sink",
     ),
 ]
@@ -286,6 +349,31 @@ def test_credentials_in_an_http_url_are_refused_without_echoing_them() -> None:
         "'https://***@push.example:9091'); give the login separately "
         "(PUSHGATEWAY_USERNAME / PUSHGATEWAY_PASSWORD for the Pushgateway)"
     ]
+
+
+def test_remote_write_settings() -> None:
+    loaded = load_settings(
+        {
+            "METRICS_SINK": "remote_write",
+            "REMOTE_WRITE_URL": "https://aps-workspaces.eu-west-1.amazonaws.com/workspaces/"
+            "ws-1/api/v1/remote_write",
+            "REMOTE_WRITE_SIGV4_REGION": "eu-west-1",
+            "REMOTE_WRITE_TIMEOUT_SECONDS": "3",
+            "REMOTE_WRITE_RETRIES": "4",
+            "AWS_RDS_INSTANCE_ID": "db-1",
+            "CLOUDWATCH_INTERVAL_SECONDS": "300",
+        }
+    )
+    assert loaded.sink == "remote_write"
+    assert loaded.remote_write == RemoteWriteSettings(
+        url="https://aps-workspaces.eu-west-1.amazonaws.com/workspaces/ws-1/api/v1/remote_write",
+        sigv4_region="eu-west-1",
+        secret_arn=None,
+        timeout_seconds=3.0,
+        retries=4,
+    )
+    assert loaded.cloudwatch is not None and loaded.cloudwatch.interval_seconds == 300
+    assert load_settings({}).remote_write == RemoteWriteSettings(None, None, None, 5.0, 2)
 
 
 def test_log_level() -> None:

@@ -162,21 +162,31 @@ class _Sink:
     def __init__(self, fail: bool) -> None:
         self.fail = fail
         self.sent: list[list[str]] = []
+        self.deadlines: list[float | None] = []
 
-    def send(self, result: PassResult) -> None:
+    def send(self, result: PassResult, deadline: float | None = None) -> None:
         self.sent.append([group.target for group in result.groups()])
+        self.deadlines.append(deadline)
         if self.fail:
             raise PushError("Pushgateway did not accept 2 of 2 groups")
+
+    def reserve_seconds(self) -> float:
+        return 3.0
 
 
 class _Stream:
     def __init__(self) -> None:
         self.settings = KafkaSettings(("k:9092",), "pgsql_query_message", "production", 1.0)
         self.sent: list[PassResult] = []
+        self.deadlines: list[float | None] = []
 
-    def send(self, result: PassResult) -> SourceOutcome:
+    def send(self, result: PassResult, deadline: float | None = None) -> SourceOutcome:
         self.sent.append(result)
+        self.deadlines.append(deadline)
         return SourceOutcome("kafka", False, 0.5, "unreachable", "no broker")
+
+    def reserve_seconds(self) -> float:
+        return 2.0
 
     def health(self, outcome: SourceOutcome, group: str) -> TargetResult:
         return TargetResult(group, [], [outcome])
@@ -196,6 +206,24 @@ def test_failed_push_still_streams_and_raises() -> None:
         push_and_stream(sink, stream, result, "collector")  # type: ignore[arg-type]
     assert stream.sent == [result]
     assert sink.sent == [["orders-db", "collector"]]
+
+
+def test_push_and_stream_share_the_callers_deadline() -> None:
+    sink, stream = _Sink(fail=False), _Stream()
+    push_and_stream(sink, stream, _pass(), "collector", 1234.5)  # type: ignore[arg-type]
+    # The pass, the stream and the stream's health group: all under the one deadline.
+    assert (sink.deadlines, stream.deadlines) == ([1234.5, 1234.5], [1234.5])
+
+
+def test_without_a_deadline_the_reserves_make_one() -> None:
+    sink, stream = _Sink(fail=False), _Stream()
+    before = time.monotonic()
+    push_and_stream(sink, stream, _pass(), "collector")  # type: ignore[arg-type]
+    after = time.monotonic()
+    (deadline, health_deadline), (stream_deadline,) = sink.deadlines, stream.deadlines
+    assert deadline == health_deadline == stream_deadline
+    # max(push 3 s, stream 2 s) + the stream's health push 3 s.
+    assert deadline is not None and before + 6.0 <= deadline <= after + 6.0
 
 
 def test_without_stream_only_the_push() -> None:

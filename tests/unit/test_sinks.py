@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -160,7 +161,7 @@ def test_5xx_on_every_attempt_fails_after_the_retries(gateway: FakeGateway) -> N
     assert len(gateway.received) == 3
     assert str(caught.value) == (
         f"Pushgateway {gateway.url} did not accept 1 of 1 groups: "
-        "collector: HTTP 503 Service Unavailable: down for maintenance"
+        "HTTP 503 Service Unavailable: down for maintenance (collector)"
     )
 
 
@@ -172,7 +173,7 @@ def test_4xx_is_not_retried_and_says_why(gateway: FakeGateway) -> None:
     assert len(gateway.received) == 2  # one attempt per group, no retry
     assert str(caught.value) == (
         f"Pushgateway {gateway.url} did not accept 2 of 2 groups: "
-        f"db1: HTTP 400 Bad Request: {reason}; collector: HTTP 400 Bad Request: {reason}"
+        f"HTTP 400 Bad Request: {reason} (db1, collector)"
     )
 
 
@@ -185,7 +186,7 @@ def test_unreachable_gateway() -> None:
         PushgatewaySink(settings(url, retries=1)).send(single)
     assert str(caught.value) == (
         f"Pushgateway {url} did not accept 1 of 1 groups: "
-        "collector: cannot reach the Pushgateway: [Errno 111] Connection refused"
+        "cannot reach the Pushgateway: [Errno 111] Connection refused (collector)"
     )
 
 
@@ -202,8 +203,8 @@ def test_partial_failure_names_only_the_failed_group(gateway: FakeGateway) -> No
         PushgatewaySink(settings(gateway.url, retries=0)).send(one_target_pass())
     # Which group got which answer depends on thread timing; exactly one failed.
     assert str(caught.value) in {
-        f"Pushgateway {gateway.url} did not accept 1 of 2 groups: {group}: HTTP 404 Not Found: "
-        "not found"
+        f"Pushgateway {gateway.url} did not accept 1 of 2 groups: HTTP 404 Not Found: "
+        f"not found ({group})"
         for group in ("db1", "collector")
     }
 
@@ -239,3 +240,59 @@ def test_exposition_labels_each_series_with_its_instance() -> None:
     }
     # One HELP/TYPE per family even though two targets share it.
     assert written[0].decode().count("# TYPE pg_up gauge") == 1
+
+
+def test_the_whole_push_shares_one_deadline_against_a_black_hole() -> None:
+    """30 groups against a gateway that accepts and never answers, with 30 s timeouts and two
+    retries (90 s per group, over 5 minutes with 8 workers): the push ends with the deadline
+    and names the cause and the groups it could not finish."""
+    from tests.standins.silent import SilentServer
+
+    groups = [TargetResult(f"db{i:02}", [], []) for i in range(29)]
+    many = PassResult(groups, 0.0, TargetResult("collector", [], []))
+    with SilentServer() as silent:
+        url = f"http://{silent.host}:{silent.port}"
+        sink = PushgatewaySink(settings(url, timeout_seconds=30.0, retries=2))
+        started = time.monotonic()
+        with pytest.raises(PushError) as caught:
+            sink.send(many, time.monotonic() + 1.0)
+        took = time.monotonic() - started
+    message = str(caught.value)
+    # The first 8 groups waited for an answer until the deadline; the others never started.
+    assert message == (
+        f"Pushgateway {url} did not accept 30 of 30 groups: TimeoutError: timed out "
+        "(db00, db01, db02, db03, db04, db05, db06, db07); "
+        "not sent: the push deadline came first "
+        "(db08, db09, db10, db11, db12, db13, db14, db15, db16, db17 and 12 more)"
+    )
+    assert took < 10
+
+
+def test_pushgateway_gets_each_series_once_without_timestamps(gateway: FakeGateway) -> None:
+    """CloudWatch points carry their own time, several per series when a query brought every
+    point since the last one: the Pushgateway refuses timestamps and takes one value per
+    series, the newest."""
+    cpu = GaugeMetricFamily("pg_cpu_utilization", "CPU.", labels=[])
+    for at, value in ((1_800_000_060.0, 12.0), (1_800_000_000.0, 11.0)):
+        cpu.add_metric([], value, timestamp=at)
+    result = PassResult(
+        [TargetResult("db1", [cpu], [SourceOutcome("cloudwatch", True, 0.1)])],
+        0.1,
+        TargetResult("collector", [], []),
+    )
+    PushgatewaySink(settings(gateway.url)).send(result)
+    (db1,) = [r for r in gateway.received if r.path.endswith("/db1")]
+    assert [line for line in db1.body.splitlines() if not line.startswith("#")] == [
+        "pg_cpu_utilization 12.0"
+    ]
+
+
+def test_each_sink_says_what_time_it_needs() -> None:
+    from middleware_monitoring.emf import EmfSink
+
+    pushgateway = PushgatewaySink(settings("http://gw:9091", timeout_seconds=5.0, retries=2))
+    # One group's three attempts timing out plus the backoff between them (0.001 s here).
+    assert pushgateway.reserve_seconds() == 3 * 5.0 + 0.001 * 3
+    # Printing needs no network time.
+    assert EmfSink("NS").reserve_seconds() == 1.0
+    assert StdoutSink(lambda _: None).reserve_seconds() == 1.0

@@ -94,14 +94,22 @@ def _resolve(node: Any, params: dict[str, str], conditions: dict[str, Any]) -> A
             return not _resolve(value[0], params, conditions)
         if key == "Fn::Or":
             return any(_resolve(v, params, conditions) for v in value)
+        if key == "Fn::And":
+            return all(_resolve(v, params, conditions) for v in value)
+        if key == "Fn::Split":
+            separator, text = value
+            return str(_resolve(text, params, conditions)).split(separator)
+        if key == "Fn::Select":
+            index, items = value
+            return _resolve(items, params, conditions)[int(index)]
         if key == "Fn::Join":
             separator, parts = value
             resolved = _resolve(parts, params, conditions)
             return separator.join(resolved if isinstance(resolved, list) else [resolved])
         if key == "Fn::Sub":
-            return re.sub(
-                r"\$\{([^}]+)\}", lambda m: str(params.get(m.group(1), m.group(0))), value
-            )
+            text, names = (value, {}) if isinstance(value, str) else value
+            known = {**params, **_resolve(names, params, conditions)}
+            return re.sub(r"\$\{([^}]+)\}", lambda m: str(known.get(m.group(1), m.group(0))), text)
     out = {key: _resolve(value, params, conditions) for key, value in node.items()}
     return {key: value for key, value in out.items() if value is not _NO_VALUE}
 
@@ -112,6 +120,8 @@ def _deployed(rendered: dict[str, Any], **overrides: str) -> dict[str, Any]:
     params.update(overrides)
     params["AWS::Region"] = "eu-west-1"
     params["AWS::StackName"] = "mm"
+    params["AWS::Partition"] = "aws"
+    params["AWS::AccountId"] = "123456789012"
     # CommaDelimitedList parameters arrive as lists.
     resolved: dict[str, Any] = dict(params)
     for name, spec in rendered["Parameters"].items():
@@ -177,8 +187,7 @@ def test_fleet_permissions_only_for_what_is_configured(rendered):
             {
                 "Effect": "Allow",
                 "Action": "ssm:GetParameter",
-                "Resource": "arn:${AWS::Partition}:ssm:eu-west-1:${AWS::AccountId}:parameter"
-                + parameter,
+                "Resource": "arn:aws:ssm:eu-west-1:123456789012:parameter" + parameter,
             }
         ],
         "rds-iam-connect": [{"Effect": "Allow", "Action": "rds-db:connect", "Resource": [user]}],
@@ -362,3 +371,90 @@ def test_errors_alarm_watches_the_function_and_notifies_the_optional_topic(rende
         "GreaterThanOrEqualToThreshold",
     )
     assert alarm["AlarmActions"] == [topic]
+
+
+AMP_URL = (
+    "https://aps-workspaces.eu-west-1.amazonaws.com/workspaces/ws-1a2b3c4d/api/v1/remote_write"
+)
+RW_ARN = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:mimir-login-AbC123"
+
+
+def test_remote_write_to_amp_may_write_to_that_workspace_only(rendered):
+    resources = _deployed(
+        rendered,
+        MetricsSink="remote_write",
+        RemoteWriteUrl=AMP_URL,
+        RemoteWriteSigV4Region="eu-west-1",
+        CloudWatchIntervalSeconds="300",
+    )
+    assert _statements(resources) == {
+        **BASE_POLICIES,
+        "prometheus-remote-write": [
+            {
+                "Effect": "Allow",
+                "Action": "aps:RemoteWrite",
+                "Resource": "arn:aws:aps:eu-west-1:123456789012:workspace/ws-1a2b3c4d",
+            }
+        ],
+    }
+    variables = resources["CollectorFunction"]["Properties"]["Environment"]["Variables"]
+    assert {
+        name: variables[name] for name in variables if name.startswith(("REMOTE_", "CLOUDWATCH_"))
+    } == {
+        "REMOTE_WRITE_URL": AMP_URL,
+        "REMOTE_WRITE_SIGV4_REGION": "eu-west-1",
+        "REMOTE_WRITE_SECRET_ARN": "",
+        "CLOUDWATCH_INTERVAL_SECONDS": "300",
+    }
+    assert variables["METRICS_SINK"] == "remote_write"
+
+
+def test_no_remote_write_permission_unless_that_sink_is_chosen(rendered):
+    # The same settings left behind with another sink grant nothing.
+    other = _deployed(
+        rendered,
+        MetricsSink="pushgateway",
+        RemoteWriteUrl=AMP_URL,
+        RemoteWriteSigV4Region="eu-west-1",
+        RemoteWriteSecretArn=RW_ARN,
+    )
+    assert _statements(other) == BASE_POLICIES
+    # Remote write without SigV4 (a Prometheus or Mimir of one's own): no aps permission.
+    plain = _deployed(
+        rendered, MetricsSink="remote_write", RemoteWriteUrl="https://mimir.example/api/v1/push"
+    )
+    assert _statements(plain) == BASE_POLICIES
+
+
+def test_remote_write_secret_may_be_read(rendered):
+    policies = _statements(
+        _deployed(
+            rendered,
+            MetricsSink="remote_write",
+            RemoteWriteUrl="https://mimir.example/api/v1/push",
+            RemoteWriteSecretArn=RW_ARN,
+            PgSecretArn=PG_ARN,
+        )
+    )
+    assert policies == {
+        **BASE_POLICIES,
+        "secrets-read": [
+            {
+                "Effect": "Allow",
+                "Action": "secretsmanager:GetSecretValue",
+                "Resource": [PG_ARN, RW_ARN],
+            }
+        ],
+    }
+
+
+def test_remote_write_parameters_refuse_a_login_in_the_url_and_odd_regions(rendered):
+    parameters = rendered["Parameters"]
+    url = re.compile(parameters["RemoteWriteUrl"]["AllowedPattern"])
+    assert url.fullmatch(AMP_URL) and url.fullmatch("")
+    assert not url.fullmatch("https://user:pa/ss@mimir.example/api/v1/push")
+    region = re.compile(parameters["RemoteWriteSigV4Region"]["AllowedPattern"])
+    assert region.fullmatch("eu-west-1") and region.fullmatch("us-gov-west-1")
+    assert not region.fullmatch("Ireland")
+    assert parameters["MetricsSink"]["AllowedValues"] == ["pushgateway", "emf", "remote_write"]
+    assert parameters["CloudWatchIntervalSeconds"]["Default"] == 60

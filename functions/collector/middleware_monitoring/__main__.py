@@ -13,9 +13,9 @@ import sys
 import time
 
 from .config import ConfigError
-from .kafka_stream import build_stream, push_and_stream
+from .kafka_stream import build_stream, push_and_stream, send_reserve_seconds
 from .logs import scrubber, setup_logging
-from .runtime import Runtime, build_sink, stdout_sink, summary
+from .runtime import Runtime, build_sink, collection_budget, stdout_sink, summary
 from .shards import ALL
 from .sinks import PushError, PushgatewaySink
 
@@ -36,7 +36,7 @@ def _parser() -> argparse.ArgumentParser:
         type=float,
         default=50.0,
         metavar="SECONDS",
-        help="time the pass may take (default 50)",
+        help="time the pass may take, sending included (default 50)",
     )
     commands.add_parser(
         "serve", help="pull mode: serve /metrics on SERVER_PORT (default 9010), a pass per scrape"
@@ -45,12 +45,13 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    started = time.monotonic()
     args = _parser().parse_args(argv)
     setup_logging(stream=sys.stderr, level=os.environ.get("LOG_LEVEL", "INFO"))
     try:
         runtime = Runtime.from_environ(os.environ)
         pushing = args.command == "collect" and args.push
-        sink = build_sink(runtime.settings) if pushing else stdout_sink()
+        sink = build_sink(runtime.settings, runtime.builder.secrets) if pushing else stdout_sink()
     except ConfigError as error:
         print(error, file=sys.stderr)
         return EXIT_CONFIG
@@ -59,13 +60,15 @@ def main(argv: list[str] | None = None) -> int:
         from .serve import serve  # http.server is only paid for in pull mode
 
         return serve(runtime)
-    deadline = time.monotonic() + args.budget
-    runtime.pushgateway = isinstance(sink, PushgatewaySink)
-    result = runtime.collect(args.budget)
     # Only a push streams statements to Kafka: printing a pass is for looking, not sending.
     stream = build_stream(runtime.settings.kafka) if pushing else None
+    # The budget holds everything from here: collection, then the push under one deadline.
+    deadline = started + args.budget
+    reserve = send_reserve_seconds(stream, sink.reserve_seconds())
+    runtime.pushgateway = isinstance(sink, PushgatewaySink)
+    result = runtime.collect(collection_budget(deadline - time.monotonic(), reserve))
     try:
-        push_and_stream(sink, stream, result, runtime.settings.collector_instance)
+        push_and_stream(sink, stream, result, runtime.settings.collector_instance, deadline)
     except PushError as error:
         logger.error("push failed", extra={"detail": str(error)})
         return EXIT_PUSH_FAILED

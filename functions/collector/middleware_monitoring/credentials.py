@@ -81,8 +81,11 @@ class SecretStore:
                 self._provider = SecretsProvider(boto3_client=client)
             return self._provider
 
-    def read_json(self, secret_id: str, variable: str, *, refresh: bool = False) -> dict[str, Any]:
-        """The secret's JSON object. ``variable`` names where the id came from, for messages.
+    def read_json(
+        self, secret_id: str, variable: str, *, refresh: bool = False, shape: str | None = None
+    ) -> dict[str, Any]:
+        """The secret's JSON object. ``variable`` names where the id came from, for messages;
+        ``shape`` is the shape expected (default: the RDS one).
 
         Raises ``SourceFailure`` (``secret_unavailable`` or ``secret_invalid``)."""
         from aws_lambda_powertools.utilities.parameters.exceptions import GetParameterError
@@ -104,19 +107,16 @@ class SecretStore:
             raise SourceFailure(
                 UNAVAILABLE, f"cannot read {where}: {type(exc).__name__}: {exc}"
             ) from None
+        expected = f"the RDS shape {RDS_SHAPE}" if shape is None else f"the shape {shape}"
         text = raw.decode() if isinstance(raw, bytes) else str(raw)
         scrubber.add([text])
         try:
             value = json.loads(text)
         except ValueError:
             # The message could quote the text: say only what shape was expected.
-            raise SourceFailure(
-                INVALID, f"{where} is not JSON; expected the RDS shape {RDS_SHAPE}"
-            ) from None
+            raise SourceFailure(INVALID, f"{where} is not JSON; expected {expected}") from None
         if not isinstance(value, dict):
-            raise SourceFailure(
-                INVALID, f"{where} is not a JSON object; expected the RDS shape {RDS_SHAPE}"
-            )
+            raise SourceFailure(INVALID, f"{where} is not a JSON object; expected {expected}")
         password = value.get("password")
         if isinstance(password, str):
             # A DocumentDB URI carries the escaped form; a driver's message may quote either.

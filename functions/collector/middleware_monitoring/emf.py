@@ -13,12 +13,17 @@ value would be a new billed CloudWatch metric and statement texts come and go. A
 CloudWatch each statement is then one sample of ``pg_query_*{instance, database, user}``
 (Maximum = the worst statement of the top N, Sum = their total, SampleCount = how many),
 and CloudWatch Logs Insights still reads each statement by its text or id.
+
+Samples with a timestamp of their own (CloudWatch datapoints: with CLOUDWATCH_INTERVAL_SECONDS
+above 60 one query brings several 1-minute points per series) go on lines carrying that
+timestamp, so CloudWatch files each point under its own minute; each point is printed once.
 """
 
 from __future__ import annotations
 
 import logging
 import math
+import time
 from collections.abc import Mapping
 from typing import Final
 
@@ -30,6 +35,7 @@ from prometheus_client import Metric
 
 from .model import PassResult
 from .redis import info as redis_info
+from .sinks import PRINT_RESERVE_SECONDS, SentTimestamps, SeriesKey
 
 logger = logging.getLogger(__name__)
 
@@ -108,6 +114,7 @@ UNITS: Final[Mapping[str, MetricUnit]] = {
     "middleware_collector_last_success_timestamp_seconds": _S,
     "middleware_pass_duration_seconds": _S,
     "middleware_pass_targets": _N,
+    "middleware_remote_write_samples_sent": _N,
 }
 # Families named by pattern (one per serverStatus counter) and the fallback by suffix.
 _PREFIX_UNITS: Final = (("mongo_opcounters_", _N), ("mongo_document_", _N))
@@ -132,19 +139,35 @@ def _dimension_value(value: str) -> str:
     return value[:MAX_DIMENSION_VALUE] if value else EMPTY_VALUE
 
 
-# (dimensions, high-cardinality properties) -> metric name -> (unit, values)
+# (dimensions, high-cardinality properties, timestamp ms or None for "now")
+# -> metric name -> (unit, values)
 _Line = dict[str, tuple[MetricUnit, list[float]]]
-_LineKey = tuple[tuple[tuple[str, str], ...], tuple[tuple[str, str], ...]]
+_LineKey = tuple[tuple[tuple[str, str], ...], tuple[tuple[str, str], ...], int | None]
 
 
-def _lines(result: PassResult) -> dict[_LineKey, _Line]:
+def _lines(
+    result: PassResult, sent: SentTimestamps | None = None
+) -> tuple[dict[_LineKey, _Line], list[tuple[SeriesKey, float]]]:
+    """The lines to print, and the timestamped samples among them (to mark as sent)."""
     lines: dict[_LineKey, _Line] = {}
+    stamped: list[tuple[SeriesKey, float]] = []
     for group in result.groups():
         for family in group.families:
             unit = unit_for(family)
             for sample in family.samples:
                 if sample.name.endswith("_created") or not math.isfinite(sample.value):
                     continue
+                millis: int | None = None
+                if sample.timestamp is not None:
+                    series: SeriesKey = (
+                        sample.name,
+                        frozenset({**sample.labels, INSTANCE_DIMENSION: group.target}.items()),
+                    )
+                    when = float(sample.timestamp)
+                    if sent is not None and not sent.is_new(series, when):
+                        continue  # printed on an earlier pass
+                    stamped.append((series, when))
+                    millis = int(when * 1000)
                 dimensions = {INSTANCE_DIMENSION: _dimension_value(group.target)}
                 properties: dict[str, str] = {}
                 for label, value in sample.labels.items():
@@ -152,10 +175,14 @@ def _lines(result: PassResult) -> dict[_LineKey, _Line]:
                         properties[label] = value
                     else:
                         dimensions[label] = _dimension_value(value)
-                key = (tuple(sorted(dimensions.items())), tuple(sorted(properties.items())))
+                key = (
+                    tuple(sorted(dimensions.items())),
+                    tuple(sorted(properties.items())),
+                    millis,
+                )
                 line = lines.setdefault(key, {})
                 line.setdefault(sample.name, (unit, []))[1].append(float(sample.value))
-    return lines
+    return lines, stamped
 
 
 class EmfSink:
@@ -163,9 +190,16 @@ class EmfSink:
 
     def __init__(self, namespace: str) -> None:
         self._namespace = namespace
+        self._sent = SentTimestamps()
 
-    def send(self, result: PassResult) -> None:
-        for (dimensions, properties), metrics in _lines(result).items():
+    def reserve_seconds(self) -> float:
+        """Printing needs no network: no Pushgateway timeouts to keep back."""
+        return PRINT_RESERVE_SECONDS
+
+    def send(self, result: PassResult, deadline: float | None = None) -> None:
+        """Printing is not cut short by ``deadline``: a line half printed is lost."""
+        lines, stamped = _lines(result, self._sent)
+        for (dimensions, properties, millis), metrics in lines.items():
             # A provider of its own per line: Powertools' ``Metrics`` shares one metric set
             # per process, and each line needs its own dimensions. ``service=""`` keeps the
             # Powertools service name out of the dimensions: ``instance`` already says it.
@@ -174,9 +208,12 @@ class EmfSink:
                 provider.add_dimension(name=name, value=value)
             for name, value in properties:
                 provider.add_metadata(key=name, value=value)
+            if millis is not None:
+                provider.set_timestamp(millis)
             for name, (unit, values) in metrics.items():
                 for number in values:
                     # Powertools prints a line by itself at 100 metrics (EMF's limit).
                     provider.add_metric(name=name, unit=unit, value=number)
             provider.flush_metrics()
+        self._sent.mark(stamped, time.time())
         logger.debug("emf lines written", extra={"namespace": self._namespace})

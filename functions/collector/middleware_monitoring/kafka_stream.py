@@ -158,8 +158,9 @@ class QueryStream:
         except Exception:  # already broken; it is being thrown away
             logger.debug("closing the Kafka producer failed", exc_info=True)
 
-    def send(self, result: PassResult) -> SourceOutcome:
-        """Send the pass's statements; never raises, returns how it went."""
+    def send(self, result: PassResult, deadline: float | None = None) -> SourceOutcome:
+        """Send the pass's statements; never raises, returns how it went. ``deadline`` (a
+        ``time.monotonic()`` value) bounds the wait for acknowledgements too."""
         started = time.monotonic()
         messages = statement_messages(result, self.settings.env_name, self._clock())
         futures: list[Any] = []
@@ -174,6 +175,8 @@ class QueryStream:
                     )
                 )
             remaining = self.settings.timeout_seconds - (time.monotonic() - started)
+            if deadline is not None:
+                remaining = min(remaining, deadline - time.monotonic())
             producer.flush(timeout=max(remaining, 0.0))
             failed = [future for future in futures if not future.succeeded()]
             if failed:
@@ -248,23 +251,30 @@ def stream_group_name(collector_instance: str) -> str:
 
 
 def push_and_stream(
-    sink: Sink, stream: QueryStream | None, result: PassResult, collector_instance: str
+    sink: Sink,
+    stream: QueryStream | None,
+    result: PassResult,
+    collector_instance: str,
+    deadline: float | None = None,
 ) -> SourceOutcome | None:
     """Push the pass and, alongside it, stream its statements; then push the stream's health
     as a group of its own. The push is never delayed by Kafka (they run concurrently) nor lost
     to it (a stream failure is an outcome, not an exception). Raises what ``sink.send``
-    raises, after the stream has finished too."""
+    raises, after the stream has finished too. ``deadline`` (a ``time.monotonic()`` value;
+    None: the reserves of the sink and the stream from now) bounds all of it."""
+    if deadline is None:
+        deadline = time.monotonic() + send_reserve_seconds(stream, sink.reserve_seconds())
     if stream is None:
-        sink.send(result)
+        sink.send(result, deadline)
         return None
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="kafka") as pool:
-        sending = pool.submit(stream.send, result)
+        sending = pool.submit(stream.send, result, deadline)
         try:
-            sink.send(result)
+            sink.send(result, deadline)
         finally:
-            # Bounded by the stream's own timeouts; waited for even when the push failed, so
-            # the statements still go out.
+            # Bounded by the stream's own timeouts and the deadline; waited for even when the
+            # push failed, so the statements still go out.
             outcome = sending.result()
     health = stream.health(outcome, stream_group_name(collector_instance))
-    sink.send(PassResult([], 0.0, health))
+    sink.send(PassResult([], 0.0, health), deadline)
     return outcome

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future
@@ -95,6 +96,14 @@ class Target:
     # Sources that were down last pass: they start after the others, so servers that hang
     # cannot hold every worker while healthy targets wait.
     down_last_pass: set[str] = field(default_factory=set, repr=False, compare=False)
+
+    def close(self) -> None:
+        """Drop its sources' connections (their state stays: a later pass reconnects)."""
+        for source in self.sources:
+            close = getattr(source, "close", None)
+            if close is not None:
+                with contextlib.suppress(Exception):  # it is being dropped anyway
+                    close()
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,6 @@ new ones and closes those that left; then collects the shard's share of them.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import sys
 import threading
@@ -27,13 +26,14 @@ from .config import (
     load_settings,
     reserved_names,
 )
+from .credentials import SecretStore
 from .health import owner_family, replace_last_success
 from .model import PassResult, Target
 from .parameter import TargetsParameter
 from .pushgateway_groups import Groups, delete_groups, describe, read_groups
 from .runner import run_pass
 from .shards import ALL, Shard
-from .sinks import PushgatewaySink, Sink, StdoutSink, push_worst_case_seconds
+from .sinks import PushgatewaySink, Sink, StdoutSink
 from .targets import TargetBuilder
 
 logger = logging.getLogger(__name__)
@@ -50,14 +50,6 @@ class _Built:
     target: Target
     # time.monotonic() of the last pass that collected it.
     collected_at: float
-
-
-def close_target(target: Target) -> None:
-    for source in target.sources:
-        close = getattr(source, "close", None)
-        if close is not None:
-            with contextlib.suppress(Exception):  # it is being dropped anyway
-                close()
 
 
 class Runtime:
@@ -128,7 +120,7 @@ class Runtime:
     def _reconcile(self, specs: list[TargetSpec]) -> None:
         wanted = {spec.target_name: spec for spec in specs}
         for name in [name for name in self._built if name not in wanted]:
-            close_target(self._built.pop(name).target)
+            self._built.pop(name).target.close()
             self._seeded.discard(name)
             self._cleaned.clear()
         for name, spec in wanted.items():
@@ -136,7 +128,7 @@ class Runtime:
             if built is not None and built.spec == spec:
                 continue
             if built is not None:
-                close_target(built.target)
+                built.target.close()
             self._built[name] = _Built(spec, self.builder.build(spec), 0.0)
 
     # --- a pass -----------------------------------------------------------------------------
@@ -171,7 +163,7 @@ class Runtime:
     def _close_idle(self, now: float, collected: set[str]) -> None:
         for name, built in self._built.items():
             if name not in collected and 0 < built.collected_at < now - IDLE_CLOSE_SECONDS:
-                close_target(built.target)
+                built.target.close()
                 built.collected_at = 0.0
 
     # --- what the Pushgateway holds ---------------------------------------------------------
@@ -271,11 +263,7 @@ class Runtime:
 
     def close(self) -> None:
         for built in self._built.values():
-            close_target(built.target)
-
-    def push_reserve_seconds(self) -> float:
-        """Time kept back from collection so the push can still finish before the deadline."""
-        return push_worst_case_seconds(self.settings.pushgateway)
+            built.target.close()
 
 
 def _retired_shard_groups(instances: set[str], collector: str, count: int) -> set[str]:
@@ -296,11 +284,18 @@ def _retired_shard_groups(instances: set[str], collector: str, count: int) -> se
     return retired
 
 
-def build_sink(settings: Settings) -> Sink:
+def build_sink(settings: Settings, secrets: SecretStore | None = None) -> Sink:
     if settings.sink == "emf":
         from .emf import EmfSink
 
         return EmfSink(settings.emf_namespace)
+    if settings.sink == "remote_write":
+        from .remote_write import RemoteWriteSink
+
+        store = None
+        if settings.remote_write.secret_arn is not None:
+            store = secrets or SecretStore(settings.secret_store)
+        return RemoteWriteSink(settings.remote_write, settings.pushgateway.job, secrets=store)
     return PushgatewaySink(settings.pushgateway)
 
 
@@ -316,8 +311,8 @@ def collection_budget(remaining_seconds: float, reserve_seconds: float) -> float
         extra={
             "detail": f"the push may take {reserve_seconds:.1f} s with every attempt timing out, "
             f"of {remaining_seconds:.1f} s left: collecting for half of it. Lower "
-            "PUSHGATEWAY_TIMEOUT_SECONDS / PUSHGATEWAY_RETRIES (KAFKA_TIMEOUT_SECONDS) or raise "
-            "the function timeout",
+            "PUSHGATEWAY_TIMEOUT_SECONDS / PUSHGATEWAY_RETRIES (REMOTE_WRITE_TIMEOUT_SECONDS / "
+            "REMOTE_WRITE_RETRIES, KAFKA_TIMEOUT_SECONDS) or raise the function timeout",
         },
     )
     return remaining_seconds / 2

@@ -1,8 +1,9 @@
 """Planning and running the GetMetricData calls of one pass.
 
 Every declared statistic of every target goes into as few calls as the API allows (500
-queries each); pages (NextToken) are followed; for each query the newest datapoint in the
-window wins, whatever order CloudWatch returns them in. A query without a datapoint is
+queries each); pages (NextToken) are followed; every datapoint of the window is kept by its
+time, and for each query the newest one is the value, whatever order CloudWatch returns them
+in. A query without a datapoint is
 *missing* (absent this pass, counted), never 0. A call that fails costs only the queries of
 that call that had no value yet.
 """
@@ -75,7 +76,9 @@ class FetchResult:
     still reports the calls it made."""
 
     stats: list[Stat]
+    # The newest datapoint's value per statistic (SPEC 3.7), and every datapoint by time.
     values: dict[Stat, float] = field(default_factory=dict)
+    points: dict[Stat, dict[float, float]] = field(default_factory=dict)
     failures: dict[Stat, QueryFailure] = field(default_factory=dict)
     calls: int = 0
     requested: int = 0
@@ -220,6 +223,7 @@ def _fetch_call(
             for timestamp, value in zip(
                 item.get("Timestamps", []), item.get("Values", []), strict=False
             ):
+                result.points.setdefault(stat, {})[timestamp.timestamp()] = float(value)
                 if item["Id"] not in newest or timestamp > newest[item["Id"]]:
                     newest[item["Id"]] = timestamp
                     result.values[stat] = float(value)

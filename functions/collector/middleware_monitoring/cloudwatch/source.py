@@ -3,6 +3,15 @@
 The runner calls ``CloudWatchBatch.start`` before any source runs; the fetch then runs in a
 thread of its own, overlapping with the other sources (e.g. PostgreSQL's SQL). Each target's
 ``CloudWatchSource`` waits for it, at most until the pass deadline, and reads its values.
+
+Each metric is asked for at most every CLOUDWATCH_INTERVAL_SECONDS, and never more often than
+its own period (Volume*: 300 s). A query brings every datapoint of its window: the ones newer
+than the last one handed out are the metric's samples this pass, each with its own time (a
+5-minute interval keeps 1-minute points at a fifth of the bill). On a pass that does not ask
+(or whose query found nothing new), the newest known point is offered again: the
+Pushgateway's group is replaced on every pass and must keep it; the sinks that send timestamps
+send it once. State is per ``Stat``, kept while the function instance is warm; after a cold
+start the first query looks back over the window (CLOUDWATCH_LOOKBACK_SECONDS).
 """
 
 from __future__ import annotations
@@ -36,11 +45,31 @@ FAILED = "middleware_cloudwatch_metrics_failed"
 _LOGGED_MISSING: Final = 20  # a whole fleet without data should not make one huge log line
 
 
+# (Unix time, value) of datapoints, oldest first.
+Points = list[tuple[float, float]]
+
+
+@dataclass
+class _StatState:
+    """What the function instance knows of one statistic between passes."""
+
+    # End of the window of its last answered query (whole minutes): when it is due again.
+    asked_until: int | None = None
+    # Newest datapoint handed to a pass, and the newest one known (time, value).
+    handed_until: float | None = None
+    newest: tuple[float, float] | None = None
+
+
 @dataclass
 class _Pass:
     deadline: float
     span: Window
+    # The queries of this pass: the statistics that were due.
     result: FetchResult
+    # Every statistic of the pass: what its sources yield (filled once the fetch is done).
+    stats: list[Stat] = field(default_factory=list)
+    points: dict[Stat, Points] = field(default_factory=dict)
+    asked_until: int = 0
     done: threading.Event = field(default_factory=threading.Event)
 
 
@@ -66,6 +95,9 @@ class CloudWatchBatch:
         self._monotonic = monotonic
         self._declared: list[Stat] = []
         self._current: _Pass | None = None
+        # Keyed by Stat, so it survives targets coming and going between passes.
+        self._state: dict[Stat, _StatState] = {}
+        self._state_lock = threading.Lock()
 
     def source(self, declarations: Iterable[Declaration]) -> CloudWatchSource:
         """A target's CloudWatch source; its queries join every pass's batch."""
@@ -86,21 +118,34 @@ class CloudWatchBatch:
     # --- Prefetch -------------------------------------------------------------------------
 
     def start(self, deadline: float, stats: Iterable[Stat] | None = None) -> None:
-        """Fetch ``stats`` (default: every declared one) in the background until
-        ``deadline``; a pass gives the stats of its own targets (a shard's, the current
-        ones of a changing fleet)."""
-        stats = self.stats if stats is None else list(dict.fromkeys(stats))
+        """Begin the pass for ``stats`` (default: every declared one): query those that are
+        due, in the background; the others are served from what earlier queries brought."""
+        stats = list(dict.fromkeys(stats)) if stats is not None else self.stats
         if not stats:
             self._current = None
             return
+        settings = self._settings
+        now = self._clock()
+        periods = {s.period for s in stats}
+        asked_until = window(
+            now, lookback=0, end_delay=settings.end_delay_seconds, periods=periods
+        ).end
+        with self._state_lock:
+            due = [s for s in stats if self._due(s, asked_until)]
+        # The window reaches back over an interval and a period at least, so a query finds
+        # every datapoint since the previous one.
+        lookback = max(settings.lookback_seconds, settings.interval_seconds + max(periods))
         span = window(
-            self._clock(),
-            lookback=self._settings.lookback_seconds,
-            end_delay=self._settings.end_delay_seconds,
-            periods={s.period for s in stats},
+            now,
+            lookback=lookback,
+            end_delay=settings.end_delay_seconds,
+            periods={s.period for s in due} or periods,
         )
-        current = _Pass(deadline, span, FetchResult(stats))
+        current = _Pass(deadline, span, FetchResult(due), stats, asked_until=asked_until)
         self._current = current
+        if not due:
+            self._settle(current)
+            return
         # Its own thread, not the target pool: sources waiting for it must never hold the
         # only workers it could run on. A daemon, so a hung call never holds up exit.
         try:
@@ -108,10 +153,43 @@ class CloudWatchBatch:
                 target=self._run, args=(current,), name="cloudwatch-fetch", daemon=True
             ).start()
         except RuntimeError as exc:  # no thread to be had: the sources report it, the pass goes on
-            current.result.fail_unanswered(
-                stats, QueryFailure("error", f"fetch not started: {exc}")
-            )
-            current.done.set()
+            current.result.fail_unanswered(due, QueryFailure("error", f"fetch not started: {exc}"))
+            self._settle(current)
+
+    def _due(self, stat: Stat, asked_until: int) -> bool:
+        state = self._state.get(stat)
+        if state is None or state.asked_until is None:
+            return True
+        # A metric whose last query found nothing (CloudWatch late, a metric not published
+        # yet) is asked again after its own period, not a whole interval later.
+        every = (
+            stat.period
+            if state.newest is None
+            else max(self._settings.interval_seconds, stat.period)
+        )
+        return asked_until - state.asked_until >= every
+
+    def _settle(self, current: _Pass) -> None:
+        """What each statistic of the pass yields: the datapoints its query brought that are
+        newer than the last one handed out, else the newest known. A query answered after
+        its pass gave up changes nothing: its points were never handed out."""
+        result = current.result
+        late = self._monotonic() > current.deadline
+        with self._state_lock:
+            for stat in current.stats:
+                state = self._state.setdefault(stat, _StatState())
+                if stat in result.stats and not late and stat not in result.failures:
+                    points = sorted(result.points.get(stat, {}).items())
+                    state.asked_until = current.asked_until
+                    state.newest = points[-1] if points else None
+                    handed = state.handed_until
+                    fresh = [p for p in points if handed is None or p[0] > handed]
+                    if fresh:
+                        state.handed_until = fresh[-1][0]
+                    current.points[stat] = fresh or points[-1:]
+                elif stat not in result.stats and state.newest is not None:
+                    current.points[stat] = [state.newest]
+        current.done.set()
 
     def _run(self, current: _Pass) -> None:
         result = current.result
@@ -132,7 +210,7 @@ class CloudWatchBatch:
             )
             result.fail_unanswered(result.stats, failure)
         finally:
-            current.done.set()
+            self._settle(current)
         missing = result.missing()
         if missing:
             logger.info(
@@ -145,14 +223,14 @@ class CloudWatchBatch:
                 },
             )
 
-    def result(self) -> FetchResult:
-        """This pass's values, once fetched; ``SourceFailure`` if not by the deadline."""
+    def result(self) -> _Pass:
+        """This pass, once fetched; ``SourceFailure`` if not by the deadline."""
         current = self._current
         if current is None:
             raise SourceFailure("error", "the CloudWatch batch was not started this pass")
         if not current.done.wait(timeout=max(0.0, current.deadline - self._monotonic())):
             raise SourceFailure("deadline", "CloudWatch did not answer before the pass deadline")
-        return current.result
+        return current
 
     def families(self) -> Iterator[Metric]:
         """Pass-wide self-metrics; a fetch still running is reported as far as it got."""
@@ -163,7 +241,8 @@ class CloudWatchBatch:
         yield GaugeMetricFamily(CALLS, "GetMetricData calls made this pass.", value=result.calls)
         yield GaugeMetricFamily(
             REQUESTED,
-            "Metrics requested from CloudWatch this pass (what GetMetricData is billed by).",
+            "Metrics requested from CloudWatch this pass (what GetMetricData is billed by; "
+            "0 on a pass where no metric was due).",
             value=result.requested,
         )
         yield GaugeMetricFamily(
@@ -199,7 +278,8 @@ class CloudWatchSource:
     def collect(self) -> Iterator[Metric]:
         if not self.declarations:
             return
-        result = self._batch.result()
+        current = self._batch.result()
+        result = current.result
         families: dict[str, GaugeMetricFamily] = {}
         failures: list[tuple[Stat, QueryFailure]] = []
         found = 0
@@ -212,10 +292,11 @@ class CloudWatchSource:
                     labels=[name for name, _ in declaration.labels],
                 )
                 families[declaration.output] = family
-            value = result.values.get(declaration.stat)
-            if value is not None:
+            points = current.points.get(declaration.stat)
+            if points:
                 found += 1
-                family.add_metric([v for _, v in declaration.labels], value)
+                for when, value in points:
+                    family.add_metric([v for _, v in declaration.labels], value, timestamp=when)
             elif declaration.stat in result.failures:
                 failures.append((declaration.stat, result.failures[declaration.stat]))
         for family in families.values():

@@ -32,11 +32,13 @@ from .outputs import (
     SINKS,
     KafkaSettings,
     PushgatewaySettings,
+    RemoteWriteSettings,
     SecretStoreSettings,
     ServeSettings,
     load_emf_namespace,
     load_kafka,
     load_pushgateway,
+    load_remote_write,
     load_secret_store,
     load_serve,
 )
@@ -67,6 +69,7 @@ __all__ = [
     "PushgatewaySettings",
     "RdsId",
     "RedisSettings",
+    "RemoteWriteSettings",
     "SecretStoreSettings",
     "ServeSettings",
     "Settings",
@@ -110,6 +113,10 @@ class Settings:
     # the parameter).
     postgres_defaults: PostgresSettings | None = None
     redis_defaults: RedisSettings | None = None
+    # METRICS_SINK=remote_write.
+    remote_write: RemoteWriteSettings = field(
+        default_factory=lambda: load_remote_write(EnvReader({}))
+    )
 
     def secrets(self) -> list[str]:
         """Every secret value, so logging can scrub them."""
@@ -200,6 +207,7 @@ def load_settings(
         targets_max_age_seconds=env.integer("TARGETS_MAX_AGE_SECONDS", 300, 0, 86400),
         postgres_defaults=defaults,
         redis_defaults=node_defaults,
+        remote_write=load_remote_write(env),
     )
     log_level = env.text("LOG_LEVEL")
     if log_level is not None and log_level.upper() not in LOG_LEVELS:

@@ -1,6 +1,6 @@
 """CloudWatch settings: the DocumentDB and ElastiCache ids (AWS_MONGO_INSTANCE_INFO,
 AWS_ELASTICACHE_INSTANCE_INFO), an RDS id without PostgreSQL, the client's timeouts and
-retries, and the look-back window."""
+retries, the look-back window and how often each metric is asked for."""
 
 from __future__ import annotations
 
@@ -36,6 +36,9 @@ class CloudWatchSettings:
     elasticache: tuple[ElastiCacheId, ...] = ()
     # AWS_RDS_INSTANCE_ID set without PostgreSQL: CloudWatch values only.
     rds_only: RdsId | None = None
+    # CLOUDWATCH_INTERVAL_SECONDS: each metric is asked for at most this often (and never
+    # more often than its own period); a whole number of minutes.
+    interval_seconds: int = 60
 
 
 @dataclass(frozen=True)
@@ -170,6 +173,15 @@ def _elasticache_ids(env: EnvReader) -> tuple[ElastiCacheId, ...]:
     return tuple(dict.fromkeys(ids))
 
 
+def _interval(env: EnvReader) -> int:
+    name = "CLOUDWATCH_INTERVAL_SECONDS"
+    value = env.integer(name, 60, 60, 3600)
+    if value % 60:
+        env.problem(name, f"expected whole minutes in seconds (60, 120, 300, ...), got {value}")
+        return 60
+    return value
+
+
 def load_cloudwatch(env: EnvReader, rds_type: str) -> CloudWatchSettings:
     """The CloudWatch client's settings (every target kind may need them: the PG_* target's
     RDS id, targets files, discovery) and the CloudWatch-only ids of the environment.
@@ -194,6 +206,7 @@ def load_cloudwatch(env: EnvReader, rds_type: str) -> CloudWatchSettings:
         connect_timeout_seconds=env.number("CLOUDWATCH_CONNECT_TIMEOUT_SECONDS", 3.0, 0.1, 60.0),
         read_timeout_seconds=env.number("CLOUDWATCH_READ_TIMEOUT_SECONDS", 10.0, 0.5, 120.0),
         max_attempts=env.integer("CLOUDWATCH_MAX_ATTEMPTS", 3, 1, 10),
+        interval_seconds=_interval(env),
         retry_mode=env.choice("CLOUDWATCH_RETRY_MODE", RETRY_MODES, "standard"),
         docdb_instances=docdb_instances,
         docdb_clusters=docdb_clusters,

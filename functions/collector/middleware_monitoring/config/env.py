@@ -4,9 +4,9 @@ expected) instead of stopping at the first, and secret values are never echoed."
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Iterable, Mapping
 from typing import Any, Final
+from urllib.parse import urlsplit
 
 LOG_LEVELS: Final = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 FLAGS: Final = {"true": True, "false": False, "1": True, "0": False, "yes": True, "no": False}
@@ -62,20 +62,44 @@ class EnvReader:
         value = self._environ.get(name)
         return value if value else None
 
-    def http_url(self, name: str) -> str | None:
+    def http_url(
+        self,
+        name: str,
+        login_hint: str = "PUSHGATEWAY_USERNAME / PUSHGATEWAY_PASSWORD for the Pushgateway",
+    ) -> str | None:
+        """An http(s) URL, parsed with urllib.parse. A URL may carry user:password@: never
+        echo that part, and refuse it (urllib does not send it; it would take it for the
+        host and quote it in its errors). Any ``@`` before the query counts as a login:
+        in ``https://user:pa/ss@host`` the password holds a ``/``, so the parser sees host
+        ``user`` and a path ``/ss@host`` that would carry the secret into error texts."""
         raw = self.text(name)
         if raw is None:
             return None
-        # A URL may carry user:password@: never echo that part. urllib does not send it
-        # either (it would take it for the host and log it in its errors), so refuse it.
-        shown = re.sub(r"^([A-Za-z][A-Za-z0-9+.-]*://)?[^/@]*@", r"\1***@", raw)
-        if not raw.startswith(("http://", "https://")):
+        parts = urlsplit(raw)
+        before_query = raw.split("?", 1)[0].split("#", 1)[0]
+        has_login = "@" in before_query
+        shown = raw
+        if has_login:
+            scheme, separator, rest = before_query.partition("://")
+            prefix = scheme + separator if separator else ""
+            shown = prefix + "***@" + (rest or scheme).rpartition("@")[2]
+        if parts.scheme not in ("http", "https"):
             self.problem(name, f"expected an http:// or https:// URL, got {shown!r}")
-        elif shown != raw:
+            return None
+        if has_login:
             self.problem(
                 name,
                 f"expected a URL without user:password@ (got {shown!r}); give the login "
-                "separately (PUSHGATEWAY_USERNAME / PUSHGATEWAY_PASSWORD for the Pushgateway)",
+                f"separately ({login_hint})",
+            )
+            return None
+        try:
+            port_ok = parts.hostname is not None and (parts.port is None or parts.port > 0)
+        except ValueError:  # a port that is not a number (or out of range)
+            port_ok = False
+        if not port_ok:
+            self.problem(
+                name, f"expected an http:// or https:// URL with a host[:port], got {raw!r}"
             )
             return None
         return raw

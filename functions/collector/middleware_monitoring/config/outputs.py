@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 
 from .env import EnvReader, port_number
 
-SINKS: Final = ("pushgateway", "emf")
+SINKS: Final = ("pushgateway", "emf", "remote_write")
 DEFAULT_ENV_NAME: Final = "default"
 
 
@@ -20,6 +20,19 @@ class PushgatewaySettings:
     job: str
     username: str | None
     password: str | None = field(repr=False)
+    timeout_seconds: float
+    retries: int
+
+
+@dataclass(frozen=True)
+class RemoteWriteSettings:
+    """METRICS_SINK=remote_write: Prometheus remote write 1.0 to ``url``, signed with SigV4
+    for Amazon Managed Service for Prometheus when ``sigv4_region`` is set, or with the basic
+    auth / bearer token held in the Secrets Manager secret ``secret_arn``."""
+
+    url: str | None
+    sigv4_region: str | None
+    secret_arn: str | None
     timeout_seconds: float
     retries: int
 
@@ -88,6 +101,37 @@ def load_pushgateway(env: EnvReader) -> PushgatewaySettings:
         password=password,
         timeout_seconds=env.number("PUSHGATEWAY_TIMEOUT_SECONDS", 5.0, 0.1, 60.0),
         retries=env.integer("PUSHGATEWAY_RETRIES", 2, 0, 10),
+    )
+
+
+_REGION_CHARS: Final = frozenset("abcdefghijklmnopqrstuvwxyz0123456789-")
+
+
+def load_remote_write(env: EnvReader) -> RemoteWriteSettings:
+    url = env.http_url(
+        "REMOTE_WRITE_URL",
+        login_hint="REMOTE_WRITE_SECRET_ARN, a secret holding the login or bearer token",
+    )
+    region = env.text("REMOTE_WRITE_SIGV4_REGION")
+    if region is not None and not (set(region) <= _REGION_CHARS and region.count("-") >= 2):
+        env.problem(
+            "REMOTE_WRITE_SIGV4_REGION",
+            f"expected an AWS region (e.g. eu-west-1), got {region!r}",
+        )
+        region = None
+    secret_arn = env.text("REMOTE_WRITE_SECRET_ARN")
+    if region is not None and secret_arn is not None:
+        env.problem(
+            "REMOTE_WRITE_SIGV4_REGION/REMOTE_WRITE_SECRET_ARN",
+            "choose one way to sign in: SigV4 (Amazon Managed Service for Prometheus) or the "
+            "secret's basic auth / bearer token, not both",
+        )
+    return RemoteWriteSettings(
+        url=url,
+        sigv4_region=region,
+        secret_arn=secret_arn,
+        timeout_seconds=env.number("REMOTE_WRITE_TIMEOUT_SECONDS", 5.0, 0.1, 60.0),
+        retries=env.integer("REMOTE_WRITE_RETRIES", 2, 0, 10),
     )
 
 

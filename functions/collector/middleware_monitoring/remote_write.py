@@ -1,0 +1,482 @@
+"""The remote-write sink (METRICS_SINK=remote_write): each pass as Prometheus remote write 1.0
+(a protobuf ``WriteRequest``, snappy-compressed) to Amazon Managed Service for Prometheus
+(SigV4), Prometheus, Mimir or VictoriaMetrics (optional basic auth or bearer token).
+
+Every series carries ``job`` (PUSHGATEWAY_JOB) and ``instance`` (the target), the labels the
+Pushgateway's grouping key would give it. Samples carry their own timestamps: a CloudWatch
+datapoint its own time, every other value the time the pass was sent (right after it was
+collected). Requests hold whole series (a receiver refuses a sample older than one it has:
+a series split over two requests could arrive out of order) and go out one after another
+under one deadline shared with their retries: 5xx and 429 are retried with backoff, other 4xx
+are not (the receiver's answer is named in the error).
+
+The ``WriteRequest`` is encoded by hand (four small messages, stable since remote write 1.0):
+the protobuf runtime would add 1.9 MB and ~40 ms of import to the function and encode no
+faster. Snappy is cramjam's (Rust): a pure-Python compressor is ~500x slower (docs/sinks.md
+has the measurements).
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import struct
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
+from typing import TYPE_CHECKING, Final
+from urllib.error import HTTPError, URLError
+from urllib.parse import urlsplit
+from urllib.request import Request, urlopen
+
+from prometheus_client import Metric
+from prometheus_client.core import GaugeMetricFamily
+
+from . import __version__
+from .config import ConfigError, RemoteWriteSettings
+from .health import health_families
+from .logs import scrubber
+from .model import PassResult, SourceFailure, SourceOutcome, TargetResult
+from .sinks import (
+    DEADLINE_CAUSE,
+    RETRY_BACKOFF_SECONDS,
+    PushError,
+    SentTimestamps,
+    SeriesKey,
+    deadline_or_reserve,
+)
+
+if TYPE_CHECKING:
+    from botocore.credentials import Credentials
+
+    from .credentials import SecretStore
+
+logger = logging.getLogger(__name__)
+
+SOURCE: Final = "remote_write"
+SAMPLES_SENT: Final = "middleware_remote_write_samples_sent"
+# Prometheus's own remote write sends at most 2,000 samples per request by default.
+MAX_SAMPLES_PER_REQUEST: Final = 2000
+SIGV4_SERVICE: Final = "aps"
+SECRET_VARIABLE: Final = "REMOTE_WRITE_SECRET_ARN"
+SECRET_SHAPE: Final = '{"username": "...", "password": "..."} or {"bearer_token": "..."}'
+HEADERS: Final = {
+    "Content-Encoding": "snappy",
+    "Content-Type": "application/x-protobuf",
+    "X-Prometheus-Remote-Write-Version": "0.1.0",
+    "User-Agent": f"aws-middleware-monitoring/{__version__}",
+}
+_ERROR_BODY_LIMIT: Final = 500
+# What a receiver answers (HTTP 400) for a sample older than one it holds for the series:
+# Prometheus rolls back the whole request, Mimir/Cortex keep the rest.
+_TOO_OLD: Final = ("out of order", "out of bounds", "duplicate sample", "too old")
+
+Label = tuple[str, str]
+# (timestamp ms, value), ascending by time.
+Points = list[tuple[int, float]]
+
+
+# --- the WriteRequest, by hand (prometheus/prompb/remote.proto and types.proto) ------------
+
+
+def _varint(value: int) -> bytes:
+    out = bytearray()
+    value &= (1 << 64) - 1  # int64 as protobuf puts it on the wire (two's complement)
+    while value > 0x7F:
+        out.append((value & 0x7F) | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
+
+
+def _field(number: int, payload: bytes) -> bytes:
+    """A length-delimited field (wire type 2): strings and embedded messages."""
+    return _varint(number << 3 | 2) + _varint(len(payload)) + payload
+
+
+def encode_write_request(series: Iterable[tuple[Sequence[Label], Points]]) -> bytes:
+    """``WriteRequest{timeseries: [TimeSeries{labels: [Label{name, value}], samples:
+    [Sample{value: double = 1, timestamp: int64 = 2}]}]}``; labels as given (sorted by name,
+    as the protocol asks)."""
+    labels_cache: dict[Label, bytes] = {}
+    out = bytearray()
+    for labels, points in series:
+        body = bytearray()
+        for label in labels:
+            encoded = labels_cache.get(label)
+            if encoded is None:
+                encoded = _field(1, _field(1, label[0].encode()) + _field(2, label[1].encode()))
+                labels_cache[label] = encoded
+            body += encoded
+        for millis, value in points:
+            sample = b"\x09" + struct.pack("<d", value) + b"\x10" + _varint(millis)
+            body += _field(2, sample)
+        out += _field(1, bytes(body))
+    return bytes(out)
+
+
+def compress(data: bytes) -> bytes:
+    """Snappy block format (not framed), as remote write 1.0 specifies."""
+    import cramjam  # deferred: only the remote-write sink needs it
+
+    return bytes(cramjam.snappy.compress_raw(data))
+
+
+# --- from a pass to series ------------------------------------------------------------------
+
+
+@dataclass
+class Series:
+    labels: tuple[Label, ...]
+    points: Points
+    # Whether its points carry their own time (CloudWatch): those are remembered as sent.
+    stamped: bool
+
+    def key(self) -> SeriesKey:
+        return dict(self.labels)["__name__"], frozenset(self.labels)
+
+
+def pass_series(
+    result: PassResult, job: str, now: float, sent: SentTimestamps | None = None
+) -> list[Series]:
+    """Every sample of the pass as remote-write series; a timestamped sample already sent on
+    an earlier pass (a CloudWatch value offered again until a newer datapoint comes) is
+    left out. ``_created`` samples are left out too: they are not values."""
+    now_ms = int(now * 1000)
+    by_labels: dict[tuple[Label, ...], Series] = {}
+    for group in result.groups():
+        for family in group.families:
+            for sample in family.samples:
+                if sample.name.endswith("_created"):
+                    continue
+                labels = tuple(
+                    sorted(
+                        {
+                            **sample.labels,
+                            "__name__": sample.name,
+                            "job": job,
+                            "instance": group.target,
+                        }.items()
+                    )
+                )
+                stamped = sample.timestamp is not None
+                millis = int(float(sample.timestamp or 0) * 1000) if stamped else now_ms
+                series = by_labels.get(labels)
+                if series is None:
+                    series = by_labels[labels] = Series(labels, [], stamped)
+                if stamped and sent is not None and not sent.is_new(series.key(), millis / 1000):
+                    continue
+                series.points.append((millis, float(sample.value)))
+    out: list[Series] = []
+    for series in by_labels.values():
+        if not series.points:
+            continue
+        # In time order, one value per timestamp (the last given wins).
+        series.points = sorted(dict(series.points).items())
+        out.append(series)
+    return out
+
+
+def requests_of(series: list[Series], limit: int = MAX_SAMPLES_PER_REQUEST) -> list[list[Series]]:
+    """Whole series per request, up to ``limit`` samples (a longer series goes alone)."""
+    batches: list[list[Series]] = []
+    current: list[Series] = []
+    size = 0
+    for one in series:
+        if current and size + len(one.points) > limit:
+            batches.append(current)
+            current, size = [], 0
+        current.append(one)
+        size += len(one.points)
+    if current:
+        batches.append(current)
+    return batches
+
+
+def newest_points(batch: list[Series]) -> list[Series]:
+    return [Series(s.labels, s.points[-1:], s.stamped) for s in batch]
+
+
+# --- signing in -----------------------------------------------------------------------------
+
+
+class _Failure(Exception):
+    def __init__(self, reason: str, detail: str, *, too_old: bool = False) -> None:
+        super().__init__(detail)
+        self.reason = reason
+        self.detail = detail
+        self.too_old = too_old
+
+
+class SigV4:
+    """Signs each request for Amazon Managed Service for Prometheus (service ``aps``) with the
+    function's role, through botocore's own signer; credentials come from botocore's usual
+    chain (the execution role's variables in Lambda) and refresh themselves."""
+
+    def __init__(
+        self, region: str, credentials: Callable[[], Credentials | None] | None = None
+    ) -> None:
+        self._region = region
+        self._credentials_factory = credentials or _botocore_credentials
+        self._credentials: Credentials | None = None
+
+    def headers(self, url: str, body: bytes, headers: dict[str, str]) -> dict[str, str]:
+        from botocore.auth import SigV4Auth
+        from botocore.awsrequest import AWSRequest
+
+        if self._credentials is None:
+            self._credentials = self._credentials_factory()
+            if self._credentials is None:
+                raise _Failure(
+                    "auth_failed",
+                    "no AWS credentials to sign with SigV4 (the function's role in Lambda, "
+                    "boto3's usual chain elsewhere)",
+                )
+        request = AWSRequest(method="POST", url=url, data=body, headers=dict(headers))
+        SigV4Auth(self._credentials.get_frozen_credentials(), SIGV4_SERVICE, self._region).add_auth(
+            request
+        )
+        return dict(request.headers.items())
+
+
+def _botocore_credentials() -> Credentials | None:
+    import botocore.session  # deferred: ~100 ms, only with SigV4
+
+    return botocore.session.Session().get_credentials()
+
+
+class SecretLogin:
+    """Basic auth or a bearer token from the Secrets Manager secret REMOTE_WRITE_SECRET_ARN,
+    cached like every secret (SECRETS_MAX_AGE_SECONDS) and read again at once when the
+    receiver refuses it (a rotated token)."""
+
+    def __init__(self, secret_arn: str, store: SecretStore) -> None:
+        self._arn = secret_arn
+        self._store = store
+
+    def authorization(self, refresh: bool = False) -> str:
+        where = f"{SECRET_VARIABLE} ({self._arn})"
+        try:
+            secret = self._store.read_json(
+                self._arn, SECRET_VARIABLE, refresh=refresh, shape=SECRET_SHAPE
+            )
+        except SourceFailure as failure:
+            raise _Failure(failure.reason, failure.detail) from None
+        token = secret.get("bearer_token")
+        if isinstance(token, str) and token:
+            scrubber.add([token])
+            return f"Bearer {token}"
+        username, password = secret.get("username"), secret.get("password")
+        if isinstance(username, str) and username and isinstance(password, str) and password:
+            return "Basic " + base64.b64encode(f"{username}:{password}".encode()).decode()
+        raise _Failure(
+            "secret_invalid", f"{where} holds neither; expected the shape {SECRET_SHAPE}"
+        )
+
+
+# --- the sink -------------------------------------------------------------------------------
+
+
+def _retry_after(exc: HTTPError) -> float:
+    """Seconds a 429/503 asks to wait (Retry-After: seconds or an HTTP date), else 0."""
+    value = exc.headers.get("Retry-After") if exc.headers else None
+    if not value:
+        return 0.0
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        try:
+            return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
+        except (TypeError, ValueError):
+            return 0.0
+
+
+def _body(exc: HTTPError) -> str:
+    try:
+        return " ".join(exc.read(_ERROR_BODY_LIMIT).decode(errors="replace").split())
+    except Exception:
+        return ""
+
+
+class RemoteWriteSink:
+    """One per function instance: it remembers which timestamped samples went out, so a
+    CloudWatch value offered again on the next pass is not sent twice."""
+
+    def __init__(
+        self,
+        settings: RemoteWriteSettings,
+        job: str,
+        *,
+        secrets: SecretStore | None = None,
+        clock: Callable[[], float] = time.time,
+        sigv4: SigV4 | None = None,
+    ) -> None:
+        if settings.url is None:
+            raise ConfigError(
+                [
+                    "REMOTE_WRITE_URL: is required with METRICS_SINK=remote_write (e.g. "
+                    "https://aps-workspaces.eu-west-1.amazonaws.com/workspaces/ws-.../api/v1/"
+                    "remote_write)"
+                ]
+            )
+        self._settings = settings
+        self._url: str = settings.url
+        self._job = job
+        self._clock = clock
+        self._sent = SentTimestamps()
+        self._sigv4 = sigv4 or (SigV4(settings.sigv4_region) if settings.sigv4_region else None)
+        self._login: SecretLogin | None = None
+        if settings.secret_arn is not None:
+            if secrets is None:
+                raise ValueError("REMOTE_WRITE_SECRET_ARN is set: a SecretStore is needed")
+            self._login = SecretLogin(settings.secret_arn, secrets)
+        self.last_success: dict[str, float] = {}
+
+    def reserve_seconds(self) -> float:
+        """One request's attempts all timing out, and the health request after it."""
+        attempts = self._settings.retries + 1
+        backoff = RETRY_BACKOFF_SECONDS * ((1 << self._settings.retries) - 1)
+        return attempts * self._settings.timeout_seconds + backoff + self._settings.timeout_seconds
+
+    # -- HTTP ---------------------------------------------------------------------------
+
+    def _headers(self, body: bytes, refresh_login: bool) -> dict[str, str]:
+        headers = dict(HEADERS)
+        if self._sigv4 is not None:
+            # What urllib will send as Host, so the signed value is the sent one.
+            headers["Host"] = urlsplit(self._url).netloc
+            return self._sigv4.headers(self._url, body, headers)
+        if self._login is not None:
+            headers["Authorization"] = self._login.authorization(refresh=refresh_login)
+        return headers
+
+    def _post(self, payload: bytes, deadline: float) -> None:
+        """One request with its retries; raises ``_Failure`` (reason, detail)."""
+        body = compress(payload)
+        attempt = 0
+        refreshed = False
+        last: _Failure | None = None
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise _Failure("deadline", DEADLINE_CAUSE + (f" ({last.detail})" if last else ""))
+            request = Request(
+                self._url, data=body, method="POST", headers=self._headers(body, refreshed)
+            )
+            pause = RETRY_BACKOFF_SECONDS * 2**attempt
+            try:
+                with urlopen(request, timeout=min(self._settings.timeout_seconds, left)) as answer:
+                    answer.read()
+                return
+            except HTTPError as exc:
+                text = _body(exc)
+                detail = f"HTTP {exc.code} {exc.reason}" + (f": {text}" if text else "")
+                if exc.code in (401, 403):
+                    if self._login is not None and not refreshed:
+                        refreshed = True  # perhaps a rotated secret: read it again, once
+                        continue
+                    raise _Failure("auth_failed", detail) from None
+                if exc.code != 429 and exc.code < 500:
+                    lowered = text.lower()
+                    raise _Failure(
+                        "rejected", detail, too_old=any(s in lowered for s in _TOO_OLD)
+                    ) from None
+                last = _Failure("throttled" if exc.code == 429 else "server_error", detail)
+                pause = max(pause, _retry_after(exc))
+            except (URLError, OSError) as exc:
+                reason = exc.reason if isinstance(exc, URLError) else exc
+                timed_out = isinstance(reason, TimeoutError) or "timed out" in str(reason)
+                last = _Failure(
+                    "timeout" if timed_out else "unreachable",
+                    f"cannot reach the receiver: {reason}",
+                )
+            if attempt >= self._settings.retries or time.monotonic() + pause >= deadline:
+                raise last
+            attempt += 1
+            time.sleep(pause)
+
+    # -- a pass -------------------------------------------------------------------------
+
+    def send(self, result: PassResult, deadline: float | None = None) -> None:
+        deadline = deadline_or_reserve(deadline, self.reserve_seconds())
+        started = time.monotonic()
+        series = pass_series(result, self._job, self._clock(), self._sent)
+        total = sum(len(s.points) for s in series)
+        sent = 0
+        failures: list[tuple[_Failure, int]] = []
+        for batch in requests_of(series):
+            count = sum(len(s.points) for s in batch)
+            try:
+                accepted = self._send_batch(batch, deadline)
+            except _Failure as failure:
+                failures.append((failure, count))
+                continue
+            sent += sum(len(s.points) for s in accepted)
+            self._sent.mark(
+                ((s.key(), s.points[-1][0] / 1000) for s in accepted if s.stamped), self._clock()
+            )
+        # A pass (not the Kafka stream's health group alone) reports on its own sending.
+        if result.targets:
+            try:
+                self._send_health(result, started, sent, failures, deadline)
+            except _Failure as health_failure:
+                failures.append((health_failure, 0))
+        if failures:
+            lost = sum(count for _, count in failures)
+            causes: dict[str, int] = {}
+            for cause, _ in failures:
+                causes[cause.detail] = causes.get(cause.detail, 0) + 1
+            raise PushError(
+                f"remote write to {self._url} did not accept {lost} of {total} samples: "
+                + "; ".join(
+                    f"{detail} ({n} request{'s' if n > 1 else ''})" for detail, n in causes.items()
+                )
+            )
+
+    def _send_batch(self, batch: list[Series], deadline: float) -> list[Series]:
+        """The series accepted (all of them, or each one's newest point: see below)."""
+        try:
+            self._post(encode_write_request((s.labels, s.points) for s in batch), deadline)
+            return batch
+        except _Failure as failure:
+            if not (failure.too_old and any(len(s.points) > 1 for s in batch)):
+                raise
+        # The receiver holds newer samples of a series than some of ours: another function
+        # instance (before a cold start) sent them. Prometheus refuses the whole request for
+        # one such sample; each series' newest point is what is missing, if anything.
+        newest = newest_points(batch)
+        self._post(encode_write_request((s.labels, s.points) for s in newest), deadline)
+        logger.info(
+            "remote write: older CloudWatch points already at the receiver, sent the newest",
+            extra={"series": len(batch)},
+        )
+        return newest
+
+    def _send_health(
+        self,
+        result: PassResult,
+        started: float,
+        sent: int,
+        failures: list[tuple[_Failure, int]],
+        deadline: float,
+    ) -> None:
+        """The sink's own health in the collector's group, as a request of its own after the
+        pass: middleware_collector_up/duration/failure/last_success{source="remote_write"}
+        and how many samples the receiver accepted."""
+        duration = time.monotonic() - started
+        if failures:
+            first = failures[0][0]
+            outcome = SourceOutcome(SOURCE, False, duration, first.reason, first.detail)
+        else:
+            outcome = SourceOutcome(SOURCE, True, duration)
+            self.last_success[SOURCE] = self._clock()
+        families: list[Metric] = list(health_families([outcome], self.last_success))
+        families.append(
+            GaugeMetricFamily(
+                SAMPLES_SENT, "Samples the remote-write receiver accepted this pass.", value=sent
+            )
+        )
+        health = PassResult([], 0.0, TargetResult(result.collector.target, families, []))
+        series = pass_series(health, self._job, self._clock())
+        self._post(encode_write_request((s.labels, s.points) for s in series), deadline)
