@@ -86,8 +86,11 @@ def row(request: pytest.FixtureRequest) -> Row:
 
 
 @pytest.fixture
-def job() -> str:
-    return f"faults-{uuid.uuid4().hex[:8]}"
+def job(pushgateway: Pushgateway) -> Iterator[str]:
+    """A job of the test's own; its groups are deleted afterwards."""
+    name = f"faults-{uuid.uuid4().hex[:8]}"
+    yield name
+    pushgateway.delete_job(name)
 
 
 @pytest.fixture

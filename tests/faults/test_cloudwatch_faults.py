@@ -175,7 +175,7 @@ def test_empty_result(row: Row, make_fn, clean_moto: MotoServer, job) -> None:
         seed_cloudwatch(clean_moto.endpoint_url, FLEET)
         # The next pass comes a minute later, as on the schedule: within the same minute the
         # batch keeps that minute's answer (each metric is asked at most once a period).
-        batch = fn.module._runtime.prefetches[0]
+        batch = fn.module._runtime.builder.cloudwatch.batch()
         batch._clock = lambda: time.time() + 60
 
     run_fault(row, fn, expect(job, "no_data", ()), inject=lambda: None, heal=heal)

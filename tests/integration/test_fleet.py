@@ -26,8 +26,11 @@ Make = Callable[[Mapping[str, str]], LambdaFunction]
 
 
 @pytest.fixture
-def job() -> str:
-    return f"fleet-{uuid.uuid4().hex[:8]}"
+def job(pushgateway: Pushgateway) -> Iterator[str]:
+    """A job of the test's own; its groups are deleted afterwards."""
+    name = f"fleet-{uuid.uuid4().hex[:8]}"
+    yield name
+    pushgateway.delete_job(name)
 
 
 @pytest.fixture

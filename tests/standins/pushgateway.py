@@ -62,6 +62,22 @@ class Pushgateway(ServerProcess):
         """Delete every group (admin API)."""
         http_request(f"{self.url}/api/v1/admin/wipe", method="PUT")
 
+    def delete_job(self, job: str) -> None:
+        """Delete every group of ``job`` (a test's own), so the session's Pushgateway does not
+        grow with every test: its /metrics, which the collector reads back, stays small."""
+        from middleware_monitoring.config import PushgatewaySettings
+        from middleware_monitoring.pushgateway_groups import delete_groups
+
+        instances = [
+            group["labels"].get("instance", "")
+            for group in self.groups()
+            if group["labels"].get("job") == job
+        ]
+        settings = PushgatewaySettings(self.url, job, None, None, 5.0, 0)
+        _, failed = delete_groups(settings, instances, timeout=5.0)
+        if failed:
+            raise StandinError(f"Pushgateway: groups of {job} not deleted: {failed}")
+
     def groups(self) -> list[dict[str, Any]]:
         """The groups as the Pushgateway's JSON API reports them (`labels`, metrics...)."""
         body = json.loads(http_request(f"{self.url}/api/v1/metrics"))

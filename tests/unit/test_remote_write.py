@@ -94,8 +94,15 @@ def _pass() -> PassResult:
         cpu.add_metric([], 10.0 + i, timestamp=at)
     calls = CounterMetricFamily("pg_database_deadlocks", "Deadlocks.", labels=["database_name"])
     calls.add_metric(["app"], 3, created=NOW - 3600)
+    # The target was read 2.5 s before the pass was sent: its own values carry that time.
+    orders = TargetResult(
+        "orders-db",
+        [up, cpu, calls],
+        [SourceOutcome("postgres", True, 0.1)],
+        collected_at=NOW - 2.5,
+    )
     return PassResult(
-        [TargetResult("orders-db", [up, cpu, calls], [SourceOutcome("postgres", True, 0.1)])],
+        [orders],
         0.1,
         TargetResult(
             "collector", [GaugeMetricFamily("middleware_pass_targets", "T.", value=1)], []
@@ -104,11 +111,14 @@ def _pass() -> PassResult:
 
 
 def test_series_carry_job_instance_and_their_own_time() -> None:
+    """CloudWatch points at their own times, a target's values at the time it was read,
+    pass-wide values (no collection time of their own) at the time the pass is sent."""
     got = {s.labels: (s.points, s.stamped) for s in pass_series(_pass(), "mm", NOW)}
     now_ms = int(NOW * 1000)
+    read_ms = now_ms - 2500
     assert got == {
         (("__name__", "pg_up"), ("instance", "orders-db"), ("job", "mm")): (
-            [(now_ms, 1.0)],
+            [(read_ms, 1.0)],
             False,
         ),
         (("__name__", "pg_cpu_utilization"), ("instance", "orders-db"), ("job", "mm")): (
@@ -121,7 +131,7 @@ def test_series_carry_job_instance_and_their_own_time() -> None:
             ("database_name", "app"),
             ("instance", "orders-db"),
             ("job", "mm"),
-        ): ([(now_ms, 3.0)], False),
+        ): ([(read_ms, 3.0)], False),
         (("__name__", "middleware_pass_targets"), ("instance", "collector"), ("job", "mm")): (
             [(now_ms, 1.0)],
             False,

@@ -123,6 +123,8 @@ class SourceResult:
     outcome: SourceOutcome
     # Wall-clock time it succeeded, None when it did not.
     succeeded_at: float | None = None
+    # Wall-clock time its values were read (the end of its collection).
+    collected_at: float | None = None
 
 
 @dataclass
@@ -133,6 +135,9 @@ class TargetResult:
     # When each source succeeded in this result; the runner records it on the target only
     # for a result the pass accepted (a late worker's success was never delivered).
     succeeded_at: dict[str, float] = field(default_factory=dict)
+    # Wall-clock time the target's values were read (the last of its sources to finish):
+    # the timestamp sinks give samples that carry none of their own.
+    collected_at: float | None = None
 
     @property
     def up(self) -> bool:

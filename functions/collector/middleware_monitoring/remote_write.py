@@ -143,9 +143,10 @@ def pass_series(
     """Every sample of the pass as remote-write series; a timestamped sample already sent on
     an earlier pass (a CloudWatch value offered again until a newer datapoint comes) is
     left out. ``_created`` samples are left out too: they are not values."""
-    now_ms = int(now * 1000)
     by_labels: dict[tuple[Label, ...], Series] = {}
     for group in result.groups():
+        # SQL, serverStatus and INFO values at the time their target was collected.
+        collected_ms = int((group.collected_at or now) * 1000)
         for family in group.families:
             for sample in family.samples:
                 if sample.name.endswith("_created"):
@@ -161,7 +162,7 @@ def pass_series(
                     )
                 )
                 stamped = sample.timestamp is not None
-                millis = int(float(sample.timestamp or 0) * 1000) if stamped else now_ms
+                millis = int(float(sample.timestamp or 0) * 1000) if stamped else collected_ms
                 series = by_labels.get(labels)
                 if series is None:
                     series = by_labels[labels] = Series(labels, [], stamped)

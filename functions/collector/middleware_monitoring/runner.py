@@ -68,15 +68,19 @@ def collect_source(
         except Exception as exc:  # a bug or an unforeseen error must not cost the other sources
             reason, detail, unforeseen = "error", f"{type(exc).__name__}: {exc}", exc
     duration = time.monotonic() - started
+    finished = time.time()
     if reason is None:
-        return SourceResult(families, SourceOutcome(source.name, True, duration), time.time())
+        return SourceResult(
+            families, SourceOutcome(source.name, True, duration), finished, finished
+        )
     (logger.debug if abandoned is not None and abandoned.is_set() else logger.warning)(
         "source down",
         extra={"target": target, "source": source.name, "reason": reason, "detail": detail},
         # The traceback of an unforeseen error goes in the same single line.
         exc_info=unforeseen,
     )
-    return SourceResult(families, SourceOutcome(source.name, False, duration, reason, detail))
+    outcome = SourceOutcome(source.name, False, duration, reason, detail)
+    return SourceResult(families, outcome, None, finished)
 
 
 def _given_up(target: str, source: Source, reason: str, detail: str, waited: float) -> SourceResult:
@@ -100,7 +104,10 @@ def _target_result(target: Target, results: list[SourceResult]) -> TargetResult:
         if result.succeeded_at is not None
     }
     families.extend(health_families(outcomes, {**target.last_success, **succeeded_at}))
-    return TargetResult(target.name, families, outcomes, succeeded_at)
+    collected = [r.collected_at for r in results if r.collected_at is not None]
+    return TargetResult(
+        target.name, families, outcomes, succeeded_at, max(collected, default=time.time())
+    )
 
 
 def _prefetch_families(prefetch: Prefetch) -> list[Metric]:

@@ -180,12 +180,16 @@ class PushgatewaySink:
             )
         self._settings = settings
         self._url: str = settings.url
+        # How long the last push that went through took: a fleet's hundreds of groups need
+        # more than one group's worst case when the gateway is merely slow.
+        self._last_push_seconds = 0.0
 
     def reserve_seconds(self) -> float:
-        """One group's attempts all timing out. Groups go out PUSH_WORKERS at a time under
-        the shared deadline, so with a black-holed gateway and many groups the push ends at
-        the deadline with the groups it did not finish named."""
-        return push_worst_case_seconds(self._settings)
+        """One group's attempts all timing out, or twice what the last push took when that
+        is more. Groups go out PUSH_WORKERS at a time under the shared deadline, so with a
+        black-holed gateway and many groups the push ends at the deadline with the groups
+        it did not finish named."""
+        return max(push_worst_case_seconds(self._settings), 2 * self._last_push_seconds)
 
     def _handler(self, deadline: float) -> Callable[..., Callable[[], None]]:
         settings = self._settings
@@ -251,6 +255,7 @@ class PushgatewaySink:
 
     def send(self, result: PassResult, deadline: float | None = None) -> None:
         deadline = deadline_or_reserve(deadline, self.reserve_seconds())
+        started = time.monotonic()
         groups = result.groups()
         pool = ThreadPoolExecutor(max_workers=PUSH_WORKERS, thread_name_prefix="push")
         futures: dict[Future[str | None], str] = {
@@ -274,6 +279,7 @@ class PushgatewaySink:
                 f"Pushgateway {self._url} did not accept {count} of {len(groups)} groups: "
                 + "; ".join(f"{cause} ({named(targets)})" for cause, targets in failed.items())
             )
+        self._last_push_seconds = time.monotonic() - started
 
 
 class _DeadlineReached(Exception):
