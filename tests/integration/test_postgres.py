@@ -224,9 +224,10 @@ def test_own_statements_never_in_top_n(pg: PostgresServer, source: PostgresSourc
         user=MONITOR,
     )
     assert rows is not None
-    # The ten statements of a pass (liveness, activity, users, sizes, extension version,
-    # stats_reset, calls, top N, texts, classification), each marked as the collector's.
-    assert len(rows) == 10
+    # The twelve statements of a pass (liveness, what the connection allows, activity, users,
+    # sizes, health, extension version, snapshot header, calls, top N, texts,
+    # classification), each marked as the collector's.
+    assert len(rows) == 12
     assert [query for (query,) in rows if statements.MARKER not in query] == []
 
 
