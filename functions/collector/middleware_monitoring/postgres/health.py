@@ -103,7 +103,7 @@ def _replication(caps: Capabilities, settings: PostgresSettings) -> str:
     if caps.aurora:
         # Aurora's replicas read the shared volume; pg_stat_replication does not list them.
         return """(SELECT coalesce(json_agg(json_build_array(
-    server_id::text, NULL, NULL, NULL, replica_lag_in_msec / 1000.0)), '[]')
+    server_id::text, NULL, NULL, NULL, replica_lag_in_msec::float8 / 1000)), '[]')
  FROM aurora_replica_status()
  WHERE session_id <> 'MASTER_SESSION_ID' AND replica_lag_in_msec IS NOT NULL)"""
     # replay_lag is NULL when a replica has caught up and nothing was written since: no lag.
