@@ -20,6 +20,7 @@ ROOT = Path(__file__).resolve().parents[1]
 GRAFANA_DIR = ROOT / "grafana"
 DASHBOARD_DIR = GRAFANA_DIR / "dashboards"
 RULES_FILE = ROOT / "prometheus" / "middleware-monitoring.rules.yml"
+POSTGRES_RULES_FILE = ROOT / "prometheus" / "postgresql.rules.yml"
 DASHBOARD_FILES = (
     "postgresql.json",
     "documentdb.json",
@@ -95,6 +96,37 @@ SPEC_METRICS: dict[str, tuple[str, ...]] = {
         "redis_network_conntrack_allowance_exceeded",
         "redis_network_packetsPerSecond_allowance_exceeded",
     ),
+    "11 PostgreSQL health": (
+        "pg_in_recovery",
+        "pg_max_connections",
+        "pg_database_xid_age",
+        "pg_database_mxid_age",
+        "pg_oldest_xact_seconds",
+        "pg_idle_in_transaction_sessions",
+        "pg_oldest_idle_in_transaction_seconds",
+        "pg_blocked_sessions",
+        "pg_blocking_sessions",
+        "pg_oldest_blocked_seconds",
+        "pg_wait_event_sessions",
+        "pg_replication_slot_retained_wal_bytes",
+        "pg_replica_lag_seconds",
+        "pg_database_deadlocks_total",
+        "pg_database_temp_bytes_total",
+        "pg_database_xact_commit_total",
+        "pg_database_xact_rollback_total",
+        "pg_database_blks_hit_total",
+        "pg_database_blks_read_total",
+        "pg_table_dead_tuples",
+        "pg_table_live_tuples",
+        "pg_table_last_autovacuum_timestamp_seconds",
+    ),
+    "11 PostgreSQL statement details": (
+        "pg_query_shared_blks_hit",
+        "pg_query_shared_blks_read",
+        "pg_query_temp_blks_written",
+        "pg_query_wal_bytes",
+        "pg_query_total_plan_time",
+    ),
     "3.8 Collector health": (
         "middleware_collector_up",
         "middleware_collector_duration_seconds",
@@ -107,10 +139,13 @@ SPEC_METRICS: dict[str, tuple[str, ...]] = {
 ALL_SPEC_METRICS = frozenset(name for names in SPEC_METRICS.values() for name in names)
 
 # Emitted beyond the contract's tables: the Aurora cluster volume (Aurora has no
-# FreeStorageSpace) and the CloudWatch batch's pass-wide self-metrics.
+# FreeStorageSpace), the freeze settings the wraparound alerts compare with, and the
+# CloudWatch batch's pass-wide self-metrics.
 EXTRA_METRICS = frozenset(
     {
         "pg_volume_bytes_used",
+        "pg_autovacuum_freeze_max_age",
+        "pg_autovacuum_multixact_freeze_max_age",
         "middleware_cloudwatch_getmetricdata_calls",
         "middleware_cloudwatch_metrics_requested",
         "middleware_cloudwatch_metrics_missing",
