@@ -22,6 +22,7 @@ from tests.integration.pg_helpers import (
     APP,
     APP_DB,
     APP_PASSWORD,
+    MONITOR,
     Samples,
     labels_of,
     ok_pass,
@@ -512,3 +513,35 @@ def test_streaming_replica_with_replay_paused(server: PostgresServer, closer: Cl
     # A replica has no replicas, and pg_current_wal_lsn() (which fails there) is not asked.
     assert series_of(on_replica, "pg_replica_lag_seconds") == {}
     assert value(on_replica, "pg_max_connections") == 41  # the replica's own
+
+
+def test_series_budget_of_docs(server: PostgresServer, source: PostgresSource) -> None:
+    """docs/postgresql.md, "Series budget": 20 scalars, 8 per database, one size per database
+    the login may connect to, one per user with connections, at most 14 per statement, 3 per
+    table, one per wait event pair, replica and slot (the source's own health is the
+    runner's)."""
+    ok_pass(source)
+    samples = ok_pass(source)  # warm: with QPS
+    databases = scalar(server, "SELECT count(*) FROM pg_database")
+    sized = scalar(
+        server,
+        "SELECT count(*) FROM pg_database WHERE NOT datistemplate"
+        " AND has_database_privilege(:user, oid, 'CONNECT')",
+        user=MONITOR,
+    )
+    statements = len(series_of(samples, "pg_query_calls"))
+    without_hit = statements - len(series_of(samples, "pg_query_hit_percent"))
+    per_situation = sum(
+        len(series_of(samples, name))
+        for name in (
+            "pg_user_connection_count",
+            "pg_wait_event_sessions",
+            "pg_replica_lag_seconds",
+            "pg_replication_slot_retained_wal_bytes",
+        )
+    )
+    tables = len(series_of(samples, "pg_table_dead_tuples"))
+    assert statements > 0 and tables > 0
+    assert len(samples) == (
+        20 + 8 * databases + sized + 14 * statements - without_hit + 3 * tables + per_situation
+    )
