@@ -19,7 +19,12 @@ def test_measure_quick() -> None:
     assert figures["statements_per_warm_pass"] == 9
     # Every group adds series: the statement details alone are 5 per statement.
     assert figures["series_per_warm_pass"] > figures["series_per_warm_pass_without_health"]
-    for name in ("warm_pass_ms", "warm_pass_without_health_ms", "floor_ms"):
+    for name in (
+        "warm_pass_ms",
+        "warm_pass_without_health_ms",
+        "floor_ms",
+        "health_statement_floor_ms",
+    ):
         assert figures[name] > 0
     assert set(figures) == {
         "postgres_version",
@@ -28,6 +33,7 @@ def test_measure_quick() -> None:
         "warm_pass_ms",
         "warm_pass_without_health_ms",
         "health_additions_ms",
+        "health_statement_floor_ms",
         "floor_ms",
         "warm_pass_over_floor",
         "statements_per_warm_pass",
