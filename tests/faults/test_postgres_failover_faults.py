@@ -10,7 +10,14 @@ from collections.abc import Callable, Iterator, Mapping
 import pytest
 
 from tests.faults.conftest import DOCDB_HEALTHY, PG_TARGET, Row, docdb_info, pg_env, push_env
-from tests.faults.harness import DOCDB_EXACT, PG_NAMES, Expect, LambdaFunction, check_recovered
+from tests.faults.harness import (
+    DOCDB_EXACT,
+    PG_NAMES,
+    Expect,
+    LambdaFunction,
+    Samples,
+    check_recovered,
+)
 from tests.faults.injectors import TcpFault
 from tests.integration.pg_helpers import APP, APP_DB, APP_PASSWORD, prepare
 from tests.standins.docdb import DocDBServer
@@ -72,7 +79,7 @@ def test_endpoint_moved_to_another_server(
         f"{moved.deadline_seconds:.0f}s; next pass pg_qps_all={next_rates['pg_qps_all']}"
     )
     assert set(warm.pushed(PG_TARGET)) >= {(name, frozenset()) for name in QPS}
-    healthy = {
+    healthy: dict[str, tuple[Samples, frozenset[str]]] = {
         DOCDB_HEALTHY: (DOCDB_EXACT, frozenset()),
         PG_TARGET: ({("pg_up", frozenset()): 1.0}, PG_NAMES),
     }

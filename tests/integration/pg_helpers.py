@@ -130,3 +130,20 @@ def series_of(samples: Samples, name: str) -> dict[frozenset[tuple[str, str]], f
 
 def labels_of(key: frozenset[tuple[str, str]]) -> Mapping[str, str]:
     return dict(key)
+
+
+class ManualClock:
+    """A source's clock and sleep (PostgresSource(clock=, sleep=)): time moves only when the
+    test (or a sleep) moves it, so a rate is an exact number of statements over an exact
+    window."""
+
+    def __init__(self, now: float = 1_000_000.0) -> None:
+        self.now = now
+        self.slept: list[float] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.now += seconds

@@ -24,6 +24,7 @@ from tests.integration.pg_helpers import (
     APP_DB,
     APP_PASSWORD,
     MONITOR,
+    ManualClock,
     Samples,
     labels_of,
     names,
@@ -334,22 +335,6 @@ def workload(pg: PostgresServer, reads: int, inserts: int, updates: int, tag: st
             app.run(f"UPDATE {tag}_log SET n = n + 1 WHERE n = :n", n=i)
     finally:
         app.close()
-
-
-class ManualClock:
-    """The source's clock and sleep: time moves only when the test (or a sleep) moves it,
-    so a rate is an exact number of statements over an exact window."""
-
-    def __init__(self, now: float = 1_000_000.0) -> None:
-        self.now = now
-        self.slept: list[float] = []
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.slept.append(seconds)
-        self.now += seconds
 
 
 @pytest.fixture

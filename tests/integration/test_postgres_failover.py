@@ -19,6 +19,7 @@ from tests.integration.pg_helpers import (
     APP,
     APP_DB,
     APP_PASSWORD,
+    ManualClock,
     names,
     ok_pass,
     prepare,
@@ -31,21 +32,6 @@ from tests.standins.postgres import PostgresServer
 QPS_NAMES = {"pg_qps_all", "pg_qps_read", "pg_qps_write"}
 # Calls server B recorded before the collector ever reached it.
 HISTORY = 3000
-
-
-class ManualClock:
-    """The source's clock and sleep: time moves only when the test (or a sleep) moves it."""
-
-    def __init__(self) -> None:
-        self.now = 1_000_000.0
-        self.slept: list[float] = []
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.slept.append(seconds)
-        self.now += seconds
 
 
 def reads(server: PostgresServer, count: int) -> None:

@@ -7,6 +7,7 @@ deadlock, replicate and reconfigure them."""
 from __future__ import annotations
 
 import contextlib
+import functools
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -226,7 +227,7 @@ def test_one_lock_holder_and_two_waiters(server: PostgresServer, source: Postgre
         holder.run("BEGIN")
         holder.run("LOCK TABLE items IN ACCESS EXCLUSIVE MODE")
         for conn in waiters:
-            threads.append(in_thread(lambda conn=conn: conn.run("SELECT count(*) FROM items")))
+            threads.append(in_thread(functools.partial(conn.run, "SELECT count(*) FROM items")))
             poll(
                 lambda: (
                     scalar(

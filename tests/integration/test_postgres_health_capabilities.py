@@ -26,9 +26,12 @@ from middleware_monitoring.postgres.connection import PgConnection
 from middleware_monitoring.postgres.source import PostgresSource
 from tests.helpers import Closer
 from tests.integration.pg_helpers import (
+    APP,
     APP_DB,
+    APP_PASSWORD,
     HEALTH_NAMES,
     TABLE_NAMES,
+    ManualClock,
     names,
     ok_pass,
     prepare,
@@ -224,3 +227,77 @@ def test_aurora_replica_status_where_it_exists(server: PostgresServer, closer: C
     assert set(series_of(without, "pg_replica_lag_seconds")) == {
         frozenset({("replica", "mm_streaming")})
     }
+
+
+# --- the server's identity without pg_control_system() ---------------------------------------
+
+REFUSING_DB = "mm_refusing"
+# What Aurora answers for several control and WAL functions it has but does not run: a
+# function of that name ahead of pg_catalog in the database's search_path, raising the same
+# SQLSTATE (feature_not_supported). The capability probe asks for pg_catalog's, which is
+# there and granted, as it is on Aurora.
+REFUSING_PG_CONTROL_SYSTEM = """
+CREATE OR REPLACE FUNCTION public.pg_control_system()
+RETURNS TABLE (pg_control_version int, catalog_version_no int, system_identifier bigint,
+               pg_control_last_modified timestamptz)
+LANGUAGE plpgsql AS $$
+BEGIN
+  RAISE EXCEPTION 'Function pg_control_system() is currently not supported for Aurora'
+    USING ERRCODE = 'feature_not_supported';
+END $$
+"""
+
+
+def rated_twice(server: PostgresServer, database: str, closer: Closer) -> list[float]:
+    """pg_qps_read of two warm passes around 20 and 30 reads, 10 s apart (manual clock)."""
+    clock = ManualClock()
+    source = closer(
+        PostgresSource(settings_for(server, database=database), clock=clock, sleep=clock.sleep)
+    )
+    ok_pass(source)
+    rates = []
+    for count in (20, 30):
+        app = server.connect(user=APP, password=APP_PASSWORD, database=APP_DB)
+        try:
+            for i in range(count):
+                app.run("SELECT name AS identity_read FROM items WHERE id = :id", id=i + 1)
+        finally:
+            app.close()
+        clock.now += 10
+        rates.append(value(ok_pass(source), "pg_qps_read"))
+    return rates
+
+
+def test_pg_control_system_refused_when_run(
+    server: PostgresServer, closer: Closer, caplog: pytest.LogCaptureFixture
+) -> None:
+    server.create_database(REFUSING_DB)
+    server.create_extension(database=REFUSING_DB)
+    server.execute_as_superuser(REFUSING_PG_CONTROL_SYSTEM, database=REFUSING_DB)
+    server.execute_as_superuser(
+        f"ALTER DATABASE {REFUSING_DB} SET search_path = public, pg_catalog"
+    )
+    caplog.set_level(logging.INFO, logger="middleware_monitoring")
+    assert rated_twice(server, REFUSING_DB, closer) == [2.0, 3.0]
+    assert [r.getMessage() for r in caplog.records if "pg_control_system" in r.getMessage()] == [
+        "pg_control_system() refused (SQLSTATE 0A000: Function pg_control_system() is currently "
+        "not supported for Aurora): the server is told apart from another by its start time only"
+    ]
+
+
+def test_pg_control_system_not_granted(
+    server: PostgresServer, closer: Closer, caplog: pytest.LogCaptureFixture
+) -> None:
+    revoke = "REVOKE EXECUTE ON FUNCTION pg_control_system() FROM PUBLIC"
+    server.execute_as_superuser(revoke, database=APP_DB)
+    caplog.set_level(logging.INFO, logger="middleware_monitoring")
+    try:
+        db = closer(PgConnection(settings_for(server)))
+        assert CapabilityCache(db).get().control_readable is False
+        assert rated_twice(server, APP_DB, closer) == [2.0, 3.0]
+    finally:
+        server.execute_as_superuser(
+            "GRANT EXECUTE ON FUNCTION pg_control_system() TO PUBLIC", database=APP_DB
+        )
+    # Not granted is known before anything runs: nothing to say.
+    assert [r for r in caplog.records if "pg_control_system" in r.getMessage()] == []

@@ -5,6 +5,7 @@ renamed in 1.8 and split in 1.11). The real servers cover 1.10/1.11/1.12
 from __future__ import annotations
 
 import re
+from typing import Any
 
 import pytest
 
@@ -179,7 +180,7 @@ def test_replica_lag_from_aurora_replica_status_on_aurora() -> None:
 
 
 def test_replica_names_are_unique() -> None:
-    rows = [
+    rows: list[list[Any]] = [
         ["walreceiver", "10.0.0.5", 40112, 101, 1.5],
         ["walreceiver", "10.0.0.6", 40113, 102, 0.0],
         ["orders-replica", "10.0.0.7", 40114, 103, 0.2],

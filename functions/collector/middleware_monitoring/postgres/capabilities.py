@@ -15,7 +15,8 @@ from .statements import MARKER
 CAPABILITIES_SQL: Final = f"""{MARKER} SELECT
   current_setting('server_version_num')::int,
   pg_has_role('pg_read_all_stats', 'USAGE'),
-  has_function_privilege('pg_catalog.pg_control_system()', 'EXECUTE'),
+  CASE WHEN to_regprocedure('pg_catalog.pg_control_system()') IS NOT NULL
+       THEN has_function_privilege('pg_catalog.pg_control_system()', 'EXECUTE') END,
   to_regprocedure('aurora_replica_status()') IS NOT NULL"""
 
 

@@ -47,6 +47,14 @@ class QueryFailure(SourceFailure):
         super().__init__("query_failed", f"SQLSTATE {sqlstate}: {message}")
         self.sqlstate = sqlstate
 
+    @property
+    def unsupported(self) -> bool:
+        """The server or the login lacks what the statement needs, which will not change by
+        itself: SQLSTATE class 42 (undefined table, column or function; insufficient
+        privilege), 0A (feature not supported: Aurora's answer to several functions), 55
+        (object not in the required state)."""
+        return self.sqlstate.startswith(("42", "0A", "55"))
+
 
 def classify(exc: BaseException) -> SourceFailure:
     """Turn a pg8000/socket/TLS error into a reason token and a sentence without secrets."""

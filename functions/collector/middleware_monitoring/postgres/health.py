@@ -33,11 +33,6 @@ from .statements import MARKER
 
 logger = logging.getLogger(__name__)
 
-# SQLSTATE classes of a server that lacks what a group reads: 42 (undefined table, column or
-# function; insufficient privilege), 0A (feature not supported), 55 (object not in the
-# required state). Anything else (timeouts, a lost connection) is the source's failure.
-_DROPPING_CLASSES: Final = ("42", "0A", "55")
-
 # Client sessions other than the collector's own.
 _SESSIONS = """sessions AS (
   SELECT pid, state, wait_event_type, wait_event,
@@ -151,7 +146,9 @@ def _gauge(name: str, documentation: str, value: float) -> GaugeMetricFamily:
 
 def _server_families(value: Any) -> Iterator[Metric]:
     in_recovery, max_connections = value
-    yield _gauge("pg_in_recovery", "1 on a replica (in recovery), 0 on a primary.", int(in_recovery))
+    yield _gauge(
+        "pg_in_recovery", "1 on a replica (in recovery), 0 on a primary.", int(in_recovery)
+    )
     yield _gauge("pg_max_connections", "The max_connections setting.", max_connections)
 
 
@@ -382,7 +379,9 @@ class Health:
             row = self._db.run(health_sql(groups, caps, self._settings))[0]
             values = dict(zip((group.name for group in groups), row, strict=True))
         except QueryFailure as failure:
-            if not _droppable(failure):
+            # Anything but a missing view, function or privilege (a timeout, a lost
+            # connection) is the source's failure, as for its other statements.
+            if not failure.unsupported:
                 raise
             values = self._one_by_one(groups, caps)
         for group in groups:
@@ -405,7 +404,7 @@ class Health:
             try:
                 values[group.name] = self._db.run(health_sql([group], caps, self._settings))[0][0]
             except QueryFailure as failure:
-                if not _droppable(failure):
+                if not failure.unsupported:
                     raise
                 self._failed.add(group.name)
                 self._log_once(group.name, _DROPPED.format(group=group.name, detail=failure.detail))
@@ -417,7 +416,3 @@ class Health:
             logger.warning(
                 message, extra={"target": self._settings.target_name, "source": "postgres"}
             )
-
-
-def _droppable(failure: QueryFailure) -> bool:
-    return failure.sqlstate.startswith(_DROPPING_CLASSES)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterable, Iterator
-from typing import Final
+from typing import Any, Final
 
 from prometheus_client import Metric
 from prometheus_client.core import GaugeMetricFamily
@@ -14,7 +14,7 @@ from ..config import PostgresSettings
 from ..model import SourceFailure, seconds_left
 from . import statements as sql
 from .capabilities import CapabilityCache
-from .connection import PgConnection
+from .connection import PgConnection, QueryFailure
 from .health import Health
 from .qps import Server, Snapshot, not_comparable, rates
 
@@ -118,6 +118,8 @@ class PostgresSource:
         self._hint_given = False
         self._privilege_hint_given = False
         self._capabilities = CapabilityCache(self._db)
+        self._control_refused_on = -1  # the connection (PgConnection.opened) that refused it
+        self._control_refusal_logged = False
         self._health = Health(settings, self._db, self._capabilities)
 
     def close(self) -> None:
@@ -208,11 +210,32 @@ class PostgresSource:
                 extra={"target": self._settings.target_name, "source": self.name},
             )
 
-    def _snapshot(self, version: str) -> Snapshot:
-        header = sql.snapshot_header_sql(
-            version, control_readable=self._capabilities.get().control_readable
+    def _header(self, version: str) -> list[Any]:
+        """The snapshot's server identity and reset time (statements.snapshot_header_sql).
+        A server may grant pg_control_system() and still refuse to run it (Aurora refuses
+        several WAL and control functions): then, on this connection, the postmaster's start
+        time alone identifies the server."""
+        control = (
+            self._capabilities.get().control_readable
+            and self._control_refused_on != self._db.opened
         )
-        system_identifier, started_at, extversion, reset_at = self._db.run(header)[0]
+        try:
+            return self._db.run(sql.snapshot_header_sql(version, control_readable=control))[0]
+        except QueryFailure as failure:
+            if not control or not failure.sqlstate.startswith(("42", "0A", "55")):
+                raise
+            self._control_refused_on = self._db.opened
+            if not self._control_refusal_logged:
+                self._control_refusal_logged = True
+                logger.info(
+                    f"pg_control_system() refused ({failure.detail}): the server is told apart "
+                    "from another by its start time only",
+                    extra={"target": self._settings.target_name, "source": self.name},
+                )
+            return self._db.run(sql.snapshot_header_sql(version, control_readable=False))[0]
+
+    def _snapshot(self, version: str) -> Snapshot:
+        system_identifier, started_at, extversion, reset_at = self._header(version)
         rows = self._db.run(sql.CALLS_SQL)
         snapshot = Snapshot(
             self._clock(),
