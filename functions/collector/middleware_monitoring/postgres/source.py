@@ -49,8 +49,9 @@ WHERE NOT datistemplate AND has_database_privilege(oid, 'CONNECT')"""
 TOP_SLACK = 16
 PG_UP_HELP: Final = "1 if a connection and a trivial query succeeded this pass, else 0."
 STATEMENT_LABELS: Final = ("query", "queryid", "database", "user")
-# SPEC 3.2, in its order (the Kafka stream's messages follow it too).
-STATEMENT_SERIES: Final = (
+# SPEC 3.2, in its order, then the SPEC 11 details (PG_COLLECTORS group statement_details;
+# WAL and planning from extension 1.8). The Kafka stream's messages follow this order too.
+_SPEC_3_2_SERIES: Final = (
     ("pg_query_calls", "Times the statement was executed."),
     ("pg_query_total_exec_time", "Total execution time of the statement, ms."),
     ("pg_query_min_exec_time", "Minimum execution time of the statement, ms."),
@@ -60,7 +61,8 @@ STATEMENT_SERIES: Final = (
     ("pg_query_blk_write_time", "Time the statement spent writing blocks, ms."),
     ("pg_query_rows", "Rows retrieved or affected by the statement."),
     ("pg_query_hit_percent", "Shared buffer hit percentage of the statement."),
-    # SPEC 11, PG_COLLECTORS group statement_details; WAL and planning from extension 1.8.
+)
+_DETAIL_SERIES: Final = (
     ("pg_query_shared_blks_hit", "Shared buffer blocks the statement found in the cache."),
     ("pg_query_shared_blks_read", "Shared buffer blocks the statement read."),
     ("pg_query_temp_blks_written", "Temporary file blocks the statement wrote."),
@@ -70,7 +72,7 @@ STATEMENT_SERIES: Final = (
         "Total planning time of the statement, ms (0 unless pg_stat_statements.track_planning).",
     ),
 )
-DETAIL_SERIES: Final = frozenset(name for name, _ in STATEMENT_SERIES[9:])
+STATEMENT_SERIES: Final = _SPEC_3_2_SERIES + _DETAIL_SERIES
 # Time kept for the second snapshot of a cold-start QPS window, on top of twice what the
 # first took; a window shorter than MIN_SAMPLE_SECONDS is not worth a rate.
 SNAPSHOT_MARGIN_SECONDS: Final = 0.1
@@ -215,15 +217,16 @@ class PostgresSource:
         A server may grant pg_control_system() and still refuse to run it (Aurora refuses
         several WAL and control functions): then, on this connection, the postmaster's start
         time alone identifies the server."""
-        control = (
-            self._capabilities.get().control_readable
-            and self._control_refused_on != self._db.opened
-        )
+        refused = self._control_refused_on == self._db.opened
+        control = self._capabilities.get().control_readable and not refused
         try:
             return self._db.run(sql.snapshot_header_sql(version, control_readable=control))[0]
         except QueryFailure as failure:
-            if not control or not failure.sqlstate.startswith(("42", "0A", "55")):
+            if not control or not failure.unsupported:
                 raise
+            # Without it the statement fails too when the trouble is elsewhere (e.g. the
+            # extension not preloaded): then that failure is raised and nothing is concluded.
+            row = self._db.run(sql.snapshot_header_sql(version, control_readable=False))[0]
             self._control_refused_on = self._db.opened
             if not self._control_refusal_logged:
                 self._control_refusal_logged = True
@@ -232,7 +235,7 @@ class PostgresSource:
                     "from another by its start time only",
                     extra={"target": self._settings.target_name, "source": self.name},
                 )
-            return self._db.run(sql.snapshot_header_sql(version, control_readable=False))[0]
+            return row
 
     def _snapshot(self, version: str) -> Snapshot:
         system_identifier, started_at, extversion, reset_at = self._header(version)
@@ -354,11 +357,8 @@ class PostgresSource:
                 sql.TEXT_SQL, queryids=missing, max_length=self._settings.query_max_length
             ):
                 self._texts[queryid] = text
-        series = [
-            (name, doc)
-            for name, doc in STATEMENT_SERIES
-            if name not in DETAIL_SERIES or "statement_details" in self._settings.collectors
-        ]
+        details = "statement_details" in self._settings.collectors
+        series: tuple[tuple[str, str], ...] = STATEMENT_SERIES if details else _SPEC_3_2_SERIES
         families = [GaugeMetricFamily(name, doc, labels=STATEMENT_LABELS) for name, doc in series]
         for (
             queryid,
@@ -394,7 +394,7 @@ class PostgresSource:
                 wal_bytes,
                 plan_time,
             ]
-            # Without statement_details, the families are the first nine series.
+            # Without statement_details, the families are the SPEC 3.2 ones, the first nine.
             for family, value in zip(families, values[: len(families)], strict=True):
                 if value is not None:
                     family.add_metric(labels, float(value))
