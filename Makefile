@@ -25,12 +25,12 @@ BENCH_APT_PACKAGES := prometheus-postgres-exporter
 # python3 happens to be first on PATH (3.11 on these machines).
 PYTHON312 ?=
 
-.PHONY: help install system-packages test faults test-unit test-integration lint format demo bench clean \
+.PHONY: help install system-packages test test-rules faults test-unit test-integration lint format demo bench clean \
 	ca-bundle sam-build lint-template
 
 help:
 	@echo "make install   venv (Python 3.12) + dev requirements + Debian servers"
-	@echo "make test      unit and integration tests against real local servers"
+	@echo "make test      unit and integration tests against real local servers, alert rule tests"
 	@echo "make faults    the fault matrix (fault x expected x observed) and config fuzzing"
 	@echo "make lint      ruff check, ruff format --check, mypy"
 	@echo "make demo      one real collection pass against local stand-ins"
@@ -104,8 +104,13 @@ $(STAMP): $(REQS)
 	$(PY) -m pip install --disable-pip-version-check -q --no-deps -e .
 	@touch "$@"
 
-test: install
+test: install test-rules
 	$(VENV)/bin/pytest tests/unit tests/integration tests/faults
+
+# Alert rules: syntax, and their unit tests (prometheus/tests/*.test.yml).
+test-rules: system-packages
+	promtool check rules prometheus/*.rules.yml
+	promtool test rules prometheus/tests/*.test.yml
 
 # The fault matrix alone (also part of `make test`): the table prints at the end.
 faults: install

@@ -20,6 +20,7 @@ ROOT = Path(__file__).resolve().parents[1]
 GRAFANA_DIR = ROOT / "grafana"
 DASHBOARD_DIR = GRAFANA_DIR / "dashboards"
 RULES_FILE = ROOT / "prometheus" / "middleware-monitoring.rules.yml"
+POSTGRES_RULES_FILE = ROOT / "prometheus" / "postgresql.rules.yml"
 DASHBOARD_FILES = (
     "postgresql.json",
     "documentdb.json",
@@ -108,6 +109,37 @@ SPEC_METRICS: dict[str, tuple[str, ...]] = {
         "redis_network_out_bytes",
     ),
     "13 ElastiCache engine (INFO)": ("redis_up",),
+    "11 PostgreSQL health": (
+        "pg_in_recovery",
+        "pg_max_connections",
+        "pg_database_xid_age",
+        "pg_database_mxid_age",
+        "pg_oldest_xact_seconds",
+        "pg_idle_in_transaction_sessions",
+        "pg_oldest_idle_in_transaction_seconds",
+        "pg_blocked_sessions",
+        "pg_blocking_sessions",
+        "pg_oldest_blocked_seconds",
+        "pg_wait_event_sessions",
+        "pg_replication_slot_retained_wal_bytes",
+        "pg_replica_lag_seconds",
+        "pg_database_deadlocks_total",
+        "pg_database_temp_bytes_total",
+        "pg_database_xact_commit_total",
+        "pg_database_xact_rollback_total",
+        "pg_database_blks_hit_total",
+        "pg_database_blks_read_total",
+        "pg_table_dead_tuples",
+        "pg_table_live_tuples",
+        "pg_table_last_autovacuum_timestamp_seconds",
+    ),
+    "11 PostgreSQL statement details": (
+        "pg_query_shared_blks_hit",
+        "pg_query_shared_blks_read",
+        "pg_query_temp_blks_written",
+        "pg_query_wal_bytes",
+        "pg_query_total_plan_time",
+    ),
     "3.8 Collector health": (
         "middleware_collector_up",
         "middleware_collector_duration_seconds",
@@ -205,11 +237,14 @@ REDIS_INFO_METRICS = REDIS_INFO_ALWAYS | {
 }
 
 # Emitted beyond the contract's tables: the Aurora cluster volume (Aurora has no
-# FreeStorageSpace), the CloudWatch batch's pass-wide self-metrics, which collector
-# deployment pushed each target's group, and Redis INFO.
+# FreeStorageSpace), the freeze settings the wraparound alerts compare with, the CloudWatch
+# batch's pass-wide self-metrics, which collector deployment pushed each target's group, and
+# Redis INFO.
 EXTRA_METRICS = frozenset(
     {
         "pg_volume_bytes_used",
+        "pg_autovacuum_freeze_max_age",
+        "pg_autovacuum_multixact_freeze_max_age",
         "middleware_collector_info",
         "middleware_cloudwatch_getmetricdata_calls",
         "middleware_cloudwatch_metrics_requested",

@@ -63,6 +63,13 @@ class TcpFault(StartStop):
             if self._listener is None:
                 self._listen()
 
+    def redirect(self, upstream_host: str, upstream_port: int) -> None:
+        """The address now reaches another server (a failover, a moved endpoint): open
+        connections are cut, new ones go to ``upstream``."""
+        with self._lock:
+            self.upstream = (upstream_host, upstream_port)
+        self._drop_connections()
+
     def stop(self) -> None:
         self._close_listener()
         self._drop_connections()
@@ -109,8 +116,10 @@ class TcpFault(StartStop):
                 mode = self.mode
             if mode == "blackhole":
                 continue  # held open, never answered
+            with self._lock:
+                address = self.upstream
             try:
-                upstream = socket.create_connection(self.upstream, timeout=5)
+                upstream = socket.create_connection(address, timeout=5)
             except OSError:
                 client.close()
                 continue

@@ -18,6 +18,44 @@ APP_DB = "mm_app"
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
+# SPEC 11 series any reachable server sends with the default PG_COLLECTORS and a login with
+# pg_read_all_stats. The others need a situation: a waiting session (pg_wait_event_sessions),
+# a replica, a slot, a table in PG_DBNAME (TABLE_NAMES), pg_stat_statements (DETAIL_NAMES).
+HEALTH_NAMES = frozenset(
+    {
+        "pg_in_recovery",
+        "pg_max_connections",
+        "pg_autovacuum_freeze_max_age",
+        "pg_autovacuum_multixact_freeze_max_age",
+        "pg_database_xid_age",
+        "pg_database_mxid_age",
+        "pg_oldest_xact_seconds",
+        "pg_idle_in_transaction_sessions",
+        "pg_oldest_idle_in_transaction_seconds",
+        "pg_blocked_sessions",
+        "pg_blocking_sessions",
+        "pg_oldest_blocked_seconds",
+        "pg_database_deadlocks_total",
+        "pg_database_temp_bytes_total",
+        "pg_database_xact_commit_total",
+        "pg_database_xact_rollback_total",
+        "pg_database_blks_hit_total",
+        "pg_database_blks_read_total",
+    }
+)
+TABLE_NAMES = frozenset(
+    {"pg_table_dead_tuples", "pg_table_live_tuples", "pg_table_last_autovacuum_timestamp_seconds"}
+)
+DETAIL_NAMES = frozenset(
+    {
+        "pg_query_shared_blks_hit",
+        "pg_query_shared_blks_read",
+        "pg_query_temp_blks_written",
+        "pg_query_wal_bytes",
+        "pg_query_total_plan_time",
+    }
+)
+
 
 def prepare(server: PostgresServer) -> PostgresServer:
     """A monitoring login (pg_monitor, like on RDS), an application login and database with
@@ -92,3 +130,20 @@ def series_of(samples: Samples, name: str) -> dict[frozenset[tuple[str, str]], f
 
 def labels_of(key: frozenset[tuple[str, str]]) -> Mapping[str, str]:
     return dict(key)
+
+
+class ManualClock:
+    """A source's clock and sleep (PostgresSource(clock=, sleep=)): time moves only when the
+    test (or a sleep) moves it, so a rate is an exact number of statements over an exact
+    window."""
+
+    def __init__(self, now: float = 1_000_000.0) -> None:
+        self.now = now
+        self.slept: list[float] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.now += seconds

@@ -8,11 +8,15 @@ instance, DocumentDB serverStatus and CloudWatch ids, ElastiCache, plus one Docu
 without any CloudWatch data) and one whose PostgreSQL is unreachable and whose CloudWatch id
 is an Aurora cluster, so the "down" and Aurora-only series exist too. Beside them, a pass of
 the ElastiCache engine source over a real redis-server primary and its replica is pushed
-under the same job (the targets file that will configure those is not wired yet).
+under the same job.
+
+The healthy PostgreSQL is this module's own, with what the health panels show: a streaming
+replica through a slot, a session waiting (in pg_sleep), a table autovacuum has vacuumed.
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import json
 import os
@@ -20,6 +24,7 @@ import re
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -39,6 +44,7 @@ from middleware_monitoring.sinks import PushgatewaySink
 from tests.dashboards import (
     DASHBOARD_FILES,
     EMITTED_METRICS,
+    POSTGRES_RULES_FILE,
     PROMTOOL_ALLOWED_FINDINGS,
     PUSHGATEWAY_METRICS,
     ROOT,
@@ -222,6 +228,44 @@ def _prepare_postgres(server: PostgresServer) -> None:
     server.create_extension(database="postgres")
 
 
+def _poll(server: PostgresServer, sql: str, what: str) -> None:
+    deadline = time.monotonic() + 60
+    while not server.execute_as_superuser(sql):
+        assert time.monotonic() < deadline, f"never happened: {what}"
+        time.sleep(0.05)
+
+
+@pytest.fixture(scope="module")
+def pg15() -> Iterator[PostgresServer]:
+    """A PostgreSQL 15 of this module's own (it is replicated and vacuumed), with a streaming
+    replica through a slot and a table autovacuum has vacuumed (every second here)."""
+    with PostgresServer(15, settings={"autovacuum_naptime": 1}) as primary:
+        _prepare_postgres(primary)
+        primary.execute_as_superuser(
+            "CREATE TABLE e2e_vacuumed (id int) WITH (autovacuum_vacuum_threshold = 0,"
+            " autovacuum_vacuum_scale_factor = 0)"
+        )
+        primary.execute_as_superuser("INSERT INTO e2e_vacuumed SELECT generate_series(1, 100)")
+        primary.execute_as_superuser("DELETE FROM e2e_vacuumed WHERE id <= 10")
+        replica = primary.start_replica(slot="e2e_slot", settings={"cluster_name": "e2e-replica"})
+        try:
+            _poll(
+                primary,
+                "SELECT 1 FROM pg_stat_user_tables WHERE relname = 'e2e_vacuumed'"
+                " AND last_autovacuum IS NOT NULL",
+                "an autovacuum of e2e_vacuumed",
+            )
+            _poll(
+                primary,
+                "SELECT 1 FROM pg_stat_replication WHERE application_name = 'e2e-replica'"
+                " AND state = 'streaming' AND replay_lsn = sent_lsn",
+                "the replica streaming",
+            )
+            yield primary
+        finally:
+            replica.cleanup()
+
+
 @pytest.fixture(scope="module")
 def deployment(
     pg15: PostgresServer,
@@ -238,8 +282,24 @@ def deployment(
     # An application session stays open during the passes (connections per user), after a
     # little work that touches shared buffers (statement table, buffer hit percent).
     app = pg15.connect(user=APP_USER, password=APP_PASSWORD, database="e2e_shop")
+    # And one sleeps: a session waiting on a wait event (Timeout/PgSleep).
+    sleeper = pg15.connect(user=APP_USER, password=APP_PASSWORD, database="e2e_shop")
+    sleeper_pid = sleeper.run("SELECT pg_backend_pid()")[0][0]
+
+    def sleep() -> None:
+        with contextlib.suppress(Exception):  # cancelled at the end
+            sleeper.run("SELECT pg_sleep(300)")
+
+    sleeping = threading.Thread(target=sleep, daemon=True)
+    sleeping.start()
     docdb = DocDBServer().start()
     try:
+        _poll(
+            pg15,
+            f"SELECT 1 FROM pg_stat_activity WHERE pid = {int(sleeper_pid)}"
+            " AND wait_event = 'PgSleep'",
+            "a session in pg_sleep",
+        )
         app.run("CREATE TABLE IF NOT EXISTS orders (id serial PRIMARY KEY, amount int)")
         for amount in range(20):
             app.run("INSERT INTO orders (amount) VALUES (:a)", a=amount)
@@ -277,6 +337,9 @@ def deployment(
         _push_redis(pushgateway)
         yield Deployment(healthy_env, down_env, summaries)
     finally:
+        pg15.execute_as_superuser("SELECT pg_cancel_backend(:pid)", pid=sleeper_pid)
+        sleeping.join(timeout=10)
+        sleeper.close()
         app.close()
         docdb.stop()
 
@@ -389,6 +452,23 @@ def test_alert_expressions_on_real_data(deployment: Deployment, prometheus: Prom
     # The staleness expression itself has data to compare: age per pushed target.
     ages = prometheus.query(rules["MiddlewareCollectorStale"].replace(" > 300", ""))
     assert {s["metric"]["instance"] for s in _ours(ages)} == set(ALL_TARGETS)
+
+
+def test_postgres_alert_expressions_on_real_data(
+    deployment: Deployment, prometheus: Prometheus
+) -> None:
+    """Each PostgreSQL rule's expression without its threshold has the healthy target's data
+    (its selectors and label matching fit what is pushed); with it, nothing fires there."""
+    data = yaml.safe_load(POSTGRES_RULES_FILE.read_text())
+    rules = {rule["alert"]: rule["expr"] for group in data["groups"] for rule in group["rules"]}
+    for alert, expr in rules.items():
+        measured, _, threshold = expr.rpartition(" > ")
+        assert measured and threshold, alert
+        result = prometheus.wait_for(
+            measured, timeout=QUERY_TIMEOUT, predicate=lambda r: bool(_ours(r))
+        )
+        assert PG_UP in {s["metric"]["instance"] for s in _ours(result)}, alert
+        assert _ours(prometheus.query(expr)) == [], alert
 
 
 def _promtool_findings(environ: dict[str, str]) -> set[tuple[str, str]]:

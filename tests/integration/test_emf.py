@@ -191,4 +191,9 @@ def test_statements_are_properties_of_their_own_line_not_dimensions(pg, monkeypa
         "pg_query_blk_write_time",
         "pg_query_rows",
         "pg_query_hit_percent",
+        "pg_query_shared_blks_hit",
+        "pg_query_shared_blks_read",
+        "pg_query_temp_blks_written",
+        "pg_query_wal_bytes",
+        "pg_query_total_plan_time",
     }

@@ -19,7 +19,15 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from middleware_monitoring.postgres.source import PostgresSource
 from tests.helpers import PRODUCT_PREFIXES, child_env
-from tests.integration.pg_helpers import APP_DB, MONITOR, MONITOR_PASSWORD, prepare
+from tests.integration.pg_helpers import (
+    APP_DB,
+    DETAIL_NAMES,
+    HEALTH_NAMES,
+    MONITOR,
+    MONITOR_PASSWORD,
+    TABLE_NAMES,
+    prepare,
+)
 from tests.standins._process import free_port
 from tests.standins.postgres import PostgresServer
 from tests.standins.pushgateway import Pushgateway
@@ -132,9 +140,13 @@ def test_collect_push(pg: PostgresServer, pushgateway: Pushgateway) -> None:
     target = pushgateway.samples(job, TARGET)
     assert target[key("pg_up")] == 1
     assert target[key("middleware_collector_up", source="postgres")] == 1
-    # Every family of a reachable PostgreSQL with pg_stat_statements (per-user connection
-    # counts only while other sessions exist on the shared server).
-    assert {name for name, _ in target} - {"pg_user_connection_count"} == PUSHED_NAMES
+    # Every family of a reachable PostgreSQL with pg_stat_statements and a table in PG_DBNAME
+    # (per-user connection counts and wait events only while other sessions exist, or wait,
+    # on the shared server; no replica, no slot there).
+    situational = {"pg_user_connection_count", "pg_wait_event_sessions"}
+    assert {name for name, _ in target} - situational == (
+        PUSHED_NAMES | HEALTH_NAMES | TABLE_NAMES | DETAIL_NAMES
+    )
     collector = pushgateway.samples(job, "collector")
     assert collector[key("middleware_pass_targets", state="up")] == 1
     assert {g["labels"]["instance"] for g in pushgateway.groups() if g["labels"]["job"] == job} == {

@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import contextlib
+import logging
+import re
 import threading
 import time
 from collections.abc import Iterator
@@ -12,14 +14,17 @@ import pg8000.native
 import pytest
 from pg8000.exceptions import DatabaseError
 
+from middleware_monitoring.model import pass_deadline
+from middleware_monitoring.postgres import source as pg_source
 from middleware_monitoring.postgres import statements
-from middleware_monitoring.postgres.source import PostgresSource
+from middleware_monitoring.postgres.source import SNAPSHOT_MARGIN_SECONDS, PostgresSource
 from tests.helpers import Closer
 from tests.integration.pg_helpers import (
     APP,
     APP_DB,
     APP_PASSWORD,
     MONITOR,
+    ManualClock,
     Samples,
     labels_of,
     names,
@@ -224,9 +229,10 @@ def test_own_statements_never_in_top_n(pg: PostgresServer, source: PostgresSourc
         user=MONITOR,
     )
     assert rows is not None
-    # The ten statements of a pass (liveness, activity, users, sizes, extension version,
-    # stats_reset, calls, top N, texts, classification), each marked as the collector's.
-    assert len(rows) == 10
+    # The twelve statements of a pass (liveness, what the connection allows, activity, users,
+    # sizes, health, extension version, snapshot header, calls, top N, texts,
+    # classification), each marked as the collector's.
+    assert len(rows) == 12
     assert [query for (query,) in rows if statements.MARKER not in query] == []
 
 
@@ -331,22 +337,6 @@ def workload(pg: PostgresServer, reads: int, inserts: int, updates: int, tag: st
         app.close()
 
 
-class ManualClock:
-    """The source's clock and sleep: time moves only when the test (or a sleep) moves it,
-    so a rate is an exact number of statements over an exact window."""
-
-    def __init__(self, now: float = 1_000_000.0) -> None:
-        self.now = now
-        self.slept: list[float] = []
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.slept.append(seconds)
-        self.now += seconds
-
-
 @pytest.fixture
 def clock() -> ManualClock:
     return ManualClock()
@@ -393,6 +383,51 @@ def test_qps_cold_start_window(pg: PostgresServer, clock: ManualClock, closer: C
     rates = {name: value(samples, name) for name in ("pg_qps_read", "pg_qps_write", "pg_qps_all")}
     # 25 reads in the 0.5 s window (a binary fraction: the rate is exact).
     assert rates == {"pg_qps_read": 50.0, "pg_qps_write": 0.0, "pg_qps_all": 50.0}
+
+
+def test_cold_start_window_ends_before_the_pass_deadline(
+    pg: PostgresServer, clock: ManualClock, closer: Closer
+) -> None:
+    reads = 20
+
+    def sleep_with_workload(seconds: float) -> None:
+        workload(pg, reads, 0, 0, "capped")
+        clock.sleep(seconds)
+
+    src = closer(
+        PostgresSource(
+            settings_for(pg, PG_QPS_SAMPLE_SECONDS="5"), clock=clock, sleep=sleep_with_workload
+        )
+    )
+    # 2 s left in the pass, a 5 s window asked for: the window ends before the deadline with
+    # time kept for the second snapshot.
+    started = clock.now
+    with pass_deadline(time.monotonic() + 2.0):
+        samples = ok_pass(src)
+    [window] = clock.slept
+    assert 0 < window <= 2.0 - SNAPSHOT_MARGIN_SECONDS
+    # The rate is over the window actually slept (as the clock adds it up).
+    assert value(samples, "pg_qps_read") == reads / ((started + window) - started)
+
+
+def test_no_qps_when_the_pass_has_no_time_for_a_window(
+    pg: PostgresServer, clock: ManualClock, closer: Closer, caplog: pytest.LogCaptureFixture
+) -> None:
+    src = closer(
+        PostgresSource(settings_for(pg, PG_QPS_SAMPLE_SECONDS="1"), clock=clock, sleep=clock.sleep)
+    )
+    caplog.set_level(logging.DEBUG, logger="middleware_monitoring")
+    with pass_deadline(time.monotonic() + SNAPSHOT_MARGIN_SECONDS / 2):
+        samples = ok_pass(src)
+    assert clock.slept == []
+    assert names(samples) & QPS_NAMES == set()
+    [line] = [r for r in caplog.records if r.getMessage().startswith("no QPS sampling window")]
+    assert line.levelno == logging.DEBUG
+    assert re.fullmatch(
+        r"no QPS sampling window this pass: 0\.0\d\d s left before the pass deadline, "
+        r"0\.\d{3} s kept for the second snapshot",
+        line.getMessage(),
+    )
 
 
 def test_qps_disabled_cold_start_does_not_sleep(pg: PostgresServer) -> None:
@@ -442,6 +477,59 @@ def test_qps_after_reset_when_counts_climb_past_old_ones(
     after = ok_pass(clocked)
     # 12 reads and the reset call over 10 s; per-entry deltas alone would have seen 12 - 5 = 7.
     assert value(after, "pg_qps_read") == 1.3
+
+
+def test_another_clients_copy_of_a_collector_statement_counts(
+    pg: PostgresServer, clocked: PostgresSource, clock: ManualClock
+) -> None:
+    """Issue 12 item 8: the collector's statements are its own by queryid; an application
+    running the same text (without the marker) is the application's workload."""
+    copy = pg_source.CONNECTIONS_BY_USER_SQL.removeprefix(f"{statements.MARKER} ")
+    assert copy.startswith("SELECT coalesce(usename, '')")
+    pg.execute_as_superuser(
+        "SELECT pg_stat_statements_reset((SELECT oid FROM pg_roles WHERE rolname = :user), 0, 0)",
+        database=APP_DB,
+        user=APP,
+    )
+    ok_pass(clocked)
+    app = app_connection(pg)
+    try:
+        for _ in range(7):
+            app.run(copy)
+    finally:
+        app.close()
+    clock.now += 10
+    samples = ok_pass(clocked)
+    rates = {name: value(samples, name) for name in ("pg_qps_read", "pg_qps_write", "pg_qps_all")}
+    assert rates == {"pg_qps_read": 0.7, "pg_qps_write": 0.0, "pg_qps_all": 0.7}
+    copies = [s for s in query_series(samples) if s["user"] == APP]
+    assert [s["query"] for s in copies] == [
+        "SELECT coalesce(usename, $1), count(*) FROM pg_stat_activity"
+        " WHERE backend_type = $2 AND pid <> pg_backend_pid() GROUP BY 1"
+    ]
+    assert value(samples, "pg_query_calls", **copies[0]) == 7
+
+
+def test_with_select_for_update_is_a_read(
+    pg: PostgresServer, clocked: PostgresSource, clock: ManualClock
+) -> None:
+    ok_pass(clocked)
+    app = app_connection(pg)
+    try:
+        for _ in range(4):
+            app.run(
+                "WITH x AS (SELECT id FROM items WHERE id <= 2)"
+                " SELECT i.id FROM items i JOIN x USING (id) FOR UPDATE OF i"
+            )
+        for _ in range(2):
+            app.run("SELECT id FROM items WHERE id = 3 FOR NO KEY UPDATE")
+    finally:
+        app.close()
+    clock.now += 10
+    samples = ok_pass(clocked)
+    rates = {name: value(samples, name) for name in ("pg_qps_read", "pg_qps_write", "pg_qps_all")}
+    # Reads that lock rows: reads, with or without a WITH in front.
+    assert rates == {"pg_qps_read": 0.6, "pg_qps_write": 0.0, "pg_qps_all": 0.6}
 
 
 # --- extension versions -----------------------------------------------------------------

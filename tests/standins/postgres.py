@@ -285,6 +285,60 @@ class PostgresServer:
             "PG_DBNAME": database,
         }
 
+    def start_replica(
+        self, *, slot: str | None = None, settings: Mapping[str, str | int] | None = None
+    ) -> PostgresServer:
+        """A real streaming replica of this (running) server, started on a port of its own:
+        ``pg_basebackup -R`` copies the cluster and writes standby.signal and primary_conninfo;
+        with ``slot``, it creates that physical slot and streams through it. The caller
+        cleans it up (``cleanup()``, or ``with``)."""
+        replica = PostgresServer(
+            self.version,
+            password=self.password,
+            preload_pg_stat_statements=self.preload_pg_stat_statements,
+            settings=settings,
+            start_timeout=self.start_timeout,
+        )
+        replica.bin_dir = reachable_bin_dir(replica.bin_dir)
+        replica.base_dir = Path(tempfile.mkdtemp(prefix=f"standin-pg{self.version}-replica-"))
+        replica.base_dir.chmod(0o755)
+        replica._chown(replica.base_dir)
+        command = [
+            str(replica.bin_dir / "pg_basebackup"),
+            f"--host={self.host}",
+            f"--port={self.port}",
+            f"--username={self.superuser}",
+            f"--pgdata={replica.data_dir}",
+            "--write-recovery-conf",
+            "--wal-method=stream",
+            "--checkpoint=fast",
+            "--no-sync",
+        ]
+        if slot is not None:
+            command += ["--create-slot", f"--slot={slot}"]
+        result = subprocess.run(
+            command,
+            cwd=replica.base_dir,
+            env={**os.environ, "PGPASSWORD": self.password},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            timeout=120,
+            check=False,
+            **replica._as_server_user(),
+        )
+        if result.returncode != 0:
+            shutil.rmtree(replica.base_dir, ignore_errors=True)
+            raise StandinError(
+                f"pg_basebackup from {self} failed ({result.returncode}):\n"
+                + result.stdout.decode(errors="replace")[-3000:]
+            )
+        replica._initialized = True
+        try:
+            return replica.start()
+        except BaseException:
+            replica.cleanup()
+            raise
+
     # -- internals -----------------------------------------------------------------------
 
     def _as_server_user(self) -> dict[str, Any]:

@@ -191,6 +191,14 @@ def test_units_match_what_the_values_are() -> None:
         "pg_read_iops": "iops",
         "pg_query_mean_exec_time": "ms",
         "pg_query_hit_percent": "percent",
+        "pg_query_wal_bytes": "bytes",
+        "pg_query_total_plan_time": "ms",
+        "pg_database_xid_age": "percent",
+        "pg_replica_lag_seconds": "s",
+        "pg_replication_slot_retained_wal_bytes": "bytes",
+        "pg_oldest_xact_seconds": "s",
+        "pg_table_last_autovacuum_timestamp_seconds": "s",
+        "pg_database_temp_bytes_total": "Bps",
         "mongo_cpu_utilization": "percent",
         "mongo_freeable_memory": "bytes",
         "mongo_read_latency": "ms",
@@ -259,10 +267,12 @@ def test_postgresql_dashboard_needs_nothing_from_postgres_exporter() -> None:
 
 def test_statements_are_a_sortable_table_of_every_pg_query_metric() -> None:
     dashboard = load_dashboard("postgresql.json")
-    [table] = [p for p in panels(dashboard) if p["type"] == "table"]
+    [table] = [p for p in panels(dashboard) if p["title"] == "Top statements"]
     exprs = [t["expr"] for t in table["targets"]]
     shown = set().union(*(metric_names(e) for e in exprs))
-    assert shown == set(SPEC_METRICS["3.2 PostgreSQL statements"])
+    assert shown == set(SPEC_METRICS["3.2 PostgreSQL statements"]) | set(
+        SPEC_METRICS["11 PostgreSQL statement details"]
+    )
     assert all(t["instant"] and t["format"] == "table" for t in table["targets"])
     assert table["transformations"][0]["id"] == "merge"
     assert table["options"]["sortBy"] == [{"displayName": "Total time", "desc": True}]

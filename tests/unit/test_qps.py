@@ -3,7 +3,14 @@ collector's own statements, and time that did not move."""
 
 from __future__ import annotations
 
-from middleware_monitoring.postgres.qps import Rates, Snapshot, calls_since, rates
+from middleware_monitoring.postgres.qps import (
+    Rates,
+    Server,
+    Snapshot,
+    calls_since,
+    not_comparable,
+    rates,
+)
 
 KINDS = {1: "read", 2: "write", 3: "other", 4: "own", 5: "read"}
 
@@ -90,3 +97,52 @@ def test_same_reset_time_keeps_per_entry_deltas() -> None:
     before = Snapshot(0.0, {(10, 1, 1): 40}, reset_at=1000.0)
     after = Snapshot(10.0, {(10, 1, 1): 60}, reset_at=1000.0)
     assert calls_since(before, after) == {(10, 1, 1): 20}
+
+
+# --- snapshots of different servers (issue 12 item 1) --------------------------------------
+
+PRIMARY = Server(system_identifier=7714331894179660031, started_at=1000.5, extversion="1.10")
+
+
+def test_no_rate_across_two_servers() -> None:
+    # A failover or a moved endpoint: the other server's counters started elsewhere.
+    other = Server(system_identifier=7714331898507301197, started_at=2000.25, extversion="1.10")
+    before = Snapshot(0.0, {(10, 1, 1): 40}, reset_at=900.0, server=PRIMARY)
+    after = Snapshot(10.0, {(10, 1, 1): 90_000}, reset_at=1500.0, server=other)
+    assert not_comparable(before, after) == (
+        "the server changed (system identifier 7714331894179660031, started at 1000.500, "
+        "pg_stat_statements 1.10 -> system identifier 7714331898507301197, started at "
+        "2000.250, pg_stat_statements 1.10)"
+    )
+    assert rates(before, after, KINDS) is None
+
+
+def test_no_rate_across_a_promoted_replica() -> None:
+    # A promoted replica has its primary's system identifier, not its start time.
+    promoted = Server(PRIMARY.system_identifier, started_at=1200.0, extversion="1.10")
+    before = Snapshot(0.0, {(10, 1, 1): 40}, server=PRIMARY)
+    assert rates(before, Snapshot(10.0, {(10, 1, 1): 50}, server=promoted), KINDS) is None
+
+
+def test_no_rate_across_an_extension_upgrade() -> None:
+    # 1.8 -> 1.9 brings stats_reset: every entry would look reset, its calls all new.
+    upgraded = Server(PRIMARY.system_identifier, PRIMARY.started_at, extversion="1.9")
+    before = Snapshot(0.0, {(10, 1, 1): 40}, server=Server(7, 1000.5, "1.8"))
+    after = Snapshot(10.0, {(10, 1, 1): 50}, reset_at=500.0, server=upgraded)
+    assert rates(before, after, KINDS) is None
+
+
+def test_no_rate_when_the_reset_time_goes_back() -> None:
+    before = Snapshot(0.0, {(10, 1, 1): 40}, reset_at=1500.0, server=PRIMARY)
+    after = Snapshot(10.0, {(10, 1, 1): 50}, reset_at=1400.0, server=PRIMARY)
+    assert not_comparable(before, after) == "pg_stat_statements_info.stats_reset went back"
+    assert rates(before, after, KINDS) is None
+    vanished = Snapshot(10.0, {(10, 1, 1): 50}, reset_at=None, server=PRIMARY)
+    assert rates(before, vanished, KINDS) is None
+
+
+def test_same_server_and_a_later_reset_is_rated() -> None:
+    before = Snapshot(0.0, {(10, 1, 1): 40}, reset_at=1500.0, server=PRIMARY)
+    after = Snapshot(10.0, {(10, 1, 1): 50}, reset_at=1505.0, server=PRIMARY)
+    assert not_comparable(before, after) is None
+    assert rates(before, after, KINDS) == Rates(all=5.0, read=5.0, write=0.0)

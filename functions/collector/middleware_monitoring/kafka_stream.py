@@ -39,7 +39,15 @@ TAGS: Final = ("pgsql",)
 QUERY_VALUES: Final = tuple(name for name, _ in STATEMENT_SERIES)
 # Counts are whole numbers; sending them as integers keeps Elasticsearch's dynamic mapping
 # at `long` for them.
-_COUNTS: Final = frozenset({"pg_query_calls", "pg_query_rows"})
+_COUNTS: Final = frozenset(
+    {
+        "pg_query_calls",
+        "pg_query_rows",
+        "pg_query_shared_blks_hit",
+        "pg_query_shared_blks_read",
+        "pg_query_temp_blks_written",
+    }
+)
 
 MESSAGES_SENT: Final = "middleware_query_stream_messages_sent"
 

@@ -27,6 +27,20 @@ PG_VARIABLES: Final = (
     "PG_IAM_AUTH",
 )
 ENV_ORIGIN: Final = "PG_*"
+# PG_COLLECTORS: the health groups of SPEC 11 (docs/postgresql.md lists what each sends).
+PG_COLLECTOR_GROUPS: Final = (
+    "server",
+    "wraparound",
+    "transactions",
+    "locks",
+    "wait_events",
+    "replication",
+    "replication_slots",
+    "database_stats",
+    "tables",
+    "statement_details",
+)
+PG_DEFAULT_COLLECTORS: Final = frozenset(PG_COLLECTOR_GROUPS)
 
 
 @dataclass(frozen=True)
@@ -58,6 +72,36 @@ class PostgresSettings:
     aws: AwsLocation = HERE
     # Where it was configured, for messages: PG_*, TARGETS_FILE (...) postgres[3] (name), ...
     origin: str = ENV_ORIGIN
+    # PG_COLLECTORS: the SPEC 11 health groups collected; PG_TABLES_TOP_N: tables in `tables`.
+    collectors: frozenset[str] = PG_DEFAULT_COLLECTORS
+    tables_top_n: int = 20
+
+
+def load_collectors(env: EnvReader) -> tuple[frozenset[str], int]:
+    """PG_COLLECTORS: group names, comma separated, replacing the default set (all groups);
+    names that each start with '-' are taken out of the default set instead; ``none``: no
+    group. PG_TABLES_TOP_N: how many tables the ``tables`` group sends."""
+    raw = env.text("PG_COLLECTORS")
+    tables_top_n = env.integer("PG_TABLES_TOP_N", 20, 0, 1000)
+    if raw is None:
+        return PG_DEFAULT_COLLECTORS, tables_top_n
+    items = [item.strip() for item in raw.split(",") if item.strip()]
+    if items == ["none"]:
+        return frozenset(), tables_top_n
+    removing = [item.startswith("-") for item in items]
+    names = [item.removeprefix("-").strip() for item in items]
+    unknown = [name for name in names if name not in PG_COLLECTOR_GROUPS]
+    if not items or unknown or (any(removing) and not all(removing)):
+        env.problem(
+            "PG_COLLECTORS",
+            "expected 'none' or a comma list of groups from "
+            f"{', '.join(PG_COLLECTOR_GROUPS)} (all of them '-name' to leave those out of the "
+            f"default set), got {raw!r}",
+        )
+        return PG_DEFAULT_COLLECTORS, tables_top_n
+    if all(removing):
+        return PG_DEFAULT_COLLECTORS - set(names), tables_top_n
+    return frozenset(names), tables_top_n
 
 
 def is_rds_host(host: str) -> bool:
@@ -73,6 +117,7 @@ def default_sslmode(host: str) -> str:
 def postgres_defaults(env: EnvReader) -> PostgresSettings:
     """What every PostgreSQL target shares (timeouts, top N, ...) from the PG_* option
     variables; the identity fields are blank, to be filled per target with ``replace``."""
+    collectors, tables_top_n = load_collectors(env)
     return PostgresSettings(
         target_name="",
         host="",
@@ -89,6 +134,8 @@ def postgres_defaults(env: EnvReader) -> PostgresSettings:
         qps_sample_seconds=env.number("PG_QPS_SAMPLE_SECONDS", 1.0, 0.0, 10.0),
         rds_id=None,
         rds_type=RDS_TYPES[0],
+        collectors=collectors,
+        tables_top_n=tables_top_n,
     )
 
 

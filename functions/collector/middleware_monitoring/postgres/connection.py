@@ -19,10 +19,9 @@ from ..tls import DEFAULT_SEARCH_DIRS, resolve_ca_file, verifying_context
 from .statements import MARKER
 
 APPLICATION_NAME = "middleware-monitoring"
-# Marked like every other statement of the collector, so it stays out of the top N and QPS.
-# Not a plain SELECT 1: the queryid ignores comments and aliases, and applications' pools run
-# SELECT 1 all the time; sharing its queryid would mix their calls with the collector's.
-ALIVE_SQL = f"SELECT {MARKER} 1 FROM (VALUES (1)) AS alive (x)"
+# Marked like every other statement of the collector, so it stays out of the top N and QPS
+# (the marker is part of the queryid: applications' pools run SELECT 1 all the time).
+ALIVE_SQL = f"{MARKER} SELECT 1"
 
 # SQLSTATEs that name a reason worth a label of its own.
 _AUTH_STATES = {"28P01", "28000"}
@@ -40,6 +39,23 @@ def _server_message(exc: DatabaseError) -> str:
     return str(info.get("M", exc)) if isinstance(info, dict) else str(exc)
 
 
+class QueryFailure(SourceFailure):
+    """The server refused one statement (the connection is still good); ``sqlstate`` says why,
+    e.g. 42501 a missing privilege, 42P01 a relation this server does not have."""
+
+    def __init__(self, sqlstate: str, message: str) -> None:
+        super().__init__("query_failed", f"SQLSTATE {sqlstate}: {message}")
+        self.sqlstate = sqlstate
+
+    @property
+    def unsupported(self) -> bool:
+        """The server or the login lacks what the statement needs, which will not change by
+        itself: SQLSTATE class 42 (undefined table, column or function; insufficient
+        privilege), 0A (feature not supported: Aurora's answer to several functions), 55
+        (object not in the required state)."""
+        return self.sqlstate.startswith(("42", "0A", "55"))
+
+
 def classify(exc: BaseException) -> SourceFailure:
     """Turn a pg8000/socket/TLS error into a reason token and a sentence without secrets."""
     if isinstance(exc, SourceFailure):
@@ -51,7 +67,7 @@ def classify(exc: BaseException) -> SourceFailure:
             return SourceFailure("auth_failed", f"authentication failed: {message}")
         if state in _CANCELED_STATES or state in _LOCK_STATES:
             return SourceFailure("statement_timeout", f"statement cancelled: {message}")
-        return SourceFailure("query_failed", f"SQLSTATE {state}: {message}")
+        return QueryFailure(state, message)
     chain: list[BaseException] = []
     current: BaseException | None = exc
     while current is not None and len(chain) < 5:
@@ -137,6 +153,7 @@ class PgConnection:
             login = fixed_login
         self._login = login
         self._connection: pg8000.native.Connection | None = None
+        self._opened = 0
 
     def _open(self) -> pg8000.native.Connection:
         """The login is looked up at every connect (a rotated secret is picked up then); a
@@ -177,6 +194,7 @@ class PgConnection:
         """Run one statement; connection-level errors close the connection and raise."""
         if self._connection is None:
             self._connection = self._open()
+            self._opened += 1
         try:
             rows = self._connection.run(sql, **params)
         except DatabaseError as exc:
@@ -189,6 +207,12 @@ class PgConnection:
     @property
     def is_open(self) -> bool:
         return self._connection is not None
+
+    @property
+    def opened(self) -> int:
+        """How many times a connection was opened: what was learnt about the server on one
+        connection (its version, the login's privileges) may not hold on the next."""
+        return self._opened
 
     def ensure_alive(self) -> None:
         """A trivial query (``ALIVE_SQL``); a kept connection that went stale (the server

@@ -1,24 +1,26 @@
-"""The PostgreSQL source: every SPEC 3.1 and 3.2 series from one connection."""
+"""The PostgreSQL source: every SPEC 3.1, 3.2 and 11 series from one connection."""
 
 from __future__ import annotations
 
 import logging
 import time
 from collections.abc import Callable, Iterable, Iterator
-from typing import Final
+from typing import Any, Final
 
 from prometheus_client import Metric
 from prometheus_client.core import GaugeMetricFamily
 
 from ..config import PostgresSettings
-from ..model import SourceFailure
+from ..model import SourceFailure, seconds_left
 from . import statements as sql
-from .connection import PgConnection
-from .qps import Snapshot, rates
+from .capabilities import CapabilityCache
+from .connection import PgConnection, QueryFailure
+from .health import Health
+from .qps import Server, Snapshot, not_comparable, rates
 
 logger = logging.getLogger(__name__)
 
-ACTIVITY_SQL = f"""SELECT {sql.MARKER}
+ACTIVITY_SQL = f"""{sql.MARKER} SELECT
   count(*),
   count(*) FILTER (WHERE state = 'active'),
   count(*) FILTER (WHERE state = 'idle'),
@@ -33,13 +35,13 @@ FROM (
   WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()
 ) AS sessions"""
 
-CONNECTIONS_BY_USER_SQL = f"""SELECT {sql.MARKER} coalesce(usename, ''), count(*)
+CONNECTIONS_BY_USER_SQL = f"""{sql.MARKER} SELECT coalesce(usename, ''), count(*)
 FROM pg_stat_activity
 WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()
 GROUP BY 1"""
 
 # Databases the login may not connect to (rdsadmin on RDS) make pg_database_size fail.
-DATABASE_SIZES_SQL = f"""SELECT {sql.MARKER} datname, pg_database_size(oid)
+DATABASE_SIZES_SQL = f"""{sql.MARKER} SELECT datname, pg_database_size(oid)
 FROM pg_database
 WHERE NOT datistemplate AND has_database_privilege(oid, 'CONNECT')"""
 
@@ -47,8 +49,9 @@ WHERE NOT datistemplate AND has_database_privilege(oid, 'CONNECT')"""
 TOP_SLACK = 16
 PG_UP_HELP: Final = "1 if a connection and a trivial query succeeded this pass, else 0."
 STATEMENT_LABELS: Final = ("query", "queryid", "database", "user")
-# SPEC 3.2, in its order (the Kafka stream's messages follow it too).
-STATEMENT_SERIES: Final = (
+# SPEC 3.2, in its order, then the SPEC 11 details (PG_COLLECTORS group statement_details;
+# WAL and planning from extension 1.8). The Kafka stream's messages follow this order too.
+_SPEC_3_2_SERIES: Final = (
     ("pg_query_calls", "Times the statement was executed."),
     ("pg_query_total_exec_time", "Total execution time of the statement, ms."),
     ("pg_query_min_exec_time", "Minimum execution time of the statement, ms."),
@@ -59,6 +62,21 @@ STATEMENT_SERIES: Final = (
     ("pg_query_rows", "Rows retrieved or affected by the statement."),
     ("pg_query_hit_percent", "Shared buffer hit percentage of the statement."),
 )
+_DETAIL_SERIES: Final = (
+    ("pg_query_shared_blks_hit", "Shared buffer blocks the statement found in the cache."),
+    ("pg_query_shared_blks_read", "Shared buffer blocks the statement read."),
+    ("pg_query_temp_blks_written", "Temporary file blocks the statement wrote."),
+    ("pg_query_wal_bytes", "WAL the statement generated, bytes."),
+    (
+        "pg_query_total_plan_time",
+        "Total planning time of the statement, ms (0 unless pg_stat_statements.track_planning).",
+    ),
+)
+STATEMENT_SERIES: Final = _SPEC_3_2_SERIES + _DETAIL_SERIES
+# Time kept for the second snapshot of a cold-start QPS window, on top of twice what the
+# first took; a window shorter than MIN_SAMPLE_SECONDS is not worth a rate.
+SNAPSHOT_MARGIN_SECONDS: Final = 0.1
+MIN_SAMPLE_SECONDS: Final = 0.05
 
 _EXTENSION_HINT = (
     "pg_stat_statements is not available in database {database}: pg_query_* and pg_qps_* are "
@@ -101,6 +119,10 @@ class PostgresSource:
         self._texts: dict[int, str] = {}
         self._hint_given = False
         self._privilege_hint_given = False
+        self._capabilities = CapabilityCache(self._db)
+        self._control_refused_on = -1  # the connection (PgConnection.opened) that refused it
+        self._control_refusal_logged = False
+        self._health = Health(settings, self._db, self._capabilities)
 
     def close(self) -> None:
         self._db.close()
@@ -121,6 +143,7 @@ class PostgresSource:
             self._activity,
             self._connections_by_user,
             self._database_sizes,
+            self._health.collect,
             self._statements_and_qps,
         )
         for section in sections:
@@ -189,12 +212,40 @@ class PostgresSource:
                 extra={"target": self._settings.target_name, "source": self.name},
             )
 
+    def _header(self, version: str) -> list[Any]:
+        """The snapshot's server identity and reset time (statements.snapshot_header_sql).
+        A server may grant pg_control_system() and still refuse to run it (Aurora refuses
+        several WAL and control functions): then, on this connection, the postmaster's start
+        time alone identifies the server."""
+        refused = self._control_refused_on == self._db.opened
+        control = self._capabilities.get().control_readable and not refused
+        try:
+            return self._db.run(sql.snapshot_header_sql(version, control_readable=control))[0]
+        except QueryFailure as failure:
+            if not control or not failure.unsupported:
+                raise
+            # Without it the statement fails too when the trouble is elsewhere (e.g. the
+            # extension not preloaded): then that failure is raised and nothing is concluded.
+            row = self._db.run(sql.snapshot_header_sql(version, control_readable=False))[0]
+            self._control_refused_on = self._db.opened
+            if not self._control_refusal_logged:
+                self._control_refusal_logged = True
+                logger.info(
+                    f"pg_control_system() refused ({failure.detail}): the server is told apart "
+                    "from another by its start time only",
+                    extra={"target": self._settings.target_name, "source": self.name},
+                )
+            return row
+
     def _snapshot(self, version: str) -> Snapshot:
-        reset_at = None
-        if sql.has_stats_reset(version):
-            (reset_at,) = self._db.run(sql.STATS_RESET_SQL)[0]
+        system_identifier, started_at, extversion, reset_at = self._header(version)
         rows = self._db.run(sql.CALLS_SQL)
-        snapshot = Snapshot(self._clock(), {(u, d, q): c for u, d, q, c in rows}, reset_at)
+        snapshot = Snapshot(
+            self._clock(),
+            {(u, d, q): c for u, d, q, c in rows},
+            reset_at,
+            Server(system_identifier, started_at, extversion),
+        )
         self._classify({queryid for _, _, queryid in snapshot.calls if queryid is not None})
         if not self._privilege_hint_given and any(q is None for _, _, q in snapshot.calls):
             # Without pg_read_all_stats, other users' entries come without queryid and text.
@@ -228,7 +279,9 @@ class PostgresSource:
             if version is None:
                 return
             window_started = self._clock()
+            snapshot_started = time.monotonic()
             first = self._snapshot(version)
+            snapshot_seconds = time.monotonic() - snapshot_started
         except SourceFailure as failure:
             if _NOT_LOADED_STATE in failure.detail:
                 self._hint_once()
@@ -239,13 +292,21 @@ class PostgresSource:
         yield from self._top_statements(version)
 
         before = self._previous
+        if before is not None and (why := not_comparable(before, first)) is not None:
+            # A failover, a moved endpoint or an extension upgrade: the counters are another
+            # server's (or kept differently); rating across would invent thousands of calls.
+            logger.info(
+                f"pg_stat_statements: no rate against the previous pass: {why}",
+                extra={"target": self._settings.target_name, "source": self.name},
+            )
+            before = None
         latest = first
         if before is None and self._settings.qps_sample_seconds > 0:
-            # Cold start: sample a short window (the rest of it, after the work above).
-            remaining = self._settings.qps_sample_seconds - (self._clock() - window_started)
-            if remaining > 0:
-                self._sleep(remaining)
-            before, latest = first, self._snapshot(version)
+            window = self._sample_window(window_started, snapshot_seconds)
+            if window is not None:
+                if window > 0:
+                    self._sleep(window)
+                before, latest = first, self._snapshot(version)
         self._previous = latest
         self._forget_gone(latest)
         if before is None:
@@ -256,6 +317,25 @@ class PostgresSource:
         yield _gauge("pg_qps_all", "Statements per second, all kinds.", measured.all)
         yield _gauge("pg_qps_read", "Statements per second that read.", measured.read)
         yield _gauge("pg_qps_write", "Statements per second that write.", measured.write)
+
+    def _sample_window(self, window_started: float, snapshot_seconds: float) -> float | None:
+        """How long to wait before the second snapshot of a cold-start window: the rest of
+        PG_QPS_SAMPLE_SECONDS (the work since the first snapshot counts), but never past the
+        pass's deadline, less time for the second snapshot. None: too little time is left."""
+        window = max(0.0, self._settings.qps_sample_seconds - (self._clock() - window_started))
+        left = seconds_left()
+        if left is None:
+            return window
+        margin = SNAPSHOT_MARGIN_SECONDS + 2 * snapshot_seconds
+        room = left - margin
+        if room < 0 or (window > room and room < MIN_SAMPLE_SECONDS):
+            logger.debug(
+                f"no QPS sampling window this pass: {left:.3f} s left before the pass "
+                f"deadline, {margin:.3f} s kept for the second snapshot",
+                extra={"target": self._settings.target_name, "source": self.name},
+            )
+            return None
+        return min(window, room)
 
     def _excluded_from_top(self) -> set[int]:
         return self._trivial | {queryid for queryid, kind in self._kinds.items() if kind == "own"}
@@ -277,9 +357,9 @@ class PostgresSource:
                 sql.TEXT_SQL, queryids=missing, max_length=self._settings.query_max_length
             ):
                 self._texts[queryid] = text
-        families = [
-            GaugeMetricFamily(name, doc, labels=STATEMENT_LABELS) for name, doc in STATEMENT_SERIES
-        ]
+        details = "statement_details" in self._settings.collectors
+        series: tuple[tuple[str, str], ...] = STATEMENT_SERIES if details else _SPEC_3_2_SERIES
+        families = [GaugeMetricFamily(name, doc, labels=STATEMENT_LABELS) for name, doc in series]
         for (
             queryid,
             database,
@@ -293,6 +373,9 @@ class PostgresSource:
             blk_write,
             hit,
             read,
+            temp_written,
+            wal_bytes,
+            plan_time,
         ) in rows:
             labels = [self._texts.get(queryid, ""), str(queryid), database or "", user or ""]
             values: list[float | None] = [
@@ -305,8 +388,14 @@ class PostgresSource:
                 blk_write,
                 rows_,
                 100.0 * hit / (hit + read) if hit + read else None,
+                hit,
+                read,
+                temp_written,
+                wal_bytes,
+                plan_time,
             ]
-            for family, value in zip(families, values, strict=True):
+            # Without statement_details, the families are the SPEC 3.2 ones, the first nine.
+            for family, value in zip(families, values[: len(families)], strict=True):
                 if value is not None:
                     family.add_metric(labels, float(value))
         yield from families

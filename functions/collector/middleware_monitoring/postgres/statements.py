@@ -6,11 +6,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Final
 
-# Every statement the collector runs carries this comment right after its first keyword;
-# pg_stat_statements keeps it in the stored text, and that is how the collector's own
-# statements are kept out of the numbers. Not in front: from PostgreSQL 18 the stored text
-# starts at the statement's first token, so a leading comment is lost.
-MARKER: Final = "/* middleware-monitoring */"
+# Every statement the collector runs starts with this unused common table expression, which
+# is how the collector's own statements are kept out of QPS and the top N. Not a comment or
+# an alias: the queryid ignores those, so another client running the same text would share
+# the collector's queryid and its calls would be dropped with the collector's. A CTE's name is
+# part of what PostgreSQL hashes (12 to 18), and an unreferenced CTE of a SELECT is never
+# planned or run. Statements with CTEs of their own continue the list: f"{MARKER}, x AS ...".
+MARKER: Final = "WITH middleware_monitoring AS (SELECT)"
 
 
 @dataclass(frozen=True)
@@ -23,6 +25,9 @@ class Columns:
     max_time: str
     blk_read_time: str
     blk_write_time: str
+    # 1.8 added WAL and planning statistics; before it they do not exist (NULL).
+    wal_bytes: str = "NULL::numeric"
+    plan_time: str = "NULL::float8"
 
 
 _PRE_1_8 = Columns(
@@ -38,6 +43,8 @@ _FROM_1_8 = Columns(
     "max(s.max_exec_time)",
     "sum(s.blk_read_time)",
     "sum(s.blk_write_time)",
+    "sum(s.wal_bytes)",
+    "sum(s.total_plan_time)",
 )
 # 1.11 split blk_*_time into shared_ and local_; their sum is what blk_*_time measured.
 _FROM_1_11 = Columns(
@@ -46,6 +53,8 @@ _FROM_1_11 = Columns(
     "max(s.max_exec_time)",
     "sum(s.shared_blk_read_time + s.local_blk_read_time)",
     "sum(s.shared_blk_write_time + s.local_blk_write_time)",
+    "sum(s.wal_bytes)",
+    "sum(s.total_plan_time)",
 )
 
 
@@ -63,20 +72,14 @@ def columns_for(extversion: str) -> Columns:
 
 
 EXTENSION_VERSION_SQL: Final = (
-    f"SELECT {MARKER} extversion FROM pg_extension WHERE extname = 'pg_stat_statements'"
+    f"{MARKER} SELECT extversion FROM pg_extension WHERE extname = 'pg_stat_statements'"
 )
 
 # Calls of every entry, without query text (reading texts of thousands of entries is what
 # made other exporters' scrapes take tens of seconds).
 CALLS_SQL: Final = (
-    f"SELECT {MARKER} s.userid, s.dbid, s.queryid, sum(s.calls)::bigint "
+    f"{MARKER} SELECT s.userid, s.dbid, s.queryid, sum(s.calls)::bigint "
     "FROM pg_stat_statements(false) s GROUP BY s.userid, s.dbid, s.queryid"
-)
-
-# When pg_stat_statements_reset() last emptied everything (1.9+): a changed value means every
-# entry started again from zero since the previous snapshot.
-STATS_RESET_SQL: Final = (
-    f"SELECT {MARKER} extract(epoch FROM stats_reset)::float8 FROM pg_stat_statements_info"
 )
 
 
@@ -84,18 +87,46 @@ def has_stats_reset(extversion: str) -> bool:
     return parse_version(extversion) >= (1, 9)
 
 
+def snapshot_header_sql(extversion: str, *, control_readable: bool) -> str:
+    """Which server and which counters a snapshot's calls belong to, read with them (a
+    reconnect may reach another server): the cluster's system identifier and the
+    postmaster's start time (a promoted replica has its primary's identifier, not its start
+    time), the extension version (an upgrade changes how counters are kept), and when
+    pg_stat_statements_reset() last emptied everything (1.9+; a later value means every entry
+    started again from zero). Where pg_control_system() is not granted, NULL."""
+    system_identifier = (
+        "(SELECT system_identifier FROM pg_control_system())"
+        if control_readable
+        else "NULL::bigint"
+    )
+    stats_reset = (
+        "(SELECT extract(epoch FROM stats_reset)::float8 FROM pg_stat_statements_info)"
+        if has_stats_reset(extversion)
+        else "NULL::float8"
+    )
+    return (
+        f"{MARKER} SELECT {system_identifier}, "
+        "extract(epoch FROM pg_postmaster_start_time())::float8, "
+        "(SELECT extversion FROM pg_extension WHERE extname = 'pg_stat_statements'), "
+        f"{stats_reset}"
+    )
+
+
 # Statement kind, computed on the server so only a word per statement crosses the wire, and
 # whether the statement stays out of the top N (trivial utility statements, and statements
 # whose text may hold a password).
 # Leading comments, blanks and parentheses are stripped; normalised texts have no literals,
-# so a DML word inside a WITH is a data-modifying CTE.
+# so a DML word inside a WITH is a data-modifying CTE. Row-locking clauses (FOR UPDATE,
+# FOR NO KEY UPDATE) are removed first: WITH ... SELECT ... FOR UPDATE is a read that locks
+# rows, like SELECT ... FOR UPDATE, not a write.
 _BODY = r"lower(regexp_replace(s.query, '^(\s|/\*([^*]|\*+[^*/])*\*+/|--[^\n]*(\n|$)|\()*', ''))"
-CLASSIFY_SQL: Final = f"""SELECT {MARKER} queryid,
+_UNLOCKED = r"regexp_replace(body, '\mfor\s+(no\s+key\s+)?update\M', '', 'g')"
+CLASSIFY_SQL: Final = f"""{MARKER} SELECT queryid,
   CASE
     WHEN own THEN 'own'
     WHEN body ~ '^(insert|update|delete|merge|truncate)\\M' THEN 'write'
     WHEN body ~ '^copy\\M' AND body !~ '^copy\\s*\\(' AND body ~ '\\mfrom\\M' THEN 'write'
-    WHEN body ~ '^with\\M' AND body ~ '\\m(insert|update|delete|merge)\\M' THEN 'write'
+    WHEN body ~ '^with\\M' AND {_UNLOCKED} ~ '\\m(insert|update|delete|merge)\\M' THEN 'write'
     WHEN body ~ '^(select|with|values|table|show|fetch|explain|copy)\\M' THEN 'read'
     ELSE 'other'
   END,
@@ -106,13 +137,13 @@ CLASSIFY_SQL: Final = f"""SELECT {MARKER} queryid,
     OR body ~ '^(create|alter)\\s+(role|user|group|server|subscription)\\M'
 FROM (
   SELECT DISTINCT ON (s.queryid) s.queryid, {_BODY} AS body,
-         strpos(s.query, '{MARKER}') > 0 AS own
+         starts_with(s.query, '{MARKER}') AS own
   FROM pg_stat_statements(true) s
   WHERE s.queryid = ANY(CAST(:queryids AS bigint[]))
 ) AS classified"""
 
 TEXT_SQL: Final = (
-    f"SELECT {MARKER} DISTINCT ON (s.queryid) s.queryid, "
+    f"{MARKER} SELECT DISTINCT ON (s.queryid) s.queryid, "
     r"left(btrim(regexp_replace(s.query, '\s+', ' ', 'g')), :max_length) "
     "FROM pg_stat_statements(true) s WHERE s.queryid = ANY(CAST(:queryids AS bigint[]))"
 )
@@ -122,10 +153,11 @@ def top_sql(extversion: str) -> str:
     """The N entries with the most total execution time, excluding the given queryids
     (the collector's own and trivial utility statements), with database and user names."""
     c = columns_for(extversion)
-    return f"""SELECT {MARKER} s.queryid, d.datname, r.rolname,
+    return f"""{MARKER} SELECT s.queryid, d.datname, r.rolname,
   sum(s.calls)::bigint, {c.total_time}, {c.min_time}, {c.max_time}, sum(s.rows)::bigint,
   {c.blk_read_time}, {c.blk_write_time},
-  sum(s.shared_blks_hit)::bigint, sum(s.shared_blks_read)::bigint
+  sum(s.shared_blks_hit)::bigint, sum(s.shared_blks_read)::bigint,
+  sum(s.temp_blks_written)::bigint, {c.wal_bytes}::float8, {c.plan_time}
 FROM pg_stat_statements(false) s
 LEFT JOIN pg_database d ON d.oid = s.dbid
 LEFT JOIN pg_roles r ON r.oid = s.userid
