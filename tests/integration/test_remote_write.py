@@ -115,14 +115,20 @@ def test_a_pass_arrives_with_exact_values_at_exact_timestamps(
         assert _query_one(prom, cpu, at) == (labels, 10.0 + i)
         assert _query_one(prom, f"timestamp({cpu})", at)[1] == at
     assert minutes[10] == first_end  # they are exactly the ones after the first window
-    # serverStatus values at the time the pass was sent, with the pass's job and instance.
+    # serverStatus values at the time their target was read (millisecond precision), with
+    # the pass's job and instance.
+    read_at = [
+        int(1000 * (next(t for t in r.targets if t.target == "sessions-docdb").collected_at or 0))
+        / 1000
+        for r in (first, second)
+    ]
     uptime = f'mongo_uptime_seconds{{job="{job}"}}'
-    assert _query_one(prom, uptime, now) == (
+    assert _query_one(prom, uptime, read_at[1]) == (
         {"__name__": "mongo_uptime_seconds", "job": job, "instance": "sessions-docdb"},
         float(DOCDB_SERVER_STATUS["uptime"]),
     )
-    assert _query_one(prom, f"timestamp({uptime})", now)[1] == now
-    assert _query_one(prom, f"timestamp({uptime})", now - 1)[1] == now - 300
+    assert _query_one(prom, f"timestamp({uptime})", read_at[1])[1] == read_at[1]
+    assert _query_one(prom, f"timestamp({uptime})", read_at[1] - 0.001)[1] == read_at[0]
     # The sink's own health in the collector's group.
     health = f'middleware_collector_up{{job="{job}",source="remote_write"}}'
     prom.wait_for(health)
