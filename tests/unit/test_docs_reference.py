@@ -1,0 +1,54 @@
+"""The reference pages against the code, so they cannot drift: docs/configuration.md lists
+exactly the environment variables the code reads (and, apart, those boto3 reads itself)."""
+
+from __future__ import annotations
+
+import ast
+import re
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+CODE = ROOT / "functions" / "collector"
+CONFIGURATION = ROOT / "docs" / "configuration.md"
+# Read by boto3/botocore from the process environment, never by the collector's own code.
+READ_BY_BOTO3 = frozenset({"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"})
+VARIABLE = re.compile(r"[A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+")
+
+
+def constants(tree: ast.Module) -> set[str]:
+    """Names the module binds at its top level (``PG_SSLMODES: Final = ...``): a string
+    equal to one of them is an identifier in ``__all__``, not a variable."""
+    names: set[str] = set()
+    for node in tree.body:
+        targets = node.targets if isinstance(node, ast.Assign) else [getattr(node, "target", None)]
+        names |= {t.id for t in targets if isinstance(t, ast.Name)}
+    return names
+
+
+def variables_in_code() -> set[str]:
+    """Every string literal of the function's code shaped like an environment variable."""
+    found: set[str] = set()
+    bound: set[str] = set()
+    for path in CODE.rglob("*.py"):
+        tree = ast.parse(path.read_text())
+        bound |= constants(tree)
+        found |= {
+            node.value
+            for node in ast.walk(tree)
+            if isinstance(node, ast.Constant)
+            and isinstance(node.value, str)
+            and VARIABLE.fullmatch(node.value)
+        }
+    return found - bound
+
+
+def documented() -> set[str]:
+    return set(re.findall(r"^\| `([A-Z][A-Z0-9_]+)` \|", CONFIGURATION.read_text(), re.M))
+
+
+def test_every_variable_the_code_reads_is_documented() -> None:
+    assert variables_in_code() - documented() == set()
+
+
+def test_every_documented_variable_is_read_by_the_code_or_boto3() -> None:
+    assert documented() - variables_in_code() == READ_BY_BOTO3
