@@ -381,3 +381,70 @@ def test_log_level() -> None:
     assert problems_of({"LOG_LEVEL": "verbose"}) == [
         "LOG_LEVEL: expected one of DEBUG, INFO, WARNING, ERROR, CRITICAL, got 'verbose'"
     ]
+
+
+# --- issue 12 items 6 and 10 --------------------------------------------------------------
+
+
+def test_an_rds_endpoint_is_verified_against_the_bundle_unless_told_otherwise() -> None:
+    rds = {**PG_OK, "PG_DATABASE": "orders.abc123.eu-west-1.rds.amazonaws.com"}
+    pg = load_settings(rds).postgres
+    assert pg is not None and (pg.sslmode, pg.sslrootcert) == ("verify-full", "global-bundle.pem")
+    explicit = load_settings({**rds, "PG_SSLMODE": "require"}).postgres
+    assert explicit is not None and (explicit.sslmode, explicit.sslrootcert) == ("require", None)
+    # Elsewhere libpq's own default stays.
+    other = load_settings(PG_OK).postgres
+    assert other is not None and (other.sslmode, other.sslrootcert) == ("prefer", None)
+
+
+def test_a_documentdb_endpoint_gets_tls_with_the_bundle_unless_its_options_say() -> None:
+    import json
+
+    host = "orders.cluster-abc123.eu-west-1.docdb.amazonaws.com"
+    plain = load_settings({"MONGO_INFO": json.dumps({"connect": {"address": host}})})
+    assert plain.docdb[0].parameters == (("tls", "true"), ("tlsCAFile", "global-bundle.pem"))
+    told = {"connect": {"address": host}, "parameter": {"tls": "false"}}
+    assert load_settings({"MONGO_INFO": json.dumps(told)}).docdb[0].parameters == (
+        ("tls", "false"),
+    )
+    elsewhere = load_settings({"MONGO_INFO": json.dumps({"connect": {"address": "10.0.0.7"}})})
+    assert elsewhere.docdb[0].parameters == ()
+
+
+def test_basic_auth_over_plain_http_to_another_host_is_refused_unless_allowed() -> None:
+    auth = {"PUSHGATEWAY_USERNAME": "pusher", "PUSHGATEWAY_PASSWORD": PASSWORD}
+    assert problems_of({**auth, "PUSHGATEWAY_URL": "http://push.example:9091"}) == [
+        "PUSHGATEWAY_URL: is plain http:// to another host while PUSHGATEWAY_PASSWORD is set: "
+        "the password would cross the network readable; use https://, or set "
+        "PUSHGATEWAY_ALLOW_INSECURE_AUTH=true to send it anyway"
+    ]
+    for allowed in (
+        {"PUSHGATEWAY_URL": "https://push.example:9091"},
+        {"PUSHGATEWAY_URL": "http://127.0.0.1:9091"},
+        {"PUSHGATEWAY_URL": "http://localhost:9091"},
+        {"PUSHGATEWAY_URL": "http://push.example:9091", "PUSHGATEWAY_ALLOW_INSECURE_AUTH": "true"},
+    ):
+        assert load_settings({**auth, **allowed}).pushgateway.password == PASSWORD
+
+
+def test_an_unknown_rds_type_is_an_error_whatever_else_is_set() -> None:
+    assert problems_of({"AWS_RDS_TYPE": "cluster"}) == [
+        "AWS_RDS_TYPE: expected one of DBInstanceIdentifier, DBClusterIdentifier, got 'cluster'"
+    ]
+
+
+def test_a_name_used_twice_is_in_the_one_message_with_every_other_problem() -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_settings(
+            {
+                **PG_OK,
+                "PG_TARGET_NAME": "orders",
+                "MONGO_INFO": '{"name": "orders", "connect": {"address": "docdb"}}',
+                "PUSHGATEWAY_RETRIES": "many",
+            }
+        )
+    assert caught.value.problems == [
+        "MONGO_INFO: target name 'orders' is already used by PG_*; each target is one "
+        "Pushgateway group and needs its own name",
+        "PUSHGATEWAY_RETRIES: expected a whole number from 0 to 10, got 'many'",
+    ]
