@@ -107,11 +107,12 @@ def cost(
     if fleet:
         n = max(fleet)
         fleet_gb_s, fleet_lambda = lambda_month(fleet[n]["warm_invocation_s"])
+        fits = "fits" if fleet[n]["rss_mb"] < memory_mb else "does NOT fit"
         rows.append(
             (
                 f"product, {n} PostgreSQL targets (section 7): Lambda {memory_mb} MB",
                 f"{passes:,} invocations x {ms(fleet[n]['warm_invocation_s'])} = "
-                f"{fleet_gb_s:,.0f} GB-s",
+                f"{fleet_gb_s:,.0f} GB-s; its peak RSS {fleet[n]['rss_mb']:.0f} MB {fits}",
                 usd(fleet_lambda),
                 "none (no CloudWatch ids)",
                 usd(fleet_lambda),

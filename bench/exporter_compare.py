@@ -22,7 +22,17 @@ from bench.harness import ROOT, Servers, Sizes, child_env, start_pg
 from bench.report import Figure, Part, median_ratio, ms
 
 EXPORTER = "prometheus-postgres-exporter"
+# Only the custom query: no default, settings, database or bgwriter metrics.
+EXPORTER_FLAGS = (
+    "--disable-default-metrics",
+    "--disable-settings-metrics",
+    "--no-collector.database",
+    "--no-collector.bgwriter",
+)
 COLUMNS_PER_TABLE = 1000  # as bench/pg_warm_pass.py's tables
+# A new statement sleeps this long, plus this much more than the one before it.
+CHURN_BASE_MS = 5
+CHURN_STEP_MS = 1
 
 
 def exporter_queries(extversion: str, top_n: int, max_length: int) -> str:
@@ -112,8 +122,8 @@ def queryids(body: str, series: str) -> set[str]:
 
 
 class Churn:
-    """New distinct statements, each costlier than every one before it, so each enters the
-    top N by total time (the product must fetch its text)."""
+    """New distinct statements, each sleeping longer than every one before it, so each
+    enters the top N by total time (the product must fetch its text)."""
 
     def __init__(self, server: Any, tables: int) -> None:
         self._conn = server.connect()
@@ -123,7 +133,7 @@ class Churn:
     def run(self, count: int) -> None:
         for _ in range(count):
             t, c = divmod(self._next % (self._tables * COLUMNS_PER_TABLE), COLUMNS_PER_TABLE)
-            sleep = 0.002 + 0.0001 * self._next
+            sleep = (CHURN_BASE_MS + CHURN_STEP_MS * self._next) / 1000
             self._conn.run(
                 f"SELECT pg_sleep({sleep:.4f}) FROM "
                 f"(SELECT c{c} FROM bench_t{t} UNION ALL SELECT 1) AS churn"
@@ -190,8 +200,7 @@ def compare(s: Servers, sizes: Sizes) -> Part:
                 binary,
                 f"--web.listen-address=127.0.0.1:{exporter_port}",
                 f"--extend.query-path={queries}",
-                "--disable-default-metrics",
-                "--disable-settings-metrics",
+                *EXPORTER_FLAGS,
             ]
             ours_cmd = [sys.executable, "-m", "middleware_monitoring", "serve"]
             exporter_url = f"http://127.0.0.1:{exporter_port}/metrics"
@@ -200,7 +209,8 @@ def compare(s: Servers, sizes: Sizes) -> Part:
                 http_process(
                     exporter_cmd,
                     child_env({"DATA_SOURCE_NAME": dsn}),
-                    exporter_url,
+                    # Its landing page: a first /metrics can take longer than the probe.
+                    f"http://127.0.0.1:{exporter_port}/",
                     s.workdir / f"exporter-{size}.log",
                 )
             )
@@ -268,12 +278,13 @@ def compare(s: Servers, sizes: Sizes) -> Part:
                         median_ratio(ratios),
                         f"curl http://127.0.0.1:PORT/metrics (`python -m middleware_monitoring "
                         f"serve`) vs {EXPORTER} --extend.query-path=queries-{size}.yaml "
-                        "--disable-default-metrics --disable-settings-metrics",
+                        + " ".join(EXPORTER_FLAGS),
                     )
                 )
     part.add(
         f"The exporter is `{EXPORTER}` as installed here; it reports itself as `{version}`. It "
-        "runs with one custom query and its default and settings metrics off: the product's "
+        f"runs with one custom query and everything else off ({' '.join(EXPORTER_FLAGS)}): the "
+        "product's "
         "top-N statement query (same aggregation, columns, order, text length), written out by "
         "`exporter_queries()` in bench/exporter_compare.py, which reads the "
         "`pg_stat_statements` view (every stored text). The product runs in pull mode "
@@ -283,8 +294,9 @@ def compare(s: Servers, sizes: Sizes) -> Part:
         f"Both are scraped alternately after two warm-up scrapes each, {sizes.exporter_scrapes} "
         "times per workload; figures are medians, the ratio the median of the per-scrape ratios "
         "(exporter / product). *steady*: nothing runs between scrapes. *new statements*: before "
-        f"every scrape, {sizes.churn_per_scrape} new distinct statements run, each costlier "
-        "than all before it, so they enter the top N by total time. *new in top N* counts the "
+        f"every scrape, {sizes.churn_per_scrape} new distinct statements run, each with a "
+        f"pg_sleep {CHURN_STEP_MS} ms longer than the one before it (from {CHURN_BASE_MS} ms), "
+        "to enter the top N by total time. *new in top N* counts the "
         "queryids in a scrape's top N that were not in the previous scrape of the same "
         "exporter (median).",
         "",

@@ -40,6 +40,8 @@ class Sizes:
     exporter_scrapes: int
     churn_per_scrape: int
     scaling: tuple[int, ...]
+    scaling_runs: int
+    scaling_passes: int
     fleet: tuple[int, ...]
     fleet_servers: int
     fleet_logins: int
@@ -52,16 +54,18 @@ class Sizes:
         return cls(
             quick=False,
             runs=runs,
-            passes=5,
+            passes=4,
             statements=statements,
             large_statements=large_statements,
-            exporter_scrapes=10,
+            exporter_scrapes=5,
             churn_per_scrape=5,
-            scaling=(10, 50, 200),
+            scaling=(10, 50),
+            scaling_runs=2,
+            scaling_passes=3,
             fleet=(10, 50, 100),
             fleet_servers=3,
             fleet_logins=4,
-            fleet_runs=3,
+            fleet_runs=1,
             fleet_passes=4,
             floor_passes=15,
         )
@@ -77,6 +81,8 @@ class Sizes:
             exporter_scrapes=2,
             churn_per_scrape=2,
             scaling=(6,),
+            scaling_runs=1,
+            scaling_passes=2,
             fleet=(2, 4),
             fleet_servers=2,
             fleet_logins=2,

@@ -19,6 +19,7 @@ from bench.harness import (
     run_worker,
     shown,
     start_pg,
+    template_default,
     worker_command,
 )
 from bench.report import Figure, Part, goal, ms
@@ -174,6 +175,15 @@ def pg_fleet(s: Servers, sizes: Sizes) -> tuple[Part, dict[int, dict[str, Any]]]
             "connections held (per server)",
         ),
         rows,
+    )
+    memory_mb = int(template_default("MemorySize"))
+    part.add(
+        f"Peak RSS within template.yaml's MemorySize default ({memory_mb} MB): "
+        + ", ".join(
+            f"{n} targets {'yes' if m['rss_mb'] < memory_mb else 'NO'}" for n, m in measured.items()
+        )
+        + ".",
+        "",
     )
     largest, smallest = max(measured), min(measured)
     if largest == GOAL_TARGETS:

@@ -84,7 +84,7 @@ class Stamp:
             return f"commit `{self.commit}` (clean tree)"
         return (
             f"commit `{self.commit}` plus uncommitted changes to "
-            f"{', '.join(self.uncommitted)} (a --quick run; not a result)"
+            f"{', '.join(self.uncommitted)} (a partial run: not a result)"
         )
 
 

@@ -26,9 +26,11 @@ def scaling(s: Servers, sizes: Sizes) -> tuple[Part, list[dict[str, Any]]]:
         ours_runs: list[dict[str, Any]] = []
         base_runs: list[dict[str, Any]] = []
         ratios: list[float] = []
-        for _ in range(sizes.runs):
-            ours_runs.append(run_worker("ours", path, sizes.passes, timed=True))
-            base_runs.append(run_worker("baseline", path, sizes.passes, "--no-sleep", timed=True))
+        for _ in range(sizes.scaling_runs):
+            ours_runs.append(run_worker("ours", path, sizes.scaling_passes, timed=True))
+            base_runs.append(
+                run_worker("baseline", path, sizes.scaling_passes, "--no-sleep", timed=True)
+            )
             ratios.append(warm(base_runs[-1]["durations"]) / warm(ours_runs[-1]["durations"]))
         ours_s = statistics.median(warm(r["durations"]) for r in ours_runs)
         base_s = statistics.median(warm(r["durations"]) for r in base_runs)
@@ -36,8 +38,8 @@ def scaling(s: Servers, sizes: Sizes) -> tuple[Part, list[dict[str, Any]]]:
         ours_calls = last["calls"][-1].get("GetMetricData", 0)
         base_calls = base_last["calls"][-1].get("GetMetricStatistics", 0)
         command = (
-            f"{shown(worker_command('ours', path, sizes.passes))}; "
-            f"{shown(worker_command('baseline', path, sizes.passes, '--no-sleep'))}"
+            f"{shown(worker_command('ours', path, sizes.scaling_passes))}; "
+            f"{shown(worker_command('baseline', path, sizes.scaling_passes, '--no-sleep'))}"
         )
         rows.append(
             (
@@ -79,11 +81,12 @@ def scaling(s: Servers, sizes: Sizes) -> tuple[Part, list[dict[str, Any]]]:
         f"ElastiCache cluster; bench/fleet.py). PostgreSQL targets alternate between two "
         f"PostgreSQL {PG_VERSION} servers holding {s.statements:,} statements each; DocumentDB "
         "targets share one stand-in; CloudWatch ids are distinct on the moto stand-in, seeded "
-        f"before each size. Both approaches: {sizes.runs} runs of {sizes.passes} passes, one "
-        "fresh worker process each, product and older approach one after the other in each "
-        "run; a run's figure is the median of its passes after the first, the table gives the "
-        "median over the runs and the median of the per-run ratios (older / product). The "
-        "older approach runs without its pg_sleep(1) (section 1 shows the sleep).",
+        f"before each size. Both approaches: {sizes.scaling_runs} runs of "
+        f"{sizes.scaling_passes} passes, one fresh worker process each, product and older "
+        "approach one after the other in each run; a run's figure is the median of its passes "
+        "after the first, the table gives the median over the runs and the median of the "
+        "per-run ratios (older / product). The older approach runs without its pg_sleep(1) "
+        "(section 1 shows the sleep).",
         "",
     )
     part.table(
