@@ -101,7 +101,11 @@ def test_quick_run_counts_the_older_approachs_cloudwatch_defects(
         "datapoints; in 22 of them the first datapoint (`Datapoints[0]`, what the older "
         "approach takes) was not the newest." in lines
     )
-    figures = [line for line in lines if line.startswith(("| 2 |", "| 2b |", "| 2c |"))]
+    figures = [
+        line
+        for line in lines
+        if line.startswith(("| 2 | CloudWatch", "| 2b | CloudWatch", "| 2c | CloudWatch"))
+    ]
     assert [line.split(" | ")[2:4] for line in figures] == [
         ["0 wrong, 0 missing", "older approach: 15 wrong, 7 missing"],
         ["1 GetMetricData", "older approach: 22 GetMetricStatistics"],
