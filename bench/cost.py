@@ -133,10 +133,11 @@ def cost(
     )
     part.add(
         f"A pass every {schedule_minutes} min (template.yaml's ScheduleMinutes default): "
-        f"{passes:,} passes in a 30-day month; the older exporter is scraped at the same "
-        "cadence. Product: every invocation billed at the measured warm invocation (pass + "
-        f"push, section 4), rounded up to the ms, x {memory_mb} MB (template.yaml's MemorySize "
-        f"default), at ${LAMBDA_GB_SECOND} per GB-s plus $0.20 per million requests; "
+        f"{passes:,} passes in a 30-day month; the older exporter is taken to be scraped at the "
+        "same cadence (an input). Product: every invocation billed at the measured warm "
+        "invocation (pass + push, section 4), rounded up to the ms, x "
+        f"{memory_mb} MB (template.yaml's MemorySize default), at ${LAMBDA_GB_SECOND} per "
+        "GB-s plus $0.20 per million requests; "
         f"CloudWatch GetMetricData at ${GETMETRICDATA_PER_METRIC * 1000:.2f} per 1,000 metrics "
         "requested, counted per pass (section 2's run). Older approach: the host runs all "
         f"month ({HOURS_PER_MONTH} h), its peak RSS (section 1's runs) against the host's "

@@ -286,10 +286,9 @@ def compare(s: Servers, sizes: Sizes) -> Part:
         f"runs with one custom query and everything else off ({' '.join(EXPORTER_FLAGS)}): the "
         "product's "
         "top-N statement query (same aggregation, columns, order, text length), written out by "
-        "`exporter_queries()` in bench/exporter_compare.py, which reads the "
-        "`pg_stat_statements` view (every stored text). The product runs in pull mode "
-        "(`python -m middleware_monitoring serve`, only PG_* set: every PostgreSQL series, the "
-        "top N statements, QPS).",
+        "`exporter_queries()` in bench/exporter_compare.py, reading the `pg_stat_statements` "
+        "view. The product runs in pull mode (`python -m middleware_monitoring serve`, only "
+        "PG_* set).",
         "",
         f"Both are scraped alternately after two warm-up scrapes each, {sizes.exporter_scrapes} "
         "times per workload; figures are medians, the ratio the median of the per-scrape ratios "

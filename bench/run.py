@@ -225,7 +225,7 @@ def header(
     return [
         "# Benchmark results" + (" (partial run: not a result)" if partial else ""),
         "",
-        f"Written by `make bench` (`{command}`) "
+        f"Written by `{command}` (`make bench` runs it without arguments) "
         f"from {stamp.describe()}; do not edit by hand. How each section measures: "
         "docs/benchmark.md and the text under each section.",
         "",

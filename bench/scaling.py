@@ -108,8 +108,8 @@ def scaling(s: Servers, sizes: Sizes) -> tuple[Part, list[dict[str, Any]]]:
         rows,
     )
     part.add(
-        "Longest single source of the product's last pass, per kind (a CloudWatch source's "
-        "time is its wait for the pass's batch):",
+        "Longest single source of the product's last pass, per kind (`SourceOutcome."
+        "duration_seconds`):",
         "",
         *slowest,
     )
