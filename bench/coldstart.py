@@ -21,7 +21,7 @@ from bench.harness import (
     template_default,
     worker_command,
 )
-from bench.report import Figure, Part, ms
+from bench.report import Figure, Part, counted, ms
 
 LAMBDA_SMALLEST_MB = 128  # input: the smallest memory size Lambda offers
 # Heavy packages imported only where first used; whether a configuration loaded them is
@@ -113,7 +113,8 @@ def cold_start(s: Servers, sizes: Sizes, spec: FleetSpec) -> tuple[Part, dict[st
         ),
     ]
     part.add(
-        f"Median of {sizes.runs} fresh processes per configuration. Process wall = spawn to "
+        f"Median of {counted(sizes.runs, 'fresh process', 'fresh processes')} per "
+        "configuration. Process wall = spawn to "
         "exit of `bench/worker.py handler` (interpreter start, handler import, first invocation "
         f"with its push to the Pushgateway, {passes - 1} warm invocations, exit). Warm "
         f"invocation (pass + push), median: reference fleet {ms(full_warm)}, PostgreSQL-only "

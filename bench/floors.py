@@ -11,11 +11,11 @@ from typing import Any
 from bench import cloudwatch_data
 from bench.fleet import FleetSpec
 from bench.harness import Servers, Sizes, run_worker, shown, worker_command
-from bench.report import Figure, Part, median_ratio, ms
+from bench.report import Figure, Part, counted, median_ratio, ms
 
 FLOORS = {
     "postgres": "the product's SQL of that pass, replayed back to back over one open connection",
-    "cloudwatch": "GetMetricData with the same queries, on an open client: {calls} call(s)",
+    "cloudwatch": "GetMetricData with the same queries, on an open client: {calls}",
     "mongo": "one serverStatus on an open client",
 }
 
@@ -45,7 +45,7 @@ def floors(s: Servers, sizes: Sizes, reference: FleetSpec) -> Part:
         out = run_worker("floor", path, sizes.floor_passes, "--source", source)
         product, floor = out["product"], out["floor"]
         ratios = [p / f for p, f in zip(product, floor, strict=True)]
-        what = FLOORS[source].format(calls=out["floor_calls"])
+        what = FLOORS[source].format(calls=counted(out["floor_calls"], "call"))
         if source == "postgres":
             what += f" ({out['floor_calls']} statements)"
         command = shown(worker_command("floor", path, sizes.floor_passes, "--source", source))

@@ -10,7 +10,7 @@ from typing import Any
 from bench import cloudwatch_data
 from bench.fleet import REFERENCE_TARGETS, FleetSpec, scaled
 from bench.harness import Servers, Sizes, run_worker, shown, worker_command
-from bench.report import Figure, Part, median_ratio, ms, times, warm
+from bench.report import Figure, Part, counted, median_ratio, ms, times, warm
 
 
 def reference_spec(s: Servers) -> FleetSpec:
@@ -72,8 +72,8 @@ def warm_pass(s: Servers, sizes: Sizes) -> tuple[Part, dict[str, Any]]:
         ),
     ]
     part.add(
-        f"{sizes.runs} runs; in each, one fresh worker process per approach, one after the "
-        f"other: the product ({sizes.passes} passes), the older approach without its "
+        f"{counted(sizes.runs, 'run')}; in each, one fresh worker process per approach, one "
+        f"after the other: the product ({sizes.passes} passes), the older approach without its "
         f"pg_sleep(1) ({sizes.passes} passes) and with it ({sleep_passes} passes). A run's "
         "figure is the median of its passes after the first; the table gives the median over "
         "the runs, and the ratio is the median of the per-run ratios (older / product).",

@@ -22,7 +22,7 @@ from bench.harness import (
     template_default,
     worker_command,
 )
-from bench.report import Figure, Part, goal, ms
+from bench.report import Figure, Part, counted, goal, ms
 
 GOAL_TARGETS = 100
 GOAL_WARM_SECONDS = 2.0
@@ -151,7 +151,7 @@ def pg_fleet(s: Servers, sizes: Sizes) -> tuple[Part, dict[int, dict[str, Any]]]
         f"entries), each with {per_server} databases and {sizes.fleet_logins} monitoring "
         "logins (pg_monitor); target i is database i div S of server i mod S, its login "
         "taken in turn; every target is an entry of a targets file (TARGETS_FILE, no PG_* "
-        f"variables). For each size, {sizes.fleet_runs} fresh function instances "
+        f"variables). For each size, {counted(sizes.fleet_runs, 'fresh function instance')} "
         f"(`bench/worker.py handler`: import, {sizes.fleet_passes} invocations with their push "
         "to the Pushgateway); figures are medians over the instances, peak RSS the largest. "
         "Warm pass = the pass's own duration (the invocation's summary) of the invocations "

@@ -107,6 +107,11 @@ def warm(durations: Sequence[float]) -> float:
     return statistics.median(rest)
 
 
+def counted(n: int, noun: str, plural: str | None = None) -> str:
+    """``1 run``, ``5 runs``."""
+    return f"{n} {noun if n == 1 else plural or noun + 's'}"
+
+
 def goal(met: bool) -> str:
     return "met" if met else "NOT met"
 

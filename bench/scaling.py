@@ -10,7 +10,7 @@ from typing import Any
 from bench import cloudwatch_data
 from bench.fleet import scaled
 from bench.harness import PG_VERSION, Servers, Sizes, peak_rss, run_worker, shown, worker_command
-from bench.report import Figure, Part, median_ratio, ms, warm
+from bench.report import Figure, Part, counted, median_ratio, ms, warm
 
 
 def scaling(s: Servers, sizes: Sizes) -> tuple[Part, list[dict[str, Any]]]:
@@ -81,12 +81,12 @@ def scaling(s: Servers, sizes: Sizes) -> tuple[Part, list[dict[str, Any]]]:
         f"ElastiCache cluster; bench/fleet.py). PostgreSQL targets alternate between two "
         f"PostgreSQL {PG_VERSION} servers holding {s.statements:,} statements each; DocumentDB "
         "targets share one stand-in; CloudWatch ids are distinct on the moto stand-in, seeded "
-        f"before each size. Both approaches: {sizes.scaling_runs} runs of "
-        f"{sizes.scaling_passes} passes, one fresh worker process each, product and older "
-        "approach one after the other in each run; a run's figure is the median of its passes "
-        "after the first, the table gives the median over the runs and the median of the "
-        "per-run ratios (older / product). The older approach runs without its pg_sleep(1) "
-        "(section 1 shows the sleep).",
+        f"before each size. Both approaches: {counted(sizes.scaling_runs, 'run')} of "
+        f"{counted(sizes.scaling_passes, 'pass', 'passes')}, one fresh worker process each, "
+        "product and older approach one after the other in each run; a run's figure is the "
+        "median of its passes after the first, the table gives the median over the runs and "
+        "the median of the per-run ratios (older / product). The older approach runs without "
+        "its pg_sleep(1) (section 1 shows the sleep).",
         "",
     )
     part.table(
