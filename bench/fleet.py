@@ -22,16 +22,6 @@ KINDS = ("postgres", "docdb", "docdb-instance", "docdb-instance", "docdb-cluster
 REFERENCE_TARGETS = len(KINDS)
 MAX_QUERIES_PER_CALL = 500
 
-# CloudWatch queries per target kind (the product's declarations: SPEC 3.3, 3.5, 3.6).
-QUERIES_PER_KIND = {
-    "postgres": 5,
-    "docdb": 0,
-    "docdb-instance": 5,
-    "docdb-cluster": 3,
-    "elasticache": 4,
-}
-
-
 @dataclass(frozen=True)
 class PgServerRef:
     host: str
@@ -72,13 +62,8 @@ class FleetSpec:
 
     @property
     def cloudwatch_queries(self) -> int:
-        return (
-            5 * sum(1 for p in self.postgres if p.get("rds_id"))
-            + 5 * len(self.rds_instances)
-            + 5 * len(self.docdb_instances)
-            + 3 * len(self.docdb_clusters)
-            + 4 * len(self.elasticache)
-        )
+        """Distinct statistics the product declares for the fleet (what one pass requests)."""
+        return len({declaration.stat for declaration in cloudwatch_declarations(self)})
 
     @property
     def floor_calls(self) -> int:

@@ -16,10 +16,21 @@ from typing import Any
 import pytest
 
 from bench import provenance, run
+from bench.baseline_exporter import older_metric
+from bench.cloudwatch_data import OUT_SERIES
 from bench.coldstart import importtime_breakdown
 from bench.exporter_compare import exporter_queries
-from bench.fleet import DocServerRef, FleetSpec, PgServerRef, build_baseline, build_runtime, scaled
+from bench.fleet import (
+    DocServerRef,
+    FleetSpec,
+    PgServerRef,
+    build_baseline,
+    build_runtime,
+    cloudwatch_declarations,
+    scaled,
+)
 from bench.report import module_rows
+from middleware_monitoring.cloudwatch.declarations import MINUTE
 from tests.helpers import closing
 from tests.standins.aws import MotoServer
 from tests.standins.docdb import DocDBServer, start_demo_docdb
@@ -85,32 +96,85 @@ def test_quick_run_has_every_section(quick_report: tuple[str, bytes, int]) -> No
     ]
 
 
+def older_approach_scores() -> tuple[int, dict[str, tuple[int, ...]]]:
+    """The reference fleet's CloudWatch series and, per kind of data, the row section 2 must
+    show: (series, product right, wrong, missing, older right, wrong, missing), worked out
+    from the seeding scheme of bench/cloudwatch_data.py. Statistics in declaration order get
+    the kinds in turn (distinct: newest 10+i, middle 110+i, oldest 210+i; zero newest: 0, 3+i,
+    5+i; all zero); the older approach takes the first point moto returns (the oldest in its
+    10-minute window: the middle one for 5-minute metrics), drops zeros, and asks the In
+    metric for the Out series."""
+    spec = scaled(6, [PgServerRef("h", 1, "u", "p")], DocServerRef({}), {})
+    declarations = cloudwatch_declarations(spec)
+    stats = list(dict.fromkeys(d.stat for d in declarations))
+    kinds = ("distinct", "zero newest", "all zero")
+
+    def newest(i: int) -> float:
+        return 10.0 + i if kinds[i % 3] == "distinct" else 0.0
+
+    def first_returned(i: int) -> float:
+        one_minute = stats[i].period == MINUTE
+        if kinds[i % 3] == "distinct":
+            return 210.0 + i if one_minute else 110.0 + i
+        if kinds[i % 3] == "zero newest":
+            return 5.0 + i if one_minute else 3.0 + i
+        return 0.0
+
+    rows: dict[str, list[int]] = {kind: [0] * 7 for kind in (*kinds, OUT_SERIES)}
+    for declaration in declarations:
+        i = stats.index(declaration.stat)
+        asked = older_metric(declaration.output, declaration.stat.metric)
+        j = next(
+            k
+            for k, s in enumerate(stats)
+            if s.metric == asked and s.dimensions == declaration.stat.dimensions
+        )
+        got = first_returned(j)
+        older = 6 if got == 0 else 4 if got == newest(i) else 5
+        for kind in [kinds[i % 3]] + ([OUT_SERIES] if declaration.output == OUT_SERIES else []):
+            rows[kind][0] += 1
+            rows[kind][1] += 1
+            rows[kind][older] += 1
+    return len(stats), {kind: tuple(row) for kind, row in rows.items()}
+
+
 def test_quick_run_counts_the_older_approachs_cloudwatch_defects(
     quick_report: tuple[str, bytes, int],
 ) -> None:
-    """22 series of the reference fleet, kinds of data in turn (8 / 7 / 7): the older
-    approach takes the oldest point (moto answers oldest first), drops the zeros, and fills
-    the Out series from the In metric (whose oldest point is 228, not Out's newest 0)."""
     lines = quick_report[0].splitlines()
-    assert "| distinct | 8 | 8 | 0 | 0 | 0 | 8 | 0 |" in lines
-    assert "| zero newest | 7 | 7 | 0 | 0 | 0 | 7 | 0 |" in lines
-    assert "| all zero | 7 | 7 | 0 | 0 | 0 | 0 | 7 |" in lines
-    assert "| redis_network_bandwidthOut_allowance_exceeded | 1 | 1 | 0 | 0 | 0 | 1 | 0 |" in lines
+    queries, rows = older_approach_scores()
+    for kind, row in rows.items():
+        assert f"| {kind} | {' | '.join(str(n) for n in row)} |" in lines
     assert (
-        "The stand-in answered 22 of the older approach's 22 GetMetricStatistics calls with "
-        "datapoints; in 22 of them the first datapoint (`Datapoints[0]`, what the older "
-        "approach takes) was not the newest." in lines
+        f"The stand-in answered {queries} of the older approach's {queries} GetMetricStatistics "
+        f"calls with datapoints; in {queries} of them the first datapoint (`Datapoints[0]`, "
+        "what the older approach takes) was not the newest." in lines
     )
+    wrong = sum(row[5] for kind, row in rows.items() if kind != OUT_SERIES)
+    missing = sum(row[6] for kind, row in rows.items() if kind != OUT_SERIES)
     figures = [
         line
         for line in lines
         if line.startswith(("| 2 | CloudWatch", "| 2b | CloudWatch", "| 2c | CloudWatch"))
     ]
     assert [line.split(" | ")[2:4] for line in figures] == [
-        ["0 wrong, 0 missing", "older approach: 15 wrong, 7 missing"],
-        ["1 GetMetricData", "older approach: 22 GetMetricStatistics"],
-        ["0", "older approach: 22"],
+        ["0 wrong, 0 missing", f"older approach: {wrong} wrong, {missing} missing"],
+        ["1 GetMetricData", f"older approach: {queries} GetMetricStatistics"],
+        ["0", f"older approach: {queries}"],
     ]
+
+
+def test_older_approach_scores_on_this_catalogue() -> None:
+    """The worked-out rows for the catalogue of SPEC 3.3-3.6 (22 statistics)."""
+    assert older_approach_scores() == (
+        22,
+        {
+            "distinct": (8, 8, 0, 0, 0, 8, 0),
+            "zero newest": (7, 7, 0, 0, 0, 7, 0),
+            "all zero": (7, 7, 0, 0, 0, 0, 7),
+            OUT_SERIES: (1, 1, 0, 0, 0, 1, 0),
+        },
+    )
 
 
 def test_quick_run_fleet_holds_one_connection_per_target(
@@ -335,7 +399,7 @@ def test_baseline_pass_on_the_bench_fleet(fleet: FleetSpec, sleep: bool, stateme
         result = exporter.scrape()
     finally:
         exporter.close()
-    assert dict(result.api_calls) == {"GetMetricStatistics": 22}
+    assert dict(result.api_calls) == {"GetMetricStatistics": fleet.cloudwatch_queries}
     # Nothing else runs on the server during the pass: between its two readings the
     # baseline's own statements are the whole delta: the first reading, and the pg_sleep.
     assert {k: v for k, v in result.values.items() if k.startswith("pg-0/pg_qps_")} == {
@@ -343,6 +407,10 @@ def test_baseline_pass_on_the_bench_fleet(fleet: FleetSpec, sleep: bool, stateme
         "pg-0/pg_qps_read": statements,
         "pg-0/pg_qps_write": 0.0,
     }
-    # The Out series carries the In metric's first (oldest) point: 210 + its index 18.
-    assert result.values["redis_network_bandwidthOut_allowance_exceeded/bench-redis-5"] == 228.0
-    assert (result.answered, result.first_not_newest) == (22, 22)
+    # The Out series carries the In metric's first (oldest) point, as seeded for its kind.
+    stats = list(dict.fromkeys(d.stat for d in cloudwatch_declarations(fleet)))
+    inbound = next(i for i, s in enumerate(stats) if s.metric == older_metric(OUT_SERIES, ""))
+    oldest = (210.0 + inbound, 5.0 + inbound, None)[inbound % 3]
+    assert result.values.get(f"{OUT_SERIES}/bench-redis-5") == oldest
+    queries = fleet.cloudwatch_queries
+    assert (result.answered, result.first_not_newest) == (queries, queries)
