@@ -22,6 +22,7 @@ KINDS = ("postgres", "docdb", "docdb-instance", "docdb-instance", "docdb-cluster
 REFERENCE_TARGETS = len(KINDS)
 MAX_QUERIES_PER_CALL = 500
 
+
 @dataclass(frozen=True)
 class PgServerRef:
     host: str
