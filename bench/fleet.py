@@ -4,7 +4,8 @@ worker processes), and how each side (the product, the baseline) is built from o
 A fleet of n targets repeats the reference fleet's mix, in this order: a PostgreSQL target
 (with its RDS CloudWatch metrics), a DocumentDB target (serverStatus), two DocumentDB
 instances, a DocumentDB cluster and an ElastiCache cluster (CloudWatch). n = 6 is the
-reference fleet of issue 8: 22 CloudWatch queries.
+reference fleet of issue 8: 22 CloudWatch queries. ``rds_instances`` are CloudWatch-only RDS
+ids (the floors' CloudWatch-only fleet), in the targets document's ``cloudwatch`` list.
 """
 
 from __future__ import annotations
@@ -20,15 +21,6 @@ from typing import Any
 KINDS = ("postgres", "docdb", "docdb-instance", "docdb-instance", "docdb-cluster", "elasticache")
 REFERENCE_TARGETS = len(KINDS)
 MAX_QUERIES_PER_CALL = 500
-
-# CloudWatch queries per target kind (the product's declarations: SPEC 3.3, 3.5, 3.6, 13).
-QUERIES_PER_KIND = {
-    "postgres": 5,
-    "docdb": 0,
-    "docdb-instance": 5,
-    "docdb-cluster": 3,
-    "elasticache": 14,
-}
 
 
 @dataclass(frozen=True)
@@ -54,6 +46,7 @@ class FleetSpec:
     docdb_instances: list[str] = field(default_factory=list)
     docdb_clusters: list[str] = field(default_factory=list)
     elasticache: list[str] = field(default_factory=list)
+    rds_instances: list[str] = field(default_factory=list)
     # AWS stand-in endpoint, region, credentials; anything else the collector reads.
     env: dict[str, str] = field(default_factory=dict)
 
@@ -65,16 +58,13 @@ class FleetSpec:
             + len(self.docdb_instances)
             + len(self.docdb_clusters)
             + len(self.elasticache)
+            + len(self.rds_instances)
         )
 
     @property
     def cloudwatch_queries(self) -> int:
-        return (
-            5 * len(self.postgres)
-            + 5 * len(self.docdb_instances)
-            + 3 * len(self.docdb_clusters)
-            + 14 * len(self.elasticache)
-        )
+        """Distinct statistics the product declares for the fleet (what one pass requests)."""
+        return len({declaration.stat for declaration in cloudwatch_declarations(self)})
 
     @property
     def floor_calls(self) -> int:
@@ -122,24 +112,26 @@ def collector_env(spec: FleetSpec) -> dict[str, str]:
             PG_PWD=first["password"],
             PG_DBNAME=first["database"],
             PG_TARGET_NAME=first["name"],
-            AWS_RDS_INSTANCE_ID=first["rds_id"],
-            AWS_RDS_TYPE="DBInstanceIdentifier",
         )
+        if first.get("rds_id"):
+            env.update(AWS_RDS_INSTANCE_ID=first["rds_id"], AWS_RDS_TYPE="DBInstanceIdentifier")
+    document: dict[str, Any] = {}
     if len(spec.postgres) > 1:
-        document = {
-            "postgres": [
-                {
-                    "name": pg["name"],
-                    "host": pg["host"],
-                    "port": pg["port"],
-                    "user": pg["user"],
-                    "password": pg["password"],
-                    "dbname": pg["database"],
-                    "rds_id": pg["rds_id"],
-                }
-                for pg in spec.postgres[1:]
-            ]
-        }
+        document["postgres"] = [
+            {
+                "name": pg["name"],
+                "host": pg["host"],
+                "port": pg["port"],
+                "user": pg["user"],
+                "password": pg["password"],
+                "dbname": pg["database"],
+                **({"rds_id": pg["rds_id"]} if pg.get("rds_id") else {}),
+            }
+            for pg in spec.postgres[1:]
+        ]
+    if spec.rds_instances:
+        document["cloudwatch"] = {"rds_instances": list(spec.rds_instances)}
+    if document:
         text = json.dumps(document, sort_keys=True)
         path = Path(tempfile.gettempdir()) / (
             f"bench-targets-{hashlib.sha256(text.encode()).hexdigest()[:12]}.json"
@@ -171,14 +163,23 @@ def close_runtime(runtime: Any) -> None:
     runtime.close()
 
 
-def build_baseline(spec: FleetSpec) -> Any:
-    from bench.baseline_exporter import BaselineExporter, CwMetric, DocTarget, PgTarget
+def build_baseline(spec: FleetSpec, *, sleep: bool = True) -> Any:
+    from bench.baseline_exporter import (
+        BaselineExporter,
+        CwMetric,
+        DocTarget,
+        PgTarget,
+        older_metric,
+    )
 
     metrics: list[CwMetric] = []
 
     def add(namespace: str, dims: tuple[tuple[str, str], ...], catalogue: Any) -> None:
         metrics.extend(
-            CwMetric(namespace, s.metric, dims, s.statistic, s.period) for s in catalogue
+            CwMetric(
+                namespace, older_metric(s.output, s.metric), dims, s.statistic, s.period, s.output
+            )
+            for s in catalogue
         )
 
     from middleware_monitoring.cloudwatch import declarations as d
@@ -187,8 +188,8 @@ def build_baseline(spec: FleetSpec) -> Any:
         PgTarget(p["name"], p["host"], p["port"], p["user"], p["password"], p["database"])
         for p in spec.postgres
     ]
-    for p in spec.postgres:
-        add(d.RDS, (("DBInstanceIdentifier", p["rds_id"]),), d.RDS_INSTANCE_SERIES)
+    for rds_id in [p["rds_id"] for p in spec.postgres if p.get("rds_id")] + spec.rds_instances:
+        add(d.RDS, (("DBInstanceIdentifier", rds_id),), d.RDS_INSTANCE_SERIES)
     doc_targets = [
         DocTarget(
             doc["name"],
@@ -212,6 +213,7 @@ def build_baseline(spec: FleetSpec) -> Any:
         metrics,
         region=spec.env.get("AWS_REGION", "us-east-1"),
         endpoint_url=spec.env.get("AWS_ENDPOINT_URL"),
+        sleep=sleep,
     )
 
 
@@ -220,8 +222,8 @@ def cloudwatch_declarations(spec: FleetSpec) -> list[Any]:
     from middleware_monitoring.cloudwatch import declarations as d
 
     made: list[Any] = []
-    for p in spec.postgres:
-        made += d.rds(p["rds_id"], "DBInstanceIdentifier")
+    for rds_id in [p["rds_id"] for p in spec.postgres if p.get("rds_id")] + spec.rds_instances:
+        made += d.rds(rds_id, "DBInstanceIdentifier")
     for i in spec.docdb_instances:
         made += d.docdb_instance(i)
     for i in spec.docdb_clusters:

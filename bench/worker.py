@@ -2,12 +2,21 @@
 servers (moto and the DocumentDB stand-in are Python threads in the bench's process) never
 share an interpreter with what is measured. Prints one JSON object on its last line.
 
-    python -m bench.worker ours|baseline|handler SPEC_FILE [--passes N]
+    python -m bench.worker ours|baseline|handler|floor SPEC_FILE [--passes N]
+        [--no-sleep] [--source postgres|cloudwatch|mongo]
 
 - ``ours``: the product's Runtime for the fleet, ``collect()`` N times (the first is cold).
-- ``baseline``: ``bench/baseline_exporter.py``, ``scrape()`` N times.
+- ``baseline``: ``bench/baseline_exporter.py``, ``scrape()`` N times (``--no-sleep``: without
+  its ``pg_sleep(1)``).
 - ``handler``: cold start: import the Lambda handler (functions/collector/app.py) and
   invoke it, then N-1 warm invocations, each with its push to the Pushgateway in the env.
+  SPEC_FILE is the environment, or ``{"env": {...}, "count_at": [servers]}``: then the
+  connections the product holds at each PostgreSQL server are counted in pg_stat_activity
+  after the last invocation, while the function instance still holds them.
+- ``floor``: the fleet (one kind of source) collected by the product, each warm pass followed
+  by the floor for the same work without the product: the SQL the product ran in that pass,
+  replayed back to back over one connection (``postgres``); one GetMetricData call with the
+  same queries (``cloudwatch``); one serverStatus (``mongo``).
 """
 
 from __future__ import annotations
@@ -20,25 +29,35 @@ import resource
 import sys
 import time
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 APP_FILE = Path(__file__).resolve().parents[1] / "functions" / "collector" / "app.py"
 API_CALLS: Counter[str] = Counter()
+CLIENTS: Counter[str] = Counter()
 
 
 def count_aws_calls() -> None:
-    """Count every AWS API operation this process makes, whoever makes it: botocore's
-    Endpoint.make_request runs once per API call (retries happen inside it)."""
+    """Count every AWS API operation this process makes, whoever makes it (botocore's
+    Endpoint.make_request runs once per API call, retries happen inside it), and every
+    botocore client created."""
     from botocore.endpoint import Endpoint
+    from botocore.session import Session
 
     original = Endpoint.make_request
+    original_client = Session.create_client
 
     def counted(self: Any, operation_model: Any, request_dict: Any) -> Any:
         API_CALLS[operation_model.name] += 1
         return original(self, operation_model, request_dict)
 
+    def counted_client(self: Any, service_name: str, *args: Any, **kwargs: Any) -> Any:
+        CLIENTS[service_name] += 1
+        return original_client(self, service_name, *args, **kwargs)
+
     Endpoint.make_request = counted  # type: ignore[method-assign]
+    Session.create_client = counted_client  # type: ignore[method-assign]
 
 
 def maxrss_mb() -> float:
@@ -58,6 +77,41 @@ class FakeContext:
         return int((self._deadline - time.monotonic()) * 1000)
 
 
+def cloudwatch_outputs() -> set[str]:
+    from middleware_monitoring.cloudwatch import declarations as d
+
+    catalogues = (
+        d.RDS_INSTANCE_SERIES,
+        d.AURORA_CLUSTER_SERIES,
+        d.DOCDB_INSTANCE_SERIES,
+        d.DOCDB_CLUSTER_SERIES,
+        d.ELASTICACHE_SERIES,
+    )
+    return {series.output for catalogue in catalogues for series in catalogue}
+
+
+def exported_cloudwatch_values(result: Any, spec: Any) -> dict[str, float]:
+    """The CloudWatch series a pass exported, keyed ``series/id`` like the baseline's
+    (``CwMetric.key``): the id is the DocDB / ElastiCache label, or the RDS id of the target
+    (RDS series carry no label: the target's group is the instance)."""
+    outputs = cloudwatch_outputs()
+    rds_of = {p["name"]: p["rds_id"] for p in spec.postgres if p.get("rds_id")}
+    rds_of.update({rds_id: rds_id for rds_id in spec.rds_instances})
+    values: dict[str, float] = {}
+    for target in result.targets:
+        for family in target.families:
+            if family.name not in outputs:
+                continue
+            for sample in family.samples:
+                ident = (
+                    sample.labels.get("DocDB")
+                    or sample.labels.get("ElastiCache")
+                    or rds_of.get(target.target)
+                )
+                values[f"{family.name}/{ident}"] = sample.value
+    return values
+
+
 def run_ours(spec: Any, passes: int) -> dict[str, Any]:
     from bench.fleet import build_runtime, close_runtime
 
@@ -65,18 +119,25 @@ def run_ours(spec: Any, passes: int) -> dict[str, Any]:
     runtime = build_runtime(spec)
     durations: list[float] = []
     calls: list[dict[str, int]] = []
+    clients: list[dict[str, int]] = []
     up = down = series = 0
+    slowest: dict[str, float] = {}
+    down_reasons: list[str] = []
+    values: dict[str, float] = {}
+    requested = 0.0
     try:
         for _ in range(passes):
             API_CALLS.clear()
+            CLIENTS.clear()
             started = time.perf_counter()
             result = runtime.collect(50.0)
             durations.append(time.perf_counter() - started)
             calls.append(dict(API_CALLS))
+            clients.append(dict(CLIENTS))
             up = sum(1 for t in result.targets if t.up)
             down = len(result.targets) - up
             series = result.series_count()
-            slowest: dict[str, float] = {}
+            slowest = {}
             for target in result.targets:
                 for outcome in target.outcomes:
                     slowest[outcome.source] = max(
@@ -85,11 +146,19 @@ def run_ours(spec: Any, passes: int) -> dict[str, Any]:
             down_reasons = sorted(
                 {f"{t.target}:{o.reason}" for t in result.targets for o in t.outcomes if not o.up}
             )
+            values = exported_cloudwatch_values(result, spec)
+            requested = sum(
+                sample.value
+                for family in result.collector.families
+                if family.name == "middleware_cloudwatch_metrics_requested"
+                for sample in family.samples
+            )
     finally:
         close_runtime(runtime)
     return {
         "durations": durations,
         "calls": calls,
+        "clients": clients,
         "targets": len(runtime.targets),
         "up": up,
         "down": down,
@@ -97,44 +166,84 @@ def run_ours(spec: Any, passes: int) -> dict[str, Any]:
         "series": series,
         "slowest_source_s": slowest,
         "max_workers": runtime.settings.max_workers,
+        "cloudwatch_values": values,
+        "metrics_requested": requested,
         "maxrss_mb": maxrss_mb(),
     }
 
 
-def run_baseline(spec: Any, passes: int) -> dict[str, Any]:
+def run_baseline(spec: Any, passes: int, sleep: bool) -> dict[str, Any]:
     from bench.fleet import build_baseline
 
     count_aws_calls()
-    exporter = build_baseline(spec)
+    exporter = build_baseline(spec, sleep=sleep)
     durations: list[float] = []
     calls: list[dict[str, int]] = []
+    clients: list[dict[str, int]] = []
     values: dict[str, float] = {}
+    first_not_newest = answered = 0
     try:
         for _ in range(passes):
             API_CALLS.clear()
+            CLIENTS.clear()
             result = exporter.scrape()
             durations.append(result.duration_seconds)
             calls.append(dict(API_CALLS))
+            clients.append(dict(CLIENTS))
             values = result.values
+            first_not_newest, answered = result.first_not_newest, result.answered
     finally:
         exporter.close()
     return {
         "durations": durations,
         "calls": calls,
+        "clients": clients,
         "targets": spec.targets,
         "series": len(values),
-        "cloudwatch_values": {k: v for k, v in values.items() if k.startswith("AWS/")},
+        "cloudwatch_values": {m.key: values[m.key] for m in exporter.cloudwatch if m.key in values},
+        "first_not_newest": first_not_newest,
+        "answered": answered,
         "maxrss_mb": maxrss_mb(),
     }
 
 
-def run_handler(env: dict[str, str], passes: int) -> dict[str, Any]:
+def count_connections(servers: list[dict[str, Any]]) -> list[dict[str, int]]:
+    """Client connections at each server: the product's (its application_name) and all."""
+    import pg8000.native
+
+    from middleware_monitoring.postgres.connection import APPLICATION_NAME
+
+    counted: list[dict[str, int]] = []
+    for server in servers:
+        conn = pg8000.native.Connection(
+            user=server["user"],
+            password=server["password"],
+            host=server["host"],
+            port=server["port"],
+            database=server.get("database", "postgres"),
+            timeout=30,
+        )
+        try:
+            product, everyone = conn.run(
+                "SELECT count(*) FILTER (WHERE application_name = :name), count(*) "
+                "FROM pg_stat_activity WHERE backend_type = 'client backend' "
+                "AND pid <> pg_backend_pid()",
+                name=APPLICATION_NAME,
+            )[0]
+        finally:
+            conn.close()
+        counted.append({"port": int(server["port"]), "product": product, "all": everyone})
+    return counted
+
+
+def run_handler(spec: dict[str, Any], passes: int) -> dict[str, Any]:
+    env: dict[str, str] = spec.get("env", spec)
     os.environ.update(env)
     before_import = time.perf_counter()
-    spec = importlib.util.spec_from_file_location("app", APP_FILE)
-    assert spec is not None and spec.loader is not None
-    app = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(app)
+    module_spec = importlib.util.spec_from_file_location("app", APP_FILE)
+    assert module_spec is not None and module_spec.loader is not None
+    app = importlib.util.module_from_spec(module_spec)
+    module_spec.loader.exec_module(app)
     imported = time.perf_counter()
     invocations: list[float] = []
     summaries: list[Any] = []
@@ -145,11 +254,14 @@ def run_handler(env: dict[str, str], passes: int) -> dict[str, Any]:
         invocations.append(time.perf_counter() - started)
         if not rss_after_first:
             rss_after_first = maxrss_mb()
+    connections = count_connections(spec.get("count_at", []))
     return {
         "import_s": imported - before_import,
         "invocations": invocations,
+        "pass_durations": [float(s["duration_seconds"]) for s in summaries],
         "summary": summaries[-1],
         "first_summary": summaries[0],
+        "connections": connections,
         "maxrss_after_first_mb": rss_after_first,
         "maxrss_mb": maxrss_mb(),
         "loaded": sorted(
@@ -158,11 +270,145 @@ def run_handler(env: dict[str, str], passes: int) -> dict[str, Any]:
     }
 
 
+# --- floors -------------------------------------------------------------------------------
+
+
+def postgres_floor(spec: Any) -> tuple[Callable[[], None], Callable[[], None], Callable[[], int]]:
+    """Record the SQL of each product pass (pg8000's run, whoever calls it); the floor
+    replays the last pass's statements, with their parameters, back to back over one
+    connection opened beforehand. Returns (start recording, floor, statements replayed)."""
+    import pg8000.native
+
+    recorded: list[tuple[str, dict[str, Any]]] = []
+    recording = [False]
+    original = pg8000.native.Connection.run
+
+    def run(self: Any, sql: str, stream: Any = None, types: Any = None, **params: Any) -> Any:
+        if recording[0]:
+            recorded.append((sql, dict(params)))
+        return original(self, sql, stream=stream, types=types, **params)
+
+    pg8000.native.Connection.run = run
+    target = spec.postgres[0]
+    conn = pg8000.native.Connection(
+        user=target["user"],
+        password=target["password"],
+        host=target["host"],
+        port=target["port"],
+        database=target["database"],
+        timeout=30,
+    )
+    replay: list[tuple[str, dict[str, Any]]] = []
+
+    def start() -> None:
+        recorded.clear()
+        recording[0] = True
+
+    def floor() -> None:
+        recording[0] = False
+        replay[:] = list(recorded)
+        for sql, params in replay:
+            original(conn, sql, **params)
+
+    return start, floor, lambda: len(replay)
+
+
+def cloudwatch_floor(runtime: Any) -> tuple[Callable[[], None], Callable[[], int]]:
+    """One GetMetricData call (per 500 queries) for the queries of the pass, on a client made
+    like the product's and already used once (connection open)."""
+    import datetime as dt
+
+    from middleware_monitoring.cloudwatch.client import make_client
+    from middleware_monitoring.cloudwatch.fetch import plan, queries, window
+    from middleware_monitoring.cloudwatch.source import CloudWatchSource
+
+    settings = runtime.settings.cloudwatch
+    stats = [
+        declaration.stat
+        for target in runtime.targets
+        for source in target.sources
+        if isinstance(source, CloudWatchSource)
+        for declaration in source.declarations
+    ]
+    client = make_client(settings)
+    chunks = plan(stats)
+
+    def floor() -> None:
+        span = window(
+            time.time(),
+            lookback=settings.lookback_seconds,
+            end_delay=settings.end_delay_seconds,
+            periods={s.period for s in stats},
+        )
+        for chunk in chunks:
+            client.get_metric_data(
+                MetricDataQueries=queries(chunk),
+                StartTime=dt.datetime.fromtimestamp(span.start, dt.UTC),
+                EndTime=dt.datetime.fromtimestamp(span.end, dt.UTC),
+                ScanBy="TimestampDescending",
+            )
+
+    floor()  # the client's first call opens its connection
+    return floor, lambda: len(chunks)
+
+
+def mongo_floor(runtime: Any) -> Callable[[], None]:
+    """One serverStatus on a client made like the product's, already connected."""
+    from middleware_monitoring.docdb.client import new_client
+
+    settings = next(
+        spec for spec in runtime.settings.targets if type(spec).__name__ == "DocDBSettings"
+    )
+    client = new_client(settings)
+
+    def floor() -> None:
+        client.admin.command("serverStatus")
+
+    floor()
+    return floor
+
+
+def run_floor(spec: Any, passes: int, source: str) -> dict[str, Any]:
+    from bench.fleet import build_runtime, close_runtime
+
+    runtime = build_runtime(spec)
+    product: list[float] = []
+    floors: list[float] = []
+    calls = 0
+    try:
+        start_recording: Callable[[], None] = lambda: None  # noqa: E731
+        if source == "postgres":
+            start_recording, floor, calls_of = postgres_floor(spec)
+        runtime.collect(50.0)  # cold: connects, classification, the QPS window
+        if source == "cloudwatch":
+            floor, calls_of = cloudwatch_floor(runtime)
+        elif source == "mongo":
+            floor = mongo_floor(runtime)
+            calls_of = lambda: 1  # noqa: E731
+        for _ in range(passes):
+            start_recording()
+            started = time.perf_counter()
+            result = runtime.collect(50.0)
+            product.append(time.perf_counter() - started)
+            down = [t.target for t in result.targets if not t.up]
+            if down:
+                raise RuntimeError(f"targets down during the floor run: {down}")
+            started = time.perf_counter()
+            floor()
+            floors.append(time.perf_counter() - started)
+            calls = calls_of()
+    finally:
+        close_runtime(runtime)
+    return {"product": product, "floor": floors, "floor_calls": calls}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("mode", choices=("ours", "baseline", "handler"))
+    parser.add_argument("mode", choices=("ours", "baseline", "handler", "floor"))
     parser.add_argument("spec", type=Path)
     parser.add_argument("--passes", type=int, default=3)
+    parser.add_argument("--no-sleep", action="store_true")
+    parser.add_argument("--source", choices=("postgres", "cloudwatch", "mongo"))
     args = parser.parse_args()
     text = args.spec.read_text()
     if args.mode == "handler":
@@ -174,7 +420,12 @@ def main() -> None:
         # boto3 finds credentials, region and endpoint in the process environment, as in
         # Lambda (the execution role's variables) and as the older exporter did.
         os.environ.update(spec.env)
-        out = (run_ours if args.mode == "ours" else run_baseline)(spec, args.passes)
+        if args.mode == "ours":
+            out = run_ours(spec, args.passes)
+        elif args.mode == "baseline":
+            out = run_baseline(spec, args.passes, sleep=not args.no_sleep)
+        else:
+            out = run_floor(spec, args.passes, args.source or "postgres")
     print(json.dumps(out))
 
 

@@ -1,0 +1,153 @@
+"""Section 4 of `make bench`: cold start and peak memory of a function instance (the
+Lambda handler imported in a fresh process and invoked, push included), for the reference
+fleet and for a PostgreSQL-only configuration; import time by package."""
+
+from __future__ import annotations
+
+import re
+import statistics
+from collections import defaultdict
+from collections.abc import Callable
+from typing import Any
+
+from bench.fleet import FleetSpec, collector_env
+from bench.harness import (
+    TIMER,
+    Servers,
+    Sizes,
+    peak_rss,
+    run_worker,
+    shown,
+    template_default,
+    worker_command,
+)
+from bench.report import Figure, Part, counted, ms
+
+LAMBDA_SMALLEST_MB = 128  # input: the smallest memory size Lambda offers
+# Heavy packages imported only where first used; whether a configuration loaded them is
+# read from sys.modules after its first invocation.
+LAZY = ("pymongo", "boto3")
+
+
+def importtime_breakdown(stderr: str) -> list[tuple[str, float]]:
+    """Self time per top-level package from ``-X importtime`` lines, milliseconds."""
+    per: dict[str, float] = defaultdict(float)
+    for line in stderr.splitlines():
+        match = re.match(r"import time:\s+(\d+) \|\s+(\d+) \|(\s+)(\S+)", line)
+        if match:
+            per[match.group(4).split(".")[0]] += int(match.group(1)) / 1000
+    return sorted(per.items(), key=lambda item: -item[1])
+
+
+def handler_env(s: Servers, spec: FleetSpec) -> dict[str, str]:
+    return {
+        **collector_env(spec),
+        "PUSHGATEWAY_URL": s.gateway.url,
+        "PUSHGATEWAY_JOB": "bench",
+        "POWERTOOLS_SERVICE_NAME": "middleware-monitoring",
+    }
+
+
+def cold_start(s: Servers, sizes: Sizes, spec: FleetSpec) -> tuple[Part, dict[str, Any]]:
+    import json
+
+    from bench import cloudwatch_data
+
+    cloudwatch_data.seed(s.aws, spec)
+    full_env = handler_env(s, spec)
+    pg_only = FleetSpec(
+        postgres=[{k: v for k, v in spec.postgres[0].items() if k != "rds_id"}], env=s.aws_env()
+    )
+    pg_env = handler_env(s, pg_only)
+    full_path = s.write("handler-reference.json", json.dumps(full_env))
+    pg_path = s.write("handler-postgres-only.json", json.dumps(pg_env))
+    passes = 4
+    results: dict[str, list[dict[str, Any]]] = {"full": [], "pg": []}
+    for _ in range(sizes.runs):
+        results["full"].append(run_worker("handler", full_path, passes, timed=True))
+        results["pg"].append(run_worker("handler", pg_path, passes, timed=True))
+    traced = run_worker("handler", full_path, 1, python_flags=["-X", "importtime"])
+    traced_pg = run_worker("handler", pg_path, 1, python_flags=["-X", "importtime"])
+    breakdown = importtime_breakdown(traced["stderr"])
+    breakdown_pg = dict(importtime_breakdown(traced_pg["stderr"]))
+
+    def med(kind: str, key: Callable[[dict[str, Any]], float]) -> float:
+        return statistics.median(key(r) for r in results[kind])
+
+    full_wall = med("full", lambda r: r["wall_s"])
+    full_import = med("full", lambda r: r["import_s"])
+    full_first = med("full", lambda r: r["invocations"][0])
+    full_warm = med("full", lambda r: statistics.median(r["invocations"][1:]))
+    pg_wall = med("pg", lambda r: r["wall_s"])
+    pg_import = med("pg", lambda r: r["import_s"])
+    pg_first = med("pg", lambda r: r["invocations"][0])
+    pg_warm = med("pg", lambda r: statistics.median(r["invocations"][1:]))
+    rss_full = peak_rss(results["full"])
+    rss_pg = peak_rss(results["pg"])
+    loaded_full = results["full"][-1]["loaded"]
+    loaded_pg = results["pg"][-1]["loaded"]
+    memory_mb = int(template_default("MemorySize"))
+    command = " ".join([*TIMER, shown(worker_command("handler", full_path, passes))])
+    part = Part("4", "Cold start and peak memory of a function instance")
+    part.figures += [
+        Figure(
+            "4",
+            "Cold start, reference fleet: fresh process, import the handler, first invocation "
+            "(pass + push)",
+            f"{ms(full_wall)} process wall (import {ms(full_import)}, first invocation "
+            f"{ms(full_first)})",
+            f"PostgreSQL-only configuration: {ms(pg_wall)} (import {ms(pg_import)}, first "
+            f"invocation {ms(pg_first)})",
+            "",
+            command,
+        ),
+        Figure(
+            "4b",
+            f"Peak RSS of a function instance (import, first invocation, {passes - 1} warm "
+            "invocations, push included)",
+            f"{rss_full:.0f} MB (reference fleet)",
+            f"PostgreSQL-only: {rss_pg:.0f} MB",
+            f"within {LAMBDA_SMALLEST_MB} MB: {'yes' if rss_full < LAMBDA_SMALLEST_MB else 'no'}; "
+            f"within the template's {memory_mb} MB: {'yes' if rss_full < memory_mb else 'no'}",
+            command,
+        ),
+    ]
+    part.add(
+        f"Median of {counted(sizes.runs, 'fresh process', 'fresh processes')} per "
+        "configuration. Process wall = spawn to "
+        "exit of `bench/worker.py handler` (interpreter start, handler import, first invocation "
+        f"with its push to the Pushgateway, {passes - 1} warm invocations, exit). Warm "
+        f"invocation (pass + push), median: reference fleet {ms(full_warm)}, PostgreSQL-only "
+        f"{ms(pg_warm)}. Peak RSS is `Maximum resident set size` of `/usr/bin/time -v`, the "
+        "largest over the runs.",
+        "",
+        "Of the heavy packages imported where first used, loaded after the first invocation: "
+        + "; ".join(
+            f"{pkg}: reference fleet {'yes' if pkg in loaded_full else 'no'}, PostgreSQL-only "
+            f"{'yes' if pkg in loaded_pg else 'no'}"
+            for pkg in LAZY
+        )
+        + ".",
+        "",
+        "Import time by package (self time summed over its modules, `-X importtime`, one "
+        f"traced run per configuration): total {sum(t for _, t in breakdown):.0f} ms reference "
+        f"fleet, {sum(breakdown_pg.values()):.0f} ms PostgreSQL-only, against an untraced "
+        f"handler import of {ms(full_import)} and {ms(pg_import)} (medians above).",
+        "",
+    )
+    part.table(
+        ("package", "reference fleet", "PostgreSQL-only"),
+        (
+            (name, f"{t:.0f} ms", f"{breakdown_pg.get(name, 0):.0f} ms")
+            for name, t in breakdown[:14]
+        ),
+    )
+    return part, {
+        "warm_invocation_s": full_warm,
+        "first_invocation_s": full_first,
+        "import_s": full_import,
+        "rss_mb": rss_full,
+        "memory_mb": memory_mb,
+        "runs": sizes.runs,
+        "command": command,
+    }

@@ -1,0 +1,209 @@
+"""Section 7 of `make bench` (issue 13): a fleet of PostgreSQL targets from a targets file,
+10 / 50 / 100 of them on a few real servers (many databases and logins on each): warm pass,
+cold start and peak RSS of a function instance, and the connections it holds at the servers
+after its warm passes. Goals reported against: 100 targets warm in under 2 s with the
+default COLLECTOR_MAX_WORKERS, under 2 MB of RSS per target."""
+
+from __future__ import annotations
+
+import json
+import math
+import statistics
+from typing import Any
+
+from bench.harness import (
+    TIMER,
+    Servers,
+    Sizes,
+    peak_rss,
+    run_worker,
+    shown,
+    start_pg,
+    template_default,
+    worker_command,
+)
+from bench.report import Figure, Part, counted, goal, ms
+
+GOAL_TARGETS = 100
+GOAL_WARM_SECONDS = 2.0
+GOAL_RSS_MB_PER_TARGET = 2.0
+LOGIN_PASSWORD = "fleet-login-pw"
+
+
+def prepare(s: Servers, sizes: Sizes) -> tuple[list[Any], int]:
+    """The fleet's servers (the two the other sections use, and more started like them) with
+    ceil(largest size / servers) databases and ``fleet_logins`` monitoring logins each;
+    returns the servers and the databases per server."""
+    fleet = [s.reference_pg, s.second_pg]
+    while len(fleet) < sizes.fleet_servers:
+        fleet.append(start_pg(s.stack, s.statements))
+    fleet = fleet[: sizes.fleet_servers]
+    per_server = math.ceil(max(sizes.fleet) / len(fleet))
+    for server in fleet:
+        # New databases are copies of template1: pg_stat_statements is there in each.
+        server.execute_as_superuser(
+            "CREATE EXTENSION IF NOT EXISTS pg_stat_statements", database="template1"
+        )
+        for j in range(sizes.fleet_logins):
+            server.create_role(f"fleet_login_{j}", LOGIN_PASSWORD)
+        for k in range(per_server):
+            server.create_database(f"fleet_db_{k}")
+    return fleet, per_server
+
+
+def targets_document(fleet: list[Any], n: int, logins: int) -> dict[str, Any]:
+    """Target i: server i mod S, its database i div S, a login taken in turn."""
+    entries = []
+    for i in range(n):
+        server = fleet[i % len(fleet)]
+        db = i // len(fleet)
+        entries.append(
+            {
+                "name": f"fleet-pg-{i}",
+                "host": server.host,
+                "port": server.port,
+                "dbname": f"fleet_db_{db}",
+                "user": f"fleet_login_{db % logins}",
+                "password": LOGIN_PASSWORD,
+            }
+        )
+    return {"postgres": entries}
+
+
+def server_ref(server: Any) -> dict[str, Any]:
+    return {
+        "host": server.host,
+        "port": server.port,
+        "user": server.superuser,
+        "password": server.password,
+    }
+
+
+def pg_fleet(s: Servers, sizes: Sizes) -> tuple[Part, dict[int, dict[str, Any]]]:
+    from middleware_monitoring.config import load_settings
+
+    fleet, per_server = prepare(s, sizes)
+    part = Part("7", "Fleet: PostgreSQL targets from a targets file (issue 13)")
+    rows: list[tuple[Any, ...]] = []
+    measured: dict[int, dict[str, Any]] = {}
+    for n in sizes.fleet:
+        document = targets_document(fleet, n, sizes.fleet_logins)
+        targets_file = s.write(f"fleet-{n}.json", json.dumps(document))
+        env = {
+            **s.aws_env(),
+            "TARGETS_FILE": str(targets_file),
+            "PUSHGATEWAY_URL": s.gateway.url,
+            "PUSHGATEWAY_JOB": "bench-fleet",
+            "POWERTOOLS_SERVICE_NAME": "middleware-monitoring",
+        }
+        workers = load_settings(env).max_workers
+        path = s.write(
+            f"handler-fleet-{n}.json",
+            json.dumps({"env": env, "count_at": [server_ref(x) for x in fleet]}),
+        )
+        runs = [
+            run_worker("handler", path, sizes.fleet_passes, timed=True)
+            for _ in range(sizes.fleet_runs)
+        ]
+        warm_pass = statistics.median(statistics.median(r["pass_durations"][1:]) for r in runs)
+        warm_invocation = statistics.median(statistics.median(r["invocations"][1:]) for r in runs)
+        cold = statistics.median(r["import_s"] + r["invocations"][0] for r in runs)
+        first_pass = statistics.median(r["pass_durations"][0] for r in runs)
+        rss = peak_rss(runs)
+        last = runs[-1]
+        held = sum(c["product"] for c in last["connections"])
+        up = last["summary"]["targets_up"]
+        measured[n] = {
+            "warm_pass_s": warm_pass,
+            "warm_invocation_s": warm_invocation,
+            "rss_mb": rss,
+            "workers": workers,
+            "held": held,
+            "up": up,
+        }
+        rows.append(
+            (
+                n,
+                f"{up}/{n}",
+                workers,
+                ms(warm_pass),
+                ms(warm_invocation),
+                ms(cold),
+                ms(first_pass),
+                f"{rss:.0f} MB",
+                f"{rss / n:.2f} MB",
+                " + ".join(str(c["product"]) for c in last["connections"]) + f" = {held}",
+            )
+        )
+        part.figures.append(
+            Figure(
+                "7",
+                f"Fleet: {n} PostgreSQL targets from a targets file, {workers} workers: warm "
+                "pass / cold start / peak RSS / connections held",
+                f"{ms(warm_pass)} / {ms(cold)} / {rss:.0f} MB / {held}",
+                "",
+                "",
+                " ".join([*TIMER, shown(worker_command("handler", path, sizes.fleet_passes))]),
+            )
+        )
+    part.add(
+        f"{len(fleet)} PostgreSQL servers (each holding {s.statements:,} pg_stat_statements "
+        f"entries), each with {per_server} databases and {sizes.fleet_logins} monitoring "
+        "logins (pg_monitor); target i is database i div S of server i mod S, its login "
+        "taken in turn; every target is an entry of a targets file (TARGETS_FILE, no PG_* "
+        f"variables). For each size, {counted(sizes.fleet_runs, 'fresh function instance')} "
+        f"(`bench/worker.py handler`: import, {sizes.fleet_passes} invocations with their push "
+        "to the Pushgateway); figures are medians over the instances, peak RSS the largest. "
+        "Warm pass = the pass's own duration (the invocation's summary) of the invocations "
+        "after the first; warm invocation adds the push; cold start = handler import + first "
+        "invocation. Connections held: client backends with the product's application_name "
+        "in each server's pg_stat_activity, counted after the last invocation while the "
+        "instance is still alive.",
+        "",
+    )
+    part.table(
+        (
+            "targets",
+            "up",
+            "workers",
+            "warm pass",
+            "warm invocation",
+            "cold start",
+            "first pass",
+            "peak RSS",
+            "RSS / target",
+            "connections held (per server)",
+        ),
+        rows,
+    )
+    memory_mb = int(template_default("MemorySize"))
+    part.add(
+        f"Peak RSS within template.yaml's MemorySize default ({memory_mb} MB): "
+        + ", ".join(
+            f"{n} targets {'yes' if m['rss_mb'] < memory_mb else 'NO'}" for n, m in measured.items()
+        )
+        + ".",
+        "",
+    )
+    largest, smallest = max(measured), min(measured)
+    if largest == GOAL_TARGETS:
+        big, small = measured[largest], measured[smallest]
+        marginal = (big["rss_mb"] - small["rss_mb"]) / (largest - smallest)
+        part.add(
+            "Goals (issue 13), as measured in this run:",
+            "",
+            f"- {GOAL_TARGETS} targets warm in under {GOAL_WARM_SECONDS:.0f} s with the default "
+            f"workers ({big['workers']}): {ms(big['warm_pass_s'])}, "
+            f"{goal(big['warm_pass_s'] < GOAL_WARM_SECONDS and big['up'] == largest)}.",
+            f"- under {GOAL_RSS_MB_PER_TARGET:.0f} MB RSS per target: peak RSS / targets at "
+            f"{largest}: {big['rss_mb'] / largest:.2f} MB, "
+            f"{goal(big['rss_mb'] / largest < GOAL_RSS_MB_PER_TARGET)}; growth per added "
+            f"target from {smallest} to {largest}: {marginal:.2f} MB, "
+            f"{goal(marginal < GOAL_RSS_MB_PER_TARGET)}.",
+        )
+    else:
+        part.add(
+            f"Goals (issue 13) are judged at {GOAL_TARGETS} targets; this run's largest size "
+            f"was {largest}: not judged."
+        )
+    return part, measured
