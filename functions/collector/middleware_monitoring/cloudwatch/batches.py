@@ -9,6 +9,7 @@ self-metrics summed over them: what CloudWatch bills is the total.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import Final
 
@@ -37,6 +38,8 @@ class CloudWatchBatches:
         self._settings = settings
         self._sessions = sessions
         self._batch_factory = batch_factory or self._new_batch
+        # Wall-clock time the batches plan their windows and intervals by (time.time).
+        self.clock: Callable[[], float] = time.time
         self._batches: dict[_Key, CloudWatchBatch] = {}
         self._lock = threading.Lock()
         self._planned: list[tuple[CloudWatchBatch, list[Stat]]] = []
@@ -53,6 +56,7 @@ class CloudWatchBatches:
         return CloudWatchBatch(
             self._settings,
             client_factory=lambda: make_client(self._settings, self._sessions, location),
+            clock=lambda: self.clock(),
         )
 
     def source(
