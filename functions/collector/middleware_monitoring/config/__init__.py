@@ -25,6 +25,13 @@ from .cloudwatch import (
     env_cloudwatch_targets,
     load_cloudwatch,
 )
+from .discovery import (
+    DISCOVER_KINDS,
+    DiscoveredSpec,
+    DiscoverySettings,
+    ResourceKey,
+    load_discovery,
+)
 from .docdb import DocDBSettings, load_docdb
 from .env import LOG_LEVELS, ConfigError, EnvReader
 from .outputs import (
@@ -49,6 +56,7 @@ from .postgres import (
 from .targets_file import TargetsDocument, parse_document, read_targets_file
 
 __all__ = [
+    "DISCOVER_KINDS",
     "HERE",
     "PG_SSLMODES",
     "RDS_TYPES",
@@ -58,6 +66,8 @@ __all__ = [
     "CloudWatchSettings",
     "CloudWatchTarget",
     "ConfigError",
+    "DiscoveredSpec",
+    "DiscoverySettings",
     "DocDBSettings",
     "ElastiCacheId",
     "EnvReader",
@@ -65,6 +75,7 @@ __all__ = [
     "PostgresSettings",
     "PushgatewaySettings",
     "RdsId",
+    "ResourceKey",
     "SecretStoreSettings",
     "ServeSettings",
     "Settings",
@@ -78,7 +89,8 @@ __all__ = [
 
 # One kind of plain spec per target kind, whichever place it comes from (environment,
 # targets file or parameter, discovery); runtime.TargetBuilder turns each into sources.
-TargetSpec = PostgresSettings | DocDBSettings | CloudWatchTarget
+# Discovery wraps the others (DiscoveredSpec) to add the resource's inventory.
+TargetSpec = PostgresSettings | DocDBSettings | CloudWatchTarget | DiscoveredSpec
 
 
 @dataclass(frozen=True)
@@ -106,6 +118,8 @@ class Settings:
     targets_max_age_seconds: int = 300
     # The options every PostgreSQL target shares (for documents read later: the parameter).
     postgres_defaults: PostgresSettings | None = None
+    # DISCOVER: resources found in AWS by tags (SPEC 10); None when off.
+    discovery: DiscoverySettings | None = None
 
     def secrets(self) -> list[str]:
         """Every secret value, so logging can scrub them."""
@@ -194,6 +208,7 @@ def load_settings(
         targets_parameter=env.text("TARGETS_PARAMETER"),
         targets_max_age_seconds=env.integer("TARGETS_MAX_AGE_SECONDS", 300, 0, 86400),
         postgres_defaults=defaults,
+        discovery=load_discovery(env),
     )
     log_level = env.text("LOG_LEVEL")
     if log_level is not None and log_level.upper() not in LOG_LEVELS:
