@@ -14,6 +14,7 @@ else is passed to moto unchanged.
   an AssumeRole) get its AWS error, encoded in the request's protocol (Query XML, or JSON
   1.1 for the tagging API) so botocore parses it as it would AWS's.
 - ``calls``: requests received per action (retries included).
+- ``delay_seconds``: every request waits that long before it is answered (a slow API).
 
 Clients reach it through ``env()`` (AWS_ENDPOINT_URL_<SERVICE>); tables are per process, not
 per account (tests that need several accounts use moto's RDS, which is account-aware).
@@ -166,6 +167,8 @@ class AwsFront(StartStop):
         self.certificates: dict[str, dt.datetime] = {}
         self.faults: list[Fault] = []
         self.calls: Counter[str] = Counter()
+        self.delay_seconds = 0.0
+        self._released = threading.Event()
         self._lock = threading.Lock()
         front = self
 
@@ -197,6 +200,7 @@ class AwsFront(StartStop):
         return self
 
     def stop(self) -> None:
+        self._released.set()  # slow answers still pending end now
         self._server.shutdown()
         self._server.server_close()
         self._thread.join(timeout=5)
@@ -204,6 +208,7 @@ class AwsFront(StartStop):
     def reset(self) -> None:
         self.docdb_clusters, self.docdb_instances = [], []
         self.pending, self.certificates, self.faults = {}, {}, []
+        self.delay_seconds = 0.0
         with self._lock:
             self.calls.clear()
 
@@ -219,6 +224,8 @@ class AwsFront(StartStop):
         request = self._parse(handler, body)
         with self._lock:
             self.calls[request.action] += 1
+        if self.delay_seconds:
+            self._released.wait(self.delay_seconds)
         for fault in list(self.faults):
             if self._matches(fault, request):
                 self._error(handler, request, fault)

@@ -5,8 +5,9 @@ the pass that finds it stale.
 - A pass starts a refresh of the units that are due (never succeeded, failed last time, or
   older than the max age) unless one is running, and waits for it at most a share of its
   budget: COLD_START_SHARE while some unit has never succeeded (nothing to collect from
-  yet), WARM_SHARE otherwise. A refresh that takes longer goes on until the pass deadline
-  and serves the next pass; calls not made by then fail the unit with reason ``deadline``.
+  yet), WARM_SHARE otherwise. A refresh that takes longer goes on in the background and
+  serves a later pass; it stops asking at the deadline of the latest pass (a unit whose
+  calls were not all made by then fails with reason ``deadline``).
 - A unit whose refresh fails keeps its last known resources, and the target list is not
   complete until every unit has succeeded on its latest refresh: nothing is deleted from
   the Pushgateway on a failed discovery's word.
@@ -104,7 +105,9 @@ class Discovery:
         self._clients: dict[tuple[str | None, str, str], Any] = {}
         self._client_lock = threading.Lock()
         self._own_account: str | None = None
+        self._identity_lock = threading.Lock()
         self._running: threading.Event | None = None
+        self._deadline = 0.0  # the latest pass's
         self._slots = threading.Semaphore(MAX_CONCURRENT)
         self._dirty = True
         self._specs: list[DiscoveredSpec] = []
@@ -118,10 +121,11 @@ class Discovery:
         """Start a refresh of the units that are due (unless one runs) and wait for it at
         most a share of the pass's budget; never raises."""
         with self._lock:
+            self._deadline = max(self._deadline, deadline)
             if self._running is None:
                 due = [unit for unit in self._units if self._due(unit)]
                 if due:
-                    self._running = self._start(due, deadline)
+                    self._running = self._start(due)
             running = self._running
             cold = any(unit.resources is None for unit in self._units)
         if running is not None:
@@ -201,7 +205,7 @@ class Discovery:
             or self._monotonic() - unit.refreshed_at >= self.settings.max_age_seconds
         )
 
-    def _start(self, due: list[Unit], deadline: float) -> threading.Event:
+    def _start(self, due: list[Unit]) -> threading.Event:
         done = threading.Event()
         groups: dict[tuple[str | None, str], list[Unit]] = {}
         for unit in due:
@@ -211,7 +215,7 @@ class Discovery:
             threads = [
                 threading.Thread(
                     target=self._refresh_group,
-                    args=(role, region, units, deadline),
+                    args=(role, region, units),
                     name="discovery",
                     daemon=True,
                 )
@@ -229,9 +233,7 @@ class Discovery:
         threading.Thread(target=run, name="discovery", daemon=True).start()
         return done
 
-    def _refresh_group(
-        self, role_arn: str | None, region: str, units: list[Unit], deadline: float
-    ) -> None:
+    def _refresh_group(self, role_arn: str | None, region: str, units: list[Unit]) -> None:
         with self._slots:
             started = self._monotonic()
             try:
@@ -245,7 +247,7 @@ class Discovery:
                 region,
                 lambda service: self._client(service, AwsLocation(region, role_arn, account)),
                 self.settings,
-                deadline,
+                self._pass_deadline,
                 self._page_size,
                 self._monotonic,
             )
@@ -287,6 +289,10 @@ class Discovery:
                 },
             )
 
+    def _pass_deadline(self) -> float:
+        with self._lock:
+            return self._deadline
+
     def _account(self, unit: Unit) -> str | None:
         if unit.role_arn is None:
             return self._own_account
@@ -297,12 +303,12 @@ class Discovery:
         GetCallerIdentity needs no permission)."""
         if role_arn is not None:
             return role_arn.split(":")[4]
-        with self._lock:
-            if self._own_account is not None:
-                return self._own_account
-        identity = self._client("sts", AwsLocation(region)).get_caller_identity()
-        with self._lock:
-            self._own_account = str(identity["Account"])
+        # One at a time: the own account's regions are refreshed concurrently.
+        with self._identity_lock:
+            if self._own_account is None:
+                identity = self._client("sts", AwsLocation(region)).get_caller_identity()
+                with self._lock:
+                    self._own_account = str(identity["Account"])
             return self._own_account
 
     def _client(self, service: str, location: AwsLocation) -> Any:

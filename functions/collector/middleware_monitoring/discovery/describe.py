@@ -105,7 +105,9 @@ class Location:
     region: str
     client: Callable[[str], Any]
     settings: DiscoverySettings
-    deadline: float
+    # The deadline of the latest pass: a refresh that outlasts the pass that started it goes
+    # on while passes follow, and stops asking once the last one is over.
+    deadline: Callable[[], float]
     page_size: int = PAGE_SIZE
     monotonic: Callable[[], float] = time.monotonic
     _pending: dict[str, int] | BaseException | None = field(default=None, repr=False)
@@ -137,7 +139,7 @@ class Location:
         return self._pending
 
     def check(self) -> None:
-        if self.monotonic() >= self.deadline:
+        if self.monotonic() >= self.deadline():
             raise DeadlinePassed
 
 
