@@ -24,6 +24,7 @@ PRODUCT_PREFIXES = (
     "SECRETS_",
     "POWERTOOLS_",
     "SERVER_",
+    "DISCOVER",
 )
 
 

@@ -126,7 +126,7 @@ def seed(cloudwatch: Any, made: list[Declaration], now: float | None = None) -> 
     for declaration in made:
         stat = declaration.stat
         values[stat] = DEMO_VALUES[stat.metric]
-    points = [
+    points: list[tuple[Stat, float, float]] = [
         (
             stat,
             minute - 115 if stat.period == 60 else (minute - 120) // 300 * 300,

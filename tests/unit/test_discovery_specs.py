@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import replace
+from typing import Any
 
 import pytest
 
@@ -105,7 +106,7 @@ def test_the_tag_filter_decides() -> None:
 
 
 def test_pending_actions_are_counted_per_arn() -> None:
-    answers = [
+    answers: list[dict[str, Any]] = [
         {"ResourceIdentifier": "arn:1", "PendingMaintenanceActionDetails": [{"Action": "a"}] * 3},
         {"ResourceIdentifier": "arn:2", "PendingMaintenanceActionDetails": []},
         {"ResourceIdentifier": "arn:1", "PendingMaintenanceActionDetails": [{"Action": "b"}]},
@@ -174,7 +175,7 @@ def test_a_cluster_brings_its_instances_with_their_role() -> None:
 
 
 def test_cache_nodes_with_and_without_node_details() -> None:
-    clusters = [
+    clusters: list[dict[str, Any]] = [
         {
             "CacheClusterId": "orders-cache-001",
             "ARN": f"arn:aws:elasticache:{REGION}:{ACCOUNT}:cluster:orders-cache-001",
@@ -379,7 +380,8 @@ def test_inventory_series_exactly() -> None:
         role="",
     )
     labels = (("team", "tag_team"), ("cost-center", "tag_cost_center"), ("owner", "tag_owner"))
-    source = InventorySource(resource.key, {resource.key: resource}.get, labels)
+    known: dict[ResourceKey, Resource] = {resource.key: resource}
+    source = InventorySource(resource.key, known.get, labels)
     families = {family.name: family for family in source.collect()}
     assert [(s.labels, s.value) for s in families.pop("aws_resource_info").samples] == [
         (
