@@ -410,7 +410,8 @@ def test_inventory_series_exactly() -> None:
 
 
 def test_an_inventory_the_cache_no_longer_holds_is_down() -> None:
-    source = InventorySource(ResourceKey(ACCOUNT, REGION, "rds_instance", "gone"), {}.get, ())
+    known: dict[ResourceKey, Resource] = {}
+    source = InventorySource(ResourceKey(ACCOUNT, REGION, "rds_instance", "gone"), known.get, ())
     with pytest.raises(SourceFailure) as failure:
         list(source.collect())
     assert (failure.value.reason, failure.value.detail) == (
