@@ -24,6 +24,7 @@ from tests.faults.harness import key
 from tests.helpers import Closer
 from tests.integration.pg_helpers import APP_DB, MONITOR, MONITOR_PASSWORD, prepare
 from tests.integration.test_postgres_tls import start_tls_server
+from tests.rds_names import rds_hosts_on_localhost
 from tests.standins.aws import MotoServer
 from tests.standins.aws_front import AwsFront, docdb_cluster, docdb_instance
 from tests.standins.discovered import (
@@ -34,7 +35,6 @@ from tests.standins.discovered import (
     create_cache_cluster,
     create_rds_instance,
     declarations_of,
-    rds_hosts_on_localhost,
     seed,
 )
 from tests.standins.docdb import DocDBServer

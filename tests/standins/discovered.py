@@ -1,27 +1,21 @@
 """A fleet for discovery to find in the moto stand-in: tagged RDS PostgreSQL instances, Aurora
 PostgreSQL clusters with their instances, ElastiCache clusters (DocumentDB's answers come
-from ``aws_front.AwsFront``); CloudWatch datapoints for what the collector then asks; and
-moto's RDS endpoint names resolved to this machine, so a discovered instance's SQL reaches a
-local PostgreSQL.
+from ``aws_front.AwsFront``), and CloudWatch datapoints for what the collector then asks.
+(``tests.rds_names`` resolves moto's RDS endpoint names to this machine.)
 """
 
 from __future__ import annotations
 
-import socket
 import time
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from typing import Any
 
 from middleware_monitoring.cloudwatch import declarations
 from middleware_monitoring.cloudwatch.declarations import Declaration, Stat
-from tests.standins.aws import DEFAULT_REGION
-from tests.standins.cloudwatch import DEMO_VALUES, put
 
 ACCOUNT = "123456789012"  # moto's account for the test credentials
-REGION = DEFAULT_REGION
+REGION = "us-east-1"  # tests.standins.aws.DEFAULT_REGION
 SECRET_TAG = "middleware-monitoring:secret-arn"
-RDS_SUFFIX = ".rds.amazonaws.com"
 
 
 def tag_list(tags: Mapping[str, str] | None) -> list[dict[str, str]]:
@@ -120,6 +114,8 @@ def declarations_of(kind: str, identifier: str, node: str | None = None) -> list
 def seed(cloudwatch: Any, made: list[Declaration], now: float | None = None) -> dict[Stat, float]:
     """One datapoint per statistic, two minutes back (inside a pass's window), the demo's
     value for its metric; returns the values the collector must report."""
+    from tests.standins.cloudwatch import DEMO_VALUES, put
+
     now = time.time() if now is None else now
     minute = int(now) // 60 * 60
     values: dict[Stat, float] = {}
@@ -136,22 +132,3 @@ def seed(cloudwatch: Any, made: list[Declaration], now: float | None = None) -> 
     ]
     put(cloudwatch, points)
     return values
-
-
-@contextmanager
-def rds_hosts_on_localhost() -> Iterator[None]:
-    """RDS endpoint names (``*.rds.amazonaws.com``) resolve to 127.0.0.1 while it lasts:
-    name resolution of AWS's endpoints is what cannot run here. Everything else resolves
-    as usual."""
-    real = socket.getaddrinfo
-
-    def getaddrinfo(host: Any, *args: Any, **kwargs: Any) -> Any:
-        if isinstance(host, str) and host.endswith(RDS_SUFFIX):
-            host = "127.0.0.1"
-        return real(host, *args, **kwargs)
-
-    socket.getaddrinfo = getaddrinfo
-    try:
-        yield
-    finally:
-        socket.getaddrinfo = real
