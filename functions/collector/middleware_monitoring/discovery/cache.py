@@ -4,8 +4,8 @@ the pass that finds it stale.
 
 - A pass starts a refresh of the units that are due (never succeeded, failed last time, or
   older than the max age) unless one is running, and waits for it at most a share of its
-  budget: COLD_START_SHARE while some unit has never succeeded (nothing to collect from
-  yet), WARM_SHARE otherwise. A refresh that takes longer goes on in the background and
+  budget: COLD_START_SHARE while some unit has not finished its first refresh (nothing to
+  collect from yet), WARM_SHARE otherwise. A refresh that takes longer goes on in the background and
   serves a later pass; it stops asking at the deadline of the latest pass (a unit whose
   calls were not all made by then fails with reason ``deadline``).
 - A unit whose refresh fails keeps its last known resources, and the target list is not
@@ -127,7 +127,9 @@ class Discovery:
                 if due:
                     self._running = self._start(due)
             running = self._running
-            cold = any(unit.resources is None for unit in self._units)
+            # Cold: a unit has not finished a refresh yet (a unit that keeps failing, say a
+            # region that cannot be reached, must not cost every pass the cold share).
+            cold = any(unit.resources is None and unit.failure is None for unit in self._units)
         if running is not None:
             running.wait(timeout=(COLD_START_SHARE if cold else WARM_SHARE) * budget_seconds)
 
