@@ -183,6 +183,7 @@ def test_cache_nodes_with_and_without_node_details() -> None:
             "EngineVersion": "7.1.0",
             "CacheNodeType": "cache.r7g.large",
             "ReplicationGroupId": "orders-cache",
+            "TransitEncryptionEnabled": True,
             "CacheNodes": [
                 {"CacheNodeId": "0001", "Endpoint": {"Address": "orders-cache-001.x", "Port": 6379}}
             ],
@@ -209,6 +210,7 @@ def test_cache_nodes_with_and_without_node_details() -> None:
         ("sessions", "0002", "valkey", "", None, None),
     ]
     assert found[0].tags == (("team", "a"),) and found[1].tags == ()
+    assert [r.tls for r in found] == [True, False, False]
     only_tagged = cache_nodes(clusters, tags, ACCOUNT, REGION, lambda t: t.get("team") == "a")
     assert [r.key.identifier for r in only_tagged] == ["orders-cache-001"]
 

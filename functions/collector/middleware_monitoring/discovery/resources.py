@@ -41,6 +41,8 @@ class Resource:
     backup_retention_days: float | None = None
     certificate_expiry: float | None = None  # Unix time of the server certificate's ValidTill
     pending_maintenance: int | None = None  # None: not an RDS API resource
+    # ElastiCache: in-transit encryption on (what a direct Redis connection would need).
+    tls: bool = False
 
     def tag(self, key: str) -> str | None:
         return dict(self.tags).get(key)
@@ -226,6 +228,7 @@ def cache_nodes(
                     tags=tuple(sorted(tags.items())),
                     host=host,
                     port=port,
+                    tls=bool(cluster.get("TransitEncryptionEnabled")),
                 )
             )
     return found
