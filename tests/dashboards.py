@@ -26,6 +26,7 @@ DASHBOARD_FILES = (
     "documentdb.json",
     "elasticache.json",
     "collector-health.json",
+    "fleet.json",
 )
 DATASOURCE_REF = {"type": "prometheus", "uid": "${datasource}"}
 
@@ -238,8 +239,8 @@ REDIS_INFO_METRICS = REDIS_INFO_ALWAYS | {
 
 # Emitted beyond the contract's tables: the Aurora cluster volume (Aurora has no
 # FreeStorageSpace), the freeze settings the wraparound alerts compare with, the CloudWatch
-# batch's pass-wide self-metrics, which collector deployment pushed each target's group, and
-# Redis INFO.
+# batch's pass-wide self-metrics, which collector deployment pushed each target's group, Redis
+# INFO, and discovery's series (SPEC 10 names them).
 EXTRA_METRICS = frozenset(
     {
         "pg_volume_bytes_used",
@@ -251,6 +252,17 @@ EXTRA_METRICS = frozenset(
         "middleware_cloudwatch_metrics_missing",
         "middleware_cloudwatch_metrics_failed",
         *REDIS_INFO_METRICS,
+        # Discovery (SPEC 10): each discovered resource's inventory and each unit's health.
+        "aws_resource_info",
+        "aws_rds_allocated_storage_bytes",
+        "aws_rds_pending_maintenance_actions",
+        "aws_rds_certificate_expiry_timestamp_seconds",
+        "aws_rds_backup_retention_days",
+        "middleware_discovery_up",
+        "middleware_discovery_failure",
+        "middleware_discovery_duration_seconds",
+        "middleware_discovery_last_success_timestamp_seconds",
+        "middleware_discovery_resources",
     }
 )
 EMITTED_METRICS = ALL_SPEC_METRICS | EXTRA_METRICS
@@ -272,6 +284,8 @@ PROMTOOL_ALLOWED_FINDINGS = frozenset(
         ("mongo_totalCreated_connections", _CAMEL_NAME),
         ("redis_network_bandwidthOut_allowance_exceeded", _CAMEL_NAME),
         ("redis_network_packetsPerSecond_allowance_exceeded", _CAMEL_NAME),
+        # SPEC 10 names it in days (docs/discovery.md).
+        ("aws_rds_backup_retention_days", 'use base unit "seconds" instead of "days"'),
         # The `DocDB` and `ElastiCache` labels.
         *(
             (name, _CAMEL_LABEL)

@@ -195,6 +195,9 @@ class HttpFault(StartStop):
         self.delay_seconds = 0.0
         self.basic_auth: tuple[str, str] | None = None
         self.requests = 0
+        # Requests being answered now, and the most there ever were at once.
+        self.in_flight = 0
+        self.max_in_flight = 0
         self._count_lock = threading.Lock()  # handler threads count concurrently
         self._released = threading.Event()
         fault = self
@@ -238,6 +241,15 @@ class HttpFault(StartStop):
     def _serve(self, handler: BaseHTTPRequestHandler) -> None:
         with self._count_lock:
             self.requests += 1
+            self.in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        try:
+            self._answer(handler)
+        finally:
+            with self._count_lock:
+                self.in_flight -= 1
+
+    def _answer(self, handler: BaseHTTPRequestHandler) -> None:
         length = int(handler.headers.get("Content-Length") or 0)
         body = handler.rfile.read(length) if length else b""
         if self.delay_seconds:

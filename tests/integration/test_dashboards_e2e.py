@@ -3,10 +3,12 @@ from a real PostgreSQL, the moto CloudWatch stand-in and the DocumentDB stand-in
 real Pushgateway, a real Prometheus scrapes it (honor_labels), and each panel query, with the
 template variables set to this test's targets, is evaluated through Prometheus' HTTP API.
 
-Two function configurations push under one job, as two deployments would: a healthy one (RDS
-instance, DocumentDB serverStatus and CloudWatch ids, ElastiCache, plus one DocumentDB id
-without any CloudWatch data) and one whose PostgreSQL is unreachable and whose CloudWatch id
-is an Aurora cluster, so the "down" and Aurora-only series exist too. Beside them, a pass of
+Three function configurations push under one job, as three deployments would: a healthy one
+(RDS instance, DocumentDB serverStatus and CloudWatch ids, ElastiCache, plus one DocumentDB
+id without any CloudWatch data), one whose PostgreSQL is unreachable and whose CloudWatch id
+is an Aurora cluster, so the "down" and Aurora-only series exist too, and one that discovers
+a tagged fleet of every kind (moto behind the AwsFront stand-in), with one region denied, so
+the fleet dashboard's inventory and discovery-failure series exist. Beside them, a pass of
 the ElastiCache engine source over a real redis-server primary and its replica is pushed
 under the same job.
 
@@ -17,6 +19,7 @@ replica through a slot, a session waiting (in pg_sleep), a table autovacuum has 
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import importlib.util
 import json
 import os
@@ -59,7 +62,17 @@ from tests.dashboards import (
 from tests.helpers import close
 from tests.standins._process import free_port
 from tests.standins.aws import MotoServer
+from tests.standins.aws_front import AwsFront, Fault, docdb_cluster, docdb_instance
 from tests.standins.cloudwatch import Fleet, fleet_env, seed_cloudwatch
+from tests.standins.discovered import (
+    ACCOUNT,
+    REGION,
+    create_aurora_cluster,
+    create_cache_cluster,
+    create_rds_instance,
+    declarations_of,
+    seed,
+)
 from tests.standins.docdb import DocDBServer
 from tests.standins.postgres import PostgresServer
 from tests.standins.prometheus import Prometheus
@@ -99,6 +112,17 @@ CLOUDWATCH_TARGETS = (
     f"elasticache:{REDIS}",
 )
 ALL_TARGETS = (PG_UP, PG_DOWN, DOCDB_TARGET, *CLOUDWATCH_TARGETS, REDIS_PRIMARY, REDIS_REPLICA)
+DENIED_REGION = "eu-west-1"  # the discovering deployment may not describe there
+# What the third deployment discovers (tag team=e2e): target -> (kind, id, node).
+DISCOVERED = {
+    "e2e-disc-db": ("rds_instance", "e2e-disc-db", None),
+    "e2e-disc-aurora": ("aurora_cluster", "e2e-disc-aurora", None),
+    "e2e-disc-aurora-1": ("aurora_instance", "e2e-disc-aurora-1", None),
+    "e2e-disc-aurora-2": ("aurora_instance", "e2e-disc-aurora-2", None),
+    "docdb-cluster:e2e-disc-docdb": ("docdb_cluster", "e2e-disc-docdb", None),
+    "docdb:e2e-disc-docdb-1": ("docdb_instance", "e2e-disc-docdb-1", None),
+    "elasticache:e2e-disc-cache:0001": ("elasticache_node", "e2e-disc-cache", "0001"),
+}
 
 
 def _regex(values: tuple[str, ...] | list[str]) -> str:
@@ -127,6 +151,12 @@ SELECTIONS: dict[str, dict[str, str]] = {
         "instance": _regex(ALL_TARGETS),
         "source": _regex(["postgres", "cloudwatch", "mongo", "redis"]),
     },
+    "fleet.json": {
+        "job": JOB,
+        "account": ACCOUNT,
+        "region": _regex([REGION, DENIED_REGION]),
+        "kind": _regex(sorted({kind for kind, _, _ in DISCOVERED.values()})),
+    },
 }
 # The values each variable query must offer (at least) for this test's data.
 OFFERED: dict[tuple[str, str], set[str]] = {
@@ -142,6 +172,10 @@ OFFERED: dict[tuple[str, str], set[str]] = {
     ("collector-health.json", "job"): {JOB},
     ("collector-health.json", "instance"): set(ALL_TARGETS),
     ("collector-health.json", "source"): {"postgres", "cloudwatch", "mongo", "redis"},
+    ("fleet.json", "job"): {JOB},
+    ("fleet.json", "account"): {ACCOUNT},
+    ("fleet.json", "region"): {REGION, DENIED_REGION},
+    ("fleet.json", "kind"): {kind for kind, _, _ in DISCOVERED.values()},
 }
 
 
@@ -219,6 +253,7 @@ class Deployment:
     healthy_env: dict[str, str]
     down_env: dict[str, str]
     summaries: list[dict[str, Any]]
+    discovery_env: dict[str, str] = field(default_factory=dict)
 
 
 def _prepare_postgres(server: PostgresServer) -> None:
@@ -266,6 +301,54 @@ def pg15() -> Iterator[PostgresServer]:
             replica.cleanup()
 
 
+def _discovered_fleet(moto: MotoServer) -> AwsFront:
+    """A fleet tagged team=e2e of every kind, with CloudWatch data for all it is asked, a
+    pending maintenance action and a certificate date; describing is denied in one region."""
+    rds = moto.client("rds")
+    tags = {"team": "e2e"}
+    create_rds_instance(rds, "e2e-disc-db", tags=tags)
+    create_aurora_cluster(
+        rds, "e2e-disc-aurora", members=("e2e-disc-aurora-1", "e2e-disc-aurora-2"), tags=tags
+    )
+    create_cache_cluster(moto.client("elasticache"), "e2e-disc-cache", tags=tags)
+    front = AwsFront(moto.endpoint_url).start()
+    front.docdb_clusters.append(
+        docdb_cluster(
+            "e2e-disc-docdb",
+            account=ACCOUNT,
+            region=REGION,
+            members={"e2e-disc-docdb-1": True},
+            host="docdb.invalid",
+            port=27017,
+            tags=tags,
+        )
+    )
+    valid_till = dt.datetime.now(dt.UTC) + dt.timedelta(days=90)
+    front.docdb_instances.append(
+        docdb_instance(
+            "e2e-disc-docdb-1",
+            cluster="e2e-disc-docdb",
+            account=ACCOUNT,
+            region=REGION,
+            host="docdb.invalid",
+            port=27017,
+            certificate_valid_till=valid_till,
+        )
+    )
+    front.certificates["e2e-disc-db"] = valid_till
+    front.pending[f"arn:aws:rds:{REGION}:{ACCOUNT}:db:e2e-disc-db"] = [{"Action": "system-update"}]
+    front.faults.append(Fault("AccessDenied", "not authorized", region=DENIED_REGION))
+    seed(
+        moto.client("cloudwatch"),
+        [
+            d
+            for kind, ident, node in DISCOVERED.values()
+            for d in declarations_of(kind, ident, node)
+        ],
+    )
+    return front
+
+
 @pytest.fixture(scope="module")
 def deployment(
     pg15: PostgresServer,
@@ -293,6 +376,7 @@ def deployment(
     sleeping = threading.Thread(target=sleep, daemon=True)
     sleeping.start()
     docdb = DocDBServer().start()
+    front = _discovered_fleet(moto_server)
     try:
         _poll(
             pg15,
@@ -333,19 +417,30 @@ def deployment(
             "PG_TARGET_NAME": PG_DOWN,
             "COLLECTOR_INSTANCE_NAME": "collector-aurora",
         }
-        summaries = [_invoke(healthy_env), _invoke(down_env)]
+        discovery_env = {
+            **common,
+            **front.env(),
+            "DISCOVER": "rds,aurora,docdb,elasticache",
+            "DISCOVER_TAGS": "team=e2e",
+            "DISCOVER_REGIONS": f"{REGION},{DENIED_REGION}",
+            "DISCOVER_TAG_LABELS": "team",
+            "COLLECTOR_INSTANCE_NAME": "collector-discovery",
+        }
+        summaries = [_invoke(healthy_env), _invoke(down_env), _invoke(discovery_env)]
         _push_redis(pushgateway)
-        yield Deployment(healthy_env, down_env, summaries)
+        yield Deployment(healthy_env, down_env, summaries, discovery_env)
     finally:
         pg15.execute_as_superuser("SELECT pg_cancel_backend(:pid)", pid=sleeper_pid)
         sleeping.join(timeout=10)
         sleeper.close()
         app.close()
         docdb.stop()
+        front.stop()
 
 
 def test_the_handler_pushed_both_deployments(deployment: Deployment) -> None:
-    healthy, down = deployment.summaries
+    healthy, down, discovering = deployment.summaries
+    assert (discovering["targets_up"], discovering["targets_down"]) == (len(DISCOVERED), [])
     assert healthy["targets_down"] == [f"docdb:{DOCDB_NO_DATA}"]
     assert healthy["targets_up"] == 6
     assert down["targets_down"] == [PG_DOWN]
@@ -451,7 +546,7 @@ def test_alert_expressions_on_real_data(deployment: Deployment, prometheus: Prom
         assert [s for s in result if s["metric"].get("job") in (None, JOB)] == [], fresh
     # The staleness expression itself has data to compare: age per pushed target.
     ages = prometheus.query(rules["MiddlewareCollectorStale"].replace(" > 300", ""))
-    assert {s["metric"]["instance"] for s in _ours(ages)} == set(ALL_TARGETS)
+    assert {s["metric"]["instance"] for s in _ours(ages)} == {*ALL_TARGETS, *DISCOVERED}
 
 
 def test_postgres_alert_expressions_on_real_data(
@@ -471,7 +566,7 @@ def test_postgres_alert_expressions_on_real_data(
         assert _ours(prometheus.query(expr)) == [], alert
 
 
-def _promtool_findings(environ: dict[str, str]) -> set[tuple[str, str]]:
+def _promtool_findings(environ: dict[str, str], expected: str = "pg_up{") -> set[tuple[str, str]]:
     """`promtool check metrics` on one pass printed by `python -m middleware_monitoring collect`."""
     env = {**os.environ, **environ}
     env.pop("PUSHGATEWAY_URL")
@@ -485,7 +580,7 @@ def _promtool_findings(environ: dict[str, str]) -> set[tuple[str, str]]:
     )
     assert done.returncode == 0, done.stderr
     exposition = done.stdout
-    assert "pg_up{" in exposition
+    assert expected in exposition
     promtool = shutil.which("promtool")
     assert promtool, "promtool missing: apt-get install prometheus (make install does)"
     checked = subprocess.run(
@@ -500,7 +595,11 @@ def _promtool_findings(environ: dict[str, str]) -> set[tuple[str, str]]:
 
 
 def test_promtool_finds_only_the_kept_legacy_names(deployment: Deployment) -> None:
-    findings = _promtool_findings(deployment.healthy_env) | _promtool_findings(deployment.down_env)
+    findings = (
+        _promtool_findings(deployment.healthy_env)
+        | _promtool_findings(deployment.down_env)
+        | _promtool_findings(deployment.discovery_env, "aws_resource_info{")
+    )
     assert findings == PROMTOOL_ALLOWED_FINDINGS
 
 

@@ -72,18 +72,19 @@ class MotoServer(StartStop):
         }
 
     def client(self, service: str, **kwargs: Any) -> Any:
-        """A boto3 client bound to this server (typed as Any: stubs differ per service)."""
+        """A boto3 client bound to this server (typed as Any: stubs differ per service);
+        ``kwargs`` may give another region or another account's (assumed) credentials."""
         import boto3  # deferred: ~125 ms import, only for tests that use AWS
 
-        return boto3.client(
-            service,  # type: ignore[call-overload]
-            endpoint_url=self.endpoint_url,
-            region_name=self.region,
-            aws_access_key_id="testing",
-            aws_secret_access_key="testing",
-            aws_session_token="testing",
+        params: dict[str, Any] = {
+            "endpoint_url": self.endpoint_url,
+            "region_name": self.region,
+            "aws_access_key_id": "testing",
+            "aws_secret_access_key": "testing",
+            "aws_session_token": "testing",
             **kwargs,
-        )
+        }
+        return boto3.client(service, **params)  # type: ignore[call-overload]
 
     def __repr__(self) -> str:
         return f"MotoServer(endpoint_url={self.endpoint_url if self._server else None!r})"

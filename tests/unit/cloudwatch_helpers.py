@@ -71,8 +71,14 @@ def settings(env: dict[str, str] | None = None) -> Any:
 
 
 def batch_for(cw: CloudWatchSettings, client: Any) -> CloudWatchBatch:
+    # Stubber answers in the order calls arrive: one call at a time keeps each answer with
+    # its call (concurrent calls are shown against moto in test_cloudwatch_moto.py).
     return CloudWatchBatch(
-        cw, client_factory=lambda: client, clock=lambda: NOW, monotonic=time.monotonic
+        cw,
+        client_factory=lambda: client,
+        clock=lambda: NOW,
+        monotonic=time.monotonic,
+        concurrent_calls=1,
     )
 
 

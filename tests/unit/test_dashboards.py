@@ -142,6 +142,7 @@ def test_datasource_is_a_variable_never_a_fixed_uid(name: str) -> None:
         ("documentdb.json", ["datasource", "job", "instance", "docdb_instance", "docdb_cluster"]),
         ("elasticache.json", ["datasource", "job", "instance", "elasticache"]),
         ("collector-health.json", ["datasource", "job", "instance", "source"]),
+        ("fleet.json", ["datasource", "job", "account", "region", "kind"]),
     ],
 )
 def test_template_variables(name: str, expected: list[str]) -> None:
@@ -156,7 +157,16 @@ def test_template_variables(name: str, expected: list[str]) -> None:
         selector, label = parse_label_values(variable_query(variable))
         assert referenced_variables(selector) <= defined
         # Filtering by a variable must come from the same label the variable lists.
-        assert label in {"job", "instance", "source", "DocDB", "ElastiCache"}
+        assert label in {
+            "job",
+            "instance",
+            "source",
+            "DocDB",
+            "ElastiCache",
+            "account",
+            "region",
+            "kind",
+        }
 
 
 @pytest.mark.parametrize("name", DASHBOARD_FILES)
@@ -216,6 +226,9 @@ def test_units_match_what_the_values_are() -> None:
         "redis_network_in_bytes": "bytes",
         "middleware_pass_duration_seconds": "s",
         "push_time_seconds": "s",
+        "aws_rds_certificate_expiry_timestamp_seconds": "s",
+        "aws_rds_allocated_storage_bytes": "bytes",
+        "middleware_discovery_duration_seconds": "s",
     }
     seen: dict[str, set[str]] = {}
     for name in DASHBOARD_FILES:
@@ -292,6 +305,42 @@ def test_collector_health_shows_up_down_duration_missing_values_and_staleness() 
         "time() - middleware_collector_last_success_timestamp_seconds{",
     ):
         assert needle in joined, needle
+
+
+def test_fleet_is_one_row_per_discovered_resource_with_its_inventory() -> None:
+    """Issue 14: kind, engine version, role, up, certificate expiry, pending maintenance."""
+    [fleet] = [p for p in panels(load_dashboard("fleet.json")) if p["title"] == "Fleet"]
+    assert fleet["type"] == "table"
+    assert all(t["instant"] and t["format"] == "table" for t in fleet["targets"])
+    # Every value query is restricted to discovered resources of the selection.
+    info = fleet["targets"][0]["expr"]
+    assert metric_names(info) == {"aws_resource_info"}
+    for target in fleet["targets"][1:]:
+        assert target["expr"].endswith(f"and on (job, instance) {info}"), target["expr"]
+    assert [metric_names(t["expr"]) - {"aws_resource_info"} for t in fleet["targets"][1:]] == [
+        {"middleware_collector_up"},
+        {"aws_rds_certificate_expiry_timestamp_seconds"},
+        {"aws_rds_pending_maintenance_actions"},
+    ]
+    merge, organize = fleet["transformations"]
+    assert merge["id"] == "merge"
+    columns = organize["options"]["indexByName"]
+    assert {
+        "instance",
+        "kind",
+        "engine_version",
+        "role",
+        "Value #B",
+        "Value #C",
+        "Value #D",
+    } <= set(columns)
+    assert organize["options"]["renameByName"] == {
+        "Value #A": "Info",
+        "Value #B": "Up",
+        "Value #C": "Certificate expires in",
+        "Value #D": "Pending maintenance",
+    }
+    assert organize["options"]["excludeByName"]["Value #A"] is True
 
 
 # --- alert rules ---------------------------------------------------------------------------

@@ -25,13 +25,33 @@ def constants(tree: ast.Module) -> set[str]:
     return names
 
 
+def env_reads(tree: ast.Module) -> set[str]:
+    """The names read through config.env.EnvReader (``env.text("DISCOVER")``): one word
+    names too, which the shape of VARIABLE leaves out."""
+    return {
+        name
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Attribute)
+        and isinstance(node.func.value, ast.Name)
+        and node.func.value.id == "env"
+        and node.args
+        and isinstance(node.args[0], ast.Constant)
+        and isinstance(node.args[0].value, str)
+        # env.problem("A/B", ...) names a pair of variables.
+        for name in node.args[0].value.split("/")
+    }
+
+
 def variables_in_code() -> set[str]:
-    """Every string literal of the function's code shaped like an environment variable."""
+    """Every string literal of the function's code shaped like an environment variable, and
+    every name read through the configuration's reader."""
     found: set[str] = set()
     bound: set[str] = set()
     for path in CODE.rglob("*.py"):
         tree = ast.parse(path.read_text())
         bound |= constants(tree)
+        found |= env_reads(tree)
         found |= {
             node.value
             for node in ast.walk(tree)

@@ -60,7 +60,7 @@ def rendered() -> dict[str, Any]:
 
 
 def _resolve(node: Any, params: dict[str, str], conditions: dict[str, Any]) -> Any:
-    """Fn::If / Condition / Equals / Not / Or / Join / Ref (parameters) / Sub; GetAtt and
+    """Fn::If / Condition / Equals / Not / Or / And / Join / Ref (parameters) / Sub; GetAtt and
     Refs to resources are left as readable strings."""
 
     def cond(name: str) -> bool:
@@ -458,3 +458,75 @@ def test_remote_write_parameters_refuse_a_login_in_the_url_and_odd_regions(rende
     assert not region.fullmatch("Ireland")
     assert parameters["MetricsSink"]["AllowedValues"] == ["pushgateway", "emf", "remote_write"]
     assert parameters["CloudWatchIntervalSeconds"]["Default"] == 60
+
+
+DISCOVERY_ACTIONS = [
+    "rds:DescribeDBInstances",
+    "rds:DescribeDBClusters",
+    "rds:DescribePendingMaintenanceActions",
+    "elasticache:DescribeCacheClusters",
+    "tag:GetResources",
+]
+DISCOVERY_ROLES = (
+    "arn:aws:iam::210987654321:role/monitoring-discovery,"
+    "arn:aws:iam::310987654321:role/monitoring-discovery"
+)
+
+
+def _discovery_variables(resources: dict[str, Any]) -> dict[str, str]:
+    variables = resources["CollectorFunction"]["Properties"]["Environment"]["Variables"]
+    return {name: value for name, value in variables.items() if name.startswith("DISCOVER")}
+
+
+def test_discovery_permissions_only_when_discovery_is_on(rendered):
+    # Roles given but discovery off: nothing to assume them for.
+    off = _deployed(rendered, DiscoverRoleArns=DISCOVERY_ROLES)
+    assert _statements(off) == BASE_POLICIES
+    assert set(_discovery_variables(off).values()) == {""}
+
+    on = _deployed(rendered, Discover="rds,elasticache")
+    assert _statements(on) == {
+        **BASE_POLICIES,
+        "discovery": [{"Effect": "Allow", "Action": DISCOVERY_ACTIONS, "Resource": "*"}],
+    }
+    with_roles = _deployed(rendered, Discover="rds", DiscoverRoleArns=DISCOVERY_ROLES)
+    assert _statements(with_roles)["discovery-assume-roles"] == [
+        {"Effect": "Allow", "Action": "sts:AssumeRole", "Resource": DISCOVERY_ROLES.split(",")}
+    ]
+
+
+def test_discovery_parameters_become_its_variables(rendered):
+    resources = _deployed(
+        rendered,
+        Discover="rds,aurora",
+        DiscoverTags="team=payments,monitored",
+        DiscoverRegions="eu-west-1,eu-central-1",
+        DiscoverRoleArns=DISCOVERY_ROLES,
+        DiscoverOwnAccount="false",
+        DiscoverMaxAgeSeconds="600",
+        DiscoverTagLabels="team,cost-center",
+        DiscoverPgIamUser="monitor",
+    )
+    assert _discovery_variables(resources) == {
+        "DISCOVER": "rds,aurora",
+        "DISCOVER_TAGS": "team=payments,monitored",
+        "DISCOVER_REGIONS": "eu-west-1,eu-central-1",
+        "DISCOVER_ROLE_ARNS": DISCOVERY_ROLES,
+        "DISCOVER_OWN_ACCOUNT": "false",
+        "DISCOVER_MAX_AGE_SECONDS": "600",
+        "DISCOVER_TAG_LABELS": "team,cost-center",
+        "DISCOVER_PG_SECRET_TAG": "middleware-monitoring:secret-arn",
+        "DISCOVER_PG_IAM_USER": "monitor",
+        "DISCOVER_CA_BUNDLE": "global-bundle.pem",
+    }
+
+
+@pytest.mark.parametrize("discover", ["", "rds,aurora,docdb,elasticache"])
+def test_the_defaults_are_a_valid_configuration_with_discovery_off_and_on(rendered, discover):
+    """Every DISCOVER_* option is empty while discovery is off: set alone, the collector
+    would refuse them (they need DISCOVER)."""
+    from middleware_monitoring.config import load_settings
+
+    variables = _discovery_variables(_deployed(rendered, Discover=discover))
+    settings = load_settings({**variables, "AWS_REGION": "eu-west-1"})
+    assert (settings.discovery is not None) == bool(discover)

@@ -145,6 +145,17 @@ UNITS: Final[Mapping[str, MetricUnit]] = {
     "middleware_pass_duration_seconds": _S,
     "middleware_pass_targets": _N,
     "middleware_remote_write_samples_sent": _N,
+    # Discovery (SPEC 10): the inventory of each discovered resource, each unit's health.
+    "aws_resource_info": MetricUnit.NoUnit,
+    "aws_rds_allocated_storage_bytes": _B,
+    "aws_rds_pending_maintenance_actions": _N,
+    "aws_rds_certificate_expiry_timestamp_seconds": _S,
+    "aws_rds_backup_retention_days": _N,  # CloudWatch has no unit of days
+    "middleware_discovery_up": MetricUnit.NoUnit,
+    "middleware_discovery_failure": MetricUnit.NoUnit,
+    "middleware_discovery_duration_seconds": _S,
+    "middleware_discovery_last_success_timestamp_seconds": _S,
+    "middleware_discovery_resources": _N,
 }
 # Families named by pattern (one per serverStatus counter) and the fallback by suffix.
 _PREFIX_UNITS: Final = (("mongo_opcounters_", _N), ("mongo_document_", _N))

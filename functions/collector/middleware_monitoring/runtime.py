@@ -102,7 +102,8 @@ class Runtime:
 
     def specs(self) -> tuple[list[TargetSpec], bool]:
         """Every target as it is now, and whether that list is known complete (a parameter
-        that could not be re-read keeps its last targets, but is not complete)."""
+        that could not be re-read, or a discovery unit that failed, keeps its last targets,
+        but is not complete)."""
         specs: list[TargetSpec] = list(self.settings.targets)
         complete = True
         if self._parameter is not None:
@@ -110,6 +111,11 @@ class Runtime:
             complete = complete and fresh
             taken = {spec.target_name for spec in specs}
             specs += [spec for spec in document.specs() if spec.target_name not in taken]
+        if self.builder.discovery is not None:
+            # Configured targets win a name; discovery says so once per name.
+            found, fresh = self.builder.discovery.specs({spec.target_name for spec in specs})
+            specs += found
+            complete = complete and fresh
         return specs, complete
 
     @property
@@ -135,6 +141,8 @@ class Runtime:
 
     def collect(self, budget_seconds: float, shard: Shard = ALL) -> PassResult:
         deadline = time.monotonic() + budget_seconds
+        if self.builder.discovery is not None:
+            self.builder.discovery.refresh(budget_seconds, deadline)
         specs, complete = self.specs()
         # What remove_stale_groups judges by: the targets this pass was made from.
         self._pass_targets = ({spec.target_name for spec in specs}, complete)
@@ -153,6 +161,8 @@ class Runtime:
         )
         for target_result in result.targets:
             target_result.families.append(owner_family(self.settings.collector_instance))
+        if self.builder.discovery is not None:
+            result.collector.families.extend(self.builder.discovery.families())
         now = time.monotonic()
         for built in chosen:
             built.collected_at = now

@@ -16,12 +16,15 @@ from .cloudwatch.batches import CloudWatchBatches
 from .cloudwatch.declarations import Declaration
 from .config import (
     CloudWatchTarget,
+    DiscoveredSpec,
     DocDBSettings,
     PostgresSettings,
     RedisSettings,
     Settings,
     TargetSpec,
 )
+from .config.env import EnvReader
+from .config.postgres import postgres_defaults
 from .credentials import (
     SecretStore,
     docdb_secret_login,
@@ -29,6 +32,7 @@ from .credentials import (
     pg_secret_login,
     redis_secret_login,
 )
+from .discovery import Discovery, InventorySource
 from .model import Source, Target
 from .postgres.connection import PgConnection
 from .postgres.source import PostgresSource
@@ -39,6 +43,8 @@ def cloudwatch_declarations(spec: CloudWatchTarget) -> list[Declaration]:
         return declarations.rds(spec.identifier, "DBInstanceIdentifier")
     if spec.kind == "aurora_cluster":
         return declarations.rds(spec.identifier, "DBClusterIdentifier")
+    if spec.kind == "aurora_instance":
+        return declarations.aurora_instance(spec.identifier)
     if spec.kind == "docdb_instance":
         return declarations.docdb_instance(spec.identifier)
     if spec.kind == "docdb_cluster":
@@ -48,7 +54,8 @@ def cloudwatch_declarations(spec: CloudWatchTarget) -> list[Declaration]:
 
 class TargetBuilder:
     """Lives as long as the function instance: the clients and caches every target shares
-    (Secrets Manager, AWS sessions per role, one CloudWatch batch per location)."""
+    (Secrets Manager, AWS sessions per role, one CloudWatch batch per location, what
+    discovery found)."""
 
     def __init__(
         self,
@@ -57,16 +64,26 @@ class TargetBuilder:
         secrets: SecretStore | None = None,
         sessions: AwsSessions | None = None,
         cloudwatch: CloudWatchBatches | None = None,
+        discovery: Discovery | None = None,
     ) -> None:
         self.settings = settings
         self.sessions = sessions or AwsSessions(settings.cloudwatch.region)
         self.secrets = secrets or SecretStore(settings.secret_store)
         self.cloudwatch = cloudwatch or CloudWatchBatches(settings.cloudwatch, self.sessions)
+        self.discovery = discovery
+        if discovery is None and settings.discovery is not None:
+            self.discovery = Discovery(
+                settings.discovery,
+                self.sessions,
+                here_region=settings.cloudwatch.region,
+                postgres_defaults=settings.postgres_defaults or postgres_defaults(EnvReader({})),
+            )
         self._builders: dict[type, Callable[[Any], list[Source]]] = {
             PostgresSettings: self._postgres,
             DocDBSettings: self._docdb,
             RedisSettings: self._redis,
             CloudWatchTarget: self._cloudwatch,
+            DiscoveredSpec: self._discovered,
         }
 
     def build(self, spec: TargetSpec) -> Target:
@@ -106,3 +123,12 @@ class TargetBuilder:
 
     def _cloudwatch(self, spec: CloudWatchTarget) -> list[Source]:
         return [self.cloudwatch.source(cloudwatch_declarations(spec), spec.aws)]
+
+    def _discovered(self, spec: DiscoveredSpec) -> list[Source]:
+        """Its inventory, read from the discovery cache at collect time, and the sources of
+        what is collected from it (the same builders as configured targets')."""
+        assert self.discovery is not None
+        inventory = InventorySource(
+            spec.resource, self.discovery.resource, self.discovery.settings.tag_labels
+        )
+        return [inventory, *(s for inner in spec.specs for s in self._builders[type(inner)](inner))]

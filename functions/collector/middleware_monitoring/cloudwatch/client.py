@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Literal
 
 from ..config import HERE, AwsLocation, CloudWatchSettings
+from .fetch import CONCURRENT_CALLS
 
 if TYPE_CHECKING:
     from mypy_boto3_cloudwatch import CloudWatchClient
@@ -32,9 +33,9 @@ def make_client(
         connect_timeout=settings.connect_timeout_seconds,
         read_timeout=settings.read_timeout_seconds,
         retries={"mode": mode, "total_max_attempts": settings.max_attempts},
-        # Calls of a pass run one after another; a second connection serves the next pass
-        # while a fetch stuck past its deadline still holds the first.
-        max_pool_connections=2,
+        # A connection per concurrent call of a pass, and one more to serve the next pass
+        # while a call stuck past its deadline still holds one.
+        max_pool_connections=CONCURRENT_CALLS + 1,
     )
     # A session of its own: boto3's default session is not safe to share between threads.
     session = sessions.session(location.role_arn) if sessions else boto3.session.Session()

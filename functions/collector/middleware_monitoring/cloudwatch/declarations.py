@@ -262,6 +262,12 @@ def rds(identifier: str, rds_type: str) -> list[Declaration]:
     return _declare(RDS, ((rds_type, identifier),), catalogue)
 
 
+def aurora_instance(identifier: str) -> list[Declaration]:
+    """An Aurora cluster's member: the instance metrics but FreeStorageSpace (the cluster
+    volume is the cluster's, VolumeBytesUsed)."""
+    return _declare(RDS, (("DBInstanceIdentifier", identifier),), RDS_INSTANCE_SERIES[1:])
+
+
 def docdb_instance(identifier: str) -> list[Declaration]:
     return _declare(
         DOCDB,

@@ -30,7 +30,15 @@ from ..config import CloudWatchSettings
 from ..model import SourceFailure
 from .client import make_client
 from .declarations import Declaration, Stat
-from .fetch import FetchResult, QueryFailure, Window, classify, fetch, window
+from .fetch import (
+    CONCURRENT_CALLS,
+    FetchResult,
+    QueryFailure,
+    Window,
+    classify,
+    fetch,
+    window,
+)
 
 if TYPE_CHECKING:
     from mypy_boto3_cloudwatch import CloudWatchClient
@@ -86,8 +94,10 @@ class CloudWatchBatch:
         client_factory: Callable[[], CloudWatchClient] | None = None,
         clock: Callable[[], float] = time.time,
         monotonic: Callable[[], float] = time.monotonic,
+        concurrent_calls: int = CONCURRENT_CALLS,
     ) -> None:
         self._settings = settings
+        self._concurrent_calls = concurrent_calls
         self._client_factory = client_factory or (lambda: make_client(settings))
         self._client: CloudWatchClient | None = None
         self._client_lock = threading.Lock()
@@ -201,6 +211,7 @@ class CloudWatchBatch:
                 deadline=current.deadline,
                 result=result,
                 monotonic=self._monotonic,
+                concurrency=self._concurrent_calls,
             )
         except Exception as exc:  # e.g. the client cannot be built; the pass goes on
             failure = classify(exc)

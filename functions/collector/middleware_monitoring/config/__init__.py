@@ -25,6 +25,13 @@ from .cloudwatch import (
     env_cloudwatch_targets,
     load_cloudwatch,
 )
+from .discovery import (
+    DISCOVER_KINDS,
+    DiscoveredSpec,
+    DiscoverySettings,
+    ResourceKey,
+    load_discovery,
+)
 from .docdb import DocDBSettings, load_docdb
 from .elasticache import RedisSettings, redis_defaults
 from .env import LOG_LEVELS, ConfigError, EnvReader
@@ -52,6 +59,7 @@ from .postgres import (
 from .targets_file import TargetsDocument, parse_document, read_targets_file
 
 __all__ = [
+    "DISCOVER_KINDS",
     "HERE",
     "PG_SSLMODES",
     "RDS_TYPES",
@@ -61,6 +69,8 @@ __all__ = [
     "CloudWatchSettings",
     "CloudWatchTarget",
     "ConfigError",
+    "DiscoveredSpec",
+    "DiscoverySettings",
     "DocDBSettings",
     "ElastiCacheId",
     "EnvReader",
@@ -70,6 +80,7 @@ __all__ = [
     "RdsId",
     "RedisSettings",
     "RemoteWriteSettings",
+    "ResourceKey",
     "SecretStoreSettings",
     "ServeSettings",
     "Settings",
@@ -83,7 +94,8 @@ __all__ = [
 
 # One kind of plain spec per target kind, whichever place it comes from (environment,
 # targets file or parameter, discovery); runtime.TargetBuilder turns each into sources.
-TargetSpec = PostgresSettings | DocDBSettings | RedisSettings | CloudWatchTarget
+# Discovery wraps the others (DiscoveredSpec) to add the resource's inventory.
+TargetSpec = PostgresSettings | DocDBSettings | RedisSettings | CloudWatchTarget | DiscoveredSpec
 
 
 @dataclass(frozen=True)
@@ -117,6 +129,8 @@ class Settings:
     remote_write: RemoteWriteSettings = field(
         default_factory=lambda: load_remote_write(EnvReader({}))
     )
+    # DISCOVER: resources found in AWS by tags (SPEC 10); None when off.
+    discovery: DiscoverySettings | None = None
 
     def secrets(self) -> list[str]:
         """Every secret value, so logging can scrub them."""
@@ -208,6 +222,7 @@ def load_settings(
         postgres_defaults=defaults,
         redis_defaults=node_defaults,
         remote_write=load_remote_write(env),
+        discovery=load_discovery(env),
     )
     log_level = env.text("LOG_LEVEL")
     if log_level is not None and log_level.upper() not in LOG_LEVELS:

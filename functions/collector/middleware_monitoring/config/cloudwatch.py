@@ -51,6 +51,8 @@ class RdsId:
 CLOUDWATCH_KINDS: Final = (
     "rds_instance",
     "aurora_cluster",
+    # Discovered only: an Aurora cluster's member (AWS/RDS per instance, no FreeStorageSpace).
+    "aurora_instance",
     "docdb_instance",
     "docdb_cluster",
     "elasticache",
@@ -74,7 +76,7 @@ def cloudwatch_target_name(kind: str, identifier: str, node: str | None = None) 
     """The instance of a CloudWatch-only target. The kind prefix keeps a DocumentDB instance
     and cluster of the same name (a common naming) in separate groups; an RDS id is named as
     AWS_RDS_INSTANCE_ID names the PostgreSQL target, so both forms agree."""
-    if kind in ("rds_instance", "aurora_cluster"):
+    if kind in ("rds_instance", "aurora_cluster", "aurora_instance"):
         return identifier
     prefix = {"docdb_instance": "docdb", "docdb_cluster": "docdb-cluster"}.get(kind, kind)
     return f"{prefix.replace('_', '-')}:{identifier}" + (f":{node}" if node else "")

@@ -1,0 +1,287 @@
+"""Discovery at fleet size (issue 14): a fleet of 1,000 resources found by tags in the moto
+stand-in (DocumentDB's answers and pending maintenance from the AwsFront stand-in), 50 of
+them RDS PostgreSQL instances whose secret tag names a login on real PostgreSQL servers
+(verify-full TLS with a certificate for moto's endpoint names). Measured in a fresh worker
+process (the servers are threads of this one):
+
+- AWS calls of the cold pass and of warm passes within DISCOVER_MAX_AGE_SECONDS (goal: no
+  Describe or tagging call), counted per operation as botocore sends them;
+- the warm pass's time (median and slowest of the warm passes; goal: under 5 s here), and
+  the worker's peak RSS (goal: under 512 MB);
+- GetMetricData calls against the CloudWatch queries of the pass (goal: ceil(q / 500)).
+
+CloudWatch data is put only for the 50 PostgreSQL instances: moto's GetMetricData scans
+every stored datapoint for each query (4,000 seeded statistics took 56 s per pass here, in
+moto alone), so the other targets' CloudWatch sources report ``no_data``; their queries are
+asked and billed all the same.
+
+    .venv/bin/python -m bench.discovery [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import math
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+REGION = "us-east-1"
+ACCOUNT = "123456789012"
+TAGS = {"team": "bench"}
+SECRET_TAG = "middleware-monitoring:secret-arn"
+# Operations that discovery makes (the rest: GetMetricData, GetSecretValue).
+DISCOVERY_CALLS = (
+    "GetCallerIdentity",
+    "AssumeRole",
+    "DescribeDBInstances",
+    "DescribeDBClusters",
+    "DescribePendingMaintenanceActions",
+    "DescribeCacheClusters",
+    "GetResources",
+)
+
+
+@dataclass(frozen=True)
+class Size:
+    """The fleet: RDS instances (``logins`` of them with a secret tag), Aurora clusters
+    with 2 instances each, DocumentDB clusters with 2 instances each, cache clusters."""
+
+    rds: int
+    logins: int
+    aurora: int
+    docdb: int
+    caches: int
+    pg_servers: int
+
+    @property
+    def resources(self) -> int:
+        return self.rds + 3 * self.aurora + 3 * self.docdb + self.caches
+
+
+FULL = Size(rds=400, logins=50, aurora=50, docdb=50, caches=300, pg_servers=2)
+QUICK = Size(rds=6, logins=2, aurora=1, docdb=1, caches=2, pg_servers=1)
+assert FULL.resources == 1000
+
+
+def build_fleet(size: Size, moto: Any, front: Any, pg_ports: list[int], secret: str) -> None:
+    from tests.standins.aws_front import docdb_cluster, docdb_instance
+    from tests.standins.discovered import (
+        create_aurora_cluster,
+        create_cache_cluster,
+        create_rds_instance,
+        declarations_of,
+        seed,
+    )
+
+    rds, elasticache = moto.client("rds"), moto.client("elasticache")
+    made = []
+    for i in range(size.rds):
+        login = i < size.logins
+        tags = {**TAGS, SECRET_TAG: secret} if login else TAGS
+        port = pg_ports[i % len(pg_ports)] if login else 5432
+        create_rds_instance(rds, f"bench-db-{i:04d}", tags=tags, port=port)
+        if login:
+            made += declarations_of("rds_instance", f"bench-db-{i:04d}")
+    create_rds_instance(rds, "not-ours-db", tags={"team": "other"})
+    for i in range(size.aurora):
+        name = f"bench-aurora-{i:03d}"
+        create_aurora_cluster(rds, name, members=(f"{name}-1", f"{name}-2"), tags=TAGS)
+    for i in range(size.caches):
+        create_cache_cluster(elasticache, f"bench-cache-{i:03d}", tags=TAGS)
+    for i in range(size.docdb):
+        name = f"bench-docdb-{i:03d}"
+        members = {f"{name}-1": True, f"{name}-2": False}
+        host = f"{name}.cluster-x.{REGION}.docdb.amazonaws.com"
+        front.docdb_clusters.append(
+            docdb_cluster(
+                name, account=ACCOUNT, region=REGION, members=members, host=host, port=27017,
+                tags=TAGS,
+            )
+        )  # fmt: skip
+        front.docdb_instances += [
+            docdb_instance(m, cluster=name, account=ACCOUNT, region=REGION, host=host, port=27017)
+            for m in members
+        ]
+    seed(moto.client("cloudwatch"), made)
+
+
+@contextlib.contextmanager
+def stand_ins(size: Size, workdir: Path) -> Iterator[dict[str, str]]:
+    """moto, the AwsFront, TLS PostgreSQL servers and the fleet; yields the worker's
+    environment."""
+    from tests.integration.pg_helpers import APP_DB, MONITOR, MONITOR_PASSWORD, prepare
+    from tests.integration.test_postgres_tls import start_tls_server
+    from tests.standins.aws import MotoServer
+    from tests.standins.aws_front import AwsFront
+    from tests.standins.tls import make_tls_files
+
+    tls = make_tls_files(
+        workdir / "tls", names=f"DNS:*.aaaaaaaaaa.{REGION}.rds.amazonaws.com,IP:127.0.0.1"
+    )
+    with contextlib.ExitStack() as stack:
+        servers = []
+        for _ in range(size.pg_servers):
+            server = start_tls_server(tls)
+            stack.callback(server.cleanup)
+            servers.append(prepare(server))
+        moto = stack.enter_context(MotoServer())
+        front = stack.enter_context(AwsFront(moto.endpoint_url))
+        secret = moto.client("secretsmanager").create_secret(
+            Name="bench/monitoring",
+            SecretString=json.dumps(
+                {"username": MONITOR, "password": MONITOR_PASSWORD, "dbname": APP_DB}
+            ),
+        )["ARN"]
+        build_fleet(size, moto, front, [s.port for s in servers], secret)
+        yield {
+            **moto.env(),
+            **front.env(),
+            "DISCOVER": "rds,aurora,docdb,elasticache",
+            "DISCOVER_TAGS": "team=bench",
+            "DISCOVER_TAG_LABELS": "team",
+            "DISCOVER_CA_BUNDLE": str(tls.ca),
+            "PG_QPS_SAMPLE_SECONDS": "0",
+            "PG_CONNECT_TIMEOUT_SECONDS": "5",
+            "LOG_LEVEL": "WARNING",
+        }
+
+
+def measure(quick: bool) -> dict[str, Any]:
+    """One run: the fleet built, then a worker process doing a cold pass and warm passes."""
+    size = QUICK if quick else FULL
+    passes = 2 if quick else 4
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="bench-discovery-") as tmp:
+        workdir = Path(tmp)
+        with stand_ins(size, workdir) as env:
+            built = time.perf_counter() - started
+            spec = workdir / "worker.json"
+            spec.write_text(json.dumps({"env": env, "passes": passes}))
+            from bench.harness import child_env
+
+            proc = subprocess.run(
+                [sys.executable, "-m", "bench.discovery", "--worker", str(spec)],
+                cwd=ROOT,
+                env=child_env(),
+                capture_output=True,
+                text=True,
+                timeout=900,
+                check=False,
+            )
+    if proc.returncode != 0:
+        raise RuntimeError(f"bench.discovery worker failed:\n{proc.stderr[-3000:]}")
+    out: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
+    warm = out["passes"][1:]
+    queries = out["passes"][-1]["cloudwatch_queries"]
+    return {
+        "resources": size.resources,
+        "logins": size.logins,
+        "fleet_built_s": round(built, 1),
+        "targets": out["passes"][-1]["targets"],
+        "postgres_up": out["passes"][-1]["postgres_up"],
+        "cold_pass_s": out["passes"][0]["seconds"],
+        "cold_discovery_calls": out["passes"][0]["discovery_calls"],
+        "warm_pass_s": statistics.median(p["seconds"] for p in warm),
+        "warm_pass_max_s": max(p["seconds"] for p in warm),
+        "warm_discovery_calls": [sum(p["discovery_calls"].values()) for p in warm],
+        "cloudwatch_queries": queries,
+        "getmetricdata_calls": out["passes"][-1]["getmetricdata_calls"],
+        "getmetricdata_floor": math.ceil(queries / 500),
+        "peak_rss_mb": round(out["maxrss_mb"], 1),
+        "passes": out["passes"],
+    }
+
+
+# --- the measured process --------------------------------------------------------------
+
+
+def run_worker(spec_path: Path) -> dict[str, Any]:
+    spec = json.loads(spec_path.read_text())
+    os.environ.update(spec["env"])
+    from bench.worker import API_CALLS, count_aws_calls
+    from middleware_monitoring.logs import setup_logging
+    from middleware_monitoring.runtime import Runtime
+    from tests.rds_names import rds_hosts_on_localhost
+
+    # As in Lambda: JSON lines through the product's logger (stderr here, stdout is the
+    # result), the level from the environment.
+    setup_logging(stream=sys.stderr, level=os.environ["LOG_LEVEL"])
+    count_aws_calls()
+    runtime = Runtime.from_environ(os.environ)
+    passes: list[dict[str, Any]] = []
+    try:
+        with rds_hosts_on_localhost():
+            for _ in range(spec["passes"]):
+                API_CALLS.clear()
+                began = time.perf_counter()
+                result = runtime.collect(50.0)
+                seconds = time.perf_counter() - began
+                collector = {
+                    f.name: f.samples[0].value
+                    for f in result.collector.families
+                    if f.samples and f.name.startswith("middleware_cloudwatch_")
+                }
+                passes.append(
+                    {
+                        "seconds": round(seconds, 3),
+                        "targets": len(result.targets),
+                        "postgres_up": sum(
+                            1
+                            for t in result.targets
+                            for o in t.outcomes
+                            if o.source == "postgres" and o.up
+                        ),
+                        "discovery_calls": {
+                            op: n for op, n in API_CALLS.items() if op in DISCOVERY_CALLS
+                        },
+                        "other_calls": {
+                            op: n for op, n in API_CALLS.items() if op not in DISCOVERY_CALLS
+                        },
+                        "getmetricdata_calls": collector[
+                            "middleware_cloudwatch_getmetricdata_calls"
+                        ],
+                        "cloudwatch_queries": collector["middleware_cloudwatch_metrics_requested"],
+                    }
+                )
+    finally:
+        runtime.close()
+    return {"passes": passes, "maxrss_mb": peak_rss_mb()}
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident set (VmHWM): getrusage's ru_maxrss would start from the
+    parent's (the bench, with moto in it), which a fork hands down."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError("no VmHWM in /proc/self/status")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="a tiny fleet (smoke test)")
+    parser.add_argument("--worker", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker is not None:
+        print(json.dumps(run_worker(args.worker)))
+        return
+    figures = measure(args.quick)
+    passes = figures.pop("passes")
+    print(json.dumps(figures, indent=1))
+    for n, one in enumerate(passes):
+        print(f"pass {n}: {json.dumps(one)}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,206 @@
+"""The AWS calls of discovery for one account in one region, each kind's failure its own.
+
+Calls per refresh of an account/region (every call paged, PAGE_SIZE per page):
+
+- rds: DescribeDBInstances (engine postgres).
+- aurora: DescribeDBClusters and DescribeDBInstances (engine aurora-postgresql).
+- docdb: the same with engine docdb. DocumentDB is managed through the RDS API; asked with
+  the RDS client its answers carry TagList, which the DocumentDB client's model drops (tags
+  would then cost a tagging call per page).
+- rds, aurora and docdb together: one DescribePendingMaintenanceActions (all resources of
+  the region in one list), shared by the kinds that need it.
+- elasticache: DescribeCacheClusters (ShowCacheNodeInfo), and, only when tags are filtered
+  on or copied to labels, the Resource Groups Tagging API's GetResources for ElastiCache:
+  DescribeCacheClusters has no tags, and ListTagsForResource would be one call per cluster.
+
+The tag filter is applied to the answers here (TagList, GetResources' tags), not by AWS:
+the RDS API filters by engine or id only.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from ..config import DiscoverySettings
+from .resources import Resource, cache_nodes, clusters_and_members, pending_counts, rds_instances
+
+PAGE_SIZE: Final = 100  # the most DescribeDB*, DescribeCacheClusters and GetResources return
+ENGINES: Final = {"rds": "postgres", "aurora": "aurora-postgresql", "docdb": "docdb"}
+
+_THROTTLING: Final = frozenset(
+    {"Throttling", "ThrottlingException", "RequestLimitExceeded", "TooManyRequestsException"}
+)
+_AUTH: Final = frozenset(
+    {
+        "AccessDenied",
+        "AccessDeniedException",
+        "AuthorizationError",
+        "UnauthorizedOperation",
+        "UnrecognizedClientException",
+        "InvalidClientTokenId",
+        "ExpiredToken",
+        "ExpiredTokenException",
+        "SignatureDoesNotMatch",
+    }
+)
+
+
+class DeadlinePassed(Exception):
+    """The pass that started the refresh is over: the rest waits for the next one."""
+
+
+@dataclass(frozen=True)
+class Failure:
+    reason: str
+    detail: str
+
+
+def classify(exc: BaseException) -> Failure:
+    """A failed call as a reason token (the CloudWatch source's where they mean the same)."""
+    from botocore.exceptions import (
+        ClientError,
+        ConnectTimeoutError,
+        EndpointConnectionError,
+        NoCredentialsError,
+        NoRegionError,
+        ReadTimeoutError,
+    )
+
+    if isinstance(exc, DeadlinePassed):
+        return Failure("deadline", "not finished before the pass deadline")
+    if isinstance(exc, ClientError):
+        error = exc.response.get("Error", {})
+        code = str(error.get("Code", "Unknown"))
+        message = str(error.get("Message", "")).strip()
+        attempts = int(exc.response.get("ResponseMetadata", {}).get("RetryAttempts", 0)) + 1
+        tries = f" after {attempts} attempts" if attempts > 1 else ""
+        detail = f"{exc.operation_name} failed{tries}: {code}: {message}".rstrip(": ")
+        if exc.operation_name == "AssumeRole":
+            return Failure("assume_role_failed", detail)
+        if code in _THROTTLING:
+            return Failure("throttled", detail)
+        if code in _AUTH:
+            return Failure("auth_failed", detail)
+        return Failure("aws_error", detail)
+    if isinstance(exc, ConnectTimeoutError | ReadTimeoutError):
+        return Failure("timeout", f"timed out: {exc}")
+    if isinstance(exc, EndpointConnectionError):
+        return Failure("unreachable", str(exc))
+    if isinstance(exc, NoCredentialsError):
+        return Failure("auth_failed", "no AWS credentials found")
+    if isinstance(exc, NoRegionError):
+        return Failure("no_region", "no AWS region")
+    return Failure("error", f"{type(exc).__name__}: {exc}")
+
+
+@dataclass
+class Location:
+    """One account in one region, as the calls see it. ``client(service)`` gives a client
+    of that account and region (the role's session for another account)."""
+
+    account: str
+    region: str
+    client: Callable[[str], Any]
+    settings: DiscoverySettings
+    # The deadline of the latest pass: a refresh that outlasts the pass that started it goes
+    # on while passes follow, and stops asking once the last one is over.
+    deadline: Callable[[], float]
+    page_size: int = PAGE_SIZE
+    monotonic: Callable[[], float] = time.monotonic
+    _pending: dict[str, int] | BaseException | None = field(default=None, repr=False)
+
+    def pages(self, service: str, operation: str, **params: Any) -> Iterator[Mapping[str, Any]]:
+        """Every item of every page (botocore's paginator), stopping at the deadline."""
+        paginator = self.client(service).get_paginator(operation)
+        result_key = paginator.result_keys[0].expression
+        for page in paginator.paginate(**params, PaginationConfig={"PageSize": self.page_size}):
+            yield from page.get(result_key, [])
+            # The next page is not asked for once the pass is over.
+            self.check()
+
+    def engine_filter(self, kind: str) -> list[dict[str, Any]]:
+        return [{"Name": "engine", "Values": [ENGINES[kind]]}]
+
+    def pending(self) -> dict[str, int]:
+        """Pending maintenance actions by ARN: one paged call shared by the RDS kinds; a
+        failure fails each kind that needs it."""
+        if self._pending is None:
+            try:
+                self._pending = pending_counts(
+                    self.pages("rds", "describe_pending_maintenance_actions")
+                )
+            except Exception as exc:
+                self._pending = exc
+        if isinstance(self._pending, BaseException):
+            raise self._pending
+        return self._pending
+
+    def check(self) -> None:
+        if self.monotonic() >= self.deadline():
+            raise DeadlinePassed
+
+
+def describe_rds(where: Location) -> list[Resource]:
+    where.check()
+    instances = list(
+        where.pages("rds", "describe_db_instances", Filters=where.engine_filter("rds"))
+    )
+    return rds_instances(
+        instances, where.pending(), where.account, where.region, where.settings.matches
+    )
+
+
+def _describe_clusters(where: Location, kind: str) -> list[Resource]:
+    where.check()
+    clusters = list(where.pages("rds", "describe_db_clusters", Filters=where.engine_filter(kind)))
+    instances = list(where.pages("rds", "describe_db_instances", Filters=where.engine_filter(kind)))
+    return clusters_and_members(
+        kind,
+        clusters,
+        instances,
+        where.pending(),
+        where.account,
+        where.region,
+        where.settings.matches,
+    )
+
+
+def describe_aurora(where: Location) -> list[Resource]:
+    return _describe_clusters(where, "aurora")
+
+
+def describe_docdb(where: Location) -> list[Resource]:
+    return _describe_clusters(where, "docdb")
+
+
+def describe_elasticache(where: Location) -> list[Resource]:
+    where.check()
+    clusters = list(where.pages("elasticache", "describe_cache_clusters", ShowCacheNodeInfo=True))
+    tags: dict[str, dict[str, str]] = {}
+    settings = where.settings
+    if settings.tags or settings.tag_labels:
+        # AWS filters here already (AND over the filters); the local filter then agrees.
+        filters = [
+            {"Key": k, "Values": [v]} if v is not None else {"Key": k} for k, v in settings.tags
+        ]
+        for item in where.pages(
+            "resourcegroupstaggingapi",
+            "get_resources",
+            ResourceTypeFilters=["elasticache"],
+            TagFilters=filters,
+        ):
+            tags[str(item["ResourceARN"])] = {
+                str(t["Key"]): str(t.get("Value", "")) for t in item.get("Tags", [])
+            }
+    return cache_nodes(clusters, tags, where.account, where.region, settings.matches)
+
+
+DESCRIBE: Final[Mapping[str, Callable[[Location], list[Resource]]]] = {
+    "rds": describe_rds,
+    "aurora": describe_aurora,
+    "docdb": describe_docdb,
+    "elasticache": describe_elasticache,
+}

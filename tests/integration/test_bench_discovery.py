@@ -1,0 +1,35 @@
+"""`bench/discovery.py` on its quick size, so it cannot rot between benchmark runs: the fleet
+built in the stand-ins, the worker's cold and warm passes, the figures' shape and the exact
+counts that do not depend on the machine. No timing is asserted (that is the bench's job)."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from bench.discovery import QUICK, measure
+
+pytestmark = pytest.mark.bench
+
+
+def test_quick_discovery_bench() -> None:
+    figures = measure(quick=True)
+    assert (figures["resources"], figures["targets"]) == (QUICK.resources, QUICK.resources)
+    assert figures["postgres_up"] == QUICK.logins
+    # Cold: one call per list, the pending maintenance shared, the own account asked once.
+    assert figures["cold_discovery_calls"] == {
+        "GetCallerIdentity": 1,
+        "DescribeDBInstances": 3,
+        "DescribeDBClusters": 2,
+        "DescribePendingMaintenanceActions": 1,
+        "DescribeCacheClusters": 1,
+        "GetResources": 1,
+    }
+    # Warm, within DISCOVER_MAX_AGE_SECONDS: not one discovery call.
+    assert figures["warm_discovery_calls"] == [0]
+    assert figures["getmetricdata_calls"] == math.ceil(figures["cloudwatch_queries"] / 500)
+    # 6 RDS instances x 5, the Aurora cluster 5 + 2 instances x 4, the DocumentDB cluster 3 +
+    # 2 instances x 5, 2 cache nodes x 4.
+    assert figures["cloudwatch_queries"] == 6 * 5 + 5 + 2 * 4 + 3 + 2 * 5 + 2 * 4
+    assert figures["peak_rss_mb"] > 0
