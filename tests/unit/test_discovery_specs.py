@@ -420,3 +420,49 @@ def test_an_inventory_the_cache_no_longer_holds_is_down() -> None:
         "not_discovered",
         "the resource is no longer discovered",
     )
+
+
+def test_a_cache_node_with_its_secret_tag_gets_info_and_without_one_a_note() -> None:
+    from middleware_monitoring.config import RedisSettings
+
+    node = Resource(
+        key=ResourceKey(ACCOUNT, REGION, "elasticache_node", "cache-001", "0002"),
+        arn="arn",
+        engine="redis",
+        engine_version="7.1",
+        instance_class="cache.t4g.small",
+        cluster="cache",
+        role="",
+        tags=(("middleware-monitoring:secret-arn", SECRET),),
+        host="cache-001-002.abc.euw1.cache.amazonaws.com",
+        port=6379,
+        tls=True,
+    )
+    origin = f"DISCOVER (elasticache_node cache-001 node 0002 in {ACCOUNT} {REGION})"
+    defaults = RedisSettings(target_name="", host="", read_timeout_seconds=2.0)
+    spec, note = make_spec(node, "elasticache:cache-001:0002", HERE, SETTINGS, DEFAULTS, defaults)
+    assert (spec.specs, note) == (
+        (
+            RedisSettings(
+                target_name="elasticache:cache-001:0002",
+                host="cache-001-002.abc.euw1.cache.amazonaws.com",
+                origin=origin,
+                port=6379,
+                tls=True,
+                secret_arn=SECRET,
+                read_timeout_seconds=2.0,
+                cache_cluster_id="cache-001",
+                cache_node_id="0002",
+                aws=HERE,
+            ),
+        ),
+        None,
+    )
+    untagged, note = make_spec(
+        replace(node, tags=()), "elasticache:cache-001:0002", HERE, SETTINGS, DEFAULTS
+    )
+    assert [type(s) for s in untagged.specs] == [CloudWatchTarget]
+    assert note == (
+        "CloudWatch only, no INFO: no login known; tag it middleware-monitoring:secret-arn="
+        "<Secrets Manager ARN of the node's AUTH token or user>"
+    )

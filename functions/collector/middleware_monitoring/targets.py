@@ -77,6 +77,7 @@ class TargetBuilder:
                 self.sessions,
                 here_region=settings.cloudwatch.region,
                 postgres_defaults=settings.postgres_defaults or postgres_defaults(EnvReader({})),
+                redis_defaults=settings.redis_defaults,
             )
         self._builders: dict[type, Callable[[Any], list[Source]]] = {
             PostgresSettings: self._postgres,

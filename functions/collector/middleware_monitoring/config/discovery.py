@@ -15,6 +15,7 @@ from typing import Final
 
 from .cloudwatch import CloudWatchTarget
 from .docdb import DocDBSettings
+from .elasticache import RedisSettings
 from .env import EnvReader
 from .postgres import CA_BUNDLE, PostgresSettings
 
@@ -88,7 +89,7 @@ class DiscoveredSpec:
 
     target_name: str
     resource: ResourceKey
-    specs: tuple[PostgresSettings | DocDBSettings | CloudWatchTarget, ...]
+    specs: tuple[PostgresSettings | DocDBSettings | RedisSettings | CloudWatchTarget, ...]
     origin: str
 
 

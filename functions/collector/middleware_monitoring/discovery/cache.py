@@ -33,6 +33,7 @@ from ..config import (
     DiscoveredSpec,
     DiscoverySettings,
     PostgresSettings,
+    RedisSettings,
     ResourceKey,
 )
 from .describe import DESCRIBE, PAGE_SIZE, Failure, Location, classify
@@ -82,6 +83,7 @@ class Discovery:
         *,
         here_region: str | None,
         postgres_defaults: PostgresSettings,
+        redis_defaults: RedisSettings | None = None,
         page_size: int = PAGE_SIZE,
         client: Callable[[str, AwsLocation], Any] | None = None,
         monotonic: Callable[[], float] = time.monotonic,
@@ -90,6 +92,7 @@ class Discovery:
         self._sessions = sessions
         self._here_region = here_region
         self._defaults = postgres_defaults
+        self._redis_defaults = redis_defaults or RedisSettings(target_name="", host="")
         self._page_size = page_size
         self._make_client = client or self._new_client
         self._monotonic = monotonic
@@ -353,7 +356,9 @@ class Discovery:
                 if name in names:
                     name = kind_prefixed(resource.key, name)
                 names.add(name)
-                spec, note = make_spec(resource, name, location, self.settings, self._defaults)
+                spec, note = make_spec(
+                    resource, name, location, self.settings, self._defaults, self._redis_defaults
+                )
                 specs.append(spec)
                 if note is not None and resource.key not in self._told:
                     self._told.add(resource.key)

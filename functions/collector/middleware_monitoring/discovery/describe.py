@@ -179,22 +179,20 @@ def describe_docdb(where: Location) -> list[Resource]:
 def describe_elasticache(where: Location) -> list[Resource]:
     where.check()
     clusters = list(where.pages("elasticache", "describe_cache_clusters", ShowCacheNodeInfo=True))
-    tags: dict[str, dict[str, str]] = {}
     settings = where.settings
-    if settings.tags or settings.tag_labels:
-        # AWS filters here already (AND over the filters); the local filter then agrees.
-        filters = [
-            {"Key": k, "Values": [v]} if v is not None else {"Key": k} for k, v in settings.tags
-        ]
+    # Asked whether or not tags filter: a node's login is in its secret tag. One call per
+    # 100 tagged resources; AWS filters here already (AND over the filters), and the local
+    # filter then agrees.
+    filters = [{"Key": k, "Values": [v]} if v is not None else {"Key": k} for k, v in settings.tags]
+    tags = {
+        str(item["ResourceARN"]): {str(t["Key"]): str(t.get("Value", "")) for t in item["Tags"]}
         for item in where.pages(
             "resourcegroupstaggingapi",
             "get_resources",
             ResourceTypeFilters=["elasticache"],
             TagFilters=filters,
-        ):
-            tags[str(item["ResourceARN"])] = {
-                str(t["Key"]): str(t.get("Value", "")) for t in item.get("Tags", [])
-            }
+        )
+    }
     return cache_nodes(clusters, tags, where.account, where.region, settings.matches)
 
 

@@ -27,6 +27,7 @@ from ..config import (
     DiscoverySettings,
     DocDBSettings,
     PostgresSettings,
+    RedisSettings,
     ResourceKey,
 )
 from ..config.cloudwatch import cloudwatch_target_name
@@ -79,6 +80,7 @@ def make_spec(
     location: AwsLocation,
     settings: DiscoverySettings,
     defaults: PostgresSettings,
+    redis_defaults: RedisSettings | None = None,
 ) -> tuple[DiscoveredSpec, str | None]:
     """The resource's spec, and for one that could be logged in to but has no login, the
     sentence saying so (logged once per resource)."""
@@ -95,6 +97,11 @@ def make_spec(
     if key.kind == "docdb_cluster":
         docdb, note = _docdb(resource, name, settings, where)
         return DiscoveredSpec(name, key, (*([docdb] if docdb else []), cloudwatch), where), note
+    if key.kind == "elasticache_node":
+        node_defaults = redis_defaults or RedisSettings(target_name="", host="")
+        node, note = _redis(resource, name, location, settings, node_defaults, where)
+        # The node's spec carries its CloudWatch ids: its metrics come with it.
+        return DiscoveredSpec(name, key, (node,) if node else (cloudwatch,), where), note
     return DiscoveredSpec(name, key, (cloudwatch,), where), None
 
 
@@ -175,5 +182,39 @@ def _docdb(
         password=None,
         parameters=(*DOCDB_OPTIONS, ("tlsCAFile", settings.ca_bundle)),
         secret_arn=secret_arn,
+    )
+    return spec, None
+
+
+def _redis(
+    resource: Resource,
+    name: str,
+    location: AwsLocation,
+    settings: DiscoverySettings,
+    defaults: RedisSettings,
+    where: str,
+) -> tuple[RedisSettings | None, str | None]:
+    """An ElastiCache node's INFO when its secret tag names the login (an AUTH token, or an
+    RBAC user and password): ElastiCache presents an Amazon-issued certificate, verified
+    against the system trust store."""
+    if resource.host is None or resource.port is None:
+        return None, None
+    secret_arn, problem = _secret(resource, settings)
+    if secret_arn is None:
+        return None, (
+            f"CloudWatch only, no INFO: {problem or 'no login known'}; tag it "
+            f"{settings.pg_secret_tag}=<Secrets Manager ARN of the node's AUTH token or user>"
+        )
+    spec = replace(
+        defaults,
+        target_name=name,
+        host=resource.host,
+        origin=where,
+        port=resource.port,
+        tls=resource.tls,
+        secret_arn=secret_arn,
+        cache_cluster_id=resource.key.identifier,
+        cache_node_id=resource.key.node,
+        aws=location,
     )
     return spec, None
