@@ -209,7 +209,7 @@ def measure(quick: bool) -> dict[str, Any]:
 def run_worker(spec_path: Path) -> dict[str, Any]:
     spec = json.loads(spec_path.read_text())
     os.environ.update(spec["env"])
-    from bench.worker import API_CALLS, count_aws_calls
+    from bench.worker import API_CALLS, count_aws_calls, on_schedule
     from middleware_monitoring.logs import setup_logging
     from middleware_monitoring.runtime import Runtime
     from tests.rds_names import rds_hosts_on_localhost
@@ -222,8 +222,9 @@ def run_worker(spec_path: Path) -> dict[str, Any]:
     passes: list[dict[str, Any]] = []
     try:
         with rds_hosts_on_localhost():
-            for _ in range(spec["passes"]):
+            for index in range(spec["passes"]):
                 API_CALLS.clear()
+                on_schedule(runtime, index)
                 began = time.perf_counter()
                 result = runtime.collect(50.0)
                 seconds = time.perf_counter() - began
