@@ -8,7 +8,7 @@ a thousand keys, and points ``nodes`` targets at them in turn, each target with 
 source and its own connection (10 servers x 10 targets for 100 nodes: a real fleet is one
 server per node, but 100 processes would measure the 2-core machine's scheduler, not the
 collector). One replica gives the replica's series count. Passes run as the function runs
-them (runner.run_pass, COLLECTOR_MAX_WORKERS' default of 8 workers). Not a test: the numbers
+them (runner.run_pass, with COLLECTOR_MAX_WORKERS' default). Not a test: the numbers
 depend on the machine; nothing here is asserted.
 """
 
@@ -24,6 +24,7 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
+from middleware_monitoring.config import load_settings
 from middleware_monitoring.model import Target
 from middleware_monitoring.redis import info
 from middleware_monitoring.redis.source import RedisSource
@@ -31,7 +32,7 @@ from middleware_monitoring.runner import run_pass
 from tests.standins.redis import RedisServer
 
 ROOT = Path(__file__).resolve().parents[1]
-MAX_WORKERS = 8  # COLLECTOR_MAX_WORKERS' default
+MAX_WORKERS = load_settings({}).max_workers  # COLLECTOR_MAX_WORKERS' default
 KEYS_PER_SERVER = 1000
 
 # The function's cold start without and with the client: app.py's imports, then valkey's.

@@ -53,6 +53,7 @@ MODULE_SECTIONS: tuple[ModuleSection, ...] = (
     ModuleSection("elasticache", "bench.elasticache", "ElastiCache Redis INFO"),
     ModuleSection("remote_write", "bench.remote_write", "Remote write and the CloudWatch interval"),
     ModuleSection("discovery", "bench.discovery", "Discovery"),
+    ModuleSection("pushgateway_scale", "bench.pushgateway_scale", "A fleet on one Pushgateway"),
 )
 BUILTIN = ("reference", "cloudwatch", "exporter", "coldstart", "scaling", "floors", "fleet", "cost")
 

@@ -146,3 +146,37 @@ def test_same_server_and_a_later_reset_is_rated() -> None:
     after = Snapshot(10.0, {(10, 1, 1): 50}, reset_at=1505.0, server=PRIMARY)
     assert not_comparable(before, after) is None
     assert rates(before, after, KINDS) == Rates(all=5.0, read=5.0, write=0.0)
+
+
+def test_packed_calls_read_what_the_server_packs() -> None:
+    """statements.CALLS_SQL's bytea: big-endian int8 (userid, dbid, queryid, calls) per
+    entry; a hidden queryid is 0; a negative queryid (a 64-bit hash) stays negative."""
+    import struct
+
+    from middleware_monitoring.postgres.qps import PackedCalls
+
+    entries = [(10, 1, -7_000_000_000_000_000_001, 3), (10, 1, 42, 9), (16384, 5, 0, 120)]
+    packed = b"".join(struct.pack(">qqqq", *entry) for entry in entries)
+    calls = PackedCalls(packed)
+    assert dict(calls.items()) == {(u, d, q): c for u, d, q, c in entries}
+    assert (len(calls), calls[(10, 1, 42)], calls.queryids()) == (
+        3,
+        9,
+        {-7_000_000_000_000_000_001, 42, 0},
+    )
+    assert dict(PackedCalls(None).items()) == {}  # string_agg of no entry is NULL
+
+
+def test_kinds_keep_a_byte_per_statement_and_forget_what_left() -> None:
+    from middleware_monitoring.postgres.qps import Kinds
+
+    kinds = Kinds()
+    kinds.add([(30, "write", False), (-5, "read", False), (7, "own", False), (12, "other", True)])
+    assert dict(kinds.items()) == {-5: "read", 7: "own", 12: "other", 30: "write"}
+    assert kinds.unknown({-5, 8, 30, 99}) == {8, 99}
+    assert kinds.excluded_from_top() == {7, 12}
+    kinds.add([(8, "read", False)])
+    kinds.keep({8, 30, 12})
+    assert dict(kinds.items()) == {8: "read", 12: "other", 30: "write"}
+    assert kinds.excluded_from_top() == {12}
+    assert kinds.get(-5, "other") == "other"

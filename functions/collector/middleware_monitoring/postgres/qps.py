@@ -17,10 +17,100 @@ other server recorded since its own reset would count as happening in the last i
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import sys
+from array import array
+from bisect import bisect_left
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 
 EntryKey = tuple[int, int, int]  # (userid, dbid, queryid)
+HIDDEN_QUERYID = 0  # an entry whose queryid the login may not see
+
+
+class PackedCalls(Mapping[EntryKey, int]):
+    """The call counts of every entry in 32 bytes each, as statements.CALLS_SQL sends
+    them: a warm function instance keeps one per PostgreSQL target between passes, and a
+    dict of tuples would take about ten times the memory."""
+
+    def __init__(self, packed: bytes | None) -> None:
+        values = array("q")
+        values.frombytes(packed or b"")
+        if sys.byteorder == "little":
+            values.byteswap()  # int8send is big-endian
+        self._values = values
+
+    def __len__(self) -> int:
+        return len(self._values) // 4
+
+    def __iter__(self) -> Iterator[EntryKey]:
+        v = self._values
+        return zip(v[0::4], v[1::4], v[2::4], strict=True)
+
+    def __getitem__(self, key: EntryKey) -> int:
+        for entry, calls in self.items():
+            if entry == key:
+                return calls
+        raise KeyError(key)
+
+    def items(self) -> Iterator[tuple[EntryKey, int]]:  # type: ignore[override]
+        return zip(iter(self), self._values[3::4], strict=True)
+
+    def queryids(self) -> set[int]:
+        return set(self._values[2::4])
+
+
+class Kinds(Mapping[int, str]):
+    """queryid -> kind (read, write, other, own), and whether the statement stays out of the
+    top N, in 9 bytes an entry (a sorted array of queryids, a byte each): kept per target
+    while warm for up to pg_stat_statements.max entries, where a dict would take ~100."""
+
+    NAMES = ("other", "read", "write", "own")
+    _TRIVIAL = 4
+
+    def __init__(self) -> None:
+        self._ids = array("q")
+        self._codes = bytearray()
+
+    def __len__(self) -> int:
+        return len(self._ids)
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self._ids)
+
+    def __getitem__(self, queryid: int) -> str:
+        i = bisect_left(self._ids, queryid)
+        if i == len(self._ids) or self._ids[i] != queryid:
+            raise KeyError(queryid)
+        return self.NAMES[self._codes[i] & 3]
+
+    def unknown(self, queryids: set[int]) -> set[int]:
+        return queryids - set(self._ids)
+
+    def add(self, rows: Iterable[tuple[int, str, bool]]) -> None:
+        """(queryid, kind, trivial) rows of statements.CLASSIFY_SQL."""
+        codes = dict(zip(self._ids, self._codes, strict=True))
+        for queryid, kind, trivial in rows:
+            codes[queryid] = self.NAMES.index(kind) | (self._TRIVIAL if trivial else 0)
+        self._store(codes)
+
+    def keep(self, present: set[int]) -> None:
+        """Forget the entries pg_stat_statements no longer holds (evicted, reset)."""
+        if len(present) < len(self._ids) or not present.issuperset(self._ids):
+            self._store({q: c for q, c in zip(self._ids, self._codes, strict=True) if q in present})
+
+    def excluded_from_top(self) -> set[int]:
+        """The collector's own statements and trivial utility ones."""
+        own = self.NAMES.index("own")
+        return {
+            q
+            for q, c in zip(self._ids, self._codes, strict=True)
+            if c & self._TRIVIAL or c & 3 == own
+        }
+
+    def _store(self, codes: Mapping[int, int]) -> None:
+        ordered = sorted(codes)
+        self._ids = array("q", ordered)
+        self._codes = bytearray(codes[q] for q in ordered)
 
 
 @dataclass(frozen=True)
@@ -71,7 +161,7 @@ def _describe(server: Server | None) -> str:
 def calls_since(before: Snapshot, after: Snapshot) -> dict[EntryKey, int]:
     # After a full reset every entry restarted from zero, even one whose count has since
     # climbed past its old value: the earlier counts say nothing any more.
-    earlier = {} if before.reset_at != after.reset_at else before.calls
+    earlier = {} if before.reset_at != after.reset_at else dict(before.calls.items())
     deltas: dict[EntryKey, int] = {}
     for key, calls in after.calls.items():
         previous = earlier.get(key)

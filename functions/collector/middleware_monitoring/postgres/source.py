@@ -16,7 +16,15 @@ from . import statements as sql
 from .capabilities import CapabilityCache
 from .connection import PgConnection, QueryFailure
 from .health import Health
-from .qps import Server, Snapshot, not_comparable, rates
+from .qps import (
+    HIDDEN_QUERYID,
+    Kinds,
+    PackedCalls,
+    Server,
+    Snapshot,
+    not_comparable,
+    rates,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -114,8 +122,7 @@ class PostgresSource:
         # Kept across warm passes: QPS needs the previous snapshot, and kinds and texts of
         # statements change only when statements come and go.
         self._previous: Snapshot | None = None
-        self._kinds: dict[int, str] = {}
-        self._trivial: set[int] = set()
+        self._kinds = Kinds()
         self._texts: dict[int, str] = {}
         self._hint_given = False
         self._privilege_hint_given = False
@@ -239,15 +246,13 @@ class PostgresSource:
 
     def _snapshot(self, version: str) -> Snapshot:
         system_identifier, started_at, extversion, reset_at = self._header(version)
-        rows = self._db.run(sql.CALLS_SQL)
+        calls = PackedCalls(self._db.run(sql.CALLS_SQL)[0][0])
         snapshot = Snapshot(
-            self._clock(),
-            {(u, d, q): c for u, d, q, c in rows},
-            reset_at,
-            Server(system_identifier, started_at, extversion),
+            self._clock(), calls, reset_at, Server(system_identifier, started_at, extversion)
         )
-        self._classify({queryid for _, _, queryid in snapshot.calls if queryid is not None})
-        if not self._privilege_hint_given and any(q is None for _, _, q in snapshot.calls):
+        queryids = calls.queryids()
+        self._classify(queryids - {HIDDEN_QUERYID})
+        if not self._privilege_hint_given and HIDDEN_QUERYID in queryids:
             # Without pg_read_all_stats, other users' entries come without queryid and text.
             self._privilege_hint_given = True
             logger.warning(
@@ -257,21 +262,17 @@ class PostgresSource:
         return snapshot
 
     def _classify(self, queryids: set[int]) -> None:
-        unknown = [queryid for queryid in queryids if queryid not in self._kinds]
-        if not unknown:
-            return
-        for queryid, kind, trivial in self._db.run(sql.CLASSIFY_SQL, queryids=unknown):
-            self._kinds[queryid] = kind
-            if trivial:
-                self._trivial.add(queryid)
+        unknown = self._kinds.unknown(queryids)
+        if unknown:
+            rows = self._db.run(sql.CLASSIFY_SQL, queryids=sorted(unknown))
+            self._kinds.add((queryid, kind, trivial) for queryid, kind, trivial in rows)
 
     def _forget_gone(self, snapshot: Snapshot) -> None:
         """Keep caches as small as pg_stat_statements itself (entries get evicted)."""
         present = {queryid for _, _, queryid in snapshot.calls}
-        for cache in (self._kinds, self._texts):
-            for queryid in [q for q in cache if q not in present]:
-                del cache[queryid]
-        self._trivial &= present
+        self._kinds.keep(present)
+        for queryid in [q for q in self._texts if q not in present]:
+            del self._texts[queryid]
 
     def _statements_and_qps(self) -> Iterator[Metric]:
         try:
@@ -338,7 +339,7 @@ class PostgresSource:
         return min(window, room)
 
     def _excluded_from_top(self) -> set[int]:
-        return self._trivial | {queryid for queryid, kind in self._kinds.items() if kind == "own"}
+        return self._kinds.excluded_from_top()
 
     def _top_statements(self, version: str) -> Iterator[Metric]:
         limit = self._settings.statements_top_n

@@ -76,10 +76,17 @@ EXTENSION_VERSION_SQL: Final = (
 )
 
 # Calls of every entry, without query text (reading texts of thousands of entries is what
-# made other exporters' scrapes take tens of seconds).
+# made other exporters' scrapes take tens of seconds), as one bytea of big-endian int8
+# quadruples (userid, dbid, queryid, calls) in key order: a server holds up to
+# pg_stat_statements.max (5,000 by default) entries, and decoding them as rows costs the
+# client ~50 ms of CPU and a Python object per value; as one value it is an array read at C
+# speed and kept in 32 bytes an entry (qps.PackedCalls). A queryid hidden from the login (no
+# pg_read_all_stats) is 0, which pg_stat_statements never stores otherwise.
 CALLS_SQL: Final = (
-    f"{MARKER} SELECT s.userid, s.dbid, s.queryid, sum(s.calls)::bigint "
-    "FROM pg_stat_statements(false) s GROUP BY s.userid, s.dbid, s.queryid"
+    f"{MARKER} SELECT string_agg(int8send(userid::int8) || int8send(dbid::int8)"
+    " || int8send(queryid) || int8send(calls), ''::bytea ORDER BY userid, dbid, queryid)"
+    " FROM (SELECT s.userid, s.dbid, coalesce(s.queryid, 0) AS queryid,"
+    " sum(s.calls)::int8 AS calls FROM pg_stat_statements(false) s GROUP BY 1, 2, 3) AS e"
 )
 
 
