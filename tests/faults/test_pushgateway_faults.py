@@ -1,7 +1,8 @@
 """Pushgateway faults, for real over HTTP: nothing listening, a 5xx, an answer slower than
-PUSHGATEWAY_TIMEOUT_SECONDS, a 401. Collection is fine; the push is what fails, so the
-invocation must fail (the platform's retry and alarm see it) and say why, within its
-deadline. Once the gateway is healthy the next invocation pushes every target."""
+PUSHGATEWAY_TIMEOUT_SECONDS, a 401, a black hole with a fleet's 200 groups to push.
+Collection is fine; the push is what fails, so the invocation must fail (the platform's retry
+and alarm see it) and say why, within its deadline. Once the gateway is healthy the next
+invocation pushes every target."""
 
 from __future__ import annotations
 
@@ -27,6 +28,7 @@ from tests.integration.pg_helpers import MONITOR_PASSWORD
 from tests.standins.docdb import DocDBServer
 from tests.standins.postgres import PostgresServer
 from tests.standins.pushgateway import Pushgateway
+from tests.standins.silent import SilentServer
 
 Make = Callable[[Mapping[str, str]], LambdaFunction]
 USER = "pusher"
@@ -193,3 +195,51 @@ def test_pushgateway_401(
     # A 4xx is not retried: one request per group (two targets and the collector's), after
     # the cold start's read of the job's groups.
     assert during[1] - during[0] == 1 + 3
+
+
+# --- a fleet's worth of groups against a black hole (issue 12 item 2) ------------------------
+
+FLEET_GROUPS = 200
+
+
+@pytest.fixture(scope="module")
+def docdb_servers() -> Iterator[list[DocDBServer]]:
+    started = [DocDBServer().start() for _ in range(4)]
+    yield started
+    for server in started:
+        server.stop()
+
+
+def test_200_groups_against_a_black_holed_pushgateway(
+    row: Row, docdb_servers, job, function: Make
+) -> None:
+    row.fault = f"Pushgateway black-holed, {FLEET_GROUPS} targets ({FLEET_GROUPS + 1} groups)"
+    row.expected = "PushError naming the cause and the groups not sent, before the deadline"
+    names = [f"docdb-{i:03d}" for i in range(FLEET_GROUPS)]
+    info = [docdb_info(docdb_servers[i % 4], name) for i, name in enumerate(names)]
+    with SilentServer() as silent:
+        fn = function(
+            {
+                "MONGO_INFO": json.dumps(info),
+                "PUSHGATEWAY_URL": f"http://{silent.host}:{silent.port}",
+                "PUSHGATEWAY_JOB": job,
+                # 7.5 s per group with every attempt timing out: 26 rounds of 8 groups would
+                # take over 3 minutes.
+                "PUSHGATEWAY_TIMEOUT_SECONDS": "2",
+                "PUSHGATEWAY_RETRIES": "2",
+                "COLLECTOR_MAX_WORKERS": "32",
+            }
+        )
+        inv = fn.invoke(20_000)
+    row.observed = (
+        f"raised {type(inv.error).__name__}; {inv.seconds:.1f}s of {inv.deadline_seconds:.0f}s"
+    )
+    assert isinstance(inv.error, PushError), inv.error
+    assert inv.seconds < inv.deadline_seconds
+    message = str(inv.error)
+    assert message.startswith(
+        f"Pushgateway http://{silent.host}:{silent.port} did not accept {FLEET_GROUPS + 1} of "
+        f"{FLEET_GROUPS + 1} groups: TimeoutError: timed out ("
+    )
+    assert "; not sent: the push deadline came first (" in message
+    assert message.endswith("more)")

@@ -1,8 +1,7 @@
 """Remote-write faults, for real over HTTP in front of a real Prometheus receiver: the receiver
 down, a 429 then success, a 400 with a body, a receiver slower than the deadline. The push is
 what fails, so the invocation fails within its deadline and names the cause; once the
-receiver is healthy the next invocation's values are in Prometheus. And the Pushgateway's
-issue-12 case: 200 groups against a black hole end at the deadline with the cause named."""
+receiver is healthy the next invocation's values are in Prometheus."""
 
 from __future__ import annotations
 
@@ -17,7 +16,6 @@ from tests.faults.harness import DOCDB_EXACT, Invocation, LambdaFunction
 from tests.faults.injectors import HttpAnswer, HttpFault, TcpFault
 from tests.standins.docdb import DocDBServer
 from tests.standins.prometheus import Prometheus
-from tests.standins.silent import SilentServer
 
 Make = Callable[[Mapping[str, str]], LambdaFunction]
 UPTIME = DOCDB_EXACT[("mongo_uptime_seconds", frozenset())]
@@ -147,48 +145,3 @@ def test_slow_receiver_against_the_deadline(
         receiver_fault.heal()
     row.observed = describe(inv, "timed out")
     check_failed(inv, "timed out")
-
-
-# --- the Pushgateway: issue 12 item 2 -------------------------------------------------------
-
-GROUPS = 200
-
-
-@pytest.fixture(scope="module")
-def docdb_servers() -> Iterator[list[DocDBServer]]:
-    started = [DocDBServer().start() for _ in range(4)]
-    yield started
-    for server in started:
-        server.stop()
-
-
-def test_200_groups_against_a_black_holed_pushgateway(
-    row: Row, docdb_servers, job, function: Make
-) -> None:
-    row.fault = f"Pushgateway black-holed, {GROUPS} targets ({GROUPS + 1} groups)"
-    row.expected = "PushError naming the cause and the groups not sent, before the deadline"
-    names = [f"docdb-{i:03d}" for i in range(GROUPS)]
-    info = [docdb_info(docdb_servers[i % 4], name) for i, name in enumerate(names)]
-    with SilentServer() as silent:
-        fn = function(
-            {
-                "MONGO_INFO": json.dumps(info),
-                "PUSHGATEWAY_URL": f"http://{silent.host}:{silent.port}",
-                "PUSHGATEWAY_JOB": job,
-                # 7.5 s per group with every attempt timing out: 26 rounds of 8 groups would
-                # take over 3 minutes.
-                "PUSHGATEWAY_TIMEOUT_SECONDS": "2",
-                "PUSHGATEWAY_RETRIES": "2",
-                "COLLECTOR_MAX_WORKERS": "32",
-            }
-        )
-        inv = fn.invoke(20_000)
-    row.observed = describe(inv, "timed out")
-    check_failed(inv, "TimeoutError: timed out")
-    message = str(inv.error)
-    assert message.startswith(
-        f"Pushgateway http://{silent.host}:{silent.port} did not accept {GROUPS + 1} of "
-        f"{GROUPS + 1} groups: TimeoutError: timed out ("
-    )
-    assert "; not sent: the push deadline came first (" in message
-    assert message.endswith("more)")
