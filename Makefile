@@ -125,7 +125,7 @@ test-integration: install
 lint: install lint-template
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/mypy functions/collector tests
+	$(VENV)/bin/mypy functions/collector tests bench
 
 format: install
 	$(VENV)/bin/ruff check --fix .

@@ -12,7 +12,8 @@ share an interpreter with what is measured. Prints one JSON object on its last l
   invoke it, then N-1 warm invocations, each with its push to the Pushgateway in the env.
   SPEC_FILE is the environment, or ``{"env": {...}, "count_at": [servers]}``: then the
   connections the product holds at each PostgreSQL server are counted in pg_stat_activity
-  after the last invocation, while the function instance still holds them.
+  after the last invocation, while the function instance still holds them; and each warm
+  pass's CPU, the worker's own and that of those servers' processes (from /proc).
 - ``floor``: the fleet (one kind of source) collected by the product, each warm pass followed
   by the floor for the same work without the product: the SQL the product ran in that pass,
   replayed back to back over one connection (``postgres``); one GetMetricData call with the
@@ -64,6 +65,33 @@ def maxrss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def server_cpu_seconds(postmasters: list[int]) -> float:
+    """CPU the PostgreSQL servers have used so far: each postmaster's own and its reaped
+    backends' (cutime, cstime), plus every live process whose parent it is."""
+    ticks = os.sysconf("SC_CLK_TCK")
+
+    def stat(pid: str) -> list[str]:
+        with open(f"/proc/{pid}/stat") as f:
+            # Fields after the command name, which may hold spaces: state is [0].
+            return f.read().rsplit(")", 1)[1].split()
+
+    total = 0
+    for postmaster in postmasters:
+        fields = stat(str(postmaster))
+        total += sum(int(fields[i]) for i in (11, 12, 13, 14))
+    parents = {str(postmaster) for postmaster in postmasters}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            fields = stat(entry)
+        except OSError:  # exited while listed
+            continue
+        if fields[1] in parents:
+            total += int(fields[11]) + int(fields[12])
+    return total / ticks
+
+
 class FakeContext:
     function_name = "middleware-monitoring-bench"
     memory_limit_in_mb = 256
@@ -110,6 +138,26 @@ def exported_cloudwatch_values(result: Any, spec: Any) -> dict[str, float]:
                 )
                 values[f"{family.name}/{ident}"] = sample.value
     return values
+
+
+def measure_cpu(runtime: Any, postmasters: list[int], into: list[tuple[float, float]]) -> None:
+    """Record, for each pass the runtime collects from now on, the process CPU time it took
+    and the CPU the PostgreSQL servers used meanwhile (the push is left out)."""
+    if getattr(runtime, "_bench_measured", False):
+        return
+    collect = runtime.collect
+
+    def measured(*args: Any, **kwargs: Any) -> Any:
+        servers_before = server_cpu_seconds(postmasters)
+        cpu_before = time.process_time()
+        result = collect(*args, **kwargs)
+        into.append(
+            (time.process_time() - cpu_before, server_cpu_seconds(postmasters) - servers_before)
+        )
+        return result
+
+    runtime.collect = measured
+    runtime._bench_measured = True
 
 
 def on_schedule(runtime: Any, index: int) -> None:
@@ -254,11 +302,14 @@ def run_handler(spec: dict[str, Any], passes: int) -> dict[str, Any]:
     module_spec.loader.exec_module(app)
     imported = time.perf_counter()
     invocations: list[float] = []
+    postmasters = [int(x["pid"]) for x in spec.get("count_at", []) if "pid" in x]
+    pass_cpu: list[tuple[float, float]] = []
     summaries: list[Any] = []
     rss_after_first = 0.0
     for index in range(passes):
         if app._runtime is not None:
             on_schedule(app._runtime, index)
+            measure_cpu(app._runtime, postmasters, pass_cpu)
         started = time.perf_counter()
         summaries.append(app.lambda_handler({}, FakeContext()))
         invocations.append(time.perf_counter() - started)
@@ -268,6 +319,8 @@ def run_handler(spec: dict[str, Any], passes: int) -> dict[str, Any]:
     return {
         "import_s": imported - before_import,
         "invocations": invocations,
+        "pass_cpu_s": [own for own, _ in pass_cpu],
+        "pass_servers_cpu_s": [servers for _, servers in pass_cpu],
         "pass_durations": [float(s["duration_seconds"]) for s in summaries],
         "summary": summaries[-1],
         "first_summary": summaries[0],

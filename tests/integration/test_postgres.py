@@ -172,6 +172,40 @@ def test_statement_run_seven_times(pg: PostgresServer, source: PostgresSource) -
     assert value(samples, "pg_query_blk_write_time", **labels) == 0.0
 
 
+def test_statement_run_nested_and_top_level_is_one_series(
+    pg: PostgresServer, source: PostgresSource
+) -> None:
+    # With pg_stat_statements.track = all (the stand-ins' setting), a statement run inside a
+    # function has its own entry (toplevel false) beside the top-level one: same queryid,
+    # database and user, so one series whose values are the two entries' sums.
+    pg.execute_as_superuser(
+        "CREATE OR REPLACE FUNCTION nested_and_top() RETURNS bigint LANGUAGE sql AS "
+        "'SELECT count(*) AS nested_and_top FROM items WHERE id > 2'",
+        database=APP_DB,
+    )
+    pg.execute_as_superuser("GRANT EXECUTE ON FUNCTION nested_and_top() TO PUBLIC", database=APP_DB)
+    app = app_connection(pg)
+    try:
+        for _ in range(3):
+            app.run("SELECT nested_and_top()")
+        for _ in range(2):
+            app.run("SELECT count(*) AS nested_and_top FROM items WHERE id > 2")
+    finally:
+        app.close()
+    text = "SELECT count(*) AS nested_and_top FROM items WHERE id > $1"
+    entries = pg.execute_as_superuser(
+        "SELECT toplevel, calls FROM pg_stat_statements WHERE query = :text ORDER BY toplevel",
+        database=APP_DB,
+        text=text,
+    )
+    assert entries == [[False, 3], [True, 2]]
+    samples = ok_pass(source)
+    [labels] = [s for s in query_series(samples) if s["query"] == text]
+    assert labels["user"] == APP and labels["database"] == APP_DB
+    assert value(samples, "pg_query_calls", **labels) == 5
+    assert value(samples, "pg_query_rows", **labels) == 5
+
+
 def test_query_text_is_capped(pg: PostgresServer) -> None:
     app = app_connection(pg)
     try:
