@@ -21,6 +21,28 @@ CONNECT_TIMEOUT_SECONDS: Final = 3.0
 READ_TIMEOUT_SECONDS: Final = 5.0
 ROLE_SESSION_NAME: Final = "middleware-monitoring"
 
+# Error codes AWS services answer when they throttle, and when the caller's identity or its
+# rights are the problem: CloudWatch and discovery report them as `throttled` and
+# `auth_failed`; any other code is the service's own error.
+THROTTLING_CODES: Final = frozenset(
+    {"Throttling", "ThrottlingException", "RequestLimitExceeded", "TooManyRequestsException"}
+)
+AUTH_CODES: Final = frozenset(
+    {
+        "AccessDenied",
+        "AccessDeniedException",
+        "AuthorizationError",
+        "UnauthorizedOperation",
+        "UnrecognizedClientException",
+        "InvalidClientTokenId",
+        "ExpiredToken",
+        "ExpiredTokenException",
+        "SignatureDoesNotMatch",
+        "MissingAuthenticationToken",
+        "IncompleteSignature",
+    }
+)
+
 
 class AwsSessions:
     """Thread-safe: the sources of different targets ask for clients concurrently. Endpoint

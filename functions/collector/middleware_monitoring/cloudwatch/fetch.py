@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 
+from ..aws import AUTH_CODES, THROTTLING_CODES
 from .declarations import Stat
 
 if TYPE_CHECKING:
@@ -30,23 +31,6 @@ logger = logging.getLogger(__name__)
 
 MAX_QUERIES_PER_CALL: Final = 500  # the GetMetricData limit
 CONCURRENT_CALLS: Final = 4
-
-_THROTTLING: Final = frozenset(
-    {"Throttling", "ThrottlingException", "RequestLimitExceeded", "TooManyRequestsException"}
-)
-_AUTH: Final = frozenset(
-    {
-        "AccessDenied",
-        "AccessDeniedException",
-        "UnrecognizedClientException",
-        "InvalidClientTokenId",
-        "ExpiredToken",
-        "ExpiredTokenException",
-        "SignatureDoesNotMatch",
-        "MissingAuthenticationToken",
-        "IncompleteSignature",
-    }
-)
 
 
 @dataclass(frozen=True)
@@ -149,9 +133,9 @@ def classify(exc: BaseException) -> QueryFailure:
         code = str(error.get("Code", "Unknown"))
         message = str(error.get("Message", "")).strip()
         attempts = int(exc.response.get("ResponseMetadata", {}).get("RetryAttempts", 0)) + 1
-        if code in _THROTTLING:
+        if code in THROTTLING_CODES:
             reason = "throttled"
-        elif code in _AUTH:
+        elif code in AUTH_CODES:
             reason = "auth_failed"
         else:
             reason = "cloudwatch_error"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Any, Final
 
-from .env import EnvReader, port_number
+from .env import EnvReader, port_number, value_kind
 
 
 @dataclass(frozen=True)
@@ -39,20 +39,6 @@ _MONGO_TOP_FIELDS: Final = ("connect", "parameter", "name")
 # File options are checked when connecting (a relative tlsCAFile is looked up then, in the
 # layer directory); pymongo's validators would try to open them relative to the cwd.
 _MONGO_FILE_OPTIONS: Final = ("tlscafile", "tlscertificatekeyfile", "tlscrlfile")
-
-
-def _json_type(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "true/false"
-    if isinstance(value, (int, float)):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, list):
-        return "a list"
-    return "an object"
 
 
 def option_problem(key: str, value: str) -> str | None:
@@ -101,7 +87,7 @@ def option_text(value: Any) -> str | None:
 
 def _mongo_string(env: EnvReader, name: str, value: Any, what: str, secret: bool = False) -> str:
     if not isinstance(value, str):
-        env.problem(name, f"expected a string ({what}), got {_json_type(value)}")
+        env.problem(name, f"expected a string ({what}), got {value_kind(value)}")
         return ""
     if not value.strip() and not secret:
         env.problem(name, f"is empty; expected {what}")
@@ -111,7 +97,7 @@ def _mongo_string(env: EnvReader, name: str, value: Any, what: str, secret: bool
 def _mongo_target(env: EnvReader, variable: str, item: Any) -> DocDBSettings | None:
     if not isinstance(item, dict):
         env.problem(variable, f"expected a JSON object like {_MONGO_INFO_EXAMPLE}, got "
-                    f"{_json_type(item)}")  # fmt: skip
+                    f"{value_kind(item)}")  # fmt: skip
         return None
     before = len(env.problems)
     for key in item:
@@ -121,7 +107,7 @@ def _mongo_target(env: EnvReader, variable: str, item: Any) -> DocDBSettings | N
             )
     connect = item.get("connect")
     if not isinstance(connect, dict):
-        got = "it is missing" if connect is None else f"got {_json_type(connect)}"
+        got = "it is missing" if connect is None else f"got {value_kind(connect)}"
         env.problem(
             f"{variable}.connect",
             'expected an object like {"address": "HOST", "port": "27017", "user": "USER", '
@@ -161,7 +147,7 @@ def _mongo_target(env: EnvReader, variable: str, item: Any) -> DocDBSettings | N
     if raw_port is not None:
         parsed = port_number(raw_port)
         if parsed is None:
-            shown = repr(raw_port) if isinstance(raw_port, str) else _json_type(raw_port)
+            shown = repr(raw_port) if isinstance(raw_port, str) else value_kind(raw_port)
             env.problem(
                 f"{variable}.connect.port",
                 f'expected a port number from 1 to 65535 (e.g. "27017"), got {shown}',
@@ -186,14 +172,14 @@ def _mongo_target(env: EnvReader, variable: str, item: Any) -> DocDBSettings | N
         env.problem(
             f"{variable}.parameter",
             'expected an object of connection options like {"tls": "true", '
-            f'"replicaSet": "rs0"}}, got {_json_type(raw_parameters)}',
+            f'"replicaSet": "rs0"}}, got {value_kind(raw_parameters)}',
         )
         raw_parameters = {}
     for key, value in raw_parameters.items():
         name = f"{variable}.parameter.{key}"
         text = option_text(value)
         if text is None:
-            env.problem(name, f"expected a string, number or true/false, got {_json_type(value)}")
+            env.problem(name, f"expected a string, number or true/false, got {value_kind(value)}")
             continue
         problem = option_problem(key, text)
         if problem is not None:
@@ -241,7 +227,7 @@ def load_docdb(env: EnvReader) -> tuple[DocDBSettings, ...]:
         env.problem(
             "MONGO_INFO",
             f"expected a JSON object like {_MONGO_INFO_EXAMPLE} or a list of them, "
-            f"got {_json_type(value)}",
+            f"got {value_kind(value)}",
         )
         return ()
     targets: list[DocDBSettings] = []

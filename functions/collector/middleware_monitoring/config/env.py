@@ -26,6 +26,22 @@ def port_number(value: object) -> int | None:
     return int(text)
 
 
+def value_kind(value: object, *, null: str = "null", mapping: str = "an object") -> str:
+    """How a parsed JSON or YAML value is named in an error: its kind, never its content
+    (which may be a secret)."""
+    if value is None:
+        return null
+    if isinstance(value, bool):
+        return "true/false"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "a list"
+    return mapping
+
+
 class ConfigError(Exception):
     """The environment cannot be used; ``problems`` holds one line per bad variable."""
 

@@ -21,7 +21,7 @@ from .cloudwatch import CloudWatchTarget, cloudwatch_target_name
 from .docdb import DocDBSettings, option_problem, option_text, with_tls_default
 from .elasticache import DEFAULT_PORT as REDIS_PORT
 from .elasticache import RedisSettings
-from .env import FLAGS, port_number
+from .env import FLAGS, port_number, value_kind
 from .postgres import (
     CA_BUNDLE,
     PG_SSLMODES,
@@ -90,17 +90,7 @@ class TargetsDocument:
 
 
 def _type_name(value: Any) -> str:
-    if value is None:
-        return "nothing"
-    if isinstance(value, bool):
-        return "true/false"
-    if isinstance(value, (int, float)):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, list):
-        return "a list"
-    return "a mapping"
+    return value_kind(value, null="nothing", mapping="a mapping")
 
 
 class Entry:

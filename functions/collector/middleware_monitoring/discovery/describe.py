@@ -24,28 +24,12 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
+from ..aws import AUTH_CODES, THROTTLING_CODES
 from ..config import DiscoverySettings
 from .resources import Resource, cache_nodes, clusters_and_members, pending_counts, rds_instances
 
 PAGE_SIZE: Final = 100  # the most DescribeDB*, DescribeCacheClusters and GetResources return
 ENGINES: Final = {"rds": "postgres", "aurora": "aurora-postgresql", "docdb": "docdb"}
-
-_THROTTLING: Final = frozenset(
-    {"Throttling", "ThrottlingException", "RequestLimitExceeded", "TooManyRequestsException"}
-)
-_AUTH: Final = frozenset(
-    {
-        "AccessDenied",
-        "AccessDeniedException",
-        "AuthorizationError",
-        "UnauthorizedOperation",
-        "UnrecognizedClientException",
-        "InvalidClientTokenId",
-        "ExpiredToken",
-        "ExpiredTokenException",
-        "SignatureDoesNotMatch",
-    }
-)
 
 
 class DeadlinePassed(Exception):
@@ -80,9 +64,9 @@ def classify(exc: BaseException) -> Failure:
         detail = f"{exc.operation_name} failed{tries}: {code}: {message}".rstrip(": ")
         if exc.operation_name == "AssumeRole":
             return Failure("assume_role_failed", detail)
-        if code in _THROTTLING:
+        if code in THROTTLING_CODES:
             return Failure("throttled", detail)
-        if code in _AUTH:
+        if code in AUTH_CODES:
             return Failure("auth_failed", detail)
         return Failure("aws_error", detail)
     if isinstance(exc, ConnectTimeoutError | ReadTimeoutError):
