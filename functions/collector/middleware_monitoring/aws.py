@@ -9,6 +9,7 @@ boto3 is imported on first use: it costs ~125 ms of cold start, paid only when n
 from __future__ import annotations
 
 import threading
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
 from .config import AwsLocation
@@ -42,6 +43,54 @@ AUTH_CODES: Final = frozenset(
         "IncompleteSignature",
     }
 )
+
+
+@dataclass(frozen=True)
+class AwsFailure:
+    reason: str
+    detail: str
+
+
+def classify_failure(exc: BaseException, *, service_error: str) -> AwsFailure:
+    """A failed AWS call as a reason token and a sentence without secrets; the service's own
+    errors (neither throttling nor authorization) are ``service_error``."""
+    from botocore.exceptions import (
+        ClientError,
+        ConnectTimeoutError,
+        EndpointConnectionError,
+        NoCredentialsError,
+        NoRegionError,
+        ReadTimeoutError,
+    )
+
+    if isinstance(exc, ClientError):
+        error = exc.response.get("Error", {})
+        code = str(error.get("Code", "Unknown"))
+        message = str(error.get("Message", "")).strip()
+        attempts = int(exc.response.get("ResponseMetadata", {}).get("RetryAttempts", 0)) + 1
+        tries = f" after {attempts} attempts" if attempts > 1 else ""
+        # A role of another account is assumed when its credentials are first needed, so
+        # STS's refusal surfaces from whichever call needed them.
+        detail = f"{exc.operation_name} failed{tries}: {code}: {message}".rstrip(": ")
+        if exc.operation_name == "AssumeRole":
+            return AwsFailure("assume_role_failed", detail)
+        if code in THROTTLING_CODES:
+            return AwsFailure("throttled", detail)
+        if code in AUTH_CODES:
+            return AwsFailure("auth_failed", detail)
+        return AwsFailure(service_error, detail)
+    if isinstance(exc, ConnectTimeoutError | ReadTimeoutError):
+        return AwsFailure("timeout", f"timed out: {exc}")
+    if isinstance(exc, EndpointConnectionError):
+        return AwsFailure("unreachable", str(exc))
+    if isinstance(exc, NoCredentialsError):
+        return AwsFailure(
+            "auth_failed",
+            "no AWS credentials found (execution role in Lambda, the usual chain elsewhere)",
+        )
+    if isinstance(exc, NoRegionError):
+        return AwsFailure("no_region", "no AWS region: set AWS_REGION (e.g. eu-west-1)")
+    return AwsFailure("error", f"{type(exc).__name__}: {exc}")
 
 
 class AwsSessions:

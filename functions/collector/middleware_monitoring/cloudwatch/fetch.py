@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 
-from ..aws import AUTH_CODES, THROTTLING_CODES
+from ..aws import AwsFailure, classify_failure
 from .declarations import Stat
 
 if TYPE_CHECKING:
@@ -52,12 +52,6 @@ def window(now: float, *, lookback: int, end_delay: int, periods: Iterable[int])
     return Window(start, end)
 
 
-@dataclass(frozen=True)
-class QueryFailure:
-    reason: str
-    detail: str
-
-
 @dataclass
 class FetchResult:
     """What one pass got. Filled while the calls run, so a pass cut short by its deadline
@@ -67,7 +61,7 @@ class FetchResult:
     # The newest datapoint's value per statistic (SPEC 3.7), and every datapoint by time.
     values: dict[Stat, float] = field(default_factory=dict)
     points: dict[Stat, dict[float, float]] = field(default_factory=dict)
-    failures: dict[Stat, QueryFailure] = field(default_factory=dict)
+    failures: dict[Stat, AwsFailure] = field(default_factory=dict)
     calls: int = 0
     requested: int = 0
     # Calls run concurrently: the counters are added to under it (each call's queries are
@@ -82,7 +76,7 @@ class FetchResult:
     def missing(self) -> list[Stat]:
         return [s for s in self.stats if s not in self.values and s not in self.failures]
 
-    def fail_unanswered(self, stats: Iterable[Stat], failure: QueryFailure) -> None:
+    def fail_unanswered(self, stats: Iterable[Stat], failure: AwsFailure) -> None:
         for stat in stats:
             if stat not in self.values:
                 self.failures.setdefault(stat, failure)
@@ -117,42 +111,8 @@ def queries(chunk: Sequence[Stat]) -> list[MetricDataQueryTypeDef]:
     ]
 
 
-def classify(exc: BaseException) -> QueryFailure:
-    """A failed call as a reason token and a sentence without secrets."""
-    from botocore.exceptions import (
-        ClientError,
-        ConnectTimeoutError,
-        EndpointConnectionError,
-        NoCredentialsError,
-        NoRegionError,
-        ReadTimeoutError,
-    )
-
-    if isinstance(exc, ClientError):
-        error = exc.response.get("Error", {})
-        code = str(error.get("Code", "Unknown"))
-        message = str(error.get("Message", "")).strip()
-        attempts = int(exc.response.get("ResponseMetadata", {}).get("RetryAttempts", 0)) + 1
-        if code in THROTTLING_CODES:
-            reason = "throttled"
-        elif code in AUTH_CODES:
-            reason = "auth_failed"
-        else:
-            reason = "cloudwatch_error"
-        tries = f" after {attempts} attempts" if attempts > 1 else ""
-        return QueryFailure(reason, f"GetMetricData failed{tries}: {code}: {message}".rstrip(": "))
-    if isinstance(exc, ConnectTimeoutError | ReadTimeoutError):
-        return QueryFailure("timeout", f"GetMetricData timed out: {exc}")
-    if isinstance(exc, EndpointConnectionError):
-        return QueryFailure("unreachable", f"CloudWatch is unreachable: {exc}")
-    if isinstance(exc, NoCredentialsError):
-        return QueryFailure(
-            "auth_failed",
-            "no AWS credentials found (execution role in Lambda, the usual chain elsewhere)",
-        )
-    if isinstance(exc, NoRegionError):
-        return QueryFailure("no_region", "no AWS region: set AWS_REGION (e.g. eu-west-1)")
-    return QueryFailure("error", f"GetMetricData failed: {type(exc).__name__}: {exc}")
+def classify(exc: BaseException) -> AwsFailure:
+    return classify_failure(exc, service_error="cloudwatch_error")
 
 
 def _utc(seconds: int) -> dt.datetime:
@@ -225,7 +185,7 @@ def _fetch_call(
     while True:
         if monotonic() >= deadline:
             result.fail_unanswered(
-                chunk, QueryFailure("deadline", "not fetched before the pass deadline")
+                chunk, AwsFailure("deadline", "not fetched before the pass deadline")
             )
             return
         result.count_call(len(chunk))
@@ -257,7 +217,7 @@ def _fetch_call(
                     f"{m.get('Code', '')}: {m.get('Value', '')}" for m in item.get("Messages", [])
                 )
                 reason = "auth_failed" if status == "Forbidden" else "cloudwatch_error"
-                result.failures[stat] = QueryFailure(
+                result.failures[stat] = AwsFailure(
                     reason, f"{stat.describe()}: {status}" + (f" ({messages})" if messages else "")
                 )
         token = response.get("NextToken")

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Final
 from prometheus_client import Metric
 from prometheus_client.core import GaugeMetricFamily
 
+from ..aws import AwsFailure
 from ..config import CloudWatchSettings
 from ..model import SourceFailure
 from .client import make_client
@@ -33,7 +34,6 @@ from .declarations import Declaration, Stat
 from .fetch import (
     CONCURRENT_CALLS,
     FetchResult,
-    QueryFailure,
     Window,
     classify,
     fetch,
@@ -163,7 +163,7 @@ class CloudWatchBatch:
                 target=self._run, args=(current,), name="cloudwatch-fetch", daemon=True
             ).start()
         except RuntimeError as exc:  # no thread to be had: the sources report it, the pass goes on
-            current.result.fail_unanswered(due, QueryFailure("error", f"fetch not started: {exc}"))
+            current.result.fail_unanswered(due, AwsFailure("error", f"fetch not started: {exc}"))
             self._settle(current)
 
     def _due(self, stat: Stat, asked_until: int) -> bool:
@@ -292,7 +292,7 @@ class CloudWatchSource:
         current = self._batch.result()
         result = current.result
         families: dict[str, GaugeMetricFamily] = {}
-        failures: list[tuple[Stat, QueryFailure]] = []
+        failures: list[tuple[Stat, AwsFailure]] = []
         found = 0
         for declaration in self.declarations:
             family = families.get(declaration.output)

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any, Final
 from prometheus_client import Metric
 from prometheus_client.core import GaugeMetricFamily
 
+from ..aws import AwsFailure
 from ..config import (
     AwsLocation,
     DiscoveredSpec,
@@ -36,7 +37,7 @@ from ..config import (
     RedisSettings,
     ResourceKey,
 )
-from .describe import DESCRIBE, PAGE_SIZE, Failure, Location, classify
+from .describe import DESCRIBE, PAGE_SIZE, Location, classify
 from .resources import Resource
 from .specs import kind_prefixed, make_spec, target_name
 
@@ -67,7 +68,7 @@ class Unit:
     kind: str
     # Last known (kept when a refresh fails); None until the first success.
     resources: tuple[Resource, ...] | None = None
-    failure: Failure | None = None
+    failure: AwsFailure | None = None
     duration_seconds: float = 0.0
     succeeded_at: float | None = None  # wall clock, for the series
     refreshed_at: float = 0.0  # monotonic, for the max age
@@ -269,7 +270,7 @@ class Discovery:
         self,
         unit: Unit,
         found: list[Resource] | None,
-        failure: Failure | None,
+        failure: AwsFailure | None,
         duration: float,
     ) -> None:
         with self._lock:

@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from ..aws import AUTH_CODES, THROTTLING_CODES
+from ..aws import AwsFailure, classify_failure
 from ..config import DiscoverySettings
 from .resources import Resource, cache_nodes, clusters_and_members, pending_counts, rds_instances
 
@@ -36,48 +36,10 @@ class DeadlinePassed(Exception):
     """The pass that started the refresh is over: the rest waits for the next one."""
 
 
-@dataclass(frozen=True)
-class Failure:
-    reason: str
-    detail: str
-
-
-def classify(exc: BaseException) -> Failure:
-    """A failed call as a reason token (the CloudWatch source's where they mean the same)."""
-    from botocore.exceptions import (
-        ClientError,
-        ConnectTimeoutError,
-        EndpointConnectionError,
-        NoCredentialsError,
-        NoRegionError,
-        ReadTimeoutError,
-    )
-
+def classify(exc: BaseException) -> AwsFailure:
     if isinstance(exc, DeadlinePassed):
-        return Failure("deadline", "not finished before the pass deadline")
-    if isinstance(exc, ClientError):
-        error = exc.response.get("Error", {})
-        code = str(error.get("Code", "Unknown"))
-        message = str(error.get("Message", "")).strip()
-        attempts = int(exc.response.get("ResponseMetadata", {}).get("RetryAttempts", 0)) + 1
-        tries = f" after {attempts} attempts" if attempts > 1 else ""
-        detail = f"{exc.operation_name} failed{tries}: {code}: {message}".rstrip(": ")
-        if exc.operation_name == "AssumeRole":
-            return Failure("assume_role_failed", detail)
-        if code in THROTTLING_CODES:
-            return Failure("throttled", detail)
-        if code in AUTH_CODES:
-            return Failure("auth_failed", detail)
-        return Failure("aws_error", detail)
-    if isinstance(exc, ConnectTimeoutError | ReadTimeoutError):
-        return Failure("timeout", f"timed out: {exc}")
-    if isinstance(exc, EndpointConnectionError):
-        return Failure("unreachable", str(exc))
-    if isinstance(exc, NoCredentialsError):
-        return Failure("auth_failed", "no AWS credentials found")
-    if isinstance(exc, NoRegionError):
-        return Failure("no_region", "no AWS region")
-    return Failure("error", f"{type(exc).__name__}: {exc}")
+        return AwsFailure("deadline", "not finished before the pass deadline")
+    return classify_failure(exc, service_error="aws_error")
 
 
 @dataclass
