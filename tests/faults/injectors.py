@@ -22,10 +22,11 @@ import threading
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Literal, Self
 
 from tests.standins._process import StartStop
+from tests.standins.http import ThreadedHttpServer
 
 TcpMode = Literal["forward", "blackhole", "refused"]
 
@@ -213,10 +214,8 @@ class HttpFault(StartStop):
 
             do_GET = do_PUT = do_POST = do_DELETE = _handle
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        self.port = int(self._server.server_address[1])
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._http = ThreadedHttpServer(Handler)
+        self.port = self._http.port
 
     @property
     def url(self) -> str:
@@ -229,14 +228,12 @@ class HttpFault(StartStop):
         self.basic_auth = None
 
     def start(self) -> Self:
-        self._thread.start()
+        self._http.start()
         return self
 
     def stop(self) -> None:
         self._released.set()  # slow answers still pending end now
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=5)
+        self._http.stop()
 
     def _serve(self, handler: BaseHTTPRequestHandler) -> None:
         with self._count_lock:

@@ -32,13 +32,14 @@ import urllib.request
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any, Self
 from urllib.parse import parse_qs
 from xml.etree import ElementTree
 from xml.sax.saxutils import escape
 
 from tests.standins._process import StartStop
+from tests.standins.http import ThreadedHttpServer
 
 RDS_NAMESPACE = "http://rds.amazonaws.com/doc/2014-10-31/"
 # The element name of each list's items in RDS Query answers (botocore's locationName).
@@ -183,10 +184,8 @@ class AwsFront(StartStop):
 
             do_GET = do_POST
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        self.port = int(self._server.server_address[1])
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._http = ThreadedHttpServer(Handler)
+        self.port = self._http.port
 
     @property
     def url(self) -> str:
@@ -196,14 +195,12 @@ class AwsFront(StartStop):
         return {f"AWS_ENDPOINT_URL_{service}": self.url for service in SERVICES}
 
     def start(self) -> Self:
-        self._thread.start()
+        self._http.start()
         return self
 
     def stop(self) -> None:
         self._released.set()  # slow answers still pending end now
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=5)
+        self._http.stop()
 
     def reset(self) -> None:
         self.docdb_clusters, self.docdb_instances = [], []

@@ -16,12 +16,13 @@ import threading
 import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any, Self
 
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 
 from tests.standins._process import StartStop
+from tests.standins.http import ThreadedHttpServer
 
 
 def write_request_class() -> Any:
@@ -207,10 +208,8 @@ class RemoteWriteDoor(StartStop):
                     self.end_headers()
                     self.wfile.write(data)
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        self.port = int(self._server.server_address[1])
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._http = ThreadedHttpServer(Handler)
+        self.port = self._http.port
 
     @property
     def url(self) -> str:
@@ -222,13 +221,11 @@ class RemoteWriteDoor(StartStop):
             return list(self._state.received)
 
     def start(self) -> Self:
-        self._thread.start()
+        self._http.start()
         return self
 
     def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=5)
+        self._http.stop()
 
 
 def _auth_problem(check: AuthCheck, url: str, headers: dict[str, str], body: bytes) -> str | None:

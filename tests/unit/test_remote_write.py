@@ -12,7 +12,7 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 import cramjam
@@ -31,6 +31,7 @@ from middleware_monitoring.remote_write import (
     requests_of,
 )
 from middleware_monitoring.sinks import PushError, SentTimestamps
+from tests.standins.http import ThreadedHttpServer
 from tests.standins.remote_write import Decoded, WriteRequest, decode
 from tests.standins.silent import SilentServer
 
@@ -205,16 +206,9 @@ def receiver() -> Iterator[Receiver]:
         def log_message(self, format: str, *args: object) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    state.url = f"http://127.0.0.1:{server.server_address[1]}/api/v1/write"
-    thread = threading.Thread(target=server.serve_forever, args=(0.01,), daemon=True)
-    thread.start()
-    try:
+    with ThreadedHttpServer(Handler) as server:
+        state.url = f"http://127.0.0.1:{server.port}/api/v1/write"
         yield state
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
 
 
 @pytest.fixture(autouse=True)

@@ -18,6 +18,7 @@ from middleware_monitoring import sinks
 from middleware_monitoring.config import ConfigError, PushgatewaySettings
 from middleware_monitoring.model import PassResult, SourceOutcome, TargetResult
 from middleware_monitoring.sinks import PushError, PushgatewaySink, StdoutSink, exposition
+from tests.standins.http import ThreadedHttpServer
 
 
 @dataclass
@@ -60,16 +61,9 @@ def gateway() -> Iterator[FakeGateway]:
         def log_message(self, format: str, *args: object) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    state.url = f"http://127.0.0.1:{server.server_address[1]}"
-    thread = threading.Thread(target=server.serve_forever, args=(0.01,), daemon=True)
-    thread.start()
-    try:
+    with ThreadedHttpServer(Handler) as server:
+        state.url = f"http://127.0.0.1:{server.port}"
         yield state
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
 
 
 @pytest.fixture(autouse=True)
