@@ -38,12 +38,14 @@ CHURN_STEP_MS = 1
 def exporter_queries(extversion: str, top_n: int, max_length: int) -> str:
     """The product's top-N statement query as a postgres_exporter custom query: same
     aggregation, same columns, same order, texts whitespace-collapsed and capped as the
-    product caps them."""
-    from middleware_monitoring.postgres.statements import columns_for
+    product caps them. It starts with the product's marker and leaves out what starts with
+    it, as the product leaves out its own statements: neither reader's statements climb
+    into either top N while nothing else runs."""
+    from middleware_monitoring.postgres.statements import MARKER, columns_for
 
     c = columns_for(extversion)
-    query = f"""SELECT left(btrim(regexp_replace(max(s.query), '\\s+', ' ', 'g')), {max_length})
-    AS query,
+    query = f"""{MARKER}
+SELECT left(btrim(regexp_replace(max(s.query), '\\s+', ' ', 'g')), {max_length}) AS query,
   s.queryid::text AS queryid, d.datname AS database, r.rolname AS username,
   sum(s.calls)::float8 AS calls, {c.total_time} AS total_exec_time,
   {c.min_time} AS min_exec_time, {c.max_time} AS max_exec_time,
@@ -55,6 +57,7 @@ def exporter_queries(extversion: str, top_n: int, max_length: int) -> str:
 FROM pg_stat_statements s
 LEFT JOIN pg_database d ON d.oid = s.dbid
 LEFT JOIN pg_roles r ON r.oid = s.userid
+WHERE NOT starts_with(s.query, '{MARKER}')
 GROUP BY s.queryid, s.dbid, s.userid, d.datname, r.rolname
 ORDER BY {c.total_time} DESC
 LIMIT {top_n}"""
@@ -285,7 +288,8 @@ def compare(s: Servers, sizes: Sizes) -> Part:
         f"The exporter is `{EXPORTER}` as installed here; it reports itself as `{version}`. It "
         f"runs with one custom query and everything else off ({' '.join(EXPORTER_FLAGS)}): the "
         "product's "
-        "top-N statement query (same aggregation, columns, order, text length), written out by "
+        "top-N statement query (same aggregation, columns, order, text length, the collector's "
+        "statements left out), written out by "
         "`exporter_queries()` in bench/exporter_compare.py, reading the `pg_stat_statements` "
         "view. The product runs in pull mode (`python -m middleware_monitoring serve`, only "
         "PG_* set).",

@@ -65,10 +65,12 @@ def pg(pg17: PostgresServer) -> PostgresServer:
         " WHERE datname = current_database()), 0)",
         database=DB,
     )
+    # The top N is server-wide and the session's other statements share it: the probe's
+    # 0.7 s of total time keeps it among the top 200 whatever ran before.
     conn = pg17.connect(database=DB)
     try:
         for i in range(PROBE_CALLS):
-            conn.run("SELECT count(*) FROM kafka_probe WHERE id > :n", n=i)
+            conn.run("SELECT count(*), pg_sleep(0.1) FROM kafka_probe WHERE id > :n", n=i)
     finally:
         conn.close()
     return pg17
@@ -80,7 +82,7 @@ def _environ(pg: PostgresServer, gateway: Pushgateway, **extra: str) -> dict[str
         "PG_TARGET_NAME": "orders-db",
         "PG_SSLMODE": "disable",
         "PG_QPS_SAMPLE_SECONDS": "0",
-        "PG_STATEMENTS_TOP_N": "50",
+        "PG_STATEMENTS_TOP_N": "200",
         "PUSHGATEWAY_URL": gateway.url,
         "PUSHGATEWAY_JOB": JOB,
         "PG_ENV_NAME": ENV_NAME,
@@ -143,7 +145,7 @@ def test_messages_carry_the_pass_values_field_by_field(
             assert message[name] == want[name], name
     probe = [m for m in messages if "kafka_probe WHERE id >" in m["query"]]
     assert len(probe) == 1
-    assert probe[0]["query"] == "SELECT count(*) FROM kafka_probe WHERE id > $1"
+    assert probe[0]["query"] == "SELECT count(*), pg_sleep($2) FROM kafka_probe WHERE id > $1"
     assert probe[0]["database"] == DB
     assert probe[0]["user"] == pg.superuser
     assert probe[0]["pg_query_calls"] == PROBE_CALLS
@@ -183,7 +185,7 @@ def test_broker_down_metrics_still_pushed_and_failure_reported(
         for (name, labels), value in pushed.items()
         if name == "pg_query_calls" and dict(labels)["database"] == DB
     }
-    assert calls["SELECT count(*) FROM kafka_probe WHERE id > $1"] == PROBE_CALLS
+    assert calls["SELECT count(*), pg_sleep($2) FROM kafka_probe WHERE id > $1"] == PROBE_CALLS
     assert (
         clean_pushgateway.samples(JOB, "collector")[
             ("middleware_pass_targets", frozenset({("state", "up")}))
