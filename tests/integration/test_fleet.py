@@ -222,9 +222,17 @@ def test_targets_from_an_ssm_parameter_follow_it_while_warm(
     # The parameter changes: the next warm pass follows it and deletes the group that left.
     put({"postgres": [pg_entry(fleet_pg, "p1")]})
     assert sorted(invoke(fn).pushed.groups) == ["collector", "p1"]
+    # A document whose names collide, or take the collector's own group, is wrong too: the
+    # last good targets are kept (one p1, no target pushed as "collector").
+    put({"postgres": [pg_entry(fleet_pg, n) for n in ("p1", "p1", "collector")]})
+    pushgateway_push(pushgateway, job, "leftover")
+    clash = invoke(fn)
+    assert sorted(clash.pushed.groups) == ["collector", "leftover", "p1"]
+    assert clash.pushed("p1")[key("pg_up")] == 1.0
+    put({"postgres": [pg_entry(fleet_pg, "p1")]})
+    assert sorted(invoke(fn).pushed.groups) == ["collector", "leftover", "p1"]
     # A wrong document keeps the last good targets and deletes nothing.
     put({"postgres": [pg_entry(fleet_pg, "p1"), {"name": "p3"}]})
-    pushgateway_push(pushgateway, job, "leftover")
     wrong = invoke(fn)
     assert sorted(wrong.pushed.groups) == ["collector", "leftover", "p1"]
     # An unreadable parameter too; it says so once, not every pass.
@@ -233,11 +241,17 @@ def test_targets_from_an_ssm_parameter_follow_it_while_warm(
     assert sorted(unreadable[-1].pushed.groups) == ["collector", "leftover", "p1"]
     errors = [
         line["detail"]
-        for inv in (wrong, *unreadable)
+        for inv in (clash, wrong, *unreadable)
         for line in inv.logs
         if line["level"] == "ERROR"
     ]
+    where = f"TARGETS_PARAMETER ({name}) postgres"
     assert errors == [
+        f"{where}[1] (p1): target name 'p1' is already used by {where}[0] (p1); each target "
+        f"is one Pushgateway group and needs its own name; {where}[2] (collector): target "
+        "name 'collector' is a name of the collector's own groups "
+        "(COLLECTOR_INSTANCE_NAME='collector'); give the target another name: the last good "
+        "targets are kept, stale groups are not deleted",
         f"TARGETS_PARAMETER ({name}): postgres[1] (p3).host: is required (the endpoint's host "
         f"name); TARGETS_PARAMETER ({name}): postgres[1] (p3).user: is required (the login, "
         "unless secret_arn): the last good targets are kept, stale groups are not deleted",

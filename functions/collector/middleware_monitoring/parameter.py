@@ -14,7 +14,7 @@ import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Final
 
-from .config import ConfigError, Settings, TargetsDocument, parse_document
+from .config import ConfigError, Settings, TargetsDocument, duplicate_names, parse_document
 
 if TYPE_CHECKING:
     from .aws import AwsSessions
@@ -39,6 +39,9 @@ class TargetsParameter:
         self._document_name = f"TARGETS_PARAMETER ({self._name})"
         self._postgres_defaults = settings.postgres_defaults
         self._redis_defaults = settings.redis_defaults
+        # The parameter's names must not take a configured target's or a collector group's.
+        self._configured = settings.targets
+        self._collector_instance = settings.collector_instance
         self._max_age = settings.targets_max_age_seconds
         self._sessions = sessions
         self._fetch = fetch or self._get_parameter
@@ -81,6 +84,10 @@ class TargetsParameter:
         scrubber.add(
             password for spec in document.specs() if (password := getattr(spec, "password", None))
         )
+        if not problems:
+            problems = duplicate_names(
+                [*self._configured, *document.specs()], self._collector_instance
+            )
         if not problems:
             self._text, self._document = text, document
         return problems

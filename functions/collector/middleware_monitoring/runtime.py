@@ -19,10 +19,8 @@ from typing import Final
 
 from .cloudwatch.source import CloudWatchSource
 from .config import (
-    ConfigError,
     Settings,
     TargetSpec,
-    duplicate_names,
     load_settings,
     reserved_names,
 )
@@ -92,12 +90,7 @@ class Runtime:
         (``ConfigError``), like the environment."""
         if self._parameter is None:
             return
-        document = self._parameter.load()
-        problems = duplicate_names(
-            [*self.settings.targets, *document.specs()], self.settings.collector_instance
-        )
-        if problems:
-            raise ConfigError(problems)
+        self._parameter.load()
         self._reconcile(self.specs()[0])
 
     def specs(self) -> tuple[list[TargetSpec], bool]:
@@ -109,8 +102,7 @@ class Runtime:
         if self._parameter is not None:
             document, fresh = self._parameter.current()
             complete = complete and fresh
-            taken = {spec.target_name for spec in specs}
-            specs += [spec for spec in document.specs() if spec.target_name not in taken]
+            specs += document.specs()
         if self.builder.discovery is not None:
             # Configured targets win a name; discovery says so once per name.
             found, fresh = self.builder.discovery.specs({spec.target_name for spec in specs})
