@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -74,7 +75,7 @@ class Pushgateway(ServerProcess):
             if group["labels"].get("job") == job
         ]
         settings = PushgatewaySettings(self.url, job, None, None, 5.0, 0)
-        _, failed = delete_groups(settings, instances, timeout=5.0)
+        _, failed = delete_groups(settings, instances, time.monotonic() + 60.0)
         if failed:
             raise StandinError(f"Pushgateway: groups of {job} not deleted: {failed}")
 

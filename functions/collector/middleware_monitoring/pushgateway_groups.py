@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import base64
 import logging
-from collections.abc import Iterable
+import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from urllib.error import HTTPError, URLError
 from urllib.parse import quote
@@ -24,6 +25,9 @@ from .config import PushgatewaySettings
 from .health import LAST_SUCCESS, OWNER
 
 logger = logging.getLogger(__name__)
+
+# A request with less time than this left is not started.
+MIN_REQUEST_SECONDS = 0.1
 
 # The Pushgateway adds this to every group it holds: one line per group.
 PUSH_TIME = "push_time_seconds"
@@ -91,20 +95,31 @@ def _group_path(job: str, instance: str) -> str:
 
 
 def delete_groups(
-    settings: PushgatewaySettings, instances: Iterable[str], timeout: float
+    settings: PushgatewaySettings,
+    instances: Iterable[str],
+    deadline: float,
+    monotonic: Callable[[], float] = time.monotonic,
 ) -> tuple[list[str], list[str]]:
-    """Delete each group; returns (deleted, failed with their cause). Never raises."""
+    """Delete each group, one at a time, until ``deadline`` (monotonic): each request waits
+    at most PUSHGATEWAY_TIMEOUT_SECONDS or what is left. Returns (deleted, failed with their
+    cause); the groups the deadline left are failed too, for the next pass. Never raises."""
     assert settings.url is not None
     deleted: list[str] = []
     failed: list[str] = []
-    for instance in sorted(instances):
+    left = sorted(instances)
+    while left:
+        remaining = deadline - monotonic()
+        if remaining < MIN_REQUEST_SECONDS:
+            failed += [f"{instance}: the invocation's deadline came first" for instance in left]
+            break
+        instance = left.pop(0)
         url = f"{settings.url.rstrip('/')}/metrics/{_group_path(settings.job, instance)}"
         request = Request(url, method="DELETE", headers=_auth_headers(settings))
         try:
-            with urlopen(request, timeout=timeout) as response:
+            with urlopen(request, timeout=min(settings.timeout_seconds, remaining)) as response:
                 response.read()
             deleted.append(instance)
-        except (HTTPError, URLError, OSError) as exc:
+        except Exception as exc:  # any failure is this group's, never the invocation's
             failed.append(f"{instance}: {describe(exc)}")
     return deleted, failed
 

@@ -248,10 +248,7 @@ class Runtime:
         }
         if shard.index == 0:
             stale |= _retired_shard_groups(self._groups.instances, collector, shard.count)
-        timeout = max(
-            0.1, min(self.settings.pushgateway.timeout_seconds, deadline - time.monotonic())
-        )
-        deleted, failed = delete_groups(self.settings.pushgateway, stale, timeout)
+        deleted, failed = delete_groups(self.settings.pushgateway, stale, deadline)
         if deleted:
             logger.info("stale groups deleted", extra={"groups": deleted})
         if failed:
