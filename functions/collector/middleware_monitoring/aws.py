@@ -94,14 +94,18 @@ def classify_failure(exc: BaseException, *, service_error: str) -> AwsFailure:
 
 
 class AwsSessions:
-    """Thread-safe: the sources of different targets ask for clients concurrently. Endpoint
-    overrides (AWS_ENDPOINT_URL, AWS_ENDPOINT_URL_<SERVICE>: a stand-in outside Lambda) are
-    botocore's own, read from the process environment, except where a caller passes one."""
+    """Thread-safe: the sources of different targets ask for clients concurrently. A boto3
+    session is not safe to make clients from in several threads at once, so clients are made
+    under a lock (they are then safe to share). Endpoint overrides (AWS_ENDPOINT_URL,
+    AWS_ENDPOINT_URL_<SERVICE>: a stand-in outside Lambda) are botocore's own, read from the
+    process environment, except where a caller passes one."""
 
     def __init__(self, default_region: str | None) -> None:
         self.default_region = default_region
         self._sessions: dict[str | None, boto3.session.Session] = {}
+        self._shared: dict[tuple[str, str | None, str | None], Any] = {}
         self._lock = threading.Lock()
+        self._client_lock = threading.Lock()
 
     def region(self, location: AwsLocation) -> str | None:
         return location.region or self.default_region
@@ -154,8 +158,6 @@ class AwsSessions:
         connect_timeout: float = CONNECT_TIMEOUT_SECONDS,
         read_timeout: float = READ_TIMEOUT_SECONDS,
         max_attempts: int = 3,
-        retry_mode: str = "standard",
-        max_pool_connections: int = 10,
     ) -> Any:
         from botocore.config import Config
 
@@ -163,8 +165,7 @@ class AwsSessions:
             region_name=region,
             connect_timeout=connect_timeout,
             read_timeout=read_timeout,
-            retries={"mode": retry_mode, "total_max_attempts": max_attempts},  # type: ignore[arg-type]
-            max_pool_connections=max_pool_connections,
+            retries={"mode": "standard", "total_max_attempts": max_attempts},
         )
 
     def client(
@@ -176,9 +177,23 @@ class AwsSessions:
     ) -> Any:
         """A client of ``service`` for ``location`` (typed as Any: stubs differ per service)."""
         region = self.region(location)
-        return self.session(location.role_arn).client(
-            service,  # type: ignore[call-overload]
-            region_name=region,
-            config=config or self.client_config(region),
-            endpoint_url=endpoint_url,
-        )
+        session = self.session(location.role_arn)
+        with self._client_lock:
+            return session.client(
+                service,  # type: ignore[call-overload]
+                region_name=region,
+                config=config or self.client_config(region),
+                endpoint_url=endpoint_url,
+            )
+
+    def shared_client(self, service: str, location: AwsLocation) -> Any:
+        """One client of ``service`` per location for the function instance, with the default
+        configuration: for calls every target makes alike (RDS auth tokens)."""
+        key = (service, location.role_arn, self.region(location))
+        with self._lock:
+            client = self._shared.get(key)
+        if client is None:
+            client = self.client(service, location)
+            with self._lock:
+                client = self._shared.setdefault(key, client)
+        return client

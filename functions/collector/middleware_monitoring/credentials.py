@@ -222,7 +222,6 @@ def iam_token_login(
     always makes a new one."""
     lock = threading.Lock()
     made: list[tuple[float, str]] = []
-    clients: list[Any] = []
 
     def token() -> str:
         from botocore.exceptions import BotoCoreError
@@ -233,10 +232,8 @@ def iam_token_login(
                 "no_region", "no AWS region for the IAM auth token: set AWS_REGION or region"
             )
         try:
-            if not clients:
-                clients.append(sessions.client("rds", settings.aws))
             return str(
-                clients[0].generate_db_auth_token(
+                sessions.shared_client("rds", settings.aws).generate_db_auth_token(
                     DBHostname=settings.host,
                     Port=settings.port,
                     DBUsername=settings.user,

@@ -37,6 +37,12 @@ def make_client(
         # while a call stuck past its deadline still holds one.
         max_pool_connections=CONCURRENT_CALLS + 1,
     )
+    if sessions is not None:
+        client: CloudWatchClient = sessions.client(
+            "cloudwatch", location, config, endpoint_url=settings.endpoint_url
+        )
+        return client
     # A session of its own: boto3's default session is not safe to share between threads.
-    session = sessions.session(location.role_arn) if sessions else boto3.session.Session()
-    return session.client("cloudwatch", config=config, endpoint_url=settings.endpoint_url)
+    return boto3.session.Session().client(
+        "cloudwatch", config=config, endpoint_url=settings.endpoint_url
+    )
