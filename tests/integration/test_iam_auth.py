@@ -21,6 +21,7 @@ import pytest
 from middleware_monitoring.aws import AwsSessions
 from middleware_monitoring.config import PostgresSettings, load_settings
 from middleware_monitoring.credentials import TOKEN_REUSE_SECONDS, iam_token_login
+from middleware_monitoring.logs import REDACTED, scrubber
 from middleware_monitoring.postgres.connection import PgConnection
 from middleware_monitoring.postgres.source import PostgresSource
 from middleware_monitoring.runtime import Runtime
@@ -142,9 +143,18 @@ def test_the_token_is_the_password_over_tls_and_is_renewed(
 
         # A token the server refuses is replaced at once, whatever its age.
         signing_clock[0] += dt.timedelta(seconds=60)
-        tls_server.create_role(USER, token_at(tls_server, signing_clock, signing_clock[0]))
+        third = token_at(tls_server, signing_clock, signing_clock[0])
+        tls_server.create_role(USER, third)
         source.close()
         assert up(source) == 1.0
+
+    # Log lines are scrubbed of the token in use and the one before it; the first has
+    # expired and is no longer looked for (a warm instance would otherwise gather them all).
+    assert [scrubber.scrub(token) for token in (first, renewed, third)] == [
+        first,
+        REDACTED,
+        REDACTED,
+    ]
 
 
 def test_a_targets_file_entry_with_iam_auth_logs_in(

@@ -248,12 +248,15 @@ def iam_token_login(
     def login(refresh: bool) -> PgLogin:
         with lock:
             now = clock()
-            if refresh or not made or now - made[0][0] >= TOKEN_REUSE_SECONDS:
+            if refresh or not made or now - made[-1][0] >= TOKEN_REUSE_SECONDS:
                 fresh = token()
-                scrubber.add([fresh])
-                made[:] = [(now, fresh)]
+                # The token in use until now may still show in a connection's error; the one
+                # before it has expired (15 minutes, renewed every TOKEN_REUSE_SECONDS).
+                expired = made[:-1]
+                made[:] = [*made[-1:], (now, fresh)]
+                scrubber.add([fresh], forget=[old for _, old in expired])
             return PgLogin(
-                settings.host, settings.port, settings.user, made[0][1], settings.database
+                settings.host, settings.port, settings.user, made[-1][1], settings.database
             )
 
     return login

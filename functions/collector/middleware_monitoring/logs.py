@@ -41,9 +41,11 @@ class SecretScrubber(logging.Filter):
         self._short: re.Pattern[str] | None = None
         self._lock = threading.Lock()
 
-    def add(self, secrets: Iterable[str]) -> None:
+    def add(self, secrets: Iterable[str], *, forget: Iterable[str] = ()) -> None:
+        """Scrub ``secrets`` from now on, and no longer ``forget`` (expired tokens: a warm
+        instance would otherwise scrub every token it ever made, each line slower)."""
         with self._lock:
-            known = self._secrets | {secret for secret in secrets if secret}
+            known = (self._secrets - set(forget)) | {secret for secret in secrets if secret}
             short = sorted((s for s in known if len(s) < SHORT_SECRET), key=len, reverse=True)
             self._short = (
                 re.compile(
