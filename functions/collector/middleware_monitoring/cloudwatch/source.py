@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Final
@@ -51,6 +52,8 @@ REQUESTED = "middleware_cloudwatch_metrics_requested"
 MISSING = "middleware_cloudwatch_metrics_missing"
 FAILED = "middleware_cloudwatch_metrics_failed"
 _LOGGED_MISSING: Final = 20  # a whole fleet without data should not make one huge log line
+# Long enough for every shard a function instance serves to have run in between.
+FORGET_AFTER_SECONDS: Final = 3600.0
 
 
 # (Unix time, value) of datapoints, oldest first.
@@ -66,6 +69,9 @@ class _StatState:
     # Newest datapoint handed to a pass, and the newest one known (time, value).
     handed_until: float | None = None
     newest: tuple[float, float] | None = None
+    # When a pass last had it (clock time): a statistic no pass has had for
+    # FORGET_AFTER_SECONDS belonged to a target that left.
+    planned_at: float = 0.0
 
 
 @dataclass
@@ -103,21 +109,24 @@ class CloudWatchBatch:
         self._client_lock = threading.Lock()
         self._clock = clock
         self._monotonic = monotonic
-        self._declared: list[Stat] = []
+        # Weakly, in the order made: a source goes with its target, its statistics with it.
+        self._sources: list[weakref.ref[CloudWatchSource]] = []
         self._current: _Pass | None = None
-        # Keyed by Stat, so it survives targets coming and going between passes.
+        # Keyed by Stat, so it survives a target being rebuilt between passes.
         self._state: dict[Stat, _StatState] = {}
         self._state_lock = threading.Lock()
 
     def source(self, declarations: Iterable[Declaration]) -> CloudWatchSource:
         """A target's CloudWatch source; its queries join every pass's batch."""
-        declared = list(declarations)
-        self._declared.extend(d.stat for d in declared)
-        return CloudWatchSource(self, declared)
+        source = CloudWatchSource(self, list(declarations))
+        self._sources = [*(ref for ref in self._sources if ref() is not None), weakref.ref(source)]
+        return source
 
     @property
     def stats(self) -> list[Stat]:
-        return list(dict.fromkeys(self._declared))
+        """The statistics of every source still in use."""
+        sources = [source for ref in self._sources if (source := ref()) is not None]
+        return list(dict.fromkeys(d.stat for source in sources for d in source.declarations))
 
     def client(self) -> CloudWatchClient:
         with self._client_lock:
@@ -142,6 +151,14 @@ class CloudWatchBatch:
         ).end
         with self._state_lock:
             due = [s for s in stats if self._due(s, asked_until)]
+            for stat in stats:
+                self._state.setdefault(stat, _StatState()).planned_at = now
+            for stat in [
+                s
+                for s, state in self._state.items()
+                if now - state.planned_at > FORGET_AFTER_SECONDS
+            ]:
+                del self._state[stat]
         # The window reaches back over an interval and a period at least, so a query finds
         # every datapoint since the previous one.
         lookback = max(settings.lookback_seconds, settings.interval_seconds + max(periods))
