@@ -367,3 +367,6 @@ class Discovery:
                         "discovered without a login", extra={"target": name, "detail": note}
                     )
         self._specs, self._resources, self._dirty = specs, resources, False
+        # What was said once is said again if a resource that left comes back.
+        self._told &= resources.keys()
+        self._shadowed &= names
