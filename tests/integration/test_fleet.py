@@ -281,3 +281,54 @@ def test_an_unreadable_or_wrong_parameter_at_a_cold_start_is_a_configuration_err
     assert [(line["message"], line["problems"]) for line in wrong.problems()] == [
         ("configuration error", wrong.error.problems)
     ]
+
+
+def test_a_target_no_pass_collected_for_five_minutes_is_disconnected(
+    tmp_path: Path, fleet_pg: PostgresServer, pushgateway: Pushgateway, job: str
+) -> None:
+    """A function instance that serves two shards keeps each shard's connections while it
+    collects them; those of a shard it has not collected for IDLE_CLOSE_SECONDS (by the
+    wall clock: Lambda may freeze monotonic clocks between invocations) are closed."""
+    from middleware_monitoring.postgres.connection import APPLICATION_NAME
+    from middleware_monitoring.runtime import IDLE_CLOSE_SECONDS, Runtime
+    from middleware_monitoring.shards import Shard
+    from tests.helpers import closing
+
+    database = f"mm_idle_{uuid.uuid4().hex[:8]}"
+    fleet_pg.create_database(database)
+    names: dict[int, list[str]] = {0: [], 1: []}
+    for i in range(12):
+        if len(names[shard_of(f"idle-{i}", 2)]) < 2:
+            names[shard_of(f"idle-{i}", 2)].append(f"idle-{i}")
+    document = {
+        "postgres": [pg_entry(fleet_pg, n, dbname=database) for n in [*names[0], *names[1]]]
+    }
+
+    def held() -> int:
+        rows = fleet_pg.execute_as_superuser(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = :db AND application_name = :app",
+            db=database,
+            app=APPLICATION_NAME,
+        )
+        assert rows is not None
+        return int(rows[0][0])
+
+    from middleware_monitoring.config import load_settings
+
+    now = [1_800_000_000.0]
+    settings = load_settings(environ(tmp_path, document, pushgateway, job))
+    with closing(Runtime(settings, clock=lambda: now[0])) as runtime:
+        runtime.collect(20.0, Shard(0, 2))
+        runtime.collect(20.0, Shard(1, 2))
+        assert held() == 4
+        # Shard 0 alone for a while: shard 1's connections stay until the idle age is past.
+        now[0] += IDLE_CLOSE_SECONDS
+        runtime.collect(20.0, Shard(0, 2))
+        assert held() == 4
+        now[0] += 1
+        runtime.collect(20.0, Shard(0, 2))
+        assert held() == 2
+        # Shard 1 comes back: its targets connect again.
+        runtime.collect(20.0, Shard(1, 2))
+        assert held() == 4
+    assert held() == 0

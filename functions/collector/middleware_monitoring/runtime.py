@@ -12,7 +12,7 @@ import logging
 import sys
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Final
@@ -46,7 +46,7 @@ IDLE_CLOSE_SECONDS: Final = 300.0
 class _Built:
     spec: TargetSpec
     target: Target
-    # time.monotonic() of the last pass that collected it.
+    # time.time() of the last pass that collected it.
     collected_at: float
 
 
@@ -57,8 +57,12 @@ class Runtime:
         builder: TargetBuilder | None = None,
         *,
         parameter: TargetsParameter | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.settings = settings
+        # Wall-clock time for ages across invocations: Lambda may freeze monotonic clocks
+        # between invocations.
+        self._clock = clock
         self.builder = builder or TargetBuilder(settings)
         self._parameter = parameter
         if parameter is None and settings.targets_parameter is not None:
@@ -155,7 +159,7 @@ class Runtime:
             target_result.families.append(owner_family(self.settings.collector_instance))
         if self.builder.discovery is not None:
             result.collector.families.extend(self.builder.discovery.families())
-        now = time.monotonic()
+        now = self._clock()
         for built in chosen:
             built.collected_at = now
         self._groups = self._finish_groups_read(reading, deadline, targets, result)

@@ -71,7 +71,7 @@ class Unit:
     failure: AwsFailure | None = None
     duration_seconds: float = 0.0
     succeeded_at: float | None = None  # wall clock, for the series
-    refreshed_at: float = 0.0  # monotonic, for the max age
+    refreshed_at: float = 0.0  # wall-clock, for the max age
 
 
 class Discovery:
@@ -87,7 +87,6 @@ class Discovery:
         redis_defaults: RedisSettings | None = None,
         page_size: int = PAGE_SIZE,
         client: Callable[[str, AwsLocation], Any] | None = None,
-        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.settings = settings
         self._sessions = sessions
@@ -96,7 +95,6 @@ class Discovery:
         self._redis_defaults = redis_defaults or RedisSettings(target_name="", host="")
         self._page_size = page_size
         self._make_client = client or self._new_client
-        self._monotonic = monotonic
         places: list[str | None] = [None] if settings.own_account else []
         places += list(settings.role_arns)
         self._units = [
@@ -208,7 +206,8 @@ class Discovery:
         return (
             unit.resources is None
             or unit.failure is not None
-            or self._monotonic() - unit.refreshed_at >= self.settings.max_age_seconds
+            # Wall-clock: Lambda may freeze monotonic clocks between invocations.
+            or time.time() - unit.refreshed_at >= self.settings.max_age_seconds
         )
 
     def _start(self, due: list[Unit]) -> threading.Event:
@@ -241,12 +240,12 @@ class Discovery:
 
     def _refresh_group(self, role_arn: str | None, region: str, units: list[Unit]) -> None:
         with self._slots:
-            started = self._monotonic()
+            started = time.monotonic()
             try:
                 account = self._account_of(role_arn, region)
             except Exception as exc:  # every kind of this account and region fails with it
                 for unit in units:
-                    self._finish(unit, None, classify(exc), self._monotonic() - started)
+                    self._finish(unit, None, classify(exc), time.monotonic() - started)
                 return
             where = Location(
                 account,
@@ -255,16 +254,16 @@ class Discovery:
                 self.settings,
                 self._pass_deadline,
                 self._page_size,
-                self._monotonic,
+                time.monotonic,
             )
             for unit in units:
-                started = self._monotonic()
+                started = time.monotonic()
                 try:
                     found = DESCRIBE[unit.kind](where)
                 except Exception as exc:
-                    self._finish(unit, None, classify(exc), self._monotonic() - started)
+                    self._finish(unit, None, classify(exc), time.monotonic() - started)
                 else:
-                    self._finish(unit, found, None, self._monotonic() - started)
+                    self._finish(unit, found, None, time.monotonic() - started)
 
     def _finish(
         self,
@@ -279,7 +278,7 @@ class Discovery:
             if found is not None:
                 unit.resources = tuple(found)
                 unit.succeeded_at = time.time()
-                unit.refreshed_at = self._monotonic()
+                unit.refreshed_at = time.time()
                 self._dirty = True
         if failure is not None:
             logger.warning(
