@@ -19,6 +19,9 @@ from tests.standins.prometheus import Prometheus
 
 Make = Callable[[Mapping[str, str]], LambdaFunction]
 UPTIME = DOCDB_EXACT[("mongo_uptime_seconds", frozenset())]
+# A pass's samples: the DocumentDB target's serverStatus values, its own health (up,
+# duration, last success, collector info) and the pass-wide duration and targets up/down.
+PASS_SAMPLES = len(DOCDB_EXACT) + 4 + 3
 
 
 @pytest.fixture
@@ -54,9 +57,12 @@ def describe(inv: Invocation, cause: str) -> str:
     )
 
 
-def check_failed(inv: Invocation, cause: str) -> None:
+def check_failed(inv: Invocation, url: str, causes: str) -> None:
+    """The push failed with every sample of the pass lost, for ``causes``, in time."""
     assert isinstance(inv.error, PushError), inv.error
-    assert cause in str(inv.error)
+    assert str(inv.error) == (
+        f"remote write to {url} did not accept {PASS_SAMPLES} of {PASS_SAMPLES} samples: {causes}"
+    )
     assert inv.seconds < inv.deadline_seconds
 
 
@@ -67,7 +73,8 @@ def test_receiver_down(
     row.expected = "invocation raises PushError naming the cause; next one delivers"
     prom = remote_write_receiver
     with TcpFault(prom.host, prom.port) as gate:
-        fn = function(environ(healthy_docdb, f"http://127.0.0.1:{gate.port}/api/v1/write", job))
+        url = f"http://127.0.0.1:{gate.port}/api/v1/write"
+        fn = function(environ(healthy_docdb, url, job))
         gate.set("refused")
         failed = fn.invoke()
         gate.set("forward")
@@ -75,7 +82,10 @@ def test_receiver_down(
     row.observed = describe(failed, "Connection refused") + (
         "; next pass delivered" if recovered.error is None else "; next pass failed"
     )
-    check_failed(failed, "Connection refused")
+    # The pass's request and the health request after it, each refused on both attempts.
+    check_failed(
+        failed, url, "cannot reach the receiver: [Errno 111] Connection refused (2 requests)"
+    )
     assert recovered.error is None
     assert arrived(prom, job) == UPTIME
 
@@ -110,7 +120,8 @@ def test_400_with_a_body(
     row.fault = "remote-write receiver answers 400 with a reason"
     row.expected = "not retried; PushError names the 400 and its body"
     reason = 'invalid metric name: "9lives"'
-    fn = function(environ(healthy_docdb, receiver_fault.url + "/api/v1/write", job))
+    url = receiver_fault.url + "/api/v1/write"
+    fn = function(environ(healthy_docdb, url, job))
     receiver_fault.answer = HttpAnswer(400, message=reason)
     before = receiver_fault.requests
     try:
@@ -119,7 +130,8 @@ def test_400_with_a_body(
         receiver_fault.heal()
     requests = receiver_fault.requests - before
     row.observed = describe(inv, reason) + f"; {requests} requests (pass, health)"
-    check_failed(inv, f"HTTP 400 Bad Request: {reason}")
+    # The health request after the pass's gets the same answer.
+    check_failed(inv, url, f"HTTP 400 Bad Request: {reason} (2 requests)")
     assert requests == 2
 
 
@@ -129,10 +141,11 @@ def test_slow_receiver_against_the_deadline(
     row.fault = "remote-write receiver slower than the time left (8 s invocation)"
     row.expected = "requests cut by the deadline; PushError says timed out; within the deadline"
     # 20 s per request, 3 attempts: a minute without the shared deadline.
+    url = receiver_fault.url + "/api/v1/write"
     fn = function(
         environ(
             healthy_docdb,
-            receiver_fault.url + "/api/v1/write",
+            url,
             job,
             REMOTE_WRITE_TIMEOUT_SECONDS="20",
             REMOTE_WRITE_RETRIES="2",
@@ -144,4 +157,10 @@ def test_slow_receiver_against_the_deadline(
     finally:
         receiver_fault.heal()
     row.observed = describe(inv, "timed out")
-    check_failed(inv, "timed out")
+    # The pass's request is cut by the deadline, which leaves no time for the health request.
+    check_failed(
+        inv,
+        url,
+        "cannot reach the receiver: timed out (1 request); "
+        "not sent: the push deadline came first (1 request)",
+    )

@@ -97,13 +97,12 @@ def test_a_pass_arrives_with_exact_values_at_exact_timestamps(
     clock[0] = now
     second = one_pass()
 
-    requested = {
-        f.name: f.samples[0].value
+    requested_name = "middleware_cloudwatch_metrics_requested"
+    requested = [
+        [f.samples[0].value for f in r.collector.families if f.name == requested_name]
         for r in (first, second)
-        for f in r.collector.families
-        if f.name == "middleware_cloudwatch_metrics_requested"
-    }
-    assert requested == {"middleware_cloudwatch_metrics_requested": 5.0}  # both passes: 5
+    ]
+    assert requested == [[5.0], [5.0]]  # one family per pass, 5 metrics requested in each
     cpu = f'pg_cpu_utilization{{job="{job}"}}'
     prom = remote_write_receiver
     prom.wait_for(f"count_over_time({cpu}[20m])", predicate=bool)

@@ -121,15 +121,32 @@ def test_no_rate_across_a_promoted_replica() -> None:
     # A promoted replica has its primary's system identifier, not its start time.
     promoted = Server(PRIMARY.system_identifier, started_at=1200.0, extversion="1.10")
     before = Snapshot(0.0, {(10, 1, 1): 40}, server=PRIMARY)
-    assert rates(before, Snapshot(10.0, {(10, 1, 1): 50}, server=promoted), KINDS) is None
+    after = Snapshot(10.0, {(10, 1, 1): 50}, server=promoted)
+    assert not_comparable(before, after) == (
+        "the server changed (system identifier 7714331894179660031, started at 1000.500, "
+        "pg_stat_statements 1.10 -> system identifier 7714331894179660031, started at "
+        "1200.000, pg_stat_statements 1.10)"
+    )
+    assert rates(before, after, KINDS) is None
 
 
 def test_no_rate_across_an_extension_upgrade() -> None:
     # 1.8 -> 1.9 brings stats_reset: every entry would look reset, its calls all new.
+    # Same server and start time: only the extension version tells the snapshots apart.
+    old = Server(PRIMARY.system_identifier, PRIMARY.started_at, extversion="1.8")
     upgraded = Server(PRIMARY.system_identifier, PRIMARY.started_at, extversion="1.9")
-    before = Snapshot(0.0, {(10, 1, 1): 40}, server=Server(7, 1000.5, "1.8"))
+    before = Snapshot(0.0, {(10, 1, 1): 40}, server=old)
     after = Snapshot(10.0, {(10, 1, 1): 50}, reset_at=500.0, server=upgraded)
+    assert not_comparable(before, after) == (
+        "the server changed (system identifier 7714331894179660031, started at 1000.500, "
+        "pg_stat_statements 1.8 -> system identifier 7714331894179660031, started at "
+        "1000.500, pg_stat_statements 1.9)"
+    )
     assert rates(before, after, KINDS) is None
+    # Had the version been left out of the comparison, the new stats_reset would have made
+    # all 50 calls new: 5 reads a second that never happened.
+    unversioned = Snapshot(0.0, {(10, 1, 1): 40}, server=upgraded)
+    assert rates(unversioned, after, KINDS) == Rates(all=5.0, read=5.0, write=0.0)
 
 
 def test_no_rate_when_the_reset_time_goes_back() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import subprocess
 import sys
@@ -13,24 +14,56 @@ from middleware_monitoring.shards import ALL, Shard, ShardEventError, shard_from
 NAMES = [f"orders-db-{i:04d}" for i in range(1000)]
 
 
+# How the 1,000 names spread over n shards. The hash is fixed (a deployed fleet's targets
+# must stay where they are), so these sizes are too; each is within a few dozen of 1000/n.
+SIZES = {
+    1: [1000],
+    2: [524, 476],
+    3: [341, 307, 352],
+    4: [253, 221, 274, 252],
+    5: [200, 194, 213, 196, 197],
+    6: [163, 162, 178, 168, 169, 160],
+    7: [141, 133, 158, 147, 142, 134, 145],
+    8: [130, 112, 137, 133, 126, 113, 128, 121],
+}
+
+
 @pytest.mark.parametrize("count", range(1, 9))
 def test_every_target_is_collected_by_exactly_one_shard(count: int) -> None:
     shards = [Shard(index, count) for index in range(count)]
     for name in NAMES:
         assert [shard.index for shard in shards if shard.owns(name)] == [shard_of(name, count)]
-    # Spread over all shards: none empty, none with more than twice its share.
     sizes = [sum(1 for name in NAMES if shard.owns(name)) for shard in shards]
+    assert sizes == SIZES[count]
     assert sum(sizes) == len(NAMES)
-    assert all(0 < size < 2 * len(NAMES) / count for size in sizes), sizes
+
+
+def test_the_hash_gives_each_name_its_shard_for_good() -> None:
+    """A change of hash would move most targets of every deployed sharded fleet to another
+    shard: the shard of a few names is pinned. The weight is the big-endian 8-byte BLAKE2b
+    of "shard NUL name", and the highest weight wins (computed here independently)."""
+
+    def weight(shard: int, name: str) -> int:
+        digest = hashlib.blake2b(f"{shard}\0{name}".encode(), digest_size=8).digest()
+        return int.from_bytes(digest, "big")
+
+    def highest(name: str, count: int) -> int:
+        weights = [weight(shard, name) for shard in range(count)]
+        return weights.index(max(weights))
+
+    table = [shard_of(name, 7) for name in NAMES[:10]]
+    assert table == [0, 6, 3, 0, 5, 2, 2, 5, 0, 0]
+    assert table == [highest(name, 7) for name in NAMES[:10]]
 
 
 def test_four_to_five_shards_moves_about_a_fifth_and_only_to_the_new_shard() -> None:
     before = {name: shard_of(name, 4) for name in NAMES}
     after = {name: shard_of(name, 5) for name in NAMES}
     moved = {name for name in NAMES if before[name] != after[name]}
-    # Rendezvous hashing: a name moves only when the new shard wins it.
+    # Rendezvous hashing: a name moves only when the new shard wins it, so the moved names
+    # are exactly shard 4's of 5 (SIZES[5][4]), about a fifth.
     assert moved == {name for name in NAMES if after[name] == 4}
-    assert 150 <= len(moved) <= 250, len(moved)
+    assert len(moved) == SIZES[5][4] == 197
 
 
 def test_the_hash_is_stable_across_processes() -> None:
