@@ -285,3 +285,40 @@ def test_malformed_secret_is_a_clear_target_failure(aws, pg, log, value, detail,
         "secret_invalid"
     ]
     assert FIRST_PASSWORD not in log.getvalue()
+
+
+def test_a_file_targets_unreadable_secret_names_its_entry(aws, tmp_path, closer):
+    """The environment's targets name PG_SECRET_ARN / MONGO_SECRET_ARN; a file's name the
+    entry whose secret_arn could not be read."""
+    missing = "arn:aws:secretsmanager:us-east-1:123456789012:secret:gone-AbCdEf"
+    path = tmp_path / "targets.json"
+    path.write_text(
+        json.dumps(
+            {
+                "postgres": [{"name": "orders-db", "host": "127.0.0.1", "secret_arn": missing}],
+                "docdb": [{"name": "orders-docdb", "host": "127.0.0.1", "secret_arn": missing}],
+            }
+        )
+    )
+    runtime = closer(Runtime.from_environ({"TARGETS_FILE": str(path), **FAST}))
+    details = {
+        target.target: [(o.reason, o.detail) for o in target.outcomes]
+        for target in runtime.collect(20.0).targets
+    }
+    where = f"TARGETS_FILE ({path})"
+    assert details == {
+        "orders-db": [
+            (
+                "secret_unavailable",
+                f"cannot read the secret_arn of {where} postgres[0] (orders-db) ({missing}): "
+                "ResourceNotFoundException",
+            )
+        ],
+        "orders-docdb": [
+            (
+                "secret_unavailable",
+                f"cannot read the secret_arn of {where} docdb[0] (orders-docdb) ({missing}): "
+                "ResourceNotFoundException",
+            )
+        ],
+    }

@@ -21,6 +21,7 @@ from urllib.parse import quote_plus
 
 from .config import DocDBSettings, PostgresSettings, SecretStoreSettings
 from .config.elasticache import RedisSettings
+from .config.postgres import ENV_ORIGIN
 from .config.env import port_number
 from .logs import scrubber
 from .model import SourceFailure
@@ -158,6 +159,12 @@ def port_field(secret: dict[str, Any], where: str) -> int | None:
     return number
 
 
+def secret_setting(origin: str, env_origin: str, env_variable: str) -> str:
+    """How messages name where a target's secret ARN was set: the environment variable for
+    the environment's target, the ``secret_arn`` of its entry for a file's or discovery's."""
+    return env_variable if origin.startswith(env_origin) else f"the secret_arn of {origin}"
+
+
 def pg_secret_login(settings: PostgresSettings, store: SecretStore) -> LoginProvider:
     """PostgreSQL's login from PG_SECRET_ARN: the password from the secret; user, host,
     port and dbname from the secret where the PG_* variable is not set (an explicit variable
@@ -165,10 +172,11 @@ def pg_secret_login(settings: PostgresSettings, store: SecretStore) -> LoginProv
     secret_id = settings.secret_arn
     if secret_id is None:
         raise ValueError("PostgresSettings.secret_arn is not set")
-    where = f"PG_SECRET_ARN ({secret_id})"
+    variable = secret_setting(settings.origin, ENV_ORIGIN, "PG_SECRET_ARN")
+    where = f"{variable} ({secret_id})"
 
     def login(refresh: bool) -> PgLogin:
-        secret = store.read_json(secret_id, "PG_SECRET_ARN", refresh=refresh)
+        secret = store.read_json(secret_id, variable, refresh=refresh)
         secret_user, password = login_fields(secret, where)
         user = settings.user or secret_user
         host, port, database = settings.host, settings.port, settings.database
@@ -198,9 +206,11 @@ def docdb_secret_login(
     if secret_id is None:
         raise ValueError("DocDBSettings.secret_arn is not set")
 
+    variable = secret_setting(settings.origin, "MONGO_INFO", "MONGO_SECRET_ARN")
+
     def login(refresh: bool) -> tuple[str, str]:
-        secret = store.read_json(secret_id, "MONGO_SECRET_ARN", refresh=refresh)
-        return login_fields(secret, f"MONGO_SECRET_ARN ({secret_id})")
+        secret = store.read_json(secret_id, variable, refresh=refresh)
+        return login_fields(secret, f"{variable} ({secret_id})")
 
     return login
 
@@ -280,7 +290,7 @@ def redis_secret_login(
     variable = f"the secret_arn of {settings.where}"
 
     def login(refresh: bool) -> tuple[str | None, str]:
-        secret = store.read_json(secret_id, variable, refresh=refresh)
+        secret = store.read_json(secret_id, variable, refresh=refresh, shape=REDIS_SHAPE)
         password, username = secret.get("password"), secret.get("username")
         if not isinstance(password, str) or not password:
             raise SourceFailure(
