@@ -180,8 +180,7 @@ def compare(s: Servers, sizes: Sizes) -> Part:
                 # role is not tracked.
                 if not conn.run("SELECT 1 FROM pg_roles WHERE rolname = :r", r=EXPORTER_ROLE):
                     conn.run(
-                        f"CREATE ROLE {EXPORTER_ROLE} LOGIN SUPERUSER PASSWORD "
-                        f"'{server.password}'"
+                        f"CREATE ROLE {EXPORTER_ROLE} LOGIN SUPERUSER PASSWORD '{server.password}'"
                     )
                     conn.run(f"ALTER ROLE {EXPORTER_ROLE} SET pg_stat_statements.track = 'none'")
             finally:

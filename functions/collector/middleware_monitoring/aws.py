@@ -17,7 +17,8 @@ from .config import AwsLocation
 if TYPE_CHECKING:
     import boto3
 
-# STS answers in milliseconds; these bound an invocation that cannot reach it at all.
+# Every AWS call's bounds unless its caller sets its own: STS, Describe and tagging calls
+# answer in milliseconds; these bound an invocation that cannot reach them at all.
 CONNECT_TIMEOUT_SECONDS: Final = 3.0
 READ_TIMEOUT_SECONDS: Final = 5.0
 ROLE_SESSION_NAME: Final = "middleware-monitoring"

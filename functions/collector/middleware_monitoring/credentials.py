@@ -21,8 +21,8 @@ from urllib.parse import quote_plus
 
 from .config import DocDBSettings, PostgresSettings, SecretStoreSettings
 from .config.elasticache import RedisSettings
-from .config.postgres import ENV_ORIGIN
 from .config.env import port_number
+from .config.postgres import ENV_ORIGIN
 from .logs import scrubber
 from .model import SourceFailure
 from .postgres.connection import LoginProvider, PgLogin

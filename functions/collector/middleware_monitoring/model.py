@@ -11,7 +11,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from prometheus_client import CollectorRegistry, Metric
+from prometheus_client import Metric
 from prometheus_client.samples import Sample
 
 # The pass deadline (a ``time.monotonic()`` value) of the source collecting in this thread:
@@ -142,12 +142,6 @@ class TargetResult:
     @property
     def up(self) -> bool:
         return all(outcome.up for outcome in self.outcomes)
-
-    def registry(self) -> CollectorRegistry:
-        """A fresh registry holding exactly this pass's families, so nothing lingers."""
-        registry = CollectorRegistry(auto_describe=False)
-        registry.register(FrozenFamilies(self.families))
-        return registry
 
 
 @dataclass

@@ -2,8 +2,10 @@
 
 Every problem found is collected and reported together in one ``ConfigError`` that names
 each variable and the shape it expects. Secret values are never echoed. One module per
-part: ``postgres``, ``docdb``, ``cloudwatch``, ``outputs`` (sinks, pull mode, Kafka,
-Secrets Manager); ``env`` reads and checks single variables.
+part: ``postgres``, ``docdb``, ``elasticache``, ``cloudwatch``, ``discovery``, ``aws``
+(where a target's AWS APIs are asked), ``outputs`` (sinks, pull mode, remote write, Kafka,
+Secrets Manager); ``targets_file`` reads a targets document (TARGETS_FILE and
+TARGETS_PARAMETER); ``env`` reads and checks single variables.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ from .discovery import (
     load_discovery,
 )
 from .docdb import DocDBSettings, load_docdb
-from .elasticache import RedisSettings, redis_defaults
+from .elasticache import NODE_DEFAULTS, RedisSettings, redis_defaults
 from .env import LOG_LEVELS, ConfigError, EnvReader
 from .outputs import (
     SINKS,
@@ -93,7 +95,7 @@ __all__ = [
 ]
 
 # One kind of plain spec per target kind, whichever place it comes from (environment,
-# targets file or parameter, discovery); runtime.TargetBuilder turns each into sources.
+# targets file or parameter, discovery); targets.TargetBuilder turns each into sources.
 # Discovery wraps the others (DiscoveredSpec) to add the resource's inventory.
 TargetSpec = PostgresSettings | DocDBSettings | RedisSettings | CloudWatchTarget | DiscoveredSpec
 
@@ -124,7 +126,7 @@ class Settings:
     # The options every PostgreSQL / ElastiCache target shares (for documents read later:
     # the parameter).
     postgres_defaults: PostgresSettings | None = None
-    redis_defaults: RedisSettings | None = None
+    redis_defaults: RedisSettings = NODE_DEFAULTS
     # METRICS_SINK=remote_write.
     remote_write: RemoteWriteSettings = field(
         default_factory=lambda: load_remote_write(EnvReader({}))

@@ -15,11 +15,5 @@ class AwsLocation:
     role_arn: str | None = None
     account: str | None = None
 
-    def describe(self) -> str:
-        parts = [self.region or "the function's region"]
-        if self.role_arn:
-            parts.append(f"as {self.role_arn}")
-        return " ".join(parts)
-
 
 HERE = AwsLocation()

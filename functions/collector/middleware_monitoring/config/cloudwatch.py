@@ -47,24 +47,15 @@ class RdsId:
     dimension: str  # one of RDS_TYPES
 
 
-# What a CloudWatch-only target is: its series set and dimension (cloudwatch.declarations).
-CLOUDWATCH_KINDS: Final = (
-    "rds_instance",
-    "aurora_cluster",
-    # Discovered only: an Aurora cluster's member (AWS/RDS per instance, no FreeStorageSpace).
-    "aurora_instance",
-    "docdb_instance",
-    "docdb_cluster",
-    "elasticache",
-)
-
-
 @dataclass(frozen=True)
 class CloudWatchTarget:
     """A target whose values all come from CloudWatch: the plain spec of one."""
 
     target_name: str
-    kind: str  # one of CLOUDWATCH_KINDS
+    # What it is, which sets its series and dimension (cloudwatch.declarations): rds_instance,
+    # aurora_cluster, aurora_instance (discovered only: an Aurora cluster's member, without
+    # FreeStorageSpace), docdb_instance, docdb_cluster or elasticache.
+    kind: str
     identifier: str
     # ElastiCache: read per node (CacheClusterId + CacheNodeId).
     node: str | None = None

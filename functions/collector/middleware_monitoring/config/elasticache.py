@@ -56,6 +56,10 @@ class RedisSettings:
         return self.origin or f"{self.target_name} ({self.host}:{self.port})"
 
 
+# A node's options when no REDIS_* variable is read (documents parsed without the environment).
+NODE_DEFAULTS: Final = RedisSettings(target_name="", host="")
+
+
 def redis_defaults(env: EnvReader) -> RedisSettings:
     """What every ElastiCache node target shares, from the REDIS_* option variables; the
     identity fields are blank, to be filled per node with ``replace``."""

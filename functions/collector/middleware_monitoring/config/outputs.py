@@ -59,7 +59,8 @@ class KafkaSettings:
 
 @dataclass(frozen=True)
 class SecretStoreSettings:
-    """Secrets Manager reads (PG_SECRET_ARN, MONGO_SECRET_ARN)."""
+    """Secrets Manager reads: every target's secret (PG_SECRET_ARN, MONGO_SECRET_ARN, a
+    file's or a discovered resource's ``secret_arn``)."""
 
     region: str | None
     # How long a warm function instance keeps a secret before reading it again.

@@ -1,11 +1,11 @@
-"""A targets document (SPEC 9): any number of PostgreSQL and DocumentDB targets and
-CloudWatch-only ids, from a YAML or JSON file (TARGETS_FILE) or an SSM parameter
+"""A targets document (SPEC 9): any number of PostgreSQL, DocumentDB and ElastiCache node
+targets and CloudWatch-only ids, from a YAML or JSON file (TARGETS_FILE) or an SSM parameter
 (TARGETS_PARAMETER). Lambda caps its environment at 4 KB in all: a fleet lives here.
 
 Every entry becomes the same plain spec the environment variables give (PostgresSettings,
-DocDBSettings, CloudWatchTarget), with the options every target of its kind shares (timeouts,
-top N, ...) taken from the environment. Every problem is reported, named by the document,
-the entry (``postgres[3] (orders-db)``) and the key; no secret value is echoed.
+DocDBSettings, RedisSettings, CloudWatchTarget), with the options every target of its kind
+shares (timeouts, top N, ...) taken from the environment. Every problem is reported, named by
+the document, the entry (``postgres[3] (orders-db)``) and the key; no secret value is echoed.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from .aws import AwsLocation
 from .cloudwatch import CloudWatchTarget, cloudwatch_target_name
 from .docdb import DocDBSettings, option_problem, option_text, with_tls_default
 from .elasticache import DEFAULT_PORT as REDIS_PORT
-from .elasticache import RedisSettings
+from .elasticache import NODE_DEFAULTS, RedisSettings
 from .env import FLAGS, port_number, value_kind
 from .postgres import (
     CA_BUNDLE,
@@ -393,7 +393,7 @@ def parse_document(
     text: str,
     document: str,
     postgres_defaults: PostgresSettings,
-    redis_defaults: RedisSettings | None = None,
+    redis_defaults: RedisSettings = NODE_DEFAULTS,
     *,
     json_only: bool = False,
 ) -> tuple[TargetsDocument, list[str]]:
@@ -443,7 +443,7 @@ def parse_document(
     nodes = [
         _elasticache(
             Entry(problems, where, item, ELASTICACHE_KEYS, ("password",)),
-            redis_defaults or RedisSettings(target_name="", host=""),
+            redis_defaults,
         )
         for where, item in _entries(problems, document, "elasticache", loaded.get("elasticache"))
     ]
@@ -462,7 +462,7 @@ def read_targets_file(
     name: str,
     search_dirs: Sequence[Path],
     postgres_defaults: PostgresSettings,
-    redis_defaults: RedisSettings | None = None,
+    redis_defaults: RedisSettings = NODE_DEFAULTS,
 ) -> tuple[TargetsDocument, list[str]]:
     """TARGETS_FILE: a relative name is looked up next to the function, then in /opt."""
     from ..paths import find_file

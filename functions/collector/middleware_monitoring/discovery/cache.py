@@ -37,6 +37,7 @@ from ..config import (
     RedisSettings,
     ResourceKey,
 )
+from ..config.elasticache import NODE_DEFAULTS
 from .describe import DESCRIBE, PAGE_SIZE, Location, classify
 from .resources import Resource
 from .specs import kind_prefixed, make_spec, target_name
@@ -84,7 +85,7 @@ class Discovery:
         *,
         here_region: str | None,
         postgres_defaults: PostgresSettings,
-        redis_defaults: RedisSettings | None = None,
+        redis_defaults: RedisSettings = NODE_DEFAULTS,
         page_size: int = PAGE_SIZE,
         client: Callable[[str, AwsLocation], Any] | None = None,
     ) -> None:
@@ -92,7 +93,7 @@ class Discovery:
         self._sessions = sessions
         self._here_region = here_region
         self._defaults = postgres_defaults
-        self._redis_defaults = redis_defaults or RedisSettings(target_name="", host="")
+        self._redis_defaults = redis_defaults
         self._page_size = page_size
         self._make_client = client or self._new_client
         places: list[str | None] = [None] if settings.own_account else []

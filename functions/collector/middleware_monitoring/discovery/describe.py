@@ -9,8 +9,8 @@ Calls per refresh of an account/region (every call paged, PAGE_SIZE per page):
   would then cost a tagging call per page).
 - rds, aurora and docdb together: one DescribePendingMaintenanceActions (all resources of
   the region in one list), shared by the kinds that need it.
-- elasticache: DescribeCacheClusters (ShowCacheNodeInfo), and, only when tags are filtered
-  on or copied to labels, the Resource Groups Tagging API's GetResources for ElastiCache:
+- elasticache: DescribeCacheClusters (ShowCacheNodeInfo) and the Resource Groups Tagging
+  API's GetResources for ElastiCache, always (a node's login is in its secret tag):
   DescribeCacheClusters has no tags, and ListTagsForResource would be one call per cluster.
 
 The tag filter is applied to the answers here (TagList, GetResources' tags), not by AWS:

@@ -33,7 +33,7 @@ class Resource:
     cluster: str
     role: str  # writer / reader for Aurora and DocumentDB instances, else ""
     tags: tuple[tuple[str, str], ...]
-    # Where SQL, serverStatus (and later Redis INFO) would connect; None while being created.
+    # Where SQL, serverStatus or Redis INFO would connect; None while being created.
     host: str | None = None
     port: int | None = None
     iam_auth: bool = False

@@ -31,6 +31,7 @@ from ..config import (
     ResourceKey,
 )
 from ..config.cloudwatch import cloudwatch_target_name
+from ..config.elasticache import NODE_DEFAULTS
 from .resources import Resource
 
 SECRET_ARN: Final = re.compile(
@@ -80,7 +81,7 @@ def make_spec(
     location: AwsLocation,
     settings: DiscoverySettings,
     defaults: PostgresSettings,
-    redis_defaults: RedisSettings | None = None,
+    redis_defaults: RedisSettings = NODE_DEFAULTS,
 ) -> tuple[DiscoveredSpec, str | None]:
     """The resource's spec, and for one that could be logged in to but has no login, the
     sentence saying so (logged once per resource)."""
@@ -98,8 +99,7 @@ def make_spec(
         docdb, note = _docdb(resource, name, settings, where)
         return DiscoveredSpec(name, key, (*([docdb] if docdb else []), cloudwatch), where), note
     if key.kind == "elasticache_node":
-        node_defaults = redis_defaults or RedisSettings(target_name="", host="")
-        node, note = _redis(resource, name, location, settings, node_defaults, where)
+        node, note = _redis(resource, name, location, settings, redis_defaults, where)
         # The node's spec carries its CloudWatch ids: its metrics come with it.
         return DiscoveredSpec(name, key, (node,) if node else (cloudwatch,), where), note
     return DiscoveredSpec(name, key, (cloudwatch,), where), None
