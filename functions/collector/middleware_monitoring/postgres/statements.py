@@ -161,13 +161,17 @@ def top_sql(extversion: str) -> str:
     (the collector's own and trivial utility statements), with database and user names.
     Ranked on the total alone first, then only the N winners' columns are summed and named:
     summing fourteen columns (numeric sums among them) of every entry was most of the
-    statement's server time, 28 ms for 5,000 entries against 12 ms this way (PostgreSQL 17,
-    this project's machine). Ties are broken by key, so the same entries win every pass."""
+    statement's server time (28 ms against 12 ms for 5,000 entries, PostgreSQL 17, this
+    project's machine). The view is read once, not once per step (a CTE used twice is
+    materialised): a quarter less again (21.7 against 16.8 ms, the two run alternately).
+    Ties are broken by key, so the same entries win every pass."""
     c = columns_for(extversion)
-    return f"""{MARKER}, ranked AS (
+    return f"""{MARKER}, entries AS (
+  SELECT * FROM pg_stat_statements(false) s
+  WHERE s.queryid IS NOT NULL AND NOT (s.queryid = ANY(CAST(:excluded AS bigint[])))),
+ranked AS (
   SELECT s.queryid, s.dbid, s.userid
-  FROM pg_stat_statements(false) s
-  WHERE s.queryid IS NOT NULL AND NOT (s.queryid = ANY(CAST(:excluded AS bigint[])))
+  FROM entries s
   GROUP BY 1, 2, 3
   ORDER BY {c.total_time} DESC, 1, 2, 3
   LIMIT :limit)
@@ -176,7 +180,7 @@ SELECT s.queryid, d.datname, r.rolname,
   {c.blk_read_time}, {c.blk_write_time},
   sum(s.shared_blks_hit)::bigint, sum(s.shared_blks_read)::bigint,
   sum(s.temp_blks_written)::bigint, {c.wal_bytes}::float8, {c.plan_time}
-FROM pg_stat_statements(false) s
+FROM entries s
 JOIN ranked USING (queryid, dbid, userid)
 LEFT JOIN pg_database d ON d.oid = s.dbid
 LEFT JOIN pg_roles r ON r.oid = s.userid
