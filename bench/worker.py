@@ -454,7 +454,12 @@ def run_floor(spec: Any, passes: int, source: str) -> dict[str, Any]:
             started = time.perf_counter()
             result = runtime.collect(50.0)
             product.append(time.perf_counter() - started)
-            down = [t.target for t in result.targets if not t.up]
+            down = [
+                f"{t.target}: "
+                + "; ".join(f"{o.reason} {o.detail}" for o in t.outcomes if not o.up)
+                for t in result.targets
+                if not t.up
+            ]
             if down:
                 raise RuntimeError(f"targets down during the floor run: {down}")
             started = time.perf_counter()
