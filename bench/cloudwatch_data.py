@@ -47,11 +47,13 @@ def _values(case: str, i: int) -> tuple[float, float, float]:
     return 0.0, 0.0, 0.0
 
 
-def seed(aws: Any, spec: FleetSpec, *, now: float | None = None) -> Seeded:
-    """Forget every metric on the moto stand-in, then put the fleet's datapoints."""
+def seed(aws: Any, spec: FleetSpec, *, now: float | None = None, reset: bool = True) -> Seeded:
+    """Forget every metric on the moto stand-in (unless ``reset`` is False), then put the
+    fleet's datapoints as of ``now``."""
     import boto3
 
-    aws.reset()
+    if reset:
+        aws.reset()
     client = boto3.client(
         "cloudwatch",
         endpoint_url=aws.endpoint_url,

@@ -6,6 +6,7 @@ for the same queries; one serverStatus round trip."""
 from __future__ import annotations
 
 import statistics
+import time
 from typing import Any
 
 from bench import cloudwatch_data
@@ -40,7 +41,12 @@ def floors(s: Servers, sizes: Sizes, reference: FleetSpec) -> Part:
     rows: list[tuple[Any, ...]] = []
     for source, spec in specs.items():
         if source == "cloudwatch":
-            cloudwatch_data.seed(s.aws, spec)
+            # Pass k runs on a clock k minutes ahead (bench/worker.py on_schedule) and looks
+            # back CLOUDWATCH_LOOKBACK_SECONDS (15 minutes): a set of datapoints every ten
+            # minutes of the passes' span keeps one in every pass's window.
+            now = time.time()
+            for offset in range(0, 60 * sizes.floor_passes + 1, 600):
+                cloudwatch_data.seed(s.aws, spec, now=now + offset, reset=offset == 0)
         path = s.write_spec(f"floor-{source}", spec)
         out = run_worker("floor", path, sizes.floor_passes, "--source", source)
         product, floor = out["product"], out["floor"]
