@@ -15,7 +15,6 @@ import logging
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from urllib.error import HTTPError, URLError
 from urllib.parse import quote
 from urllib.request import Request, urlopen
 
@@ -23,6 +22,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from .config import PushgatewaySettings
 from .health import LAST_SUCCESS, OWNER
+from .http_answers import basic_authorization, describe_pushgateway_failure
 
 logger = logging.getLogger(__name__)
 
@@ -50,8 +50,7 @@ class Groups:
 def _auth_headers(settings: PushgatewaySettings) -> dict[str, str]:
     if not settings.username:
         return {}
-    token = base64.b64encode(f"{settings.username}:{settings.password or ''}".encode())
-    return {"Authorization": "Basic " + token.decode()}
+    return {"Authorization": basic_authorization(settings.username, settings.password)}
 
 
 def read_groups(settings: PushgatewaySettings, timeout: float) -> Groups:
@@ -120,13 +119,5 @@ def delete_groups(
                 response.read()
             deleted.append(instance)
         except Exception as exc:  # any failure is this group's, never the invocation's
-            failed.append(f"{instance}: {describe(exc)}")
+            failed.append(f"{instance}: {describe_pushgateway_failure(exc)}")
     return deleted, failed
-
-
-def describe(exc: BaseException) -> str:
-    if isinstance(exc, HTTPError):
-        return f"HTTP {exc.code} {exc.reason}"
-    if isinstance(exc, URLError):
-        return f"cannot reach the Pushgateway: {exc.reason}"
-    return f"{type(exc).__name__}: {exc}"

@@ -18,7 +18,6 @@ has the measurements).
 
 from __future__ import annotations
 
-import base64
 import logging
 import struct
 import time
@@ -36,6 +35,7 @@ from prometheus_client.core import GaugeMetricFamily
 from . import __version__
 from .config import ConfigError, RemoteWriteSettings
 from .health import health_families
+from .http_answers import basic_authorization, http_status
 from .logs import scrubber
 from .model import PassResult, SourceFailure, SourceOutcome, TargetResult
 from .sinks import (
@@ -67,7 +67,6 @@ HEADERS: Final = {
     "X-Prometheus-Remote-Write-Version": "0.1.0",
     "User-Agent": f"aws-middleware-monitoring/{__version__}",
 }
-_ERROR_BODY_LIMIT: Final = 500
 # What a receiver answers (HTTP 400) for a sample older than one it holds for the series:
 # Prometheus rolls back the whole request, Mimir/Cortex keep the rest.
 _TOO_OLD: Final = ("out of order", "out of bounds", "duplicate sample", "too old")
@@ -270,7 +269,7 @@ class SecretLogin:
             return f"Bearer {token}"
         username, password = secret.get("username"), secret.get("password")
         if isinstance(username, str) and username and isinstance(password, str) and password:
-            return "Basic " + base64.b64encode(f"{username}:{password}".encode()).decode()
+            return basic_authorization(username, password)
         raise _Failure(
             "secret_invalid", f"{where} holds neither; expected the shape {SECRET_SHAPE}"
         )
@@ -291,13 +290,6 @@ def _retry_after(exc: HTTPError) -> float:
             return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
         except (TypeError, ValueError):
             return 0.0
-
-
-def _body(exc: HTTPError) -> str:
-    try:
-        return " ".join(exc.read(_ERROR_BODY_LIMIT).decode(errors="replace").split())
-    except Exception:
-        return ""
 
 
 class RemoteWriteSink:
@@ -371,15 +363,14 @@ class RemoteWriteSink:
                     answer.read()
                 return
             except HTTPError as exc:
-                text = _body(exc)
-                detail = f"HTTP {exc.code} {exc.reason}" + (f": {text}" if text else "")
+                detail = http_status(exc)
                 if exc.code in (401, 403):
                     if self._login is not None and not refreshed:
                         refreshed = True  # perhaps a rotated secret: read it again, once
                         continue
                     raise _Failure("auth_failed", detail) from None
                 if exc.code != 429 and exc.code < 500:
-                    lowered = text.lower()
+                    lowered = detail.lower()
                     raise _Failure(
                         "rejected", detail, too_old=any(s in lowered for s in _TOO_OLD)
                     ) from None

@@ -26,9 +26,10 @@ from .config import (
 )
 from .credentials import SecretStore
 from .health import owner_family, replace_last_success
+from .http_answers import describe_pushgateway_failure
 from .model import PassResult, Target
 from .parameter import TargetsParameter
-from .pushgateway_groups import Groups, delete_groups, describe, read_groups
+from .pushgateway_groups import Groups, delete_groups, read_groups
 from .runner import run_pass
 from .shards import ALL, Shard
 from .sinks import PushgatewaySink, Sink, StdoutSink
@@ -211,7 +212,9 @@ class Runtime:
         except Exception as exc:
             # Said after a push that worked (remove_stale_groups): when the Pushgateway is
             # down, the failed push is the one line that says so.
-            self._groups_error = describe(exc) if str(exc) else type(exc).__name__
+            self._groups_error = (
+                describe_pushgateway_failure(exc) if str(exc) else type(exc).__name__
+            )
             return None
         self._groups_error = None
         for target, target_result in zip(targets, result.targets, strict=True):

@@ -9,7 +9,6 @@ Pushgateway refuses them, text exposition is read as "now") send each series' ne
 
 from __future__ import annotations
 
-import base64
 import logging
 import math
 import threading
@@ -24,13 +23,13 @@ from prometheus_client import CollectorRegistry, Metric, generate_latest, push_t
 from prometheus_client.samples import Sample
 
 from .config import ConfigError, PushgatewaySettings
+from .http_answers import basic_authorization, describe_pushgateway_failure
 from .model import FrozenFamilies, PassResult, TargetResult, with_instance_label
 
 logger = logging.getLogger(__name__)
 
 PUSH_WORKERS = 8
 RETRY_BACKOFF_SECONDS = 0.5
-_ERROR_BODY_LIMIT = 500
 # Printing a pass (stdout, EMF) needs no network: a second covers formatting a large fleet.
 PRINT_RESERVE_SECONDS: Final = 1.0
 # Groups named per cause in a PushError; the rest are counted.
@@ -138,20 +137,6 @@ class SentTimestamps:
                 del self._newest[key]
 
 
-def _describe(exc: BaseException) -> str:
-    if isinstance(exc, HTTPError):
-        # The Pushgateway says in the body what it refused (e.g. a type clash with another
-        # group); without it a 400 gives the user nothing to act on.
-        try:
-            body = " ".join(exc.read(_ERROR_BODY_LIMIT).decode(errors="replace").split())
-        except Exception:
-            body = ""
-        return f"HTTP {exc.code} {exc.reason}" + (f": {body}" if body else "")
-    if isinstance(exc, URLError):
-        return f"cannot reach the Pushgateway: {exc.reason}"
-    return f"{type(exc).__name__}: {exc}"
-
-
 def _request(
     url: str, method: str, timeout: float | None, headers: list[tuple[str, str]], data: bytes
 ) -> None:
@@ -203,8 +188,9 @@ class PushgatewaySink:
         ) -> Callable[[], None]:
             sent_headers = list(headers)
             if settings.username:
-                token = base64.b64encode(f"{settings.username}:{settings.password or ''}".encode())
-                sent_headers.append(("Authorization", "Basic " + token.decode()))
+                sent_headers.append(
+                    ("Authorization", basic_authorization(settings.username, settings.password))
+                )
 
             def send() -> None:
                 for attempt in range(settings.retries + 1):
@@ -250,7 +236,7 @@ class PushgatewaySink:
         except _DeadlineReached:
             return DEADLINE_CAUSE
         except Exception as exc:
-            return _describe(exc)
+            return describe_pushgateway_failure(exc)
         return None
 
     def send(self, result: PassResult, deadline: float | None = None) -> None:
