@@ -159,14 +159,23 @@ class AwsSessions:
         connect_timeout: float = CONNECT_TIMEOUT_SECONDS,
         read_timeout: float = READ_TIMEOUT_SECONDS,
         max_attempts: int = 3,
+        retry_mode: str = "standard",
+        max_pool_connections: int = 10,
     ) -> Any:
+        """Every AWS client's configuration: bounded connect and read, botocore's retries
+        (standard or adaptive back off on throttling; ``max_attempts`` counts the first try),
+        and the connection pool (botocore's default is 10)."""
         from botocore.config import Config
 
         return Config(
             region_name=region,
             connect_timeout=connect_timeout,
             read_timeout=read_timeout,
-            retries={"mode": "standard", "total_max_attempts": max_attempts},
+            retries={
+                "mode": "adaptive" if retry_mode == "adaptive" else "standard",
+                "total_max_attempts": max_attempts,
+            },
+            max_pool_connections=max_pool_connections,
         )
 
     def client(

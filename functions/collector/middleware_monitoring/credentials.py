@@ -19,6 +19,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import quote_plus
 
+from .aws import AwsSessions
 from .config import DocDBSettings, PostgresSettings, SecretStoreSettings
 from .config.elasticache import RedisSettings
 from .config.env import port_number
@@ -30,14 +31,11 @@ from .postgres.connection import LoginProvider, PgLogin
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.parameters import SecretsProvider
 
-    from .aws import AwsSessions
-
 UNAVAILABLE: Final = "secret_unavailable"
 INVALID: Final = "secret_invalid"
 
-# Secrets Manager answers in milliseconds; these bound a pass that cannot reach it at all.
-CONNECT_TIMEOUT_SECONDS: Final = 3.0
-READ_TIMEOUT_SECONDS: Final = 5.0
+# Secrets Manager answers in milliseconds: the AWS clients' connect and read bounds
+# (aws.py) and two attempts bound a pass that cannot reach it at all.
 MAX_ATTEMPTS: Final = 2
 
 
@@ -70,14 +68,8 @@ class SecretStore:
                 # Deferred: boto3 costs ~125 ms of cold start, paid only when a secret is used.
                 import boto3
                 from aws_lambda_powertools.utilities.parameters import SecretsProvider
-                from botocore.config import Config
 
-                config = Config(
-                    region_name=self._settings.region,
-                    connect_timeout=CONNECT_TIMEOUT_SECONDS,
-                    read_timeout=READ_TIMEOUT_SECONDS,
-                    retries={"mode": "standard", "total_max_attempts": MAX_ATTEMPTS},
-                )
+                config = AwsSessions.client_config(self._settings.region, max_attempts=MAX_ATTEMPTS)
                 client = boto3.session.Session().client("secretsmanager", config=config)
                 self._provider = SecretsProvider(boto3_client=client)
             return self._provider

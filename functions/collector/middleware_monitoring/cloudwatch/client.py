@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING
 
+from ..aws import AwsSessions
 from ..config import HERE, AwsLocation, CloudWatchSettings
 from .fetch import CONCURRENT_CALLS
 
 if TYPE_CHECKING:
     from mypy_boto3_cloudwatch import CloudWatchClient
-
-    from ..aws import AwsSessions
 
 
 def make_client(
@@ -23,16 +22,13 @@ def make_client(
     modes back off on throttling; ``max_attempts`` counts the first try too. Deferred
     imports: boto3 costs ~125 ms of cold start, paid only when used."""
     import boto3
-    from botocore.config import Config
 
-    mode: Literal["standard", "adaptive"] = (
-        "adaptive" if settings.retry_mode == "adaptive" else "standard"
-    )
-    config = Config(
-        region_name=location.region or settings.region,
+    config = AwsSessions.client_config(
+        location.region or settings.region,
         connect_timeout=settings.connect_timeout_seconds,
         read_timeout=settings.read_timeout_seconds,
-        retries={"mode": mode, "total_max_attempts": settings.max_attempts},
+        max_attempts=settings.max_attempts,
+        retry_mode=settings.retry_mode,
         # A connection per concurrent call of a pass, and one more to serve the next pass
         # while a call stuck past its deadline still holds one.
         max_pool_connections=CONCURRENT_CALLS + 1,
