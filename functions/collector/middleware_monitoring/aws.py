@@ -52,6 +52,20 @@ class AwsFailure:
     detail: str
 
 
+def aws_error_code(exc: BaseException) -> str | None:
+    """The AWS error code of ``exc`` or of an error it wraps (Powertools wraps botocore's
+    ClientError in its own GetParameterError), else None."""
+    current: BaseException | None = exc
+    while current is not None:
+        response = getattr(current, "response", None)
+        if isinstance(response, dict):
+            code = response.get("Error", {}).get("Code")
+            if code:
+                return str(code)
+        current = current.__cause__ or current.__context__
+    return None
+
+
 def classify_failure(exc: BaseException, *, service_error: str) -> AwsFailure:
     """A failed AWS call as a reason token and a sentence without secrets; the service's own
     errors (neither throttling nor authorization) are ``service_error``."""

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import quote_plus
 
-from .aws import AwsSessions
+from .aws import AwsSessions, aws_error_code
 from .config import DocDBSettings, PostgresSettings, SecretStoreSettings
 from .config.elasticache import RedisSettings
 from .config.env import port_number
@@ -37,18 +37,6 @@ INVALID: Final = "secret_invalid"
 # Secrets Manager answers in milliseconds: the AWS clients' connect and read bounds
 # (aws.py) and two attempts bound a pass that cannot reach it at all.
 MAX_ATTEMPTS: Final = 2
-
-
-def _error_code(exc: BaseException) -> str | None:
-    current: BaseException | None = exc
-    while current is not None:
-        response = getattr(current, "response", None)
-        if isinstance(response, dict):
-            code = response.get("Error", {}).get("Code")
-            if code:
-                return str(code)
-        current = current.__cause__ or current.__context__
-    return None
 
 
 class SecretStore:
@@ -90,7 +78,7 @@ class SecretStore:
                 secret_id, max_age=self._settings.max_age_seconds, force_fetch=refresh
             )
         except GetParameterError as exc:
-            code = _error_code(exc)
+            code = aws_error_code(exc)
             if code is None and "region" in str(exc).lower():
                 detail = "no AWS region: set AWS_REGION (e.g. eu-west-1)"
             else:

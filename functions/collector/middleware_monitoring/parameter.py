@@ -14,6 +14,7 @@ import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Final
 
+from .aws import aws_error_code
 from .config import ConfigError, Settings, TargetsDocument, duplicate_names, parse_document
 
 if TYPE_CHECKING:
@@ -118,11 +119,5 @@ class TargetsParameter:
 
 
 def _describe(exc: BaseException) -> str:
-    """An SSM error by its code; Powertools wraps botocore's in GetParameterError."""
-    current: BaseException | None = exc
-    while current is not None:
-        response = getattr(current, "response", None)
-        if isinstance(response, dict) and response.get("Error", {}).get("Code"):
-            return str(response["Error"]["Code"])
-        current = current.__cause__ or current.__context__
-    return f"{type(exc).__name__}: {exc}"
+    """An SSM error by its code (Powertools wraps botocore's in GetParameterError)."""
+    return aws_error_code(exc) or f"{type(exc).__name__}: {exc}"
