@@ -45,6 +45,7 @@ from .sinks import (
     SentTimestamps,
     SeriesKey,
     deadline_or_reserve,
+    worst_case_seconds,
 )
 
 if TYPE_CHECKING:
@@ -328,9 +329,10 @@ class RemoteWriteSink:
 
     def reserve_seconds(self) -> float:
         """One request's attempts all timing out, and the health request after it."""
-        attempts = self._settings.retries + 1
-        backoff = RETRY_BACKOFF_SECONDS * ((1 << self._settings.retries) - 1)
-        return attempts * self._settings.timeout_seconds + backoff + self._settings.timeout_seconds
+        settings = self._settings
+        return worst_case_seconds(settings.retries, settings.timeout_seconds) + (
+            settings.timeout_seconds
+        )
 
     # -- HTTP ---------------------------------------------------------------------------
 

@@ -37,11 +37,16 @@ NAMED_GROUPS: Final = 10
 DEADLINE_CAUSE: Final = "not sent: the push deadline came first"
 
 
+def worst_case_seconds(retries: int, timeout_seconds: float) -> float:
+    """How long one request may take with every attempt timing out and the backoff between
+    them (RETRY_BACKOFF_SECONDS, doubling)."""
+    backoff = RETRY_BACKOFF_SECONDS * ((1 << retries) - 1)
+    return (retries + 1) * timeout_seconds + backoff
+
+
 def push_worst_case_seconds(settings: PushgatewaySettings) -> float:
     """How long a push may take with every attempt timing out: what a pass keeps back."""
-    attempts = settings.retries + 1
-    backoff = RETRY_BACKOFF_SECONDS * ((1 << settings.retries) - 1)
-    return attempts * settings.timeout_seconds + backoff
+    return worst_case_seconds(settings.retries, settings.timeout_seconds)
 
 
 class PushError(Exception):
