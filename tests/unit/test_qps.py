@@ -3,7 +3,12 @@ collector's own statements, and time that did not move."""
 
 from __future__ import annotations
 
+import struct
+
+import pytest
+
 from middleware_monitoring.postgres.qps import (
+    PackedCalls,
     Rates,
     Server,
     Snapshot,
@@ -168,10 +173,6 @@ def test_same_server_and_a_later_reset_is_rated() -> None:
 def test_packed_calls_read_what_the_server_packs() -> None:
     """statements.CALLS_SQL's bytea: big-endian int8 (userid, dbid, queryid, calls) per
     entry; a hidden queryid is 0; a negative queryid (a 64-bit hash) stays negative."""
-    import struct
-
-    from middleware_monitoring.postgres.qps import PackedCalls
-
     entries = [(10, 1, -7_000_000_000_000_000_001, 3), (10, 1, 42, 9), (16384, 5, 0, 120)]
     packed = b"".join(struct.pack(">qqqq", *entry) for entry in entries)
     calls = PackedCalls(packed)
@@ -197,3 +198,52 @@ def test_kinds_keep_a_byte_per_statement_and_forget_what_left() -> None:
     assert dict(kinds.items()) == {8: "read", 12: "other", 30: "write"}
     assert kinds.excluded_from_top() == {12}
     assert kinds.get(-5, "other") == "other"
+
+
+def packed(calls: dict[tuple[int, int, int], int]) -> PackedCalls:
+    """As statements.CALLS_SQL sends them: big-endian int8 quadruples in key order."""
+    return PackedCalls(b"".join(struct.pack(">4q", *key, n) for key, n in sorted(calls.items())))
+
+
+@pytest.mark.parametrize(
+    ("before", "after", "expected"),
+    [
+        (
+            {(10, 1, 1): 5, (10, 1, 2): 7, (11, 2, -3): 9},
+            {(10, 1, 1): 25, (10, 1, 2): 7, (11, 2, -3): 10},
+            {(10, 1, 1): 20, (11, 2, -3): 1},
+        ),
+        ({(10, 1, 1): 1000, (10, 1, 2): 50}, {(10, 1, 1): 30, (10, 1, 2): 0}, {(10, 1, 1): 30}),
+        ({(10, 1, 1): 5, (10, 1, 2): 7}, {(10, 1, 1): 5, (10, 1, 2): 7}, {}),
+        (
+            {(10, 1, 1): 5, (10, 1, 2): 7},
+            {(10, 1, 1): 6, (10, 1, 3): 4},
+            {(10, 1, 1): 1, (10, 1, 3): 4},
+        ),
+        ({(10, 1, 1): 5, (10, 1, 2): 7}, {(10, 1, 1): 5, (10, 2, 2): 7}, {(10, 2, 2): 7}),
+        ({(10, 1, 1): 5}, {(10, 1, 1): 5, (10, 1, 2): 1}, {(10, 1, 2): 1}),
+    ],
+    ids=[
+        "counts-moved",
+        "went-down",
+        "nothing-moved",
+        "evicted-and-new",
+        "other-entry",
+        "one-more",
+    ],
+)
+def test_packed_snapshots_count_as_mappings_do(
+    before: dict[tuple[int, int, int], int],
+    after: dict[tuple[int, int, int], int],
+    expected: dict[tuple[int, int, int], int],
+) -> None:
+    """Between two passes with the same entries only changed counts are looked at; with
+    other entries every one is. Both give what the mapping snapshots give."""
+    assert calls_since(snap(0.0, before), snap(1.0, after)) == expected
+    assert calls_since(Snapshot(0.0, packed(before)), Snapshot(1.0, packed(after))) == expected
+
+
+def test_packed_snapshots_after_a_full_reset_count_every_entry_from_zero() -> None:
+    before = Snapshot(0.0, packed({(10, 1, 1): 40, (10, 1, 2): 7}), reset_at=1000.0)
+    after = Snapshot(10.0, packed({(10, 1, 1): 60, (10, 1, 2): 7}), reset_at=1005.0)
+    assert calls_since(before, after) == {(10, 1, 1): 60, (10, 1, 2): 7}

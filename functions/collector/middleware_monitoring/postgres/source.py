@@ -252,6 +252,7 @@ class PostgresSource:
         )
         queryids = calls.queryids()
         self._classify(queryids - {HIDDEN_QUERYID})
+        self._forget_gone(queryids)
         if not self._privilege_hint_given and HIDDEN_QUERYID in queryids:
             # Without pg_read_all_stats, other users' entries come without queryid and text.
             self._privilege_hint_given = True
@@ -267,9 +268,8 @@ class PostgresSource:
             rows = self._db.run(sql.CLASSIFY_SQL, queryids=sorted(unknown))
             self._kinds.add((queryid, kind, trivial) for queryid, kind, trivial in rows)
 
-    def _forget_gone(self, snapshot: Snapshot) -> None:
+    def _forget_gone(self, present: set[int]) -> None:
         """Keep caches as small as pg_stat_statements itself (entries get evicted)."""
-        present = {queryid for _, _, queryid in snapshot.calls}
         self._kinds.keep(present)
         for queryid in [q for q in self._texts if q not in present]:
             del self._texts[queryid]
@@ -309,7 +309,6 @@ class PostgresSource:
                     self._sleep(window)
                 before, latest = first, self._snapshot(version)
         self._previous = latest
-        self._forget_gone(latest)
         if before is None:
             return
         measured = rates(before, latest, self._kinds)
@@ -338,7 +337,7 @@ class PostgresSource:
             return None
         return min(window, room)
 
-    def _excluded_from_top(self) -> set[int]:
+    def _excluded_from_top(self) -> frozenset[int]:
         return self._kinds.excluded_from_top()
 
     def _top_statements(self, version: str) -> Iterator[Metric]:
