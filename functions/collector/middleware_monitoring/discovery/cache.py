@@ -71,8 +71,9 @@ class Unit:
     resources: tuple[Resource, ...] | None = None
     failure: AwsFailure | None = None
     duration_seconds: float = 0.0
-    succeeded_at: float | None = None  # wall clock, for the series
-    refreshed_at: float = 0.0  # wall-clock, for the max age
+    # Wall clock (Lambda may freeze monotonic clocks between invocations): for the series,
+    # and for the max age of what was found.
+    succeeded_at: float | None = None
 
 
 class Discovery:
@@ -207,8 +208,8 @@ class Discovery:
         return (
             unit.resources is None
             or unit.failure is not None
-            # Wall-clock: Lambda may freeze monotonic clocks between invocations.
-            or time.time() - unit.refreshed_at >= self.settings.max_age_seconds
+            or unit.succeeded_at is None
+            or time.time() - unit.succeeded_at >= self.settings.max_age_seconds
         )
 
     def _start(self, due: list[Unit]) -> threading.Event:
@@ -279,7 +280,6 @@ class Discovery:
             if found is not None:
                 unit.resources = tuple(found)
                 unit.succeeded_at = time.time()
-                unit.refreshed_at = time.time()
                 self._dirty = True
         if failure is not None:
             logger.warning(
