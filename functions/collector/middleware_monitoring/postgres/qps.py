@@ -177,6 +177,7 @@ def calls_since(before: Snapshot, after: Snapshot) -> dict[EntryKey, int]:
     # After a full reset every entry restarted from zero, even one whose count has since
     # climbed past its old value: the earlier counts say nothing any more.
     same_reset = before.reset_at == after.reset_at
+    pairs: Iterable[tuple[EntryKey, int | None, int]] | None = None
     if (
         same_reset
         and isinstance(before.calls, PackedCalls)
@@ -184,21 +185,15 @@ def calls_since(before: Snapshot, after: Snapshot) -> dict[EntryKey, int]:
     ):
         # The same entries as before (no eviction, no new statement): only changed counts
         # are looked at, a few out of thousands.
-        changed = after.calls.changed_since(before.calls)
-        if changed is not None:
-            deltas = {
-                key: calls if calls < previous else calls - previous
-                for key, previous, calls in changed
-            }
-            return {key: delta for key, delta in deltas.items() if delta}
-    earlier = dict(before.calls.items()) if same_reset else {}
-    deltas = {}
-    for key, calls in after.calls.items():
-        previous = earlier.get(key)
-        delta = calls if previous is None or calls < previous else calls - previous
-        if delta:
-            deltas[key] = delta
-    return deltas
+        pairs = after.calls.changed_since(before.calls)
+    if pairs is None:
+        earlier = dict(before.calls.items()) if same_reset else {}
+        pairs = ((key, earlier.get(key), calls) for key, calls in after.calls.items())
+    deltas = (
+        (key, calls if previous is None or calls < previous else calls - previous)
+        for key, previous, calls in pairs
+    )
+    return {key: delta for key, delta in deltas if delta}
 
 
 def rates(before: Snapshot, after: Snapshot, kinds: Mapping[int, str]) -> Rates | None:
