@@ -13,6 +13,7 @@ import sys
 import time
 
 from .config import ConfigError
+from .config.extra import apply_extra
 from .kafka_stream import build_stream, push_and_stream, send_reserve_seconds
 from .logs import scrubber, setup_logging
 from .runtime import Runtime, build_sink, collection_budget, stdout_sink, summary
@@ -47,6 +48,7 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     args = _parser().parse_args(argv)
+    apply_extra(os.environ)
     setup_logging(stream=sys.stderr, level=os.environ.get("LOG_LEVEL", "INFO"))
     try:
         runtime = Runtime.from_environ(os.environ)
