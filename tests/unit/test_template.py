@@ -530,3 +530,11 @@ def test_the_defaults_are_a_valid_configuration_with_discovery_off_and_on(render
     variables = _discovery_variables(_deployed(rendered, Discover=discover))
     settings = load_settings({**variables, "AWS_REGION": "eu-west-1"})
     assert (settings.discovery is not None) == bool(discover)
+
+
+def test_queries_file_parameter_becomes_pg_queries_file(rendered):
+    default = _deployed(rendered)["CollectorFunction"]["Properties"]["Environment"]["Variables"]
+    given = _deployed(rendered, PgQueriesFile="queries.yaml")["CollectorFunction"]["Properties"][
+        "Environment"
+    ]["Variables"]
+    assert (default["PG_QUERIES_FILE"], given["PG_QUERIES_FILE"]) == ("", "queries.yaml")
