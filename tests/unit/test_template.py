@@ -530,3 +530,27 @@ def test_the_defaults_are_a_valid_configuration_with_discovery_off_and_on(render
     variables = _discovery_variables(_deployed(rendered, Discover=discover))
     settings = load_settings({**variables, "AWS_REGION": "eu-west-1"})
     assert (settings.discovery is not None) == bool(discover)
+
+
+def test_enhanced_monitoring_reads_the_rdsosmetrics_log_group_only_when_on(rendered):
+    off = _deployed(rendered)
+    assert "enhanced-monitoring-read" not in _statements(off)
+    variables = off["CollectorFunction"]["Properties"]["Environment"]["Variables"]
+    assert variables["ENHANCED_MONITORING"] == "false"
+    on = _deployed(rendered, EnhancedMonitoring="true")
+    assert _statements(on) == {
+        **BASE_POLICIES,
+        "enhanced-monitoring-read": [
+            {
+                "Effect": "Allow",
+                "Action": ["logs:GetLogEvents", "logs:FilterLogEvents"],
+                "Resource": [
+                    "arn:aws:logs:*:123456789012:log-group:RDSOSMetrics",
+                    "arn:aws:logs:*:123456789012:log-group:RDSOSMetrics:log-stream:*",
+                ],
+            },
+            {"Effect": "Allow", "Action": "rds:DescribeDBInstances", "Resource": "*"},
+        ],
+    }
+    variables = on["CollectorFunction"]["Properties"]["Environment"]["Variables"]
+    assert variables["ENHANCED_MONITORING"] == "true"
