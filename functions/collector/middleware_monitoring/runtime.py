@@ -294,7 +294,7 @@ def build_sink(settings: Settings, secrets: SecretStore | None = None) -> Sink:
     if settings.sink == "emf":
         from .emf import EmfSink
 
-        return EmfSink(settings.emf_namespace)
+        return EmfSink(settings.emf_namespace, settings.emf_metrics)
     if settings.sink == "remote_write":
         from .remote_write import RemoteWriteSink
 

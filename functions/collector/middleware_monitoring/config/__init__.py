@@ -44,6 +44,7 @@ from .outputs import (
     RemoteWriteSettings,
     SecretStoreSettings,
     ServeSettings,
+    load_emf_metrics,
     load_emf_namespace,
     load_kafka,
     load_pushgateway,
@@ -117,6 +118,8 @@ class Settings:
     )
     # METRICS_SINK=emf: the CloudWatch namespace (POWERTOOLS_METRICS_NAMESPACE).
     emf_namespace: str = "MiddlewareMonitoring"
+    # EMF_METRICS: series opted in as CloudWatch metrics beside the default set (SPEC 19).
+    emf_metrics: tuple[str, ...] = ()
     secret_store: SecretStoreSettings = field(default_factory=lambda: SecretStoreSettings(None))
     # Every configured target (environment and TARGETS_FILE), in that order.
     targets: tuple[TargetSpec, ...] = ()
@@ -217,6 +220,7 @@ def load_settings(
         docdb=docdb,
         cloudwatch=cloudwatch,
         emf_namespace=load_emf_namespace(env),
+        emf_metrics=load_emf_metrics(env),
         secret_store=load_secret_store(env),
         targets=tuple(targets),
         targets_parameter=env.text("TARGETS_PARAMETER"),

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field, replace
 from typing import Final
 
 from .aws import HERE, AwsLocation
-from .env import EnvReader
+from .env import FLAGS, EnvReader
 
 RDS_TYPES: Final = ("DBInstanceIdentifier", "DBClusterIdentifier")
 PG_SSLMODES: Final = ("disable", "prefer", "require", "verify-ca", "verify-full")
@@ -160,13 +160,17 @@ def load_postgres(
 ) -> PostgresSettings | None:
     """The PG_* target, or None when no PG_* variable is set. ``rds_type`` is AWS_RDS_TYPE,
     already checked."""
-    if not any(env.has(name) for name in PG_VARIABLES):
+    configured_by = [name for name in PG_VARIABLES if env.has(name)]
+    # A flag at its default says nothing: PG_IAM_AUTH=false alone (a deployment template's
+    # default) is no PostgreSQL. A value that is not a flag still counts, to be reported.
+    if (
+        configured_by == ["PG_IAM_AUTH"]
+        and FLAGS.get((env.text("PG_IAM_AUTH") or "").lower()) is False
+    ):
         return None
-    why = (
-        "when PostgreSQL is configured ("
-        + ", ".join(name for name in PG_VARIABLES if env.has(name))
-        + " set)"
-    )
+    if not configured_by:
+        return None
+    why = "when PostgreSQL is configured (" + ", ".join(configured_by) + " set)"
     secret_arn = env.text("PG_SECRET_ARN")
     iam_auth = env.flag("PG_IAM_AUTH", False)
     if secret_arn is None:

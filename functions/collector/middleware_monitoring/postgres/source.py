@@ -17,7 +17,6 @@ from .capabilities import CapabilityCache
 from .connection import PgConnection, QueryFailure
 from .health import Health
 from .qps import (
-    HIDDEN_QUERYID,
     Kinds,
     PackedCalls,
     Server,
@@ -93,8 +92,8 @@ _EXTENSION_HINT = (
     "CREATE EXTENSION pg_stat_statements; in database {database}."
 )
 _PRIVILEGE_HINT = (
-    "other users' statements are hidden from {user} (no text, no queryid): they count in "
-    "pg_qps_all only, not in pg_qps_read/pg_qps_write, and stay out of the pg_query_* top N. "
+    "other users' statements are hidden from {user} (no text, no queryid): they stay out of "
+    "pg_qps_* (their entries cannot be told apart) and of the pg_query_* top N. "
     "GRANT pg_read_all_stats TO {user}; (pg_monitor includes it)"
 )
 _NOT_LOADED_STATE = "55000"  # "pg_stat_statements must be loaded via shared_preload_libraries"
@@ -246,14 +245,19 @@ class PostgresSource:
 
     def _snapshot(self, version: str) -> Snapshot:
         system_identifier, started_at, extversion, reset_at = self._header(version)
-        calls = PackedCalls(self._db.run(sql.CALLS_SQL)[0][0])
+        packed, hidden = self._db.run(sql.calls_sql(version))[0]
+        calls = PackedCalls(packed)
         snapshot = Snapshot(
-            self._clock(), calls, reset_at, Server(system_identifier, started_at, extversion)
+            self._clock(),
+            calls,
+            reset_at,
+            Server(system_identifier, started_at, extversion),
+            hidden=hidden,
         )
         queryids = calls.queryids()
-        self._classify(queryids - {HIDDEN_QUERYID})
+        self._classify(queryids)
         self._forget_gone(queryids)
-        if not self._privilege_hint_given and HIDDEN_QUERYID in queryids:
+        if not self._privilege_hint_given and hidden:
             # Without pg_read_all_stats, other users' entries come without queryid and text.
             self._privilege_hint_given = True
             logger.warning(
