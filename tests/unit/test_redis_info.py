@@ -248,7 +248,7 @@ def test_restart_ids_are_emf_properties_not_dimensions(capsys: pytest.CaptureFix
     """A node restart must not create new billed CloudWatch metrics."""
     families = [f for f in info.families(info.parse(REPLY), NOW) if f.name == "redis_instance_info"]
     result = PassResult([TargetResult("node-1", families, [])], 0.1, TargetResult("c", [], []))
-    EmfSink("NS").send(result)
+    EmfSink("NS", ("redis_instance_info",)).send(result)  # opted in (EMF_METRICS)
     (line,) = [json.loads(x) for x in capsys.readouterr().out.splitlines() if '"_aws"' in x]
     (dimensions,) = line["_aws"]["CloudWatchMetrics"][0]["Dimensions"]
     assert "run_id" not in dimensions and "master_replid" not in dimensions
