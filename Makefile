@@ -16,7 +16,7 @@ REQS := requirements-dev.txt functions/collector/requirements.txt pyproject.toml
 WHEELHOUSE := .wheelhouse
 WHEELHOUSE_STAMP := $(WHEELHOUSE)/.stamp
 
-APT_PACKAGES := postgresql-15 postgresql-contrib prometheus-pushgateway prometheus openssl redis-server
+APT_PACKAGES := postgresql-15 postgresql-contrib prometheus-pushgateway prometheus openssl redis-server prometheus-redis-exporter
 # Only `make bench` compares against it; the tests never need it.
 BENCH_APT_PACKAGES := prometheus-postgres-exporter
 
