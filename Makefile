@@ -18,7 +18,7 @@ WHEELHOUSE_STAMP := $(WHEELHOUSE)/.stamp
 
 # prometheus-postgres-exporter: the custom-queries test compares the product's series with its
 # series for the same queries file (and `make bench` with its speed).
-APT_PACKAGES := postgresql-15 postgresql-contrib prometheus-pushgateway prometheus openssl redis-server prometheus-postgres-exporter
+APT_PACKAGES := postgresql-15 postgresql-contrib prometheus-pushgateway prometheus openssl redis-server prometheus-redis-exporter prometheus-postgres-exporter
 BENCH_APT_PACKAGES := prometheus-postgres-exporter
 
 # Empty: found at venv creation time (pyenv 3.12, pyenv's versions dir, PATH).

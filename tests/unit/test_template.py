@@ -578,3 +578,27 @@ def test_collector_name_is_the_stack_name_unless_given(rendered):
     assert _variables(_deployed(rendered))["COLLECTOR_INSTANCE_NAME"] == "mm"
     named = _deployed(rendered, CollectorInstanceName="prod-eu")
     assert _variables(named)["COLLECTOR_INSTANCE_NAME"] == "prod-eu"
+
+
+def test_enhanced_monitoring_reads_the_rdsosmetrics_log_group_only_when_on(rendered):
+    off = _deployed(rendered)
+    assert "enhanced-monitoring-read" not in _statements(off)
+    variables = off["CollectorFunction"]["Properties"]["Environment"]["Variables"]
+    assert variables["ENHANCED_MONITORING"] == "false"
+    on = _deployed(rendered, EnhancedMonitoring="true")
+    assert _statements(on) == {
+        **BASE_POLICIES,
+        "enhanced-monitoring-read": [
+            {
+                "Effect": "Allow",
+                "Action": ["logs:GetLogEvents", "logs:FilterLogEvents"],
+                "Resource": [
+                    "arn:aws:logs:*:123456789012:log-group:RDSOSMetrics",
+                    "arn:aws:logs:*:123456789012:log-group:RDSOSMetrics:log-stream:*",
+                ],
+            },
+            {"Effect": "Allow", "Action": "rds:DescribeDBInstances", "Resource": "*"},
+        ],
+    }
+    variables = on["CollectorFunction"]["Properties"]["Environment"]["Variables"]
+    assert variables["ENHANCED_MONITORING"] == "true"
