@@ -3,11 +3,15 @@ shares, whichever place it comes from (PG_*, a targets file, discovery)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Final
 
+from ..paths import DEFAULT_SEARCH_DIRS
 from .aws import HERE, AwsLocation
 from .env import FLAGS, EnvReader
+from .pg_queries import QueriesFile, read_queries_file
 
 RDS_TYPES: Final = ("DBInstanceIdentifier", "DBClusterIdentifier")
 PG_SSLMODES: Final = ("disable", "prefer", "require", "verify-ca", "verify-full")
@@ -78,6 +82,10 @@ class PostgresSettings:
     # PG_COLLECTORS: the SPEC 11 health groups collected; PG_TABLES_TOP_N: tables in `tables`.
     collectors: frozenset[str] = PG_DEFAULT_COLLECTORS
     tables_top_n: int = 20
+    # PG_QUERIES_FILE / queries_file: custom SQL metrics (SPEC 16), at most
+    # PG_QUERIES_MAX_SERIES series per query.
+    custom_queries: QueriesFile | None = None
+    queries_max_series: int = 1000
 
 
 def load_collectors(env: EnvReader) -> tuple[frozenset[str], int]:
@@ -117,7 +125,21 @@ def default_sslmode(host: str) -> str:
     return "verify-full" if is_rds_host(host) else "prefer"
 
 
-def postgres_defaults(env: EnvReader) -> PostgresSettings:
+def load_custom_queries(env: EnvReader, search_dirs: Sequence[Path]) -> QueriesFile | None:
+    """PG_QUERIES_FILE: a queries.yaml (postgres_exporter's format) every PostgreSQL target
+    runs unless its targets-file entry names its own."""
+    name = env.text("PG_QUERIES_FILE")
+    if name is None:
+        return None
+    queries, problems = read_queries_file(name, search_dirs)
+    for problem in problems:
+        env.problem("PG_QUERIES_FILE", problem)
+    return queries
+
+
+def postgres_defaults(
+    env: EnvReader, search_dirs: Sequence[Path] = DEFAULT_SEARCH_DIRS
+) -> PostgresSettings:
     """What every PostgreSQL target shares (timeouts, top N, ...) from the PG_* option
     variables; the identity fields are blank, to be filled per target with ``replace``."""
     collectors, tables_top_n = load_collectors(env)
@@ -139,6 +161,8 @@ def postgres_defaults(env: EnvReader) -> PostgresSettings:
         rds_type=RDS_TYPES[0],
         collectors=collectors,
         tables_top_n=tables_top_n,
+        custom_queries=load_custom_queries(env, search_dirs),
+        queries_max_series=env.integer("PG_QUERIES_MAX_SERIES", 1000, 1, 100000),
     )
 
 
