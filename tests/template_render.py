@@ -10,8 +10,8 @@ What the tests read from it is what the deployed function gets: its environment
 event each Scheduler schedule sends (``Stack.events``). References to resources (Ref of a
 resource, Fn::GetAtt) stay readable strings (``Ref:Name``, ``GetAtt:Name.Attr``).
 
-Run as a script, it prints docs/deploy.md's parameter table from the template:
-``.venv/bin/python -m tests.template_render``.
+Run as a script, it prints docs/deploy.md's parameter table from the template, or with
+``--write`` puts it in that page: ``.venv/bin/python -m tests.template_render --write``.
 """
 
 from __future__ import annotations
@@ -292,7 +292,7 @@ def _replace_identifier(node: Any, identifier: str, item: str) -> Any:
 # --- docs/deploy.md's parameter table -------------------------------------------------------
 
 TABLE_START: Final = (
-    "<!-- parameters: generated from template.yaml by `python -m tests.template_render` -->"
+    "<!-- parameters: generated from template.yaml by `python -m tests.template_render --write` -->"
 )
 TABLE_END: Final = "<!-- end of parameters -->"
 
@@ -347,5 +347,16 @@ def parameter_table(template: dict[str, Any] | None = None) -> str:
     return "\n".join(rows)
 
 
+def write_table(page: Path = ROOT / "docs" / "deploy.md") -> None:
+    """Put the generated table between the page's markers."""
+    text = page.read_text()
+    before, rest = text.split(TABLE_START, 1)
+    _, after = rest.split(TABLE_END, 1)
+    page.write_text(f"{before}{TABLE_START}\n{parameter_table()}\n{TABLE_END}{after}")
+
+
 if __name__ == "__main__":
-    sys.stdout.write(parameter_table() + "\n")
+    if sys.argv[1:] == ["--write"]:
+        write_table()
+    else:
+        sys.stdout.write(parameter_table() + "\n")

@@ -39,7 +39,7 @@ def test_deploy_page_holds_the_parameter_table_generated_from_the_template():
     shown = text.split(TABLE_START, 1)[1].split(TABLE_END, 1)[0].strip()
     assert shown == parameter_table(TEMPLATE), (
         "docs/deploy.md's parameter table differs from the template: regenerate it with "
-        "`.venv/bin/python -m tests.template_render`"
+        "`.venv/bin/python -m tests.template_render --write`"
     )
 
 

@@ -62,6 +62,8 @@ CASES: dict[str, tuple[dict[str, str], list[str]]] = {
         [SECRET],
     ),
     "SecretsMaxAgeSeconds": ({}, ["0", "86400"]),
+    "EnhancedMonitoring": ({}, ["true", "false"]),
+    "EnhancedMonitoringProcesses": ({"EnhancedMonitoring": "true"}, ["0", "100"]),
 }
 # Values each pattern must refuse: the function would.
 REFUSED: dict[str, list[str]] = {
