@@ -305,6 +305,9 @@ EXTRA_METRICS = frozenset(
         "pg_volume_bytes_used",
         "pg_autovacuum_freeze_max_age",
         "pg_autovacuum_multixact_freeze_max_age",
+        # Custom SQL metrics (PG_QUERIES_FILE): each query's health.
+        "pg_custom_query_up",
+        "pg_custom_query_series_dropped",
         "middleware_collector_info",
         "middleware_cloudwatch_getmetricdata_calls",
         "middleware_cloudwatch_metrics_requested",

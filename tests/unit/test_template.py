@@ -532,6 +532,14 @@ def test_the_defaults_are_a_valid_configuration_with_discovery_off_and_on(render
     assert (settings.discovery is not None) == bool(discover)
 
 
+def test_queries_file_parameter_becomes_pg_queries_file(rendered):
+    default = _deployed(rendered)["CollectorFunction"]["Properties"]["Environment"]["Variables"]
+    given = _deployed(rendered, PgQueriesFile="queries.yaml")["CollectorFunction"]["Properties"][
+        "Environment"
+    ]["Variables"]
+    assert (default["PG_QUERIES_FILE"], given["PG_QUERIES_FILE"]) == ("", "queries.yaml")
+
+
 def _variables(resources: dict[str, Any]) -> dict[str, str]:
     variables: dict[str, str] = resources["CollectorFunction"]["Properties"]["Environment"][
         "Variables"

@@ -191,7 +191,7 @@ def load_settings(
     """Validate the whole environment (and TARGETS_FILE) once; raise ``ConfigError`` listing
     every problem."""
     env = EnvReader(environ, SECRET_VARIABLES)
-    defaults = postgres_defaults(env)
+    defaults = postgres_defaults(env, search_dirs)
     node_defaults = redis_defaults(env)
     # Checked whatever else is set: a typo here would otherwise surface only later.
     rds_type = env.choice("AWS_RDS_TYPE", RDS_TYPES, RDS_TYPES[0])
