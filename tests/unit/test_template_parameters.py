@@ -63,6 +63,7 @@ CASES: dict[str, tuple[dict[str, str], list[str]]] = {
     ),
     "SecretsMaxAgeSeconds": ({}, ["0", "86400"]),
     "EnhancedMonitoring": ({}, ["true", "false"]),
+    "PerformanceInsights": ({}, ["true", "false"]),
     "EnhancedMonitoringProcesses": ({"EnhancedMonitoring": "true"}, ["0", "100"]),
 }
 # Values each pattern must refuse: the function would.
