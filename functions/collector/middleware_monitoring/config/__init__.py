@@ -37,6 +37,7 @@ from .discovery import (
 from .docdb import DocDBSettings, load_docdb
 from .elasticache import NODE_DEFAULTS, RedisSettings, redis_defaults
 from .env import LOG_LEVELS, ConfigError, EnvReader
+from .insights import InsightsSettings, load_insights
 from .outputs import (
     SINKS,
     KafkaSettings,
@@ -77,6 +78,7 @@ __all__ = [
     "DocDBSettings",
     "ElastiCacheId",
     "EnvReader",
+    "InsightsSettings",
     "KafkaSettings",
     "PostgresSettings",
     "PushgatewaySettings",
@@ -140,6 +142,8 @@ class Settings:
     )
     # DISCOVER: resources found in AWS by tags (SPEC 10); None when off.
     discovery: DiscoverySettings | None = None
+    # ENHANCED_MONITORING / PERFORMANCE_INSIGHTS (SPEC 17); both off by default.
+    insights: InsightsSettings = field(default_factory=InsightsSettings)
 
     def secrets(self) -> list[str]:
         """Every secret value, so logging can scrub them."""
@@ -191,7 +195,7 @@ def load_settings(
     """Validate the whole environment (and TARGETS_FILE) once; raise ``ConfigError`` listing
     every problem."""
     env = EnvReader(environ, SECRET_VARIABLES)
-    defaults = postgres_defaults(env)
+    defaults = postgres_defaults(env, search_dirs)
     node_defaults = redis_defaults(env)
     # Checked whatever else is set: a typo here would otherwise surface only later.
     rds_type = env.choice("AWS_RDS_TYPE", RDS_TYPES, RDS_TYPES[0])
@@ -239,6 +243,7 @@ def load_settings(
         redis_defaults=node_defaults,
         remote_write=load_remote_write(env),
         discovery=load_discovery(env),
+        insights=load_insights(env),
     )
     log_level = env.text("LOG_LEVEL")
     if log_level is not None and log_level.upper() not in LOG_LEVELS:
