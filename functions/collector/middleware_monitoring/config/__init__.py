@@ -124,6 +124,10 @@ class Settings:
     emf_namespace: str = "MiddlewareMonitoring"
     # EMF_METRICS: series opted in as CloudWatch metrics beside the default set (SPEC 19).
     emf_metrics: tuple[str, ...] = ()
+    # SERIES_BUDGET: the series a pass may send (None: no limit); SCHEDULE_MINUTES: how often
+    # the schedule runs a pass (the cold start's projected monthly cost).
+    series_budget: int | None = None
+    schedule_minutes: int = 1
     secret_store: SecretStoreSettings = field(default_factory=lambda: SecretStoreSettings(None))
     # Every configured target (environment and TARGETS_FILE), in that order.
     targets: tuple[TargetSpec, ...] = ()
@@ -229,6 +233,12 @@ def load_settings(
         cloudwatch=cloudwatch,
         emf_namespace=load_emf_namespace(env),
         emf_metrics=load_emf_metrics(env),
+        series_budget=(
+            env.integer("SERIES_BUDGET", 0, 1, 100_000_000) or None
+            if env.has("SERIES_BUDGET")
+            else None
+        ),
+        schedule_minutes=env.integer("SCHEDULE_MINUTES", 1, 1, 1440),
         secret_store=load_secret_store(env),
         targets=tuple(targets),
         targets_parameter=env.text("TARGETS_PARAMETER"),
