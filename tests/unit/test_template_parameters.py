@@ -64,6 +64,9 @@ CASES: dict[str, tuple[dict[str, str], list[str]]] = {
     "SecretsMaxAgeSeconds": ({}, ["0", "86400"]),
     "EnhancedMonitoring": ({}, ["true", "false"]),
     "PerformanceInsights": ({}, ["true", "false"]),
+    "EmfMetrics": ({"MetricsSink": "emf"}, ["", "pg_up", "pg_*,redis_up", "pg_[ab]?"]),
+    "SeriesBudget": ({}, ["", "1", "20000"]),
+    "ScheduleMinutes": ({}, ["1", "5", "1440"]),
     "EnhancedMonitoringProcesses": ({"EnhancedMonitoring": "true"}, ["0", "100"]),
 }
 # Values each pattern must refuse: the function would.
