@@ -325,6 +325,7 @@ EXTRA_METRICS = frozenset(
         "middleware_discovery_duration_seconds",
         "middleware_discovery_last_success_timestamp_seconds",
         "middleware_discovery_resources",
+        "middleware_discovery_enrichment_up",
     }
 )
 EMITTED_METRICS = ALL_SPEC_METRICS | EXTRA_METRICS
