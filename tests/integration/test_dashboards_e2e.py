@@ -389,6 +389,12 @@ def deployment(
             app.run("INSERT INTO orders (amount) VALUES (:a)", a=amount)
             app.run("SELECT count(*), sum(amount) FROM orders")
         mongo_info = {**docdb.mongo_info(), "name": DOCDB_TARGET}
+        # A custom query (PG_QUERIES_FILE): its own series are the user's, not in the list.
+        queries_file = tmp_path_factory.mktemp("queries") / "queries.yaml"
+        queries_file.write_text(
+            "e2e_custom:\n  query: SELECT count(*) AS rows FROM pg_database\n"
+            "  metrics: [{rows: {usage: GAUGE, description: Databases}}]\n"
+        )
         common = {
             **moto_server.env(),
             "PUSHGATEWAY_URL": pushgateway.url,
@@ -407,6 +413,7 @@ def deployment(
                 }
             ),
             "PG_TARGET_NAME": PG_UP,
+            "PG_QUERIES_FILE": str(queries_file),
             "MONGO_INFO": json.dumps(mongo_info),
         }
         down_env = {
@@ -457,7 +464,7 @@ def test_pushed_names_are_exactly_the_emitted_list(
         for sample in family.samples
         if sample.labels.get("job") == JOB
     }
-    assert names == EMITTED_METRICS | PUSHGATEWAY_METRICS
+    assert names == EMITTED_METRICS | PUSHGATEWAY_METRICS | {"e2e_custom_rows"}
 
 
 def _wait(prometheus: Prometheus, expr: str) -> list[dict[str, Any]]:

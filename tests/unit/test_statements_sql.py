@@ -65,6 +65,15 @@ def test_top_sql_columns_by_extension_version(version: str, expected: tuple[str,
     assert columns_used(top_sql(version)) == COMMON | set(expected)
 
 
+def test_calls_are_read_per_entry_with_toplevel_from_1_9() -> None:
+    # From 1.9 pg_stat_statements keys an entry by toplevel too; before it the column does
+    # not exist and each queryid has one entry. Never a sum of entries (GROUP BY).
+    assert "s.toplevel" in statements.calls_sql("1.9")
+    assert "toplevel" not in statements.calls_sql("1.8")
+    assert "GROUP BY" not in statements.calls_sql("1.12")
+    assert "FILTER (WHERE s.queryid IS NOT NULL)" in statements.calls_sql("1.12")
+
+
 def test_versions_compare_as_numbers_not_text() -> None:
     # "1.10" < "1.8" as text; as a version it is newer.
     assert parse_version("1.10") == (1, 10)
@@ -81,7 +90,8 @@ def test_blk_times_from_1_11_add_shared_and_local() -> None:
 
 
 def test_statistics_are_read_without_query_text() -> None:
-    for sql in (top_sql("1.7"), top_sql("1.10"), top_sql("1.12"), statements.CALLS_SQL):
+    calls = (statements.calls_sql("1.8"), statements.calls_sql("1.12"))
+    for sql in (top_sql("1.7"), top_sql("1.10"), top_sql("1.12"), *calls):
         assert "pg_stat_statements(false)" in sql
         assert "s.query " not in sql and "s.query," not in sql
     # Only the statements that need text read it, and only for the given queryids.
@@ -112,7 +122,8 @@ def test_every_statement_of_the_collector_carries_the_marker() -> None:
     # a statement without it would be counted as the users' workload.
     texts = {
         "EXTENSION_VERSION_SQL": statements.EXTENSION_VERSION_SQL,
-        "CALLS_SQL": statements.CALLS_SQL,
+        "calls_sql": statements.calls_sql("1.12"),
+        "calls_sql 1.8": statements.calls_sql("1.8"),
         "CLASSIFY_SQL": statements.CLASSIFY_SQL,
         "TEXT_SQL": statements.TEXT_SQL,
         "top_sql": top_sql("1.12"),

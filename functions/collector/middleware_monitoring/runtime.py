@@ -148,13 +148,19 @@ class Runtime:
         targets = [built.target for built in chosen]
         cloudwatch = [s for t in targets for s in t.sources if isinstance(s, CloudWatchSource)]
         self.builder.cloudwatch.plan(cloudwatch)
+        insights = self.builder.insight_reads()
+        for reads in insights:
+            reads.plan(s for t in targets for s in t.sources)
         reading = self._start_groups_read(targets, shard, deadline)
         result = run_pass(
             targets,
             deadline=deadline,
             max_workers=self.settings.max_workers,
             collector_instance=shard.group(self.settings.collector_instance),
-            prefetches=[self.builder.cloudwatch] if cloudwatch else [],
+            prefetches=[
+                *([self.builder.cloudwatch] if cloudwatch else []),
+                *(reads for reads in insights if reads.planned),
+            ],
         )
         for target_result in result.targets:
             target_result.families.append(owner_family(self.settings.collector_instance))
@@ -294,7 +300,7 @@ def build_sink(settings: Settings, secrets: SecretStore | None = None) -> Sink:
     if settings.sink == "emf":
         from .emf import EmfSink
 
-        return EmfSink(settings.emf_namespace)
+        return EmfSink(settings.emf_namespace, settings.emf_metrics)
     if settings.sink == "remote_write":
         from .remote_write import RemoteWriteSink
 

@@ -37,6 +37,7 @@ from .discovery import (
 from .docdb import DocDBSettings, load_docdb
 from .elasticache import NODE_DEFAULTS, RedisSettings, redis_defaults
 from .env import LOG_LEVELS, ConfigError, EnvReader
+from .insights import InsightsSettings, load_insights
 from .outputs import (
     SINKS,
     KafkaSettings,
@@ -44,6 +45,7 @@ from .outputs import (
     RemoteWriteSettings,
     SecretStoreSettings,
     ServeSettings,
+    load_emf_metrics,
     load_emf_namespace,
     load_kafka,
     load_pushgateway,
@@ -76,6 +78,7 @@ __all__ = [
     "DocDBSettings",
     "ElastiCacheId",
     "EnvReader",
+    "InsightsSettings",
     "KafkaSettings",
     "PostgresSettings",
     "PushgatewaySettings",
@@ -117,6 +120,8 @@ class Settings:
     )
     # METRICS_SINK=emf: the CloudWatch namespace (POWERTOOLS_METRICS_NAMESPACE).
     emf_namespace: str = "MiddlewareMonitoring"
+    # EMF_METRICS: series opted in as CloudWatch metrics beside the default set (SPEC 19).
+    emf_metrics: tuple[str, ...] = ()
     secret_store: SecretStoreSettings = field(default_factory=lambda: SecretStoreSettings(None))
     # Every configured target (environment and TARGETS_FILE), in that order.
     targets: tuple[TargetSpec, ...] = ()
@@ -133,6 +138,8 @@ class Settings:
     )
     # DISCOVER: resources found in AWS by tags (SPEC 10); None when off.
     discovery: DiscoverySettings | None = None
+    # ENHANCED_MONITORING / PERFORMANCE_INSIGHTS (SPEC 17); both off by default.
+    insights: InsightsSettings = field(default_factory=InsightsSettings)
 
     def secrets(self) -> list[str]:
         """Every secret value, so logging can scrub them."""
@@ -184,7 +191,7 @@ def load_settings(
     """Validate the whole environment (and TARGETS_FILE) once; raise ``ConfigError`` listing
     every problem."""
     env = EnvReader(environ, SECRET_VARIABLES)
-    defaults = postgres_defaults(env)
+    defaults = postgres_defaults(env, search_dirs)
     node_defaults = redis_defaults(env)
     # Checked whatever else is set: a typo here would otherwise surface only later.
     rds_type = env.choice("AWS_RDS_TYPE", RDS_TYPES, RDS_TYPES[0])
@@ -217,6 +224,7 @@ def load_settings(
         docdb=docdb,
         cloudwatch=cloudwatch,
         emf_namespace=load_emf_namespace(env),
+        emf_metrics=load_emf_metrics(env),
         secret_store=load_secret_store(env),
         targets=tuple(targets),
         targets_parameter=env.text("TARGETS_PARAMETER"),
@@ -225,6 +233,7 @@ def load_settings(
         redis_defaults=node_defaults,
         remote_write=load_remote_write(env),
         discovery=load_discovery(env),
+        insights=load_insights(env),
     )
     log_level = env.text("LOG_LEVEL")
     if log_level is not None and log_level.upper() not in LOG_LEVELS:

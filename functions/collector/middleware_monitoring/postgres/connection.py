@@ -204,6 +204,13 @@ class PgConnection:
             raise classify(exc) from None
         return list(rows) if rows is not None else []
 
+    def run_described(self, sql: str) -> tuple[list[str], list[list[Any]]]:
+        """Run one statement of unknown shape: its column names and its rows."""
+        rows = self.run(sql)
+        connection = self._connection
+        columns = connection.columns if connection is not None else None
+        return [str(column["name"]) for column in columns or []], rows
+
     @property
     def is_open(self) -> bool:
         return self._connection is not None
