@@ -68,7 +68,7 @@ def pytest_runtest_makereport(
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
     for name, value in report.user_properties:
-        if name == _PROPERTY:
+        if name == _PROPERTY and isinstance(value, dict):
             _ROWS[report.nodeid] = Row(**value)
 
 
