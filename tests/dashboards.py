@@ -325,6 +325,8 @@ EXTRA_METRICS = frozenset(
         "middleware_discovery_duration_seconds",
         "middleware_discovery_last_success_timestamp_seconds",
         "middleware_discovery_resources",
+        # SPEC 19: every pass says how many series it sent.
+        "middleware_series_sent",
     }
 )
 EMITTED_METRICS = ALL_SPEC_METRICS | EXTRA_METRICS
