@@ -17,6 +17,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Final
 
+from .bounds import SeriesBudget
 from .cloudwatch.source import CloudWatchSource
 from .config import (
     Settings,
@@ -79,6 +80,8 @@ class Runtime:
         self._groups: Groups | None = None
         self._pass_targets: tuple[set[str], bool] = (set(), False)
         self._groups_error: str | None = None
+        # SERIES_BUDGET, applied by whoever sends the pass (it knows the sink).
+        self.budget = SeriesBudget(settings.series_budget)
         self._reconcile(self.specs()[0])
 
     @classmethod
