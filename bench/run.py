@@ -54,6 +54,7 @@ MODULE_SECTIONS: tuple[ModuleSection, ...] = (
     ModuleSection("remote_write", "bench.remote_write", "Remote write and the CloudWatch interval"),
     ModuleSection("discovery", "bench.discovery", "Discovery"),
     ModuleSection("pushgateway_scale", "bench.pushgateway_scale", "A fleet on one Pushgateway"),
+    ModuleSection("enhanced_monitoring", "bench.enhanced_monitoring", "Enhanced Monitoring"),
 )
 BUILTIN = ("reference", "cloudwatch", "exporter", "coldstart", "scaling", "floors", "fleet", "cost")
 
