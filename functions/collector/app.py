@@ -10,6 +10,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from middleware_monitoring.bounds import log_projected_cost
 from middleware_monitoring.config import ConfigError
+from middleware_monitoring.config.extra import apply_extra
 from middleware_monitoring.kafka_stream import (
     QueryStream,
     build_stream,
@@ -21,6 +22,9 @@ from middleware_monitoring.runtime import Runtime, build_sink, collection_budget
 from middleware_monitoring.shards import shard_from_event
 from middleware_monitoring.sinks import PushgatewaySink, Sink
 
+# EXTRA_SETTINGS first: the variables it carries are read from here on like the others (by
+# the log level, boto3 and the settings alike).
+apply_extra(os.environ)
 logger = setup_logging(level=os.environ.get("LOG_LEVEL", "INFO"))
 
 # Kept at the very end of the invocation: the push has given up by then, so the function

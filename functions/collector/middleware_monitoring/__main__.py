@@ -14,6 +14,7 @@ import time
 
 from .bounds import log_projected_cost
 from .config import ConfigError
+from .config.extra import apply_extra
 from .kafka_stream import build_stream, push_and_stream, send_reserve_seconds
 from .logs import scrubber, setup_logging
 from .runtime import Runtime, build_sink, collection_budget, stdout_sink, summary
@@ -48,6 +49,7 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     args = _parser().parse_args(argv)
+    apply_extra(os.environ)
     setup_logging(stream=sys.stderr, level=os.environ.get("LOG_LEVEL", "INFO"))
     try:
         runtime = Runtime.from_environ(os.environ)

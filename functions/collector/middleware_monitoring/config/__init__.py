@@ -5,7 +5,8 @@ each variable and the shape it expects. Secret values are never echoed. One modu
 part: ``postgres``, ``docdb``, ``elasticache``, ``cloudwatch``, ``discovery``, ``aws``
 (where a target's AWS APIs are asked), ``outputs`` (sinks, pull mode, remote write, Kafka,
 Secrets Manager); ``targets_file`` reads a targets document (TARGETS_FILE and
-TARGETS_PARAMETER); ``env`` reads and checks single variables.
+TARGETS_PARAMETER); ``env`` reads and checks single variables; ``extra`` expands
+EXTRA_SETTINGS (other variables carried in one) before anything is read.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from .discovery import (
 from .docdb import DocDBSettings, load_docdb
 from .elasticache import NODE_DEFAULTS, RedisSettings, redis_defaults
 from .env import LOG_LEVELS, ConfigError, EnvReader
+from .extra import with_extra
 from .insights import InsightsSettings, load_insights
 from .outputs import (
     SINKS,
@@ -194,7 +196,9 @@ def load_settings(
 ) -> Settings:
     """Validate the whole environment (and TARGETS_FILE) once; raise ``ConfigError`` listing
     every problem."""
+    environ, extra_problems = with_extra(environ)
     env = EnvReader(environ, SECRET_VARIABLES)
+    env.problems += extra_problems
     defaults = postgres_defaults(env, search_dirs)
     node_defaults = redis_defaults(env)
     # Checked whatever else is set: a typo here would otherwise surface only later.
