@@ -532,6 +532,14 @@ def test_the_defaults_are_a_valid_configuration_with_discovery_off_and_on(render
     assert (settings.discovery is not None) == bool(discover)
 
 
+def test_queries_file_parameter_becomes_pg_queries_file(rendered):
+    default = _deployed(rendered)["CollectorFunction"]["Properties"]["Environment"]["Variables"]
+    given = _deployed(rendered, PgQueriesFile="queries.yaml")["CollectorFunction"]["Properties"][
+        "Environment"
+    ]["Variables"]
+    assert (default["PG_QUERIES_FILE"], given["PG_QUERIES_FILE"]) == ("", "queries.yaml")
+
+
 def _variables(resources: dict[str, Any]) -> dict[str, str]:
     variables: dict[str, str] = resources["CollectorFunction"]["Properties"]["Environment"][
         "Variables"
@@ -570,3 +578,45 @@ def test_collector_name_is_the_stack_name_unless_given(rendered):
     assert _variables(_deployed(rendered))["COLLECTOR_INSTANCE_NAME"] == "mm"
     named = _deployed(rendered, CollectorInstanceName="prod-eu")
     assert _variables(named)["COLLECTOR_INSTANCE_NAME"] == "prod-eu"
+
+
+def test_enhanced_monitoring_reads_the_rdsosmetrics_log_group_only_when_on(rendered):
+    off = _deployed(rendered)
+    assert "enhanced-monitoring-read" not in _statements(off)
+    variables = off["CollectorFunction"]["Properties"]["Environment"]["Variables"]
+    assert variables["ENHANCED_MONITORING"] == "false"
+    on = _deployed(rendered, EnhancedMonitoring="true")
+    assert _statements(on) == {
+        **BASE_POLICIES,
+        "enhanced-monitoring-read": [
+            {
+                "Effect": "Allow",
+                "Action": ["logs:GetLogEvents", "logs:FilterLogEvents"],
+                "Resource": [
+                    "arn:aws:logs:*:123456789012:log-group:RDSOSMetrics",
+                    "arn:aws:logs:*:123456789012:log-group:RDSOSMetrics:log-stream:*",
+                ],
+            },
+            {"Effect": "Allow", "Action": "rds:DescribeDBInstances", "Resource": "*"},
+        ],
+    }
+    variables = on["CollectorFunction"]["Properties"]["Environment"]["Variables"]
+    assert variables["ENHANCED_MONITORING"] == "true"
+
+
+def test_performance_insights_reads_rds_metrics_only_when_on(rendered):
+    assert "performance-insights-read" not in _statements(_deployed(rendered))
+    on = _deployed(rendered, PerformanceInsights="true")
+    assert _statements(on) == {
+        **BASE_POLICIES,
+        "performance-insights-read": [
+            {
+                "Effect": "Allow",
+                "Action": "pi:GetResourceMetrics",
+                "Resource": "arn:aws:pi:*:123456789012:metrics/rds/*",
+            },
+            {"Effect": "Allow", "Action": "rds:DescribeDBInstances", "Resource": "*"},
+        ],
+    }
+    variables = on["CollectorFunction"]["Properties"]["Environment"]["Variables"]
+    assert variables["PERFORMANCE_INSIGHTS"] == "true"

@@ -17,6 +17,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Final
 
+from .bounds import SeriesBudget
 from .cloudwatch.source import CloudWatchSource
 from .config import (
     Settings,
@@ -79,6 +80,8 @@ class Runtime:
         self._groups: Groups | None = None
         self._pass_targets: tuple[set[str], bool] = (set(), False)
         self._groups_error: str | None = None
+        # SERIES_BUDGET, applied by whoever sends the pass (it knows the sink).
+        self.budget = SeriesBudget(settings.series_budget)
         self._reconcile(self.specs()[0])
 
     @classmethod
@@ -148,13 +151,19 @@ class Runtime:
         targets = [built.target for built in chosen]
         cloudwatch = [s for t in targets for s in t.sources if isinstance(s, CloudWatchSource)]
         self.builder.cloudwatch.plan(cloudwatch)
+        insights = self.builder.insight_reads()
+        for reads in insights:
+            reads.plan(s for t in targets for s in t.sources)
         reading = self._start_groups_read(targets, shard, deadline)
         result = run_pass(
             targets,
             deadline=deadline,
             max_workers=self.settings.max_workers,
             collector_instance=shard.group(self.settings.collector_instance),
-            prefetches=[self.builder.cloudwatch] if cloudwatch else [],
+            prefetches=[
+                *([self.builder.cloudwatch] if cloudwatch else []),
+                *(reads for reads in insights if reads.planned),
+            ],
         )
         for target_result in result.targets:
             target_result.families.append(owner_family(self.settings.collector_instance))

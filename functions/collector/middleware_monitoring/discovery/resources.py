@@ -43,6 +43,9 @@ class Resource:
     pending_maintenance: int | None = None  # None: not an RDS API resource
     # ElastiCache: in-transit encryption on (what a direct Redis connection would need).
     tls: bool = False
+    # An RDS, Aurora or DocumentDB instance's DbiResourceId: its Enhanced Monitoring log
+    # stream and its Performance Insights identifier. None for clusters and cache nodes.
+    resource_id: str | None = None
 
     def tag(self, key: str) -> str | None:
         return dict(self.tags).get(key)
@@ -73,15 +76,26 @@ def _expiry(instance: Mapping[str, Any]) -> float | None:
     return valid_till.timestamp() if isinstance(valid_till, dt.datetime) else None
 
 
+def _resource_id(instance: Mapping[str, Any]) -> str | None:
+    value = instance.get("DbiResourceId")
+    return str(value) if value else None
+
+
 def _endpoint(instance: Mapping[str, Any]) -> tuple[str | None, int | None]:
     endpoint = instance.get("Endpoint") or {}
     address, port = endpoint.get("Address"), endpoint.get("Port")
     return (str(address) if address else None), (int(port) if isinstance(port, int) else None)
 
 
+def _pending(pending: Mapping[str, int] | None, arn: str) -> int | None:
+    """Actions pending for ``arn``; None (no series) when DescribePendingMaintenanceActions
+    failed: 0 would say "nothing pending" without knowing."""
+    return None if pending is None else pending.get(arn, 0)
+
+
 def rds_instances(
     instances: Iterable[Mapping[str, Any]],
-    pending: Mapping[str, int],
+    pending: Mapping[str, int] | None,
     account: str,
     region: str,
     matches: Matches,
@@ -111,7 +125,8 @@ def rds_instances(
                 allocated_storage_bytes=None if storage is None else storage * GIB,
                 backup_retention_days=_number(instance.get("BackupRetentionPeriod")),
                 certificate_expiry=_expiry(instance),
-                pending_maintenance=pending.get(arn, 0),
+                pending_maintenance=_pending(pending, arn),
+                resource_id=_resource_id(instance),
             )
         )
     return found
@@ -121,7 +136,7 @@ def clusters_and_members(
     prefix: str,
     clusters: Iterable[Mapping[str, Any]],
     instances: Iterable[Mapping[str, Any]],
-    pending: Mapping[str, int],
+    pending: Mapping[str, int] | None,
     account: str,
     region: str,
     matches: Matches,
@@ -152,7 +167,7 @@ def clusters_and_members(
                 port=int(port) if isinstance(port, int) else None,
                 iam_auth=bool(cluster.get("IAMDatabaseAuthenticationEnabled")),
                 backup_retention_days=_number(cluster.get("BackupRetentionPeriod")),
-                pending_maintenance=pending.get(arn, 0),
+                pending_maintenance=_pending(pending, arn),
             )
         )
     for instance in instances:
@@ -182,7 +197,8 @@ def clusters_and_members(
                 host=host,
                 port=port,
                 certificate_expiry=_expiry(instance),
-                pending_maintenance=pending.get(arn, 0),
+                pending_maintenance=_pending(pending, arn),
+                resource_id=_resource_id(instance),
             )
         )
     return found

@@ -15,6 +15,7 @@ from ..model import SourceFailure, seconds_left
 from . import statements as sql
 from .capabilities import CapabilityCache
 from .connection import PgConnection, QueryFailure
+from .custom_queries import CustomQueries
 from .health import Health
 from .qps import (
     Kinds,
@@ -129,6 +130,11 @@ class PostgresSource:
         self._control_refused_on = -1  # the connection (PgConnection.opened) that refused it
         self._control_refusal_logged = False
         self._health = Health(settings, self._db, self._capabilities)
+        self._custom: CustomQueries | None = None
+        if settings.custom_queries is not None:
+            self._custom = CustomQueries(
+                settings.custom_queries, settings.queries_max_series, settings.target_name
+            )
 
     def close(self) -> None:
         self._db.close()
@@ -151,6 +157,7 @@ class PostgresSource:
             self._database_sizes,
             self._health.collect,
             self._statements_and_qps,
+            self._custom_queries,
         )
         for section in sections:
             try:
@@ -200,6 +207,11 @@ class PostgresSource:
         for name, size in self._db.run(DATABASE_SIZES_SQL):
             family.add_metric([name], size)
         yield family
+
+    def _custom_queries(self) -> Iterator[Metric]:
+        if self._custom is not None:
+            caps = self._capabilities.get()
+            yield from self._custom.collect(self._db, caps.server_version)
 
     # --- pg_stat_statements -------------------------------------------------------------
 
