@@ -125,6 +125,7 @@ UNITS: Final[Mapping[str, MetricUnit]] = {
     "pg_memory_utilization": _B,  # FreeableMemory, bytes free (the name is historical)
     "pg_network_throughput": _BPS,
     "pg_read_iops": _NPS,
+    "pg_burst_balance_percent": _PCT,
     "pg_volume_bytes_used": _B,
     "mongo_uptime_seconds": _S,
     "mongo_current_connections": _N,
@@ -135,6 +136,7 @@ UNITS: Final[Mapping[str, MetricUnit]] = {
     "mongo_network_throughput": _BPS,
     "mongo_read_latency": _MS,
     "mongo_write_latency": _MS,
+    "mongo_replica_lag": _MS,
     "mongo_volume_bytesused": _B,
     "mongo_volume_readiops": _N,  # a count per 5-minute period, as AWS/DocDB reports it
     "mongo_volume_wriateiops": _N,
