@@ -13,9 +13,10 @@ under one deadline shared with their retries: 5xx and 429 are retried with backo
 are not (the receiver's answer is named in the error).
 
 The ``WriteRequest`` is encoded by hand (four small messages, stable since remote write 1.0):
-the protobuf runtime would add 1.9 MB and ~40 ms of import to the function and encode no
-faster. Snappy is cramjam's (Rust): a pure-Python compressor is ~500x slower (docs/sinks.md
-has the measurements).
+the protobuf runtime would add a dependency and its import time to the function and encode
+no faster. Snappy is cramjam's (Rust): a pure-Python compressor is far slower. The figures are
+measured by ``python -m bench.remote_write`` (bench/RESULTS.md, section "Remote write and the
+CloudWatch interval"; docs/sinks.md says why).
 """
 
 from __future__ import annotations
