@@ -149,6 +149,10 @@ SPEC_METRICS: dict[str, tuple[str, ...]] = {
         "middleware_pass_duration_seconds",
         "middleware_pass_targets",
     ),
+    "15 Freshness for every sink": (
+        "middleware_pass_timestamp_seconds",
+        "middleware_target_last_success_timestamp_seconds",
+    ),
 }
 ALL_SPEC_METRICS = frozenset(name for names in SPEC_METRICS.values() for name in names)
 
@@ -246,7 +250,6 @@ EXTRA_METRICS = frozenset(
         "pg_volume_bytes_used",
         "pg_autovacuum_freeze_max_age",
         "pg_autovacuum_multixact_freeze_max_age",
-        "middleware_collector_info",
         "middleware_cloudwatch_getmetricdata_calls",
         "middleware_cloudwatch_metrics_requested",
         "middleware_cloudwatch_metrics_missing",
@@ -266,7 +269,8 @@ EXTRA_METRICS = frozenset(
     }
 )
 EMITTED_METRICS = ALL_SPEC_METRICS | EXTRA_METRICS
-# Added by the Pushgateway to every pushed group; dashboards use push_time_seconds for staleness.
+# Added by the Pushgateway to every pushed group; dashboards and rules use the collector's own
+# middleware_pass_timestamp_seconds instead, which every sink has.
 PUSHGATEWAY_METRICS = frozenset({"push_time_seconds", "push_failure_time_seconds"})
 QUERYABLE_METRICS = EMITTED_METRICS | PUSHGATEWAY_METRICS
 

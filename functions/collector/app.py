@@ -61,8 +61,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, o
     result = runtime.collect(collection_budget(remaining, reserve), shard)
     # A failed push raises, so the invocation fails and the platform's alarm sees it. Kafka
     # (when KAFKA_SERVER is set) runs alongside the push and never raises.
-    group = shard.group(runtime.settings.collector_instance)
-    push_and_stream(sink, _stream, result, group, deadline)
+    push_and_stream(sink, _stream, result, deadline)
     runtime.remove_stale_groups(shard, deadline)
     outcome = summary(result)
     logger.info("pass done", extra=outcome)

@@ -68,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     runtime.pushgateway = isinstance(sink, PushgatewaySink)
     result = runtime.collect(collection_budget(deadline - time.monotonic(), reserve))
     try:
-        push_and_stream(sink, stream, result, runtime.settings.collector_instance, deadline)
+        push_and_stream(sink, stream, result, deadline)
     except PushError as error:
         logger.error("push failed", extra={"detail": str(error)})
         return EXIT_PUSH_FAILED

@@ -45,6 +45,8 @@ HIGH_CARDINALITY_LABELS: Final = frozenset(
     {"query", "queryid", "run_id", "master_replid", "process_id"}
 )
 INSTANCE_DIMENSION: Final = "instance"
+# On the collector's own series: each shard's pass-wide values (its pass timestamp) apart.
+SHARD_DIMENSION: Final = "shard"
 # CloudWatch refuses empty dimension values and values over 1024 characters.
 EMPTY_VALUE: Final = "none"
 MAX_DIMENSION_VALUE: Final = 1024
@@ -193,6 +195,7 @@ def _lines(
     lines: dict[_LineKey, _Line] = {}
     stamped: list[tuple[SeriesKey, float]] = []
     for group in result.groups():
+        extra = {SHARD_DIMENSION: str(result.shard)} if group is result.collector else {}
         for family in group.families:
             unit = unit_for(family)
             for sample in family.samples:
@@ -209,7 +212,7 @@ def _lines(
                         continue  # printed on an earlier pass
                     stamped.append((series, when))
                     millis = int(when * 1000)
-                dimensions = {INSTANCE_DIMENSION: _dimension_value(group.target)}
+                dimensions = {INSTANCE_DIMENSION: _dimension_value(group.target), **extra}
                 properties: dict[str, str] = {}
                 for label, value in sample.labels.items():
                     if label in HIGH_CARDINALITY_LABELS:
