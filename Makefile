@@ -16,8 +16,9 @@ REQS := requirements-dev.txt functions/collector/requirements.txt pyproject.toml
 WHEELHOUSE := .wheelhouse
 WHEELHOUSE_STAMP := $(WHEELHOUSE)/.stamp
 
-APT_PACKAGES := postgresql-15 postgresql-contrib prometheus-pushgateway prometheus openssl redis-server
-# Only `make bench` compares against it; the tests never need it.
+# prometheus-postgres-exporter: the custom-queries test compares the product's series with its
+# series for the same queries file (and `make bench` with its speed).
+APT_PACKAGES := postgresql-15 postgresql-contrib prometheus-pushgateway prometheus openssl redis-server prometheus-redis-exporter prometheus-postgres-exporter
 BENCH_APT_PACKAGES := prometheus-postgres-exporter
 
 # Empty: found at venv creation time (pyenv 3.12, pyenv's versions dir, PATH).

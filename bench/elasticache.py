@@ -50,8 +50,32 @@ def _ms(seconds: float) -> float:
     return round(seconds * 1000, 3)
 
 
+PER_COMMAND = frozenset(
+    {
+        "redis_commands",
+        "redis_commands_duration_seconds",
+        "redis_commands_rejected_calls",
+        "redis_commands_failed_calls",
+        "redis_latency_percentiles_usec",
+    }
+)
+
+
 def _samples(source: RedisSource) -> int:
     return sum(len(family.samples) for family in source.collect())
+
+
+def _series(source: RedisSource) -> tuple[int, float]:
+    """Series of one pass whatever the workload, and series per command it used (SPEC 18's
+    per-command statistics: 4 counters and a summary of 3 quantiles, count and sum)."""
+    fixed, per_command, commands = 0, 0, set()
+    for family in source.collect():
+        if family.name in PER_COMMAND:
+            per_command += len(family.samples)
+            commands |= {sample.labels["cmd"] for sample in family.samples}
+        else:
+            fixed += len(family.samples)
+    return fixed, per_command / max(len(commands), 1)
 
 
 def _import_cost_ms(runs: int) -> float:
@@ -101,7 +125,7 @@ def measure(quick: bool) -> dict[str, Any]:
         one = RedisSource(fleet[0].settings("bench-node"))
         stack.callback(one.close)
         started = time.perf_counter()
-        series_primary = _samples(one)
+        series_primary, per_command = _series(one)
         cold = time.perf_counter() - started
         warm = []
         for _ in range(single_runs):
@@ -113,7 +137,7 @@ def measure(quick: bool) -> dict[str, Any]:
             started = time.perf_counter()
             _samples(one)
             full.append(time.perf_counter() - started)
-        text = one._info()  # the reply as sent, to time the mapping alone
+        text = one._info().info  # the INFO reply as sent, to time the mapping alone
         mapping = []
         for _ in range(single_runs):
             started = time.perf_counter()
@@ -121,7 +145,7 @@ def measure(quick: bool) -> dict[str, Any]:
             mapping.append(time.perf_counter() - started)
         replica_source = RedisSource(replica.settings("bench-replica"))
         stack.callback(replica_source.close)
-        series_replica = _samples(replica_source)
+        series_replica, _ = _series(replica_source)
 
         # The fleet: every target its own source and connection.
         sources = [RedisSource(fleet[i % servers].settings(f"node-{i}")) for i in range(nodes)]
@@ -167,6 +191,7 @@ def measure(quick: bool) -> dict[str, Any]:
         "series_per_node": {
             "primary (1 db, 1 replica)": series_primary,
             "replica (1 db)": series_replica,
+            "per command the workload used": per_command,
         },
         "client": {
             **_package_sizes(),

@@ -73,7 +73,7 @@ def redis_tls(tmp_path_factory: pytest.TempPathFactory) -> TlsFiles:
 @pytest.fixture(scope="session")
 def redis_server(redis_tls: TlsFiles) -> Iterator[RedisServer]:
     """An ElastiCache-like node shared by the tests that do not reconfigure it: the AUTH
-    token ``TOKEN``, the RBAC user ``MONITOR`` (INFO and PING only), TLS beside plain."""
+    token ``TOKEN``, the RBAC user ``MONITOR`` (INFO, PING and SLOWLOG only), TLS beside plain."""
     with RedisServer(password=TOKEN, users=[MONITOR], tls=redis_tls) as server:
         yield server
 

@@ -27,6 +27,7 @@ DASHBOARD_FILES = (
     "elasticache.json",
     "collector-health.json",
     "fleet.json",
+    "fleet-overview.json",
 )
 DATASOURCE_REF = {"type": "prometheus", "uid": "${datasource}"}
 
@@ -214,7 +215,7 @@ REDIS_INFO_ALWAYS = frozenset(
         "redis_pubsub_channels",
         "redis_pubsub_patterns",
         "redis_latest_fork_seconds",
-        "redis_total_error_replies",
+        "redis_total_error_replies_total",
         "redis_connected_slaves",
         "redis_master_repl_offset",
         "redis_cpu_sys_seconds_total",
@@ -224,9 +225,60 @@ REDIS_INFO_ALWAYS = frozenset(
         "redis_cpu_sys_main_thread_seconds_total",
         "redis_cpu_user_main_thread_seconds_total",
         "redis_cluster_enabled",
+        # SPEC 18: the rest of what redis_exporter maps from a 7.0 primary's INFO, and the
+        # slow log.
+        "redis_process_id",
+        "redis_io_threads_active",
+        "redis_cluster_connections",
+        "redis_tracking_clients",
+        "redis_clients_in_timeout_table",
+        "redis_memory_used_startup_bytes",
+        "redis_memory_used_lua_bytes",
+        "redis_memory_used_scripts_bytes",
+        "redis_number_of_cached_scripts",
+        "redis_total_system_memory_bytes",
+        "redis_allocator_allocated_bytes",
+        "redis_allocator_active_bytes",
+        "redis_allocator_resident_bytes",
+        "redis_allocator_frag_ratio",
+        "redis_allocator_frag_bytes",
+        "redis_allocator_rss_ratio",
+        "redis_allocator_rss_bytes",
+        "redis_active_defrag_running",
+        "redis_lazyfree_pending_objects",
+        "redis_rdb_current_bgsave_duration_sec",
+        "redis_aof_rewrite_scheduled",
+        "redis_aof_last_rewrite_duration_sec",
+        "redis_aof_current_rewrite_duration_sec",
+        "redis_aof_last_cow_size_bytes",
+        "redis_module_fork_in_progress",
+        "redis_module_fork_last_cow_size",
+        "redis_migrate_cached_sockets_total",
+        "redis_slave_expires_tracked_keys",
+        "redis_defrag_hits",
+        "redis_defrag_misses",
+        "redis_defrag_key_hits",
+        "redis_defrag_key_misses",
+        "redis_tracking_total_keys",
+        "redis_tracking_total_items",
+        "redis_tracking_total_prefixes",
+        "redis_unexpected_error_replies_total",
+        "redis_dump_payload_sanitizations_total",
+        "redis_total_reads_processed_total",
+        "redis_total_writes_processed_total",
+        "redis_io_threaded_reads_processed_total",
+        "redis_io_threaded_writes_processed_total",
+        "redis_second_repl_offset",
+        "redis_repl_backlog_is_active",
+        "redis_replication_backlog_bytes",
+        "redis_repl_backlog_first_byte_offset",
+        "redis_repl_backlog_history_bytes",
+        "redis_slowlog_length",
+        "redis_slowlog_last_id",
+        "redis_last_slow_execution_duration_seconds",
     }
 )
-# ... and what keys, a replica (on both ends) and an error reply add.
+# ... and what keys, a replica (on both ends), an error reply and commands add.
 REDIS_INFO_METRICS = REDIS_INFO_ALWAYS | {
     "redis_db_keys",
     "redis_db_keys_expiring",
@@ -239,7 +291,43 @@ REDIS_INFO_METRICS = REDIS_INFO_ALWAYS | {
     "redis_slave_repl_offset",
     "redis_slave_info",
     "redis_errors_total",
+    "redis_slave_priority",
+    "redis_commands_total",
+    "redis_commands_duration_seconds_total",
+    "redis_commands_rejected_calls_total",
+    "redis_commands_failed_calls_total",
+    "redis_latency_percentiles_usec",
+    "redis_latency_percentiles_usec_count",
+    "redis_latency_percentiles_usec_sum",
 }
+
+# SPEC 17 (ENHANCED_MONITORING, PERFORMANCE_INSIGHTS): what an RDS and an Aurora event and a
+# Performance Insights answer make.
+INSIGHTS_METRICS = frozenset(
+    {
+        "rds_os_vcpus",
+        "rds_os_cpu_utilization_percent",
+        "rds_os_load_average",
+        "rds_os_memory_bytes",
+        "rds_os_swap_bytes",
+        "rds_os_tasks",
+        "rds_os_network_bytes_per_second",
+        "rds_os_disk_iops",
+        "rds_os_disk_throughput_bytes_per_second",
+        "rds_os_disk_utilization_percent",
+        "rds_os_disk_queue_length",
+        "rds_os_disk_await_seconds",
+        "rds_os_disk_latency_seconds",
+        "rds_os_aurora_storage_bytes_per_second",
+        "rds_os_filesystem_size_bytes",
+        "rds_os_filesystem_used_bytes",
+        "rds_os_process_cpu_percent",
+        "rds_os_process_memory_percent",
+        "rds_os_sample_age_seconds",
+        "pg_pi_load",
+        "pg_pi_sql_load",
+    }
+)
 
 # Emitted beyond the contract's tables: the Aurora cluster volume (Aurora has no
 # FreeStorageSpace), the freeze settings the wraparound alerts compare with, the CloudWatch
@@ -250,6 +338,9 @@ EXTRA_METRICS = frozenset(
         "pg_volume_bytes_used",
         "pg_autovacuum_freeze_max_age",
         "pg_autovacuum_multixact_freeze_max_age",
+        # Custom SQL metrics (PG_QUERIES_FILE): each query's health.
+        "pg_custom_query_up",
+        "pg_custom_query_series_dropped",
         "middleware_cloudwatch_getmetricdata_calls",
         "middleware_cloudwatch_metrics_requested",
         "middleware_cloudwatch_metrics_missing",
@@ -266,6 +357,10 @@ EXTRA_METRICS = frozenset(
         "middleware_discovery_duration_seconds",
         "middleware_discovery_last_success_timestamp_seconds",
         "middleware_discovery_resources",
+        # SPEC 19: every pass says how many series it sent.
+        "middleware_series_sent",
+        # Database Insights (SPEC 17): Enhanced Monitoring and Performance Insights.
+        *INSIGHTS_METRICS,
     }
 )
 EMITTED_METRICS = ALL_SPEC_METRICS | EXTRA_METRICS

@@ -28,6 +28,9 @@ PRODUCT_PREFIXES = (
     "REDIS_",
     "DISCOVER",
     "REMOTE_WRITE_",
+    "EMF_",
+    "SERIES_",
+    "SCHEDULE_",
 )
 
 

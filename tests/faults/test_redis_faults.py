@@ -227,5 +227,5 @@ def test_info_refused(
     assert detail == (
         f"{origin(tmp_path)}: INFO refused: this user has no permissions to run the 'info' command"
         " (the user needs the INFO command: an ElastiCache access string like"
-        " 'on -@all +info +ping')"
+        " 'on -@all +info +ping +slowlog')"
     )

@@ -3,7 +3,7 @@ the collector's settings for it, and one source pass read back as plain samples.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 
 from middleware_monitoring.config import PostgresSettings, load_settings
 from middleware_monitoring.model import SourceFailure
@@ -77,6 +77,20 @@ def prepare(server: PostgresServer) -> PostgresServer:
     server.execute_as_superuser(f"GRANT ALL ON items TO {APP}", database=APP_DB)
     server.execute_as_superuser(f"GRANT CREATE ON SCHEMA public TO {APP}", database=APP_DB)
     return server
+
+
+# With "postgres" and APP_DB: a server of 8 databases (SPEC 19's example of a typical one).
+OTHER_DATABASES = tuple(f"mm_shop_{i}" for i in range(6))
+
+
+def eight_databases() -> Iterator[PostgresServer]:
+    """A server of its own (its databases and statements known to the test), prepared, with
+    8 databases; for a module-scoped fixture."""
+    with PostgresServer(17) as server:
+        prepare(server)
+        for name in OTHER_DATABASES:
+            server.create_database(name)
+        yield server
 
 
 def settings_for(

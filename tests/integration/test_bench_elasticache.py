@@ -18,10 +18,12 @@ def test_measure_quick() -> None:
         4,
         4,
     )
-    # Both ends of the replication add their series; the keyspace adds three.
+    # Both ends of the replication add their series; the keyspace adds three; each command
+    # used adds four counters and a summary of three quantiles, a count and a sum.
     assert figures["series_per_node"] == {
         "primary (1 db, 1 replica)": len(REDIS_INFO_ALWAYS) + 3 + 2,
-        "replica (1 db)": len(REDIS_INFO_ALWAYS) + 3 + 5,
+        "replica (1 db)": len(REDIS_INFO_ALWAYS) + 3 + 6,
+        "per command the workload used": 9.0,
     }
     assert figures["client"]["valkey_version"] == "6.2.0"
     assert all(

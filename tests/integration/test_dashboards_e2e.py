@@ -74,9 +74,16 @@ from tests.standins.discovered import (
     seed,
 )
 from tests.standins.docdb import DocDBServer
+from tests.standins.performance_insights import (
+    PerformanceInsightsServer,
+    Statement,
+    WaitEvent,
+)
+from tests.standins.performance_insights import Resource as PiResource
 from tests.standins.postgres import PostgresServer
 from tests.standins.prometheus import Prometheus
 from tests.standins.pushgateway import Pushgateway
+from tests.standins.rdsosmetrics import aurora_postgres_event, put_event, rds_postgres_event
 from tests.standins.redis import TOKEN, RedisServer
 
 JOB = "e2e-dashboards"
@@ -125,6 +132,16 @@ DISCOVERED = {
 }
 
 
+# Discovered PostgreSQL instances: their DbiResourceId (moto gives every instance the same
+# one: the front answers these), and those with an Enhanced Monitoring stream.
+RESOURCE_IDS = {
+    "e2e-disc-db": "db-E2EDISCDB",
+    "e2e-disc-aurora-1": "db-E2EDISCAURORA1",
+    "e2e-disc-aurora-2": "db-E2EDISCAURORA2",
+}
+INSIGHTS_TARGETS = ("e2e-disc-db", "e2e-disc-aurora-1")
+
+
 def _regex(values: tuple[str, ...] | list[str]) -> str:
     """A multi-value variable as Grafana writes it into a Prometheus regex matcher."""
     for value in values:
@@ -134,7 +151,9 @@ def _regex(values: tuple[str, ...] | list[str]) -> str:
 
 # What a user would select in each dashboard's variables to see this test's targets.
 SELECTIONS: dict[str, dict[str, str]] = {
-    "postgresql.json": {"job": JOB, "instance": _regex([PG_UP, PG_DOWN])},
+    # With the discovered instances whose Enhanced Monitoring and Performance Insights the
+    # OS and DB load panels show (an RDS and an Aurora instance).
+    "postgresql.json": {"job": JOB, "instance": _regex([PG_UP, PG_DOWN, *INSIGHTS_TARGETS])},
     "documentdb.json": {
         "job": JOB,
         "instance": DOCDB_TARGET,
@@ -151,6 +170,7 @@ SELECTIONS: dict[str, dict[str, str]] = {
         "instance": _regex(ALL_TARGETS),
         "source": _regex(["postgres", "cloudwatch", "mongo", "redis"]),
     },
+    "fleet-overview.json": {"job": JOB, "top": "10"},
     "fleet.json": {
         "job": JOB,
         "account": ACCOUNT,
@@ -173,6 +193,7 @@ OFFERED: dict[tuple[str, str], set[str]] = {
     ("collector-health.json", "instance"): set(ALL_TARGETS),
     ("collector-health.json", "source"): {"postgres", "cloudwatch", "mongo", "redis"},
     ("fleet.json", "job"): {JOB},
+    ("fleet-overview.json", "job"): {JOB},
     ("fleet.json", "account"): {ACCOUNT},
     ("fleet.json", "region"): {REGION, DENIED_REGION},
     ("fleet.json", "kind"): {kind for kind, _, _ in DISCOVERED.values()},
@@ -333,9 +354,16 @@ def _discovered_fleet(moto: MotoServer) -> AwsFront:
             host="docdb.invalid",
             port=27017,
             certificate_valid_till=valid_till,
+            resource_id="db-E2EDISCDOCDB1",
         )
     )
     front.certificates["e2e-disc-db"] = valid_till
+    # Enhanced Monitoring streams of an RDS and an Aurora instance (the others have none).
+    front.resource_ids.update(RESOURCE_IDS)
+    logs, now = moto.client("logs"), time.time()
+    put_event(logs, RESOURCE_IDS["e2e-disc-db"], rds_postgres_event("", "e2e-disc-db", now), now)
+    aurora = aurora_postgres_event("", "e2e-disc-aurora-1", now)
+    put_event(logs, RESOURCE_IDS["e2e-disc-aurora-1"], aurora, now)
     front.pending[f"arn:aws:rds:{REGION}:{ACCOUNT}:db:e2e-disc-db"] = [{"Action": "system-update"}]
     front.faults.append(Fault("AccessDenied", "not authorized", region=DENIED_REGION))
     seed(
@@ -377,6 +405,13 @@ def deployment(
     sleeping.start()
     docdb = DocDBServer().start()
     front = _discovered_fleet(moto_server)
+    # Performance Insights of the discovered PostgreSQL instances.
+    pi = PerformanceInsightsServer().start()
+    for resource_id in RESOURCE_IDS.values():
+        pi.resources[resource_id] = PiResource(
+            wait_events=[WaitEvent("CPU", "CPU", 1.5), WaitEvent("IO", "DataFileRead", 0.5)],
+            statements=[Statement("E2E1", "SELECT * FROM orders WHERE id = ?", 1.25)],
+        )
     try:
         _poll(
             pg15,
@@ -389,6 +424,12 @@ def deployment(
             app.run("INSERT INTO orders (amount) VALUES (:a)", a=amount)
             app.run("SELECT count(*), sum(amount) FROM orders")
         mongo_info = {**docdb.mongo_info(), "name": DOCDB_TARGET}
+        # A custom query (PG_QUERIES_FILE): its own series are the user's, not in the list.
+        queries_file = tmp_path_factory.mktemp("queries") / "queries.yaml"
+        queries_file.write_text(
+            "e2e_custom:\n  query: SELECT count(*) AS rows FROM pg_database\n"
+            "  metrics: [{rows: {usage: GAUGE, description: Databases}}]\n"
+        )
         common = {
             **moto_server.env(),
             "PUSHGATEWAY_URL": pushgateway.url,
@@ -407,6 +448,7 @@ def deployment(
                 }
             ),
             "PG_TARGET_NAME": PG_UP,
+            "PG_QUERIES_FILE": str(queries_file),
             "MONGO_INFO": json.dumps(mongo_info),
         }
         down_env = {
@@ -425,6 +467,9 @@ def deployment(
             "DISCOVER_REGIONS": f"{REGION},{DENIED_REGION}",
             "DISCOVER_TAG_LABELS": "team",
             "COLLECTOR_INSTANCE_NAME": "collector-discovery",
+            **pi.env(),
+            "ENHANCED_MONITORING": "true",
+            "PERFORMANCE_INSIGHTS": "true",
         }
         summaries = [_invoke(healthy_env), _invoke(down_env), _invoke(discovery_env)]
         _push_redis(pushgateway)
@@ -436,6 +481,7 @@ def deployment(
         app.close()
         docdb.stop()
         front.stop()
+        pi.stop()
 
 
 def test_the_handler_pushed_both_deployments(deployment: Deployment) -> None:
@@ -457,7 +503,7 @@ def test_pushed_names_are_exactly_the_emitted_list(
         for sample in family.samples
         if sample.labels.get("job") == JOB
     }
-    assert names == EMITTED_METRICS | PUSHGATEWAY_METRICS
+    assert names == EMITTED_METRICS | PUSHGATEWAY_METRICS | {"e2e_custom_rows"}
 
 
 def _wait(prometheus: Prometheus, expr: str) -> list[dict[str, Any]]:

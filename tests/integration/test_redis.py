@@ -1,6 +1,6 @@
 """The ElastiCache engine source against a real redis-server 7.0: plain and TLS, the AUTH
-token and an RBAC user allowed only INFO and PING, exact values from known data, evictions
-under a small maxmemory, a replica's role and link, and every way a node can refuse."""
+token and an RBAC user allowed only INFO, PING and SLOWLOG, exact values from known data,
+evictions under a small maxmemory, a replica's role and link, and every way a node can refuse."""
 
 from __future__ import annotations
 
@@ -120,18 +120,31 @@ def test_plain_node_without_auth_exact_values(private, closer) -> None:
         key("redis_rdb_last_bgsave_status"): 1.0,
         key("redis_rdb_bgsave_in_progress"): 0.0,
         key("redis_loading_dump_file"): 0.0,
-        key("redis_total_error_replies"): 0.0,
+        key("redis_total_error_replies_total"): 0.0,
     }
     assert {k: got.get(k) for k in expected} == expected
     assert got[key("redis_start_time_seconds")] + got[key("redis_uptime_in_seconds")] == NOW
+    assert got[key("redis_commands_total", cmd="set")] == 3.0
+    assert got[key("redis_commands_total", cmd="get")] == 3.0
+    assert got[key("redis_latency_percentiles_usec_count", cmd="get")] == 3.0
+    assert got[key("redis_slowlog_length")] == 0.0
     # A primary without replicas or errors: exactly these series, one sample each but the
-    # three keyspace series of db0.
-    assert {name for name, _ in got} == REDIS_INFO_ALWAYS | {
+    # three keyspace series of db0 and the per-command ones.
+    per_command = {
+        "redis_commands_total",
+        "redis_commands_duration_seconds_total",
+        "redis_commands_rejected_calls_total",
+        "redis_commands_failed_calls_total",
+        "redis_latency_percentiles_usec",
+        "redis_latency_percentiles_usec_count",
+        "redis_latency_percentiles_usec_sum",
+    }
+    assert {name for name, _ in got} == REDIS_INFO_ALWAYS | per_command | {
         "redis_db_keys",
         "redis_db_keys_expiring",
         "redis_db_avg_ttl_seconds",
     }
-    assert len(got) == len(REDIS_INFO_ALWAYS) + 3
+    assert len([k for k in got if k[0] not in per_command]) == len(REDIS_INFO_ALWAYS) + 3
 
 
 def test_counters_are_counters_and_named_as_redis_exporter_names_them(private, closer) -> None:
@@ -159,6 +172,19 @@ def test_counters_are_counters_and_named_as_redis_exporter_names_them(private, c
         "redis_cpu_user_children_seconds": "redis_cpu_user_children_seconds_total",
         "redis_cpu_sys_main_thread_seconds": "redis_cpu_sys_main_thread_seconds_total",
         "redis_cpu_user_main_thread_seconds": "redis_cpu_user_main_thread_seconds_total",
+        # redis_exporter 1.45 names these without _total; counters here (SPEC 18).
+        "redis_unexpected_error_replies": "redis_unexpected_error_replies_total",
+        "redis_total_error_replies": "redis_total_error_replies_total",
+        "redis_dump_payload_sanitizations": "redis_dump_payload_sanitizations_total",
+        "redis_total_reads_processed": "redis_total_reads_processed_total",
+        "redis_total_writes_processed": "redis_total_writes_processed_total",
+        "redis_io_threaded_reads_processed": "redis_io_threaded_reads_processed_total",
+        "redis_io_threaded_writes_processed": "redis_io_threaded_writes_processed_total",
+        # Per command (the start-up check's PING at least).
+        "redis_commands": "redis_commands_total",
+        "redis_commands_duration_seconds": "redis_commands_duration_seconds_total",
+        "redis_commands_rejected_calls": "redis_commands_rejected_calls_total",
+        "redis_commands_failed_calls": "redis_commands_failed_calls_total",
     }
 
 
@@ -225,16 +251,24 @@ def _commands(server: RedisServer) -> dict[str, int]:
     }
 
 
-def test_an_rbac_user_allowed_only_info_and_ping_is_enough(clean_redis, closer) -> None:
-    """Proves nothing but AUTH and INFO is sent: a command the user may not run would be in
-    the ACL log, an unknown one (CLIENT SETINFO on 7.0) among the error replies."""
+def test_an_rbac_user_allowed_only_what_the_docs_list_is_enough(clean_redis, closer) -> None:
+    """Proves nothing but AUTH, INFO and SLOWLOG LEN / GET is sent: a command the user may not
+    run would be in the ACL log, an unknown one (CLIENT SETINFO on 7.0) among the error
+    replies."""
     settings = clean_redis.settings(user=MONITOR.name, password=MONITOR.password)
     made = source(closer, settings)
     for _ in range(2):
         assert samples(made.collect())[key("redis_up")] == 1.0
     # Read first: the test's own commands count too. reset() ran CONFIG RESETSTAT (counted
     # after the reset) and ACL LOG RESET.
-    assert _commands(clean_redis) == {"config|resetstat": 1, "acl|log": 1, "auth": 1, "info": 2}
+    assert _commands(clean_redis) == {
+        "config|resetstat": 1,
+        "acl|log": 1,
+        "auth": 1,
+        "info": 2,
+        "slowlog|len": 2,
+        "slowlog|get": 2,
+    }
     stats = clean_redis.info("stats")
     assert (stats["total_error_replies"], stats["total_connections_received"]) == (0, 1)
     assert clean_redis.admin.execute_command("ACL", "LOG") == []
@@ -297,7 +331,7 @@ def test_a_user_without_info_permission(clean_redis, closer) -> None:
         "command_failed",
         "test redis-node: INFO refused: this user has no permissions to run the 'info' "
         "command (the user needs the INFO command: an ElastiCache access string like "
-        "'on -@all +info +ping')",
+        "'on -@all +info +ping +slowlog')",
     )
 
 
@@ -307,7 +341,7 @@ def test_info_renamed_away(private, closer) -> None:
     assert (failure.reason, failure.detail) == (
         "command_failed",
         "test redis-node: INFO failed: unknown command 'INFO', with args beginning with:"
-        " (INFO is renamed or disabled on this node)",
+        " 'all' (INFO is renamed or disabled on this node)",
     )
 
 
@@ -483,6 +517,10 @@ REDIS_PROMTOOL_FINDINGS = {
         "redis_current_eviction_exceeded_time_ms",
         "metric names should not contain abbreviated units",
     ),
+    ("redis_rdb_current_bgsave_duration_sec", "metric names should not contain abbreviated units"),
+    ("redis_aof_last_rewrite_duration_sec", "metric names should not contain abbreviated units"),
+    ("redis_aof_current_rewrite_duration_sec", "metric names should not contain abbreviated units"),
+    ("redis_migrate_cached_sockets_total", 'non-counter metrics should not have "_total" suffix'),
 }
 
 

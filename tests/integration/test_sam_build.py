@@ -13,11 +13,11 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from tests.integration.deployed import SamArtifact
 from tests.integration.pg_helpers import APP_DB, MONITOR, MONITOR_PASSWORD, prepare
 from tests.standins.postgres import PostgresServer
 from tests.standins.pushgateway import Pushgateway
@@ -29,47 +29,9 @@ JOB = "sam-artifact"
 
 
 @pytest.fixture(scope="module")
-def built(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, bytes]]:
-    """(build directory, the CA bundle the layer was built from)."""
-    if not any(WHEELHOUSE.glob("pymongo-*.whl")):
-        pytest.fail(f"{WHEELHOUSE} has no Lambda wheels: run `make install`")
-    work = tmp_path_factory.mktemp("sam")
-    ca = work / "test-ca.pem"
-    subprocess.run(
-        [
-            *("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1"),
-            *("-subj", "/CN=test-only CA", "-keyout", str(work / "ca.key"), "-out", str(ca)),
-        ],
-        check=True,
-        capture_output=True,
-        timeout=60,
-    )
-    app_dir = work / "sam-cli"
-    app_dir.mkdir()
-    (app_dir / "metadata.json").write_text('{"lastVersionCheck": "2099-01-01T00:00:00.000000"}')
-    env = {
-        **os.environ,
-        "PATH": f"{VENV_BIN}{os.pathsep}{os.environ['PATH']}",
-        "SAM_CLI_TELEMETRY": "0",
-        "__SAM_CLI_APP_DIR": str(app_dir),
-        "PIP_NO_INDEX": "1",
-        "PIP_FIND_LINKS": str(WHEELHOUSE),
-        "CA_BUNDLE": str(ca),
-    }
-    build = work / "build"
-    done = subprocess.run(
-        [
-            *(str(VENV_BIN / "sam"), "build", "--template-file", str(ROOT / "template.yaml")),
-            *("--build-dir", str(build), "--cache-dir", str(work / "cache")),
-        ],
-        cwd=work,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert done.returncode == 0, done.stdout + done.stderr
-    yield build, ca.read_bytes()
+def built(sam_artifact: SamArtifact) -> tuple[Path, bytes]:
+    """(build directory, the CA bundle the layer was built from): the session's one build."""
+    return sam_artifact.build_dir, sam_artifact.ca
 
 
 def test_layer_holds_the_bundle_at_its_root(built):

@@ -10,6 +10,8 @@ else is passed to moto unchanged.
   actions), paged the same way.
 - ``CertificateDetails`` (moto leaves it out of DescribeDBInstances) added to moto's answers
   for the instance ids in ``certificates``.
+- ``DbiResourceId`` (moto 5.2.5 gives every instance the same one) replaced in moto's
+  DescribeDBInstances answers for the instance ids in ``resource_ids``.
 - ``faults``: requests that match a ``Fault`` (action, region of the signature, role ARN of
   an AssumeRole) get its AWS error, encoded in the request's protocol (Query XML, or JSON
   1.1 for the tagging API) so botocore parses it as it would AWS's.
@@ -118,6 +120,7 @@ def docdb_instance(
     instance_class: str = "db.r6g.large",
     engine_version: str = "5.0.0",
     certificate_valid_till: dt.datetime | None = None,
+    resource_id: str | None = None,
 ) -> dict[str, Any]:
     instance: dict[str, Any] = {
         "DBInstanceIdentifier": identifier,
@@ -130,6 +133,8 @@ def docdb_instance(
         "DBClusterIdentifier": cluster,
         "TagList": [],
     }
+    if resource_id is not None:
+        instance["DbiResourceId"] = resource_id
     if certificate_valid_till is not None:
         instance["CertificateDetails"] = {
             "CAIdentifier": "rds-ca-rsa2048-g1",
@@ -166,6 +171,7 @@ class AwsFront(StartStop):
         self.docdb_instances: list[dict[str, Any]] = []
         self.pending: dict[str, list[dict[str, Any]]] = {}
         self.certificates: dict[str, dt.datetime] = {}
+        self.resource_ids: dict[str, str] = {}
         self.faults: list[Fault] = []
         self.calls: Counter[str] = Counter()
         self.delay_seconds = 0.0
@@ -205,6 +211,7 @@ class AwsFront(StartStop):
     def reset(self) -> None:
         self.docdb_clusters, self.docdb_instances = [], []
         self.pending, self.certificates, self.faults = {}, {}, []
+        self.resource_ids = {}
         self.delay_seconds = 0.0
         with self._lock:
             self.calls.clear()
@@ -234,6 +241,8 @@ class AwsFront(StartStop):
         status, data, headers = self._forward(handler, body)
         if status == 200 and request.action == "DescribeDBInstances" and self.certificates:
             data = self._with_certificates(data)
+        if status == 200 and request.action == "DescribeDBInstances" and self.resource_ids:
+            data = self._with_resource_ids(data)
         self._reply(handler, status, data, headers)
 
     @staticmethod
@@ -303,6 +312,22 @@ class AwsFront(StartStop):
             ElementTree.SubElement(details, f"{ns}ValidTill").text = valid_till.astimezone(
                 dt.UTC
             ).strftime("%Y-%m-%dT%H:%M:%SZ")
+        return bytes(ElementTree.tostring(root))
+
+    def _with_resource_ids(self, data: bytes) -> bytes:
+        ElementTree.register_namespace("", RDS_NAMESPACE)
+        root = ElementTree.fromstring(data)
+        for element in root.iter():
+            if not element.tag.endswith("}DBInstance") and element.tag != "DBInstance":
+                continue
+            ns = element.tag[: element.tag.index("}") + 1] if element.tag.startswith("{") else ""
+            resource_id = self.resource_ids.get(element.findtext(f"{ns}DBInstanceIdentifier") or "")
+            if resource_id is None:
+                continue
+            found = element.find(f"{ns}DbiResourceId")
+            if found is None:
+                found = ElementTree.SubElement(element, f"{ns}DbiResourceId")
+            found.text = resource_id
         return bytes(ElementTree.tostring(root))
 
     def _error(self, handler: BaseHTTPRequestHandler, request: _Request, fault: Fault) -> None:

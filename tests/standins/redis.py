@@ -18,7 +18,14 @@ from typing import Any, Self
 import valkey
 
 from middleware_monitoring.config.elasticache import RedisSettings
-from tests.standins._process import ServerProcess, free_port, require_binary, wait_until
+from tests.standins._process import (
+    ServerProcess,
+    free_port,
+    http_ok,
+    http_request,
+    require_binary,
+    wait_until,
+)
 from tests.standins.tls import TlsFiles
 
 BINARY = "redis-server"
@@ -31,7 +38,8 @@ class AclUser:
 
     name: str
     password: str
-    rules: str = "-@all +info +ping"
+    # What docs/elasticache.md tells operators to allow.
+    rules: str = "-@all +info +ping +slowlog"
 
     def line(self) -> str:
         for char in ' "\\\n':
@@ -212,3 +220,46 @@ class RedisServer(ServerProcess):
 
     def __repr__(self) -> str:
         return f"RedisServer({self.address}, tls_port={self.tls_port or None}, pid={self.pid})"
+
+
+class RedisExporter(ServerProcess):
+    """redis_exporter 1.45 (Debian ``prometheus-redis-exporter``) reading one node, for the
+    side-by-side comparison (SPEC 18). Its own series only (no Go runtime's)."""
+
+    what = "redis_exporter"
+    slug = "redis-exporter"
+    log_name = "redis_exporter.log"
+
+    def __init__(
+        self,
+        node: RedisServer,
+        *,
+        binary: str = "prometheus-redis-exporter",
+        start_timeout: float = 15.0,
+    ) -> None:
+        super().__init__(start_timeout=start_timeout)
+        self.node = node
+        self.binary = binary
+        self._exe = binary
+
+    def prepare(self, base_dir: Path) -> None:
+        self._exe = require_binary(self.binary, "prometheus-redis-exporter")
+
+    def command(self, port: int) -> list[str]:
+        return [
+            self._exe,
+            f"-redis.addr=redis://{self.node.address}",
+            f"-web.listen-address={self.host}:{port}",
+            "-redis-only-metrics",
+        ]
+
+    def environment(self) -> dict[str, str]:
+        # The password through its environment variable, not the command line.
+        return {"REDIS_PASSWORD": self.node.password or ""}
+
+    def ready(self) -> bool:
+        return http_ok(f"http://{self.address}/health")
+
+    def scrape(self) -> str:
+        """One scrape: the exporter reads the node now."""
+        return http_request(f"http://{self.address}/metrics", timeout=15.0).decode()

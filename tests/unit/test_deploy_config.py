@@ -87,3 +87,31 @@ def test_mongo_secret_without_mongo_info_is_refused():
     assert problems({"MONGO_SECRET_ARN": ARN}) == [
         "MONGO_SECRET_ARN: is set but MONGO_INFO (the cluster to log in to) is not"
     ]
+
+
+@pytest.mark.parametrize("value", ["false", "FALSE", "0", "no"])
+def test_iam_auth_switched_off_alone_is_no_postgres(value):
+    """A template's default (PG_IAM_AUTH=false, PG_SSLMODE, PG_SSLROOTCERT) with no host never
+    turns the PG_* target on: a fleet stack (targets file, parameter, discovery) runs."""
+    settings = load_settings(
+        {"PG_IAM_AUTH": value, "PG_SSLMODE": "verify-full", "PG_SSLROOTCERT": "global-bundle.pem"}
+    )
+    assert settings.postgres is None
+    assert settings.targets == ()
+
+
+def test_iam_auth_switched_on_or_not_a_flag_alone_is_still_reported():
+    assert problems({"PG_IAM_AUTH": "true"}) == [
+        "PG_DATABASE: is required (the PostgreSQL host name or IP) when PostgreSQL is "
+        "configured (PG_IAM_AUTH set)",
+        "PG_USER: is required when PostgreSQL is configured (PG_IAM_AUTH set)",
+        "PG_SSLMODE: IAM authentication sends a token as the password, which needs TLS that "
+        "verifies the server: sslmode prefer is not allowed (use one of verify-ca, "
+        "verify-full, with sslrootcert)",
+    ]
+    assert problems({"PG_IAM_AUTH": "maybe"}) == [
+        "PG_IAM_AUTH: expected true or false, got 'maybe'",
+        "PG_DATABASE: is required (the PostgreSQL host name or IP) when PostgreSQL is "
+        "configured (PG_IAM_AUTH set)",
+        "PG_USER: is required when PostgreSQL is configured (PG_IAM_AUTH set)",
+    ]

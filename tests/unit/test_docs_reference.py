@@ -8,6 +8,7 @@ import ast
 import re
 from pathlib import Path
 
+from middleware_monitoring.bounds import DROPPED
 from middleware_monitoring.kafka_stream import MESSAGES_SENT
 from middleware_monitoring.remote_write import SAMPLES_SENT
 from tests.dashboards import EMITTED_METRICS, PUSHGATEWAY_METRICS
@@ -91,8 +92,10 @@ def test_metrics_page_lists_each_series_once() -> None:
 
 def test_metrics_page_lists_exactly_the_series_sent() -> None:
     # EMITTED_METRICS is held to a real pass by the end-to-end dashboard test; the sinks'
-    # own counters (remote write, the query stream) come with those sinks only.
+    # own counters (remote write, the query stream) come with those sinks only, and
+    # middleware_series_dropped with SERIES_BUDGET.
     assert set(documented_series()) == EMITTED_METRICS | PUSHGATEWAY_METRICS | {
         SAMPLES_SENT,
         MESSAGES_SENT,
+        DROPPED,
     }

@@ -23,7 +23,7 @@ def result_of(*families) -> PassResult:
 
 def test_more_than_100_metrics_of_one_dimension_set_are_split(capsys):
     families = [GaugeMetricFamily(f"g{i:03}", "doc", value=float(i)) for i in range(250)]
-    EmfSink("NS").send(result_of(*families))
+    EmfSink("NS", ("*",)).send(result_of(*families))
     emitted = lines(capsys)
     assert [len(line["_aws"]["CloudWatchMetrics"][0]["Metrics"]) for line in emitted] == [
         100,
@@ -38,7 +38,7 @@ def test_empty_label_is_a_none_dimension_and_nan_is_left_out(capsys):
     family = GaugeMetricFamily("pg_user_connection_count", "doc", labels=["username"])
     family.add_metric([""], 2)
     family.add_metric(["app"], float("nan"))
-    EmfSink("NS").send(result_of(family))
+    EmfSink("NS", ("*",)).send(result_of(family))
     (line,) = lines(capsys)
     assert (line["username"], line["instance"], line["pg_user_connection_count"]) == (
         "none",
@@ -49,7 +49,7 @@ def test_empty_label_is_a_none_dimension_and_nan_is_left_out(capsys):
 
 def test_counter_total_series_and_unknown_names(capsys):
     counter = CounterMetricFamily("middleware_query_stream_messages_sent", "doc", value=7)
-    EmfSink("NS").send(result_of(counter))
+    EmfSink("NS", ("*",)).send(result_of(counter))
     (line,) = lines(capsys)
     (metric,) = line["_aws"]["CloudWatchMetrics"][0]["Metrics"]
     assert (metric["Name"], metric["Unit"], line[metric["Name"]]) == (

@@ -20,88 +20,113 @@ from middleware_monitoring.postgres.qps import (
 KINDS = {1: "read", 2: "write", 3: "other", 4: "own", 5: "read"}
 
 
-def snap(taken_at: float, calls: dict[tuple[int, int, int], int]) -> Snapshot:
+def snap(taken_at: float, calls: dict[tuple[int, int, int, int], int]) -> Snapshot:
     return Snapshot(taken_at, calls)
 
 
 def test_growth_per_entry() -> None:
-    before = snap(100.0, {(10, 1, 1): 5, (10, 1, 2): 7})
-    after = snap(110.0, {(10, 1, 1): 25, (10, 1, 2): 17})
-    assert calls_since(before, after) == {(10, 1, 1): 20, (10, 1, 2): 10}
+    before = snap(100.0, {(10, 1, 1, 1): 5, (10, 1, 2, 1): 7})
+    after = snap(110.0, {(10, 1, 1, 1): 25, (10, 1, 2, 1): 17})
+    assert calls_since(before, after) == {(10, 1, 1, 1): 20, (10, 1, 2, 1): 10}
     assert rates(before, after, KINDS) == Rates(all=3.0, read=2.0, write=1.0)
 
 
 def test_new_entry_counts_all_its_calls() -> None:
-    before = snap(0.0, {(10, 1, 1): 5})
-    after = snap(2.0, {(10, 1, 1): 5, (10, 1, 2): 8, (11, 1, 5): 4})
-    assert calls_since(before, after) == {(10, 1, 2): 8, (11, 1, 5): 4}
+    before = snap(0.0, {(10, 1, 1, 1): 5})
+    after = snap(2.0, {(10, 1, 1, 1): 5, (10, 1, 2, 1): 8, (11, 1, 5, 1): 4})
+    assert calls_since(before, after) == {(10, 1, 2, 1): 8, (11, 1, 5, 1): 4}
     assert rates(before, after, KINDS) == Rates(all=6.0, read=2.0, write=4.0)
 
 
-def test_reset_entry_counts_its_current_calls() -> None:
-    # pg_stat_statements_reset() (or eviction and re-creation) between the snapshots: the
-    # count went down, so what is there now happened since.
-    before = snap(0.0, {(10, 1, 1): 1000, (10, 1, 2): 50})
-    after = snap(10.0, {(10, 1, 1): 30, (10, 1, 2): 0})
-    assert calls_since(before, after) == {(10, 1, 1): 30}
-    assert rates(before, after, KINDS) == Rates(all=3.0, read=3.0, write=0.0)
+def test_an_entry_whose_count_went_down_adds_nothing_this_pass() -> None:
+    # pg_stat_statements_reset() of one entry, or eviction and re-creation, between the
+    # snapshots: when that happened is unknown, so how many of the 30 calls came after the
+    # earlier snapshot is too. No rate for that entry this pass; the next pass rates it.
+    before = snap(0.0, {(10, 1, 1, 1): 1000, (10, 1, 2, 1): 50, (10, 1, 5, 1): 4})
+    after = snap(10.0, {(10, 1, 1, 1): 30, (10, 1, 2, 1): 0, (10, 1, 5, 1): 14})
+    assert calls_since(before, after) == {(10, 1, 5, 1): 10}
+    assert rates(before, after, KINDS) == Rates(all=1.0, read=1.0, write=0.0)
+    later = snap(20.0, {(10, 1, 1, 1): 70, (10, 1, 2, 1): 0, (10, 1, 5, 1): 14})
+    assert calls_since(after, later) == {(10, 1, 1, 1): 40}
+
+
+def test_top_level_and_nested_entries_of_one_statement_are_rated_apart() -> None:
+    # track = all: 3,000 calls at top level, one nested (toplevel 0). Evicting the nested
+    # entry must not make the top-level one look reset.
+    before = snap(0.0, {(10, 1, 1, 1): 3000, (10, 1, 1, 0): 1})
+    after = snap(10.0, {(10, 1, 1, 1): 3000, (10, 1, 2, 1): 7})
+    assert calls_since(before, after) == {(10, 1, 2, 1): 7}
+    assert rates(before, after, KINDS) == Rates(all=0.7, read=0.0, write=0.7)
+
+
+def test_no_rate_when_the_login_comes_to_see_hidden_entries() -> None:
+    # GRANT pg_read_all_stats between the passes: entries hidden before would all look new.
+    before = Snapshot(0.0, {(10, 1, 1, 1): 5}, server=None, hidden=True)
+    after = Snapshot(10.0, {(10, 1, 1, 1): 5, (11, 1, 2, 1): 90_000}, server=None)
+    assert not_comparable(before, after) == "the login sees entries it could not see before"
+    assert rates(before, after, KINDS) is None
+    # Entries hidden before and after, or hidden only now (a REVOKE), invent nothing.
+    still = Snapshot(10.0, {(10, 1, 1, 1): 8}, hidden=True)
+    assert rates(before, still, KINDS) == Rates(all=0.3, read=0.3, write=0.0)
+    assert rates(snap(0.0, {(10, 1, 1, 1): 5}), still, KINDS) == Rates(0.3, 0.3, 0.0)
 
 
 def test_evicted_entries_are_lost_not_negative() -> None:
-    before = snap(0.0, {(10, 1, 1): 1000, (10, 1, 2): 500})
+    before = snap(0.0, {(10, 1, 1, 1): 1000, (10, 1, 2, 1): 500})
     after = snap(5.0, {})
     assert calls_since(before, after) == {}
     assert rates(before, after, KINDS) == Rates(all=0.0, read=0.0, write=0.0)
 
 
 def test_same_queryid_for_other_user_or_database_is_its_own_entry() -> None:
-    before = snap(0.0, {(10, 1, 1): 100})
-    after = snap(1.0, {(10, 1, 1): 100, (11, 1, 1): 3, (10, 2, 1): 4})
-    assert calls_since(before, after) == {(11, 1, 1): 3, (10, 2, 1): 4}
+    before = snap(0.0, {(10, 1, 1, 1): 100})
+    after = snap(1.0, {(10, 1, 1, 1): 100, (11, 1, 1, 1): 3, (10, 2, 1, 1): 4})
+    assert calls_since(before, after) == {(11, 1, 1, 1): 3, (10, 2, 1, 1): 4}
     assert rates(before, after, KINDS) == Rates(all=7.0, read=7.0, write=0.0)
 
 
 def test_own_statements_left_out_and_other_kinds_only_in_all() -> None:
-    before = snap(0.0, {(10, 1, 3): 0, (10, 1, 4): 0})
-    after = snap(4.0, {(10, 1, 3): 8, (10, 1, 4): 400, (10, 1, 99): 4})
+    before = snap(0.0, {(10, 1, 3, 1): 0, (10, 1, 4, 1): 0})
+    after = snap(4.0, {(10, 1, 3, 1): 8, (10, 1, 4, 1): 400, (10, 1, 99, 1): 4})
     # queryid 99 was never classified: it counts in all, like "other".
     assert rates(before, after, KINDS) == Rates(all=3.0, read=0.0, write=0.0)
 
 
 def test_never_negative_under_any_mix() -> None:
-    before = snap(0.0, {(1, 1, q): 10 * q for q in range(1, 6)})
-    after = snap(1.0, {(1, 1, 1): 0, (1, 1, 2): 19, (1, 1, 3): 31, (1, 1, 6): 2})
+    before = snap(0.0, {(1, 1, q, 1): 10 * q for q in range(1, 6)})
+    after = snap(1.0, {(1, 1, 1, 1): 0, (1, 1, 2, 1): 19, (1, 1, 3, 1): 31, (1, 1, 6, 1): 2})
     measured = rates(before, after, {**KINDS, 6: "write"})
-    assert measured == Rates(all=22.0, read=0.0, write=21.0)
+    # 19 < 20: queryid 2 went down and adds nothing; 3 grew by 1; 6 is new.
+    assert measured == Rates(all=3.0, read=0.0, write=2.0)
     assert all(delta > 0 for delta in calls_since(before, after).values())
 
 
 def test_no_elapsed_time_gives_no_rate() -> None:
-    before = snap(50.0, {(10, 1, 1): 1})
-    assert rates(before, snap(50.0, {(10, 1, 1): 9}), KINDS) is None
+    before = snap(50.0, {(10, 1, 1, 1): 1})
+    assert rates(before, snap(50.0, {(10, 1, 1, 1): 9}), KINDS) is None
     # A wall clock stepped backwards between passes: no rate rather than a negative one.
-    assert rates(before, snap(49.0, {(10, 1, 1): 9}), KINDS) is None
+    assert rates(before, snap(49.0, {(10, 1, 1, 1): 9}), KINDS) is None
 
 
 def test_fractional_elapsed() -> None:
-    before = snap(0.0, {(10, 1, 2): 1})
-    after = snap(0.25, {(10, 1, 2): 3})
+    before = snap(0.0, {(10, 1, 2, 1): 1})
+    after = snap(0.25, {(10, 1, 2, 1): 3})
     assert rates(before, after, KINDS) == Rates(all=8.0, read=0.0, write=8.0)
 
 
 def test_full_reset_counts_every_entry_from_zero() -> None:
     # After pg_stat_statements_reset() an entry may climb past its old count before the next
     # pass; stats_reset tells that the old counts no longer apply.
-    before = Snapshot(0.0, {(10, 1, 1): 40, (10, 1, 2): 7}, reset_at=1000.0)
-    after = Snapshot(10.0, {(10, 1, 1): 60, (10, 1, 2): 7}, reset_at=1005.0)
-    assert calls_since(before, after) == {(10, 1, 1): 60, (10, 1, 2): 7}
+    before = Snapshot(0.0, {(10, 1, 1, 1): 40, (10, 1, 2, 1): 7}, reset_at=1000.0)
+    after = Snapshot(10.0, {(10, 1, 1, 1): 60, (10, 1, 2, 1): 7}, reset_at=1005.0)
+    assert calls_since(before, after) == {(10, 1, 1, 1): 60, (10, 1, 2, 1): 7}
     assert rates(before, after, KINDS) == Rates(all=6.7, read=6.0, write=0.7)
 
 
 def test_same_reset_time_keeps_per_entry_deltas() -> None:
-    before = Snapshot(0.0, {(10, 1, 1): 40}, reset_at=1000.0)
-    after = Snapshot(10.0, {(10, 1, 1): 60}, reset_at=1000.0)
-    assert calls_since(before, after) == {(10, 1, 1): 20}
+    before = Snapshot(0.0, {(10, 1, 1, 1): 40}, reset_at=1000.0)
+    after = Snapshot(10.0, {(10, 1, 1, 1): 60}, reset_at=1000.0)
+    assert calls_since(before, after) == {(10, 1, 1, 1): 20}
 
 
 # --- snapshots of different servers (issue 12 item 1) --------------------------------------
@@ -112,8 +137,8 @@ PRIMARY = Server(system_identifier=7714331894179660031, started_at=1000.5, extve
 def test_no_rate_across_two_servers() -> None:
     # A failover or a moved endpoint: the other server's counters started elsewhere.
     other = Server(system_identifier=7714331898507301197, started_at=2000.25, extversion="1.10")
-    before = Snapshot(0.0, {(10, 1, 1): 40}, reset_at=900.0, server=PRIMARY)
-    after = Snapshot(10.0, {(10, 1, 1): 90_000}, reset_at=1500.0, server=other)
+    before = Snapshot(0.0, {(10, 1, 1, 1): 40}, reset_at=900.0, server=PRIMARY)
+    after = Snapshot(10.0, {(10, 1, 1, 1): 90_000}, reset_at=1500.0, server=other)
     assert not_comparable(before, after) == (
         "the server changed (system identifier 7714331894179660031, started at 1000.500, "
         "pg_stat_statements 1.10 -> system identifier 7714331898507301197, started at "
@@ -125,8 +150,8 @@ def test_no_rate_across_two_servers() -> None:
 def test_no_rate_across_a_promoted_replica() -> None:
     # A promoted replica has its primary's system identifier, not its start time.
     promoted = Server(PRIMARY.system_identifier, started_at=1200.0, extversion="1.10")
-    before = Snapshot(0.0, {(10, 1, 1): 40}, server=PRIMARY)
-    after = Snapshot(10.0, {(10, 1, 1): 50}, server=promoted)
+    before = Snapshot(0.0, {(10, 1, 1, 1): 40}, server=PRIMARY)
+    after = Snapshot(10.0, {(10, 1, 1, 1): 50}, server=promoted)
     assert not_comparable(before, after) == (
         "the server changed (system identifier 7714331894179660031, started at 1000.500, "
         "pg_stat_statements 1.10 -> system identifier 7714331894179660031, started at "
@@ -140,8 +165,8 @@ def test_no_rate_across_an_extension_upgrade() -> None:
     # Same server and start time: only the extension version tells the snapshots apart.
     old = Server(PRIMARY.system_identifier, PRIMARY.started_at, extversion="1.8")
     upgraded = Server(PRIMARY.system_identifier, PRIMARY.started_at, extversion="1.9")
-    before = Snapshot(0.0, {(10, 1, 1): 40}, server=old)
-    after = Snapshot(10.0, {(10, 1, 1): 50}, reset_at=500.0, server=upgraded)
+    before = Snapshot(0.0, {(10, 1, 1, 1): 40}, server=old)
+    after = Snapshot(10.0, {(10, 1, 1, 1): 50}, reset_at=500.0, server=upgraded)
     assert not_comparable(before, after) == (
         "the server changed (system identifier 7714331894179660031, started at 1000.500, "
         "pg_stat_statements 1.8 -> system identifier 7714331894179660031, started at "
@@ -150,37 +175,42 @@ def test_no_rate_across_an_extension_upgrade() -> None:
     assert rates(before, after, KINDS) is None
     # Had the version been left out of the comparison, the new stats_reset would have made
     # all 50 calls new: 5 reads a second that never happened.
-    unversioned = Snapshot(0.0, {(10, 1, 1): 40}, server=upgraded)
+    unversioned = Snapshot(0.0, {(10, 1, 1, 1): 40}, server=upgraded)
     assert rates(unversioned, after, KINDS) == Rates(all=5.0, read=5.0, write=0.0)
 
 
 def test_no_rate_when_the_reset_time_goes_back() -> None:
-    before = Snapshot(0.0, {(10, 1, 1): 40}, reset_at=1500.0, server=PRIMARY)
-    after = Snapshot(10.0, {(10, 1, 1): 50}, reset_at=1400.0, server=PRIMARY)
+    before = Snapshot(0.0, {(10, 1, 1, 1): 40}, reset_at=1500.0, server=PRIMARY)
+    after = Snapshot(10.0, {(10, 1, 1, 1): 50}, reset_at=1400.0, server=PRIMARY)
     assert not_comparable(before, after) == "pg_stat_statements_info.stats_reset went back"
     assert rates(before, after, KINDS) is None
-    vanished = Snapshot(10.0, {(10, 1, 1): 50}, reset_at=None, server=PRIMARY)
+    vanished = Snapshot(10.0, {(10, 1, 1, 1): 50}, reset_at=None, server=PRIMARY)
     assert rates(before, vanished, KINDS) is None
 
 
 def test_same_server_and_a_later_reset_is_rated() -> None:
-    before = Snapshot(0.0, {(10, 1, 1): 40}, reset_at=1500.0, server=PRIMARY)
-    after = Snapshot(10.0, {(10, 1, 1): 50}, reset_at=1505.0, server=PRIMARY)
+    before = Snapshot(0.0, {(10, 1, 1, 1): 40}, reset_at=1500.0, server=PRIMARY)
+    after = Snapshot(10.0, {(10, 1, 1, 1): 50}, reset_at=1505.0, server=PRIMARY)
     assert not_comparable(before, after) is None
     assert rates(before, after, KINDS) == Rates(all=5.0, read=5.0, write=0.0)
 
 
 def test_packed_calls_read_what_the_server_packs() -> None:
-    """statements.CALLS_SQL's bytea: big-endian int8 (userid, dbid, queryid, calls) per
-    entry; a hidden queryid is 0; a negative queryid (a 64-bit hash) stays negative."""
-    entries = [(10, 1, -7_000_000_000_000_000_001, 3), (10, 1, 42, 9), (16384, 5, 0, 120)]
-    packed = b"".join(struct.pack(">qqqq", *entry) for entry in entries)
+    """statements.calls_sql's bytea: big-endian int8 (userid, dbid, queryid, toplevel, calls)
+    per entry; a negative queryid (a 64-bit hash) stays negative."""
+    entries = [
+        (10, 1, -7_000_000_000_000_000_001, 1, 3),
+        (10, 1, 42, 0, 1),
+        (10, 1, 42, 1, 9),
+        (16384, 5, 8, 1, 120),
+    ]
+    packed = b"".join(struct.pack(">5q", *entry) for entry in entries)
     calls = PackedCalls(packed)
-    assert dict(calls.items()) == {(u, d, q): c for u, d, q, c in entries}
-    assert (len(calls), calls[(10, 1, 42)], calls.queryids()) == (
-        3,
+    assert dict(calls.items()) == {(u, d, q, t): c for u, d, q, t, c in entries}
+    assert (len(calls), calls[(10, 1, 42, 1)], calls.queryids()) == (
+        4,
         9,
-        {-7_000_000_000_000_000_001, 42, 0},
+        {-7_000_000_000_000_000_001, 42, 8},
     )
     assert dict(PackedCalls(None).items()) == {}  # string_agg of no entry is NULL
 
@@ -200,32 +230,42 @@ def test_kinds_keep_a_byte_per_statement_and_forget_what_left() -> None:
     assert kinds.get(-5, "other") == "other"
 
 
-def packed(calls: dict[tuple[int, int, int], int]) -> PackedCalls:
-    """As statements.CALLS_SQL sends them: big-endian int8 quadruples in key order."""
-    return PackedCalls(b"".join(struct.pack(">4q", *key, n) for key, n in sorted(calls.items())))
+def packed(calls: dict[tuple[int, int, int, int], int]) -> PackedCalls:
+    """As statements.calls_sql sends them: big-endian int8 quintuples in key order."""
+    return PackedCalls(b"".join(struct.pack(">5q", *key, n) for key, n in sorted(calls.items())))
 
 
 @pytest.mark.parametrize(
     ("before", "after", "expected"),
     [
         (
-            {(10, 1, 1): 5, (10, 1, 2): 7, (11, 2, -3): 9},
-            {(10, 1, 1): 25, (10, 1, 2): 7, (11, 2, -3): 10},
-            {(10, 1, 1): 20, (11, 2, -3): 1},
+            {(10, 1, 1, 1): 5, (10, 1, 2, 1): 7, (11, 2, -3, 1): 9},
+            {(10, 1, 1, 1): 25, (10, 1, 2, 1): 7, (11, 2, -3, 1): 10},
+            {(10, 1, 1, 1): 20, (11, 2, -3, 1): 1},
         ),
-        ({(10, 1, 1): 1000, (10, 1, 2): 50}, {(10, 1, 1): 30, (10, 1, 2): 0}, {(10, 1, 1): 30}),
-        ({(10, 1, 1): 5, (10, 1, 2): 7}, {(10, 1, 1): 5, (10, 1, 2): 7}, {}),
+        ({(10, 1, 1, 1): 1000, (10, 1, 2, 1): 50}, {(10, 1, 1, 1): 30, (10, 1, 2, 1): 0}, {}),
         (
-            {(10, 1, 1): 5, (10, 1, 2): 7},
-            {(10, 1, 1): 6, (10, 1, 3): 4},
-            {(10, 1, 1): 1, (10, 1, 3): 4},
+            {(10, 1, 1, 1): 3000, (10, 1, 1, 0): 1, (10, 1, 2, 1): 4},
+            {(10, 1, 1, 1): 3000, (10, 1, 1, 0): 0, (10, 1, 2, 1): 6},
+            {(10, 1, 2, 1): 2},
         ),
-        ({(10, 1, 1): 5, (10, 1, 2): 7}, {(10, 1, 1): 5, (10, 2, 2): 7}, {(10, 2, 2): 7}),
-        ({(10, 1, 1): 5}, {(10, 1, 1): 5, (10, 1, 2): 1}, {(10, 1, 2): 1}),
+        ({(10, 1, 1, 1): 5, (10, 1, 2, 1): 7}, {(10, 1, 1, 1): 5, (10, 1, 2, 1): 7}, {}),
+        (
+            {(10, 1, 1, 1): 5, (10, 1, 2, 1): 7},
+            {(10, 1, 1, 1): 6, (10, 1, 3, 1): 4},
+            {(10, 1, 1, 1): 1, (10, 1, 3, 1): 4},
+        ),
+        (
+            {(10, 1, 1, 1): 5, (10, 1, 2, 1): 7},
+            {(10, 1, 1, 1): 5, (10, 2, 2, 1): 7},
+            {(10, 2, 2, 1): 7},
+        ),
+        ({(10, 1, 1, 1): 5}, {(10, 1, 1, 1): 5, (10, 1, 2, 1): 1}, {(10, 1, 2, 1): 1}),
     ],
     ids=[
         "counts-moved",
         "went-down",
+        "nested-went-down",
         "nothing-moved",
         "evicted-and-new",
         "other-entry",
@@ -233,9 +273,9 @@ def packed(calls: dict[tuple[int, int, int], int]) -> PackedCalls:
     ],
 )
 def test_packed_snapshots_count_as_mappings_do(
-    before: dict[tuple[int, int, int], int],
-    after: dict[tuple[int, int, int], int],
-    expected: dict[tuple[int, int, int], int],
+    before: dict[tuple[int, int, int, int], int],
+    after: dict[tuple[int, int, int, int], int],
+    expected: dict[tuple[int, int, int, int], int],
 ) -> None:
     """Between two passes with the same entries only changed counts are looked at; with
     other entries every one is. Both give what the mapping snapshots give."""
@@ -244,6 +284,6 @@ def test_packed_snapshots_count_as_mappings_do(
 
 
 def test_packed_snapshots_after_a_full_reset_count_every_entry_from_zero() -> None:
-    before = Snapshot(0.0, packed({(10, 1, 1): 40, (10, 1, 2): 7}), reset_at=1000.0)
-    after = Snapshot(10.0, packed({(10, 1, 1): 60, (10, 1, 2): 7}), reset_at=1005.0)
-    assert calls_since(before, after) == {(10, 1, 1): 60, (10, 1, 2): 7}
+    before = Snapshot(0.0, packed({(10, 1, 1, 1): 40, (10, 1, 2, 1): 7}), reset_at=1000.0)
+    after = Snapshot(10.0, packed({(10, 1, 1, 1): 60, (10, 1, 2, 1): 7}), reset_at=1005.0)
+    assert calls_since(before, after) == {(10, 1, 1, 1): 60, (10, 1, 2, 1): 7}

@@ -75,9 +75,20 @@ master_replid:abc\r
 # CPU\r
 used_cpu_sys:1.5\r
 \r
+# Commandstats\r
+cmdstat_get:calls=21,usec=175,usec_per_call=8.33,rejected_calls=1,failed_calls=2\r
+cmdstat_config|get:calls=4,usec=2000000,usec_per_call=500000.00,rejected_calls=0,failed_calls=0\r
+cmdstat_sync:calls=3,usec=30,usec_per_call=10.00\r
+cmdstat_broken:calls=x,usec=1\r
+\r
 # Errorstats\r
 errorstat_ERR:count=2\r
 errorstat_NOPERM:count=1\r
+\r
+# Latencystats\r
+latency_percentiles_usec_get:p50=1.003,p99=4.015,p99.9=8.031\r
+latency_percentiles_usec_config|get:p50=500000.1\r
+latency_percentiles_usec_gone:p50=1.003\r
 \r
 # Cluster\r
 cluster_enabled:1\r
@@ -139,7 +150,8 @@ def test_every_series_of_the_reply_exactly() -> None:
         # keyspace_misses is not a number: left out, not 0
         key("redis_evicted_keys_total"): 7.0,
         key("redis_latest_fork_seconds"): 0.0015,
-        key("redis_total_error_replies"): 3.0,
+        key("redis_total_error_replies_total"): 3.0,
+        key("redis_process_id"): 1.0,
         key("redis_acl_access_denied_auth_total"): 2.0,
         key("redis_connected_slaves"): 2.0,
         key("redis_cpu_sys_seconds_total"): 1.5,
@@ -164,6 +176,28 @@ def test_every_series_of_the_reply_exactly() -> None:
         key("redis_slave_info", **link, read_only="1"): 1.0,
         key("redis_errors_total", err="ERR"): 2.0,
         key("redis_errors_total", err="NOPERM"): 1.0,
+        # Per command; before 6.2 (sync's line) no rejected or failed calls; a line whose
+        # calls are not a number is left out.
+        key("redis_commands_total", cmd="get"): 21.0,
+        key("redis_commands_total", cmd="config|get"): 4.0,
+        key("redis_commands_total", cmd="sync"): 3.0,
+        key("redis_commands_duration_seconds_total", cmd="get"): 175e-6,
+        key("redis_commands_duration_seconds_total", cmd="config|get"): 2.0,
+        key("redis_commands_duration_seconds_total", cmd="sync"): 30e-6,
+        key("redis_commands_rejected_calls_total", cmd="get"): 1.0,
+        key("redis_commands_rejected_calls_total", cmd="config|get"): 0.0,
+        key("redis_commands_failed_calls_total", cmd="get"): 2.0,
+        key("redis_commands_failed_calls_total", cmd="config|get"): 0.0,
+        # redis_exporter's summary: quantiles as INFO names them, count/sum from cmdstat (µs);
+        # a command with percentiles but no cmdstat line has none.
+        key("redis_latency_percentiles_usec", cmd="get", quantile="50"): 1.003,
+        key("redis_latency_percentiles_usec", cmd="get", quantile="99"): 4.015,
+        key("redis_latency_percentiles_usec", cmd="get", quantile="99.9"): 8.031,
+        key("redis_latency_percentiles_usec_count", cmd="get"): 21.0,
+        key("redis_latency_percentiles_usec_sum", cmd="get"): 175.0,
+        key("redis_latency_percentiles_usec", cmd="config|get", quantile="50"): 500000.1,
+        key("redis_latency_percentiles_usec_count", cmd="config|get"): 4.0,
+        key("redis_latency_percentiles_usec_sum", cmd="config|get"): 2000000.0,
     }  # fmt: skip
 
 
@@ -171,8 +205,24 @@ def test_types_follow_redis_exporter() -> None:
     families = {f.name: f.type for f in info.families(info.parse(REPLY), NOW)}
     assert families["redis_keyspace_hits"] == "counter"
     assert families["redis_errors"] == "counter"
-    assert families["redis_total_error_replies"] == "gauge"  # its name has no _total
+    assert families["redis_total_error_replies"] == "counter"  # SPEC 18: ..._total
     assert families["redis_connected_clients"] == "gauge"
+    assert families["redis_commands"] == "counter"
+    assert families["redis_latency_percentiles_usec"] == "summary"
+
+
+def test_slowlog_newest_entry_and_an_empty_log() -> None:
+    entry: list[object] = [41, 1_800_000_000, 25_000, ["KEYS", "*"], "10.0.0.9:5000", ""]
+    assert samples(list(info.slowlog_families(7, entry))) == {
+        key("redis_slowlog_length"): 7.0,
+        key("redis_slowlog_last_id"): 41.0,
+        key("redis_last_slow_execution_duration_seconds"): 0.025,
+    }
+    assert samples(list(info.slowlog_families(0, None))) == {
+        key("redis_slowlog_length"): 0.0,
+        key("redis_slowlog_last_id"): 0.0,
+        key("redis_last_slow_execution_duration_seconds"): 0.0,
+    }
 
 
 def test_a_primary_reports_no_replica_series_and_an_empty_reply_only_up_and_info() -> None:
@@ -198,7 +248,7 @@ def test_restart_ids_are_emf_properties_not_dimensions(capsys: pytest.CaptureFix
     """A node restart must not create new billed CloudWatch metrics."""
     families = [f for f in info.families(info.parse(REPLY), NOW) if f.name == "redis_instance_info"]
     result = PassResult([TargetResult("node-1", families, [])], 0.1, TargetResult("c", [], []))
-    EmfSink("NS").send(result)
+    EmfSink("NS", ("redis_instance_info",)).send(result)  # opted in (EMF_METRICS)
     (line,) = [json.loads(x) for x in capsys.readouterr().out.splitlines() if '"_aws"' in x]
     (dimensions,) = line["_aws"]["CloudWatchMetrics"][0]["Dimensions"]
     assert "run_id" not in dimensions and "master_replid" not in dimensions

@@ -65,6 +65,15 @@ def test_top_sql_columns_by_extension_version(version: str, expected: tuple[str,
     assert columns_used(top_sql(version)) == COMMON | set(expected)
 
 
+def test_calls_are_read_per_entry_with_toplevel_from_1_9() -> None:
+    # From 1.9 pg_stat_statements keys an entry by toplevel too; before it the column does
+    # not exist and each queryid has one entry. Never a sum of entries (GROUP BY).
+    assert "s.toplevel" in statements.calls_sql("1.9")
+    assert "toplevel" not in statements.calls_sql("1.8")
+    assert "GROUP BY" not in statements.calls_sql("1.12")
+    assert "FILTER (WHERE s.queryid IS NOT NULL)" in statements.calls_sql("1.12")
+
+
 def test_versions_compare_as_numbers_not_text() -> None:
     # "1.10" < "1.8" as text; as a version it is newer.
     assert parse_version("1.10") == (1, 10)
@@ -81,7 +90,8 @@ def test_blk_times_from_1_11_add_shared_and_local() -> None:
 
 
 def test_statistics_are_read_without_query_text() -> None:
-    for sql in (top_sql("1.7"), top_sql("1.10"), top_sql("1.12"), statements.CALLS_SQL):
+    calls = (statements.calls_sql("1.8"), statements.calls_sql("1.12"))
+    for sql in (top_sql("1.7"), top_sql("1.10"), top_sql("1.12"), *calls):
         assert "pg_stat_statements(false)" in sql
         assert "s.query " not in sql and "s.query," not in sql
     # Only the statements that need text read it, and only for the given queryids.
@@ -112,7 +122,8 @@ def test_every_statement_of_the_collector_carries_the_marker() -> None:
     # a statement without it would be counted as the users' workload.
     texts = {
         "EXTENSION_VERSION_SQL": statements.EXTENSION_VERSION_SQL,
-        "CALLS_SQL": statements.CALLS_SQL,
+        "calls_sql": statements.calls_sql("1.12"),
+        "calls_sql 1.8": statements.calls_sql("1.8"),
         "CLASSIFY_SQL": statements.CLASSIFY_SQL,
         "TEXT_SQL": statements.TEXT_SQL,
         "top_sql": top_sql("1.12"),
@@ -179,18 +190,27 @@ def test_replica_lag_from_aurora_replica_status_on_aurora() -> None:
     assert "FROM pg_stat_replication" in plain and "aurora" not in plain
 
 
-def test_replica_names_are_unique() -> None:
+def test_replica_names_are_unique_and_stay_across_reconnects() -> None:
     rows: list[list[Any]] = [
-        ["walreceiver", "10.0.0.5", 40112, 101, 1.5],
-        ["walreceiver", "10.0.0.6", 40113, 102, 0.0],
-        ["orders-replica", "10.0.0.7", 40114, 103, 0.2],
-        ["", "10.0.0.8", 40115, 104, None],
-        ["", None, None, 105, None],
+        ["walreceiver", "10.0.0.5", 40112, 101, 1.5, "standby_a"],
+        ["walreceiver", "10.0.0.6", 40113, 102, 0.0, None],
+        ["orders-replica", "10.0.0.7", 40114, 103, 0.2, "orders_slot"],
+        ["", "10.0.0.8", 40115, 104, None, None],
+        ["", None, None, 105, None, None],
+        # Two without slots on one host: only the port tells them apart.
+        ["walreceiver", "10.0.0.9", 40116, 106, 0.1, None],
+        ["walreceiver", "10.0.0.9", 40117, 107, 0.1, None],
     ]
     assert health.replica_names(rows) == [
-        "walreceiver@10.0.0.5:40112",
-        "walreceiver@10.0.0.6:40113",
+        "walreceiver@standby_a",
+        "walreceiver@10.0.0.6",
         "orders-replica",
         "10.0.0.8",
         "local",
+        "walreceiver@10.0.0.9:40116",
+        "walreceiver@10.0.0.9:40117",
     ]
+    # The same replicas reconnected (new walsender pids, new client ports): the same labels
+    # wherever something stable names them.
+    again = [[*row[:2], row[2] and row[2] + 1000, row[3] + 1000, *row[4:]] for row in rows]
+    assert health.replica_names(again)[:5] == health.replica_names(rows)[:5]

@@ -530,3 +530,93 @@ def test_the_defaults_are_a_valid_configuration_with_discovery_off_and_on(render
     variables = _discovery_variables(_deployed(rendered, Discover=discover))
     settings = load_settings({**variables, "AWS_REGION": "eu-west-1"})
     assert (settings.discovery is not None) == bool(discover)
+
+
+def test_queries_file_parameter_becomes_pg_queries_file(rendered):
+    default = _deployed(rendered)["CollectorFunction"]["Properties"]["Environment"]["Variables"]
+    given = _deployed(rendered, PgQueriesFile="queries.yaml")["CollectorFunction"]["Properties"][
+        "Environment"
+    ]["Variables"]
+    assert (default["PG_QUERIES_FILE"], given["PG_QUERIES_FILE"]) == ("", "queries.yaml")
+
+
+def _variables(resources: dict[str, Any]) -> dict[str, str]:
+    variables: dict[str, str] = resources["CollectorFunction"]["Properties"]["Environment"][
+        "Variables"
+    ]
+    return variables
+
+
+@pytest.mark.parametrize(
+    "parameters",
+    [{}, {"TargetsFile": "targets.yaml"}, {"TargetsParameter": "/mm/targets"}, {"Discover": "rds"}],
+    ids=["defaults", "targets-file", "targets-parameter", "discovery"],
+)
+def test_no_default_turns_a_target_kind_on(rendered, parameters):
+    """A fleet stack (no PgHost): the PG_* options with defaults are left out, so the
+    environment configures no PostgreSQL, DocumentDB or CloudWatch target by itself."""
+    from middleware_monitoring.config import load_settings
+
+    variables = _variables(_deployed(rendered, **parameters))
+    assert not {"PG_IAM_AUTH", "PG_SSLMODE", "PG_SSLROOTCERT"} & set(variables)
+    environ = {name: value for name, value in variables.items() if name != "TARGETS_FILE"}
+    settings = load_settings({**environ, "AWS_REGION": "eu-west-1"})
+    assert (settings.postgres, settings.docdb, settings.targets) == (None, (), ())
+
+
+def test_pg_options_arrive_with_any_pg_identity_parameter(rendered):
+    for parameters in ({"PgHost": "db.example"}, {"PgSecretArn": PG_ARN}, {"PgIamAuth": "true"}):
+        variables = _variables(_deployed(rendered, **parameters))
+        assert (
+            variables["PG_IAM_AUTH"],
+            variables["PG_SSLMODE"],
+            variables["PG_SSLROOTCERT"],
+        ) == (parameters.get("PgIamAuth", "false"), "verify-full", "global-bundle.pem")
+
+
+def test_collector_name_is_the_stack_name_unless_given(rendered):
+    assert _variables(_deployed(rendered))["COLLECTOR_INSTANCE_NAME"] == "mm"
+    named = _deployed(rendered, CollectorInstanceName="prod-eu")
+    assert _variables(named)["COLLECTOR_INSTANCE_NAME"] == "prod-eu"
+
+
+def test_enhanced_monitoring_reads_the_rdsosmetrics_log_group_only_when_on(rendered):
+    off = _deployed(rendered)
+    assert "enhanced-monitoring-read" not in _statements(off)
+    variables = off["CollectorFunction"]["Properties"]["Environment"]["Variables"]
+    assert variables["ENHANCED_MONITORING"] == "false"
+    on = _deployed(rendered, EnhancedMonitoring="true")
+    assert _statements(on) == {
+        **BASE_POLICIES,
+        "enhanced-monitoring-read": [
+            {
+                "Effect": "Allow",
+                "Action": ["logs:GetLogEvents", "logs:FilterLogEvents"],
+                "Resource": [
+                    "arn:aws:logs:*:123456789012:log-group:RDSOSMetrics",
+                    "arn:aws:logs:*:123456789012:log-group:RDSOSMetrics:log-stream:*",
+                ],
+            },
+            {"Effect": "Allow", "Action": "rds:DescribeDBInstances", "Resource": "*"},
+        ],
+    }
+    variables = on["CollectorFunction"]["Properties"]["Environment"]["Variables"]
+    assert variables["ENHANCED_MONITORING"] == "true"
+
+
+def test_performance_insights_reads_rds_metrics_only_when_on(rendered):
+    assert "performance-insights-read" not in _statements(_deployed(rendered))
+    on = _deployed(rendered, PerformanceInsights="true")
+    assert _statements(on) == {
+        **BASE_POLICIES,
+        "performance-insights-read": [
+            {
+                "Effect": "Allow",
+                "Action": "pi:GetResourceMetrics",
+                "Resource": "arn:aws:pi:*:123456789012:metrics/rds/*",
+            },
+            {"Effect": "Allow", "Action": "rds:DescribeDBInstances", "Resource": "*"},
+        ],
+    }
+    variables = on["CollectorFunction"]["Properties"]["Environment"]["Variables"]
+    assert variables["PERFORMANCE_INSIGHTS"] == "true"

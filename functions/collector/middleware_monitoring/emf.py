@@ -14,6 +14,15 @@ CloudWatch each statement is then one sample of ``pg_query_*{instance, database,
 (Maximum = the worst statement of the top N, Sum = their total, SampleCount = how many),
 and CloudWatch Logs Insights still reads each statement by its text or id.
 
+What becomes a CloudWatch metric is bounded (SPEC 19): by default only ``bounds.CORE_SERIES``, the
+older exporter's series (SPEC 3) and the collector's health, each with the dimensions listed
+there, so one PostgreSQL target costs the same few dozen custom metrics however many databases
+and users it has (their values become samples of one metric per target, each line naming its
+database or user as a property). ``EMF_METRICS`` (names or glob patterns) opts more series in,
+with every bounded label a dimension. Every other series still reaches CloudWatch Logs: as a
+plain JSON line of properties (no ``_aws`` directive, so no metric), one per target and label
+set, which Logs Insights reads by field name.
+
 Samples with a timestamp of their own (CloudWatch datapoints: with CLOUDWATCH_INTERVAL_SECONDS
 above 60 one query brings several 1-minute points per series) go on lines carrying that
 timestamp, so CloudWatch files each point under its own minute; each point is printed once.
@@ -21,10 +30,13 @@ timestamp, so CloudWatch files each point under its own minute; each point is pr
 
 from __future__ import annotations
 
+import fnmatch
+import json
 import logging
 import math
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from typing import Final
 
 from aws_lambda_powertools.metrics import MetricUnit
@@ -33,6 +45,7 @@ from aws_lambda_powertools.metrics.provider.cloudwatch_emf.cloudwatch import (
 )
 from prometheus_client import Metric
 
+from .bounds import CORE_SERIES, is_health
 from .model import PassResult
 from .redis import info as redis_info
 from .sinks import PRINT_RESERVE_SECONDS, SentTimestamps, SeriesKey
@@ -178,22 +191,54 @@ def unit_for(family: Metric) -> MetricUnit:
     return MetricUnit.NoUnit
 
 
+@dataclass(frozen=True)
+class EmfSelection:
+    """Which series are CloudWatch metrics and with which dimensions: ``CORE_SERIES`` and
+    the collector's health, plus what ``patterns`` (EMF_METRICS: names or fnmatch globs,
+    matched against the family name and the sample name, e.g. ``pg_database_*``) opt in."""
+
+    patterns: tuple[str, ...] = ()
+
+    def kept_labels(self, family: str, sample: str, labels: Iterable[str]) -> frozenset[str] | None:
+        """The sample's labels that are dimensions (beside instance), or None: not a metric."""
+        bounded = frozenset(labels) - HIGH_CARDINALITY_LABELS
+        if any(
+            fnmatch.fnmatchcase(family, p) or fnmatch.fnmatchcase(sample, p) for p in self.patterns
+        ):
+            return bounded
+        if family in CORE_SERIES:
+            kept = CORE_SERIES[family]
+            return bounded if kept is None else bounded & kept
+        if is_health(family):
+            return bounded
+        return None
+
+
 def _dimension_value(value: str) -> str:
     return value[:MAX_DIMENSION_VALUE] if value else EMPTY_VALUE
 
 
-# (dimensions, high-cardinality properties, timestamp ms or None for "now")
-# -> metric name -> (unit, values)
+# (dimensions, properties, timestamp ms or None for "now") -> metric name -> (unit, values)
 _Line = dict[str, tuple[MetricUnit, list[float]]]
 _LineKey = tuple[tuple[tuple[str, str], ...], tuple[tuple[str, str], ...], int | None]
 
 
+@dataclass
+class _Lines:
+    """A pass as EMF lines (``metrics``) and lines of properties only (``logged``: the series
+    that are no CloudWatch metric, same key, name -> value), and the timestamped samples
+    among them (to mark as sent)."""
+
+    metrics: dict[_LineKey, _Line]
+    logged: dict[_LineKey, dict[str, float]]
+    stamped: list[tuple[SeriesKey, float]]
+
+
 def _lines(
-    result: PassResult, sent: SentTimestamps | None = None
-) -> tuple[dict[_LineKey, _Line], list[tuple[SeriesKey, float]]]:
-    """The lines to print, and the timestamped samples among them (to mark as sent)."""
-    lines: dict[_LineKey, _Line] = {}
-    stamped: list[tuple[SeriesKey, float]] = []
+    result: PassResult, sent: SentTimestamps | None = None, selection: EmfSelection | None = None
+) -> _Lines:
+    out = _Lines({}, {}, [])
+    selection = selection or EmfSelection()
     for group in result.groups():
         extra = {SHARD_DIMENSION: str(result.shard)} if group is result.collector else {}
         for family in group.families:
@@ -210,31 +255,43 @@ def _lines(
                     when = float(sample.timestamp)
                     if sent is not None and not sent.is_new(series, when):
                         continue  # printed on an earlier pass
-                    stamped.append((series, when))
+                    out.stamped.append((series, when))
                     millis = int(when * 1000)
+                kept = selection.kept_labels(family.name, sample.name, sample.labels)
                 dimensions = {INSTANCE_DIMENSION: _dimension_value(group.target), **extra}
                 properties: dict[str, str] = {}
                 for label, value in sample.labels.items():
-                    if label in HIGH_CARDINALITY_LABELS:
-                        properties[label] = value
-                    else:
+                    if kept is not None and label in kept:
                         dimensions[label] = _dimension_value(value)
+                    else:
+                        properties[label] = value
                 key = (
                     tuple(sorted(dimensions.items())),
                     tuple(sorted(properties.items())),
                     millis,
                 )
-                line = lines.setdefault(key, {})
+                if kept is None:
+                    out.logged.setdefault(key, {})[sample.name] = float(sample.value)
+                    continue
+                line = out.metrics.setdefault(key, {})
                 line.setdefault(sample.name, (unit, []))[1].append(float(sample.value))
-    return lines, stamped
+    return out
+
+
+def custom_metrics(lines: _Lines) -> int:
+    """Distinct CloudWatch metrics the lines make (name x dimension values): what is billed."""
+    return len({(name, key[0]) for key, line in lines.metrics.items() for name in line})
 
 
 class EmfSink:
     """Prints the pass as EMF lines on stdout, where Lambda sends them to CloudWatch Logs."""
 
-    def __init__(self, namespace: str) -> None:
+    def __init__(self, namespace: str, metrics: tuple[str, ...] = ()) -> None:
         self._namespace = namespace
+        self._selection = EmfSelection(metrics)
         self._sent = SentTimestamps()
+        # Distinct CloudWatch metrics of the last pass sent (the projected cost's figure).
+        self.last_custom_metrics = 0
 
     def reserve_seconds(self) -> float:
         """Printing needs no network: no Pushgateway timeouts to keep back."""
@@ -242,8 +299,8 @@ class EmfSink:
 
     def send(self, result: PassResult, deadline: float | None = None) -> None:
         """Printing is not cut short by ``deadline``: a line half printed is lost."""
-        lines, stamped = _lines(result, self._sent)
-        for (dimensions, properties, millis), metrics in lines.items():
+        lines = _lines(result, self._sent, self._selection)
+        for (dimensions, properties, millis), metrics in lines.metrics.items():
             # A provider of its own per line: Powertools' ``Metrics`` shares one metric set
             # per process, and each line needs its own dimensions. ``service=""`` keeps the
             # Powertools service name out of the dimensions: ``instance`` already says it.
@@ -259,5 +316,13 @@ class EmfSink:
                     # Powertools prints a line by itself at 100 metrics (EMF's limit).
                     provider.add_metric(name=name, unit=unit, value=number)
             provider.flush_metrics()
-        self._sent.mark(stamped, time.time())
+        for (dimensions, properties, millis), logged in lines.logged.items():
+            # No ``_aws`` directive: CloudWatch Logs keeps the line (Logs Insights reads its
+            # fields), CloudWatch makes no metric of it.
+            record: dict[str, object] = {**dict(dimensions), **dict(properties), **logged}
+            if millis is not None:
+                record["timestamp"] = millis
+            print(json.dumps(record, separators=(",", ":")))
+        self._sent.mark(lines.stamped, time.time())
+        self.last_custom_metrics = custom_metrics(lines)
         logger.debug("emf lines written", extra={"namespace": self._namespace})

@@ -17,6 +17,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Final
 
+from .bounds import SeriesBudget
 from .cloudwatch.source import CloudWatchSource
 from .config import (
     Settings,
@@ -85,6 +86,8 @@ class Runtime:
         self._cleaned: set[Shard] = set()
         self._groups: Groups | None = None
         self._groups_error: str | None = None
+        # SERIES_BUDGET, applied by whoever sends the pass (it knows the sink).
+        self.budget = SeriesBudget(settings.series_budget)
         self._reconcile(self.specs()[0])
 
     @classmethod
@@ -151,13 +154,19 @@ class Runtime:
         targets = [built.target for built in chosen]
         cloudwatch = [s for t in targets for s in t.sources if isinstance(s, CloudWatchSource)]
         self.builder.cloudwatch.plan(cloudwatch)
+        insights = self.builder.insight_reads()
+        for reads in insights:
+            reads.plan(s for t in targets for s in t.sources)
         reading = self._start_groups_read(targets, shard, deadline)
         result = run_pass(
             targets,
             deadline=deadline,
             max_workers=self.settings.max_workers,
             collector_instance=self.settings.collector_instance,
-            prefetches=[self.builder.cloudwatch] if cloudwatch else [],
+            prefetches=[
+                *([self.builder.cloudwatch] if cloudwatch else []),
+                *(reads for reads in insights if reads.planned),
+            ],
         )
         result.shard = shard.index
         if self.builder.discovery is not None:
@@ -290,7 +299,7 @@ def build_sink(settings: Settings, secrets: SecretStore | None = None) -> Sink:
     if settings.sink == "emf":
         from .emf import EmfSink
 
-        return EmfSink(settings.emf_namespace)
+        return EmfSink(settings.emf_namespace, settings.emf_metrics)
     if settings.sink == "remote_write":
         from .remote_write import RemoteWriteSink
 

@@ -8,13 +8,15 @@ spec came from, and the runtime does not grow a branch per kind and place.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Final
 
 from .aws import AwsSessions
 from .cloudwatch import declarations
 from .cloudwatch.batches import CloudWatchBatches
 from .cloudwatch.declarations import Declaration
 from .config import (
+    HERE,
+    AwsLocation,
     CloudWatchTarget,
     DiscoveredSpec,
     DocDBSettings,
@@ -33,9 +35,20 @@ from .credentials import (
     redis_secret_login,
 )
 from .discovery import Discovery, InventorySource
+from .insights.enhanced_monitoring import EnhancedMonitoring, ResourceId, ResourceIds
+from .insights.performance_insights import PerformanceInsights
+from .insights.reads import InstanceReads
 from .model import Source, Target
 from .postgres.connection import PgConnection
 from .postgres.source import PostgresSource
+
+# Discovered and CloudWatch-only kinds that are one RDS/Aurora/DocumentDB instance, and the
+# engine each runs.
+INSTANCE_KINDS: Final = {
+    "rds_instance": "postgres",
+    "aurora_instance": "postgres",
+    "docdb_instance": "docdb",
+}
 
 
 def cloudwatch_declarations(spec: CloudWatchTarget) -> list[Declaration]:
@@ -79,6 +92,15 @@ class TargetBuilder:
                 postgres_defaults=settings.postgres_defaults or postgres_defaults(EnvReader({})),
                 redis_defaults=settings.redis_defaults,
             )
+        # SPEC 17: per-instance reads (Enhanced Monitoring, Performance Insights), each the
+        # pass's prefetch when on; instance ids of configured targets found by Describe.
+        self.resource_ids = ResourceIds(self.sessions)
+        self.enhanced_monitoring: EnhancedMonitoring | None = None
+        if settings.insights.enhanced_monitoring:
+            self.enhanced_monitoring = EnhancedMonitoring(settings.insights, self.sessions)
+        self.performance_insights: PerformanceInsights | None = None
+        if settings.insights.performance_insights:
+            self.performance_insights = PerformanceInsights(self.sessions)
         self._builders: dict[type, Callable[[Any], list[Source]]] = {
             PostgresSettings: self._postgres,
             DocDBSettings: self._docdb,
@@ -88,7 +110,65 @@ class TargetBuilder:
         }
 
     def build(self, spec: TargetSpec) -> Target:
-        return Target(spec.target_name, self._builders[type(spec)](spec))
+        sources = self._builders[type(spec)](spec)
+        return Target(spec.target_name, [*sources, *self._insights(spec)])
+
+    def insight_reads(self) -> list[InstanceReads]:
+        """The per-instance reads that are on (each plans its own sources per pass)."""
+        return [r for r in (self.enhanced_monitoring, self.performance_insights) if r is not None]
+
+    def _instance(self, spec: TargetSpec) -> tuple[ResourceId, AwsLocation, str] | None:
+        """How to find the DbiResourceId of the RDS/Aurora/DocumentDB instance a target
+        is, its location and kind (``postgres`` or ``docdb``); None for anything else (a
+        cluster, a cache node, a server outside RDS)."""
+        if isinstance(spec, DiscoveredSpec):
+            key = spec.resource
+            if key.kind not in INSTANCE_KINDS:
+                return None
+            location = next((s.aws for s in spec.specs if not isinstance(s, DocDBSettings)), HERE)
+            discovery = self.discovery
+
+            def discovered() -> str | None:
+                resource = discovery.resource(key) if discovery is not None else None
+                return resource.resource_id if resource is not None else None
+
+            return discovered, location, INSTANCE_KINDS[key.kind]
+        identifier, location, kind = None, HERE, ""
+        if isinstance(spec, PostgresSettings) and spec.rds_type == "DBInstanceIdentifier":
+            identifier, location, kind = spec.rds_id, spec.aws, "postgres"
+        elif isinstance(spec, CloudWatchTarget) and spec.kind in INSTANCE_KINDS:
+            identifier, location, kind = spec.identifier, spec.aws, INSTANCE_KINDS[spec.kind]
+        if not identifier:
+            return None
+        ids, rds_id, where = self.resource_ids, identifier, location
+        return (lambda: ids.of(rds_id, where)), location, kind
+
+    def _insights(self, spec: TargetSpec) -> list[Source]:
+        if self.enhanced_monitoring is None and self.performance_insights is None:
+            return []
+        instance = self._instance(spec)
+        if instance is None:
+            return []
+        resource_id, location, engine = instance
+        sources: list[Source] = []
+        if self.enhanced_monitoring is not None:
+            sources.append(self.enhanced_monitoring.source(spec.target_name, resource_id, location))
+        if self.performance_insights is not None and engine == "postgres":
+            sources.append(
+                self.performance_insights.source(
+                    spec.target_name, resource_id, location, self._statement_length(spec)
+                )
+            )
+        return sources
+
+    def _statement_length(self, spec: TargetSpec) -> int:
+        """PG_QUERY_MAX_LENGTH of the target (its statements are cut as pg_query_*'s)."""
+        inner = spec.specs if isinstance(spec, DiscoveredSpec) else (spec,)
+        for one in inner:
+            if isinstance(one, PostgresSettings):
+                return one.query_max_length
+        defaults = self.settings.postgres_defaults or postgres_defaults(EnvReader({}))
+        return defaults.query_max_length
 
     def _postgres(self, spec: PostgresSettings) -> list[Source]:
         login = None

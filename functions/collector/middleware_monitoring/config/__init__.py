@@ -5,7 +5,8 @@ each variable and the shape it expects. Secret values are never echoed. One modu
 part: ``postgres``, ``docdb``, ``elasticache``, ``cloudwatch``, ``discovery``, ``aws``
 (where a target's AWS APIs are asked), ``outputs`` (sinks, pull mode, remote write, Kafka,
 Secrets Manager); ``targets_file`` reads a targets document (TARGETS_FILE and
-TARGETS_PARAMETER); ``env`` reads and checks single variables.
+TARGETS_PARAMETER); ``env`` reads and checks single variables; ``extra`` expands
+EXTRA_SETTINGS (other variables carried in one) before anything is read.
 """
 
 from __future__ import annotations
@@ -37,6 +38,8 @@ from .discovery import (
 from .docdb import DocDBSettings, load_docdb
 from .elasticache import NODE_DEFAULTS, RedisSettings, redis_defaults
 from .env import LOG_LEVELS, ConfigError, EnvReader
+from .extra import with_extra
+from .insights import InsightsSettings, load_insights
 from .outputs import (
     SINKS,
     KafkaSettings,
@@ -44,6 +47,7 @@ from .outputs import (
     RemoteWriteSettings,
     SecretStoreSettings,
     ServeSettings,
+    load_emf_metrics,
     load_emf_namespace,
     load_kafka,
     load_pushgateway,
@@ -76,6 +80,7 @@ __all__ = [
     "DocDBSettings",
     "ElastiCacheId",
     "EnvReader",
+    "InsightsSettings",
     "KafkaSettings",
     "PostgresSettings",
     "PushgatewaySettings",
@@ -117,6 +122,12 @@ class Settings:
     )
     # METRICS_SINK=emf: the CloudWatch namespace (POWERTOOLS_METRICS_NAMESPACE).
     emf_namespace: str = "MiddlewareMonitoring"
+    # EMF_METRICS: series opted in as CloudWatch metrics beside the default set (SPEC 19).
+    emf_metrics: tuple[str, ...] = ()
+    # SERIES_BUDGET: the series a pass may send (None: no limit); SCHEDULE_MINUTES: how often
+    # the schedule runs a pass (the cold start's projected monthly cost).
+    series_budget: int | None = None
+    schedule_minutes: int = 1
     secret_store: SecretStoreSettings = field(default_factory=lambda: SecretStoreSettings(None))
     # Every configured target (environment and TARGETS_FILE), in that order.
     targets: tuple[TargetSpec, ...] = ()
@@ -133,6 +144,8 @@ class Settings:
     )
     # DISCOVER: resources found in AWS by tags (SPEC 10); None when off.
     discovery: DiscoverySettings | None = None
+    # ENHANCED_MONITORING / PERFORMANCE_INSIGHTS (SPEC 17); both off by default.
+    insights: InsightsSettings = field(default_factory=InsightsSettings)
 
     def secrets(self) -> list[str]:
         """Every secret value, so logging can scrub them."""
@@ -183,8 +196,10 @@ def load_settings(
 ) -> Settings:
     """Validate the whole environment (and TARGETS_FILE) once; raise ``ConfigError`` listing
     every problem."""
+    environ, extra_problems = with_extra(environ)
     env = EnvReader(environ, SECRET_VARIABLES)
-    defaults = postgres_defaults(env)
+    env.problems += extra_problems
+    defaults = postgres_defaults(env, search_dirs)
     node_defaults = redis_defaults(env)
     # Checked whatever else is set: a typo here would otherwise surface only later.
     rds_type = env.choice("AWS_RDS_TYPE", RDS_TYPES, RDS_TYPES[0])
@@ -217,6 +232,13 @@ def load_settings(
         docdb=docdb,
         cloudwatch=cloudwatch,
         emf_namespace=load_emf_namespace(env),
+        emf_metrics=load_emf_metrics(env),
+        series_budget=(
+            env.integer("SERIES_BUDGET", 0, 1, 100_000_000) or None
+            if env.has("SERIES_BUDGET")
+            else None
+        ),
+        schedule_minutes=env.integer("SCHEDULE_MINUTES", 1, 1, 1440),
         secret_store=load_secret_store(env),
         targets=tuple(targets),
         targets_parameter=env.text("TARGETS_PARAMETER"),
@@ -225,6 +247,7 @@ def load_settings(
         redis_defaults=node_defaults,
         remote_write=load_remote_write(env),
         discovery=load_discovery(env),
+        insights=load_insights(env),
     )
     log_level = env.text("LOG_LEVEL")
     if log_level is not None and log_level.upper() not in LOG_LEVELS:

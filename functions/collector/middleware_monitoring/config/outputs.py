@@ -4,6 +4,7 @@ Secrets Manager reads."""
 from __future__ import annotations
 
 import ipaddress
+import re
 from dataclasses import dataclass, field
 from typing import Final
 from urllib.parse import urlsplit
@@ -127,6 +128,17 @@ def load_remote_write(env: EnvReader) -> RemoteWriteSettings:
             "choose one way to sign in: SigV4 (Amazon Managed Service for Prometheus) or the "
             "secret's basic auth / bearer token, not both",
         )
+    # A SigV4 signature is no credential (it holds no key and is bound to one request and a
+    # short time); a basic-auth password or a bearer token is, and would cross readable.
+    insecure_allowed = env.flag("REMOTE_WRITE_ALLOW_INSECURE_AUTH", False)
+    plain = url is not None and url.startswith("http://") and not is_loopback(url)
+    if secret_arn is not None and plain and not insecure_allowed:
+        env.problem(
+            "REMOTE_WRITE_URL",
+            "is plain http:// to another host while REMOTE_WRITE_SECRET_ARN is set: the "
+            "login or bearer token would cross the network readable; use https://, or set "
+            "REMOTE_WRITE_ALLOW_INSECURE_AUTH=true to send it anyway",
+        )
     return RemoteWriteSettings(
         url=url,
         sigv4_region=region,
@@ -154,6 +166,27 @@ def load_emf_namespace(env: EnvReader) -> str:
             f"starting with AWS/ (e.g. MiddlewareMonitoring), got {namespace!r}",
         )
     return namespace
+
+
+_METRIC_PATTERN: Final = re.compile(r"[A-Za-z_:*?\[\]!][A-Za-z0-9_:*?\[\]!-]*")
+
+
+def load_emf_metrics(env: EnvReader) -> tuple[str, ...]:
+    """EMF_METRICS: series names or glob patterns, comma separated, that become CloudWatch
+    metrics beside the default set (SPEC 19)."""
+    raw = env.text("EMF_METRICS")
+    if raw is None:
+        return ()
+    patterns = tuple(part.strip() for part in raw.split(",") if part.strip())
+    wrong = [p for p in patterns if not _METRIC_PATTERN.fullmatch(p)]
+    if wrong or not patterns:
+        env.problem(
+            "EMF_METRICS",
+            "expected series names or glob patterns, comma separated (e.g. "
+            f"pg_database_xact_commit,pg_table_*), got {raw!r}",
+        )
+        return ()
+    return patterns
 
 
 def load_serve(env: EnvReader) -> ServeSettings:

@@ -3,16 +3,23 @@ shares, whichever place it comes from (PG_*, a targets file, discovery)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Final
 
+from ..paths import DEFAULT_SEARCH_DIRS
 from .aws import HERE, AwsLocation
-from .env import EnvReader
+from .env import FLAGS, EnvReader
+from .pg_queries import QueriesFile, read_queries_file
 
 RDS_TYPES: Final = ("DBInstanceIdentifier", "DBClusterIdentifier")
 PG_SSLMODES: Final = ("disable", "prefer", "require", "verify-ca", "verify-full")
 # Modes that send the password only over TLS: IAM auth tokens need one of them.
 TLS_SSLMODES: Final = ("require", "verify-ca", "verify-full")
+# What IAM authentication accepts: with ``require`` the server is not verified, and whoever
+# answers in its place receives a token that works as the password for 15 minutes.
+VERIFIED_SSLMODES: Final = ("verify-ca", "verify-full")
 # Host names of RDS and Aurora endpoints: their certificates chain to the AWS CA bundle.
 RDS_HOST_SUFFIXES: Final = (".rds.amazonaws.com", ".rds.amazonaws.com.cn")
 CA_BUNDLE: Final = "global-bundle.pem"
@@ -75,6 +82,10 @@ class PostgresSettings:
     # PG_COLLECTORS: the SPEC 11 health groups collected; PG_TABLES_TOP_N: tables in `tables`.
     collectors: frozenset[str] = PG_DEFAULT_COLLECTORS
     tables_top_n: int = 20
+    # PG_QUERIES_FILE / queries_file: custom SQL metrics (SPEC 16), at most
+    # PG_QUERIES_MAX_SERIES series per query.
+    custom_queries: QueriesFile | None = None
+    queries_max_series: int = 1000
 
 
 def load_collectors(env: EnvReader) -> tuple[frozenset[str], int]:
@@ -114,7 +125,21 @@ def default_sslmode(host: str) -> str:
     return "verify-full" if is_rds_host(host) else "prefer"
 
 
-def postgres_defaults(env: EnvReader) -> PostgresSettings:
+def load_custom_queries(env: EnvReader, search_dirs: Sequence[Path]) -> QueriesFile | None:
+    """PG_QUERIES_FILE: a queries.yaml (postgres_exporter's format) every PostgreSQL target
+    runs unless its targets-file entry names its own."""
+    name = env.text("PG_QUERIES_FILE")
+    if name is None:
+        return None
+    queries, problems = read_queries_file(name, search_dirs)
+    for problem in problems:
+        env.problem("PG_QUERIES_FILE", problem)
+    return queries
+
+
+def postgres_defaults(
+    env: EnvReader, search_dirs: Sequence[Path] = DEFAULT_SEARCH_DIRS
+) -> PostgresSettings:
     """What every PostgreSQL target shares (timeouts, top N, ...) from the PG_* option
     variables; the identity fields are blank, to be filled per target with ``replace``."""
     collectors, tables_top_n = load_collectors(env)
@@ -136,16 +161,19 @@ def postgres_defaults(env: EnvReader) -> PostgresSettings:
         rds_type=RDS_TYPES[0],
         collectors=collectors,
         tables_top_n=tables_top_n,
+        custom_queries=load_custom_queries(env, search_dirs),
+        queries_max_series=env.integer("PG_QUERIES_MAX_SERIES", 1000, 1, 100000),
     )
 
 
 def tls_problem(sslmode: str, sslrootcert: str | None, iam_auth: bool) -> str | None:
     """What is wrong with a target's TLS settings, or None (the sentence names no variable:
     the caller says where)."""
-    if iam_auth and sslmode not in TLS_SSLMODES:
+    if iam_auth and sslmode not in VERIFIED_SSLMODES:
         return (
-            f"IAM authentication sends a token as the password, which needs TLS: sslmode "
-            f"{sslmode} is not allowed (use one of {', '.join(TLS_SSLMODES)})"
+            f"IAM authentication sends a token as the password, which needs TLS that verifies "
+            f"the server: sslmode {sslmode} is not allowed (use one of "
+            f"{', '.join(VERIFIED_SSLMODES)}, with sslrootcert)"
         )
     if sslmode.startswith("verify-") and sslrootcert is None:
         return (
@@ -160,13 +188,17 @@ def load_postgres(
 ) -> PostgresSettings | None:
     """The PG_* target, or None when no PG_* variable is set. ``rds_type`` is AWS_RDS_TYPE,
     already checked."""
-    if not any(env.has(name) for name in PG_VARIABLES):
+    configured_by = [name for name in PG_VARIABLES if env.has(name)]
+    # A flag at its default says nothing: PG_IAM_AUTH=false alone (a deployment template's
+    # default) is no PostgreSQL. A value that is not a flag still counts, to be reported.
+    if (
+        configured_by == ["PG_IAM_AUTH"]
+        and FLAGS.get((env.text("PG_IAM_AUTH") or "").lower()) is False
+    ):
         return None
-    why = (
-        "when PostgreSQL is configured ("
-        + ", ".join(name for name in PG_VARIABLES if env.has(name))
-        + " set)"
-    )
+    if not configured_by:
+        return None
+    why = "when PostgreSQL is configured (" + ", ".join(configured_by) + " set)"
     secret_arn = env.text("PG_SECRET_ARN")
     iam_auth = env.flag("PG_IAM_AUTH", False)
     if secret_arn is None:

@@ -16,12 +16,14 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Final
 
+from ..paths import DEFAULT_SEARCH_DIRS
 from .aws import AwsLocation
 from .cloudwatch import CloudWatchTarget, cloudwatch_target_name
 from .docdb import DocDBSettings, option_problem, option_text, with_tls_default
 from .elasticache import DEFAULT_PORT as REDIS_PORT
 from .elasticache import NODE_DEFAULTS, RedisSettings
 from .env import FLAGS, port_number, value_kind
+from .pg_queries import QueriesFile, read_queries_file
 from .postgres import (
     CA_BUNDLE,
     PG_SSLMODES,
@@ -47,6 +49,7 @@ POSTGRES_KEYS: Final = (
     "rds_id",
     "rds_type",
     *_LOCATION_KEYS,
+    "queries_file",
 )
 DOCDB_KEYS: Final = ("name", "host", "port", "user", "secret_arn", "password", "options")
 ELASTICACHE_KEYS: Final = (
@@ -220,8 +223,32 @@ def _entries(
     return entries
 
 
-def _postgres(entry: Entry, defaults: PostgresSettings) -> PostgresSettings | None:
+# Files read while parsing one document: a fleet's entries often name the same file.
+QueriesCache = dict[str, tuple[QueriesFile | None, list[str]]]
+
+
+def _queries_file(
+    entry: Entry, defaults: PostgresSettings, search_dirs: Sequence[Path], cache: QueriesCache
+) -> QueriesFile | None:
+    name = entry.text("queries_file")
+    if name is None:
+        return defaults.custom_queries
+    if name not in cache:
+        cache[name] = read_queries_file(name, search_dirs)
+    queries, problems = cache[name]
+    for problem in problems:
+        entry.problem("queries_file", problem)
+    return queries
+
+
+def _postgres(
+    entry: Entry,
+    defaults: PostgresSettings,
+    search_dirs: Sequence[Path] = DEFAULT_SEARCH_DIRS,
+    cache: QueriesCache | None = None,
+) -> PostgresSettings | None:
     before = len(entry.problems)
+    custom_queries = _queries_file(entry, defaults, search_dirs, {} if cache is None else cache)
     name = entry.text("name", required="the target's instance name")
     host = entry.text("host", required="the endpoint's host name")
     secret_arn = entry.text("secret_arn")
@@ -267,6 +294,7 @@ def _postgres(entry: Entry, defaults: PostgresSettings) -> PostgresSettings | No
         iam_auth=iam_auth,
         aws=location,
         origin=entry.where.replace(": ", " ", 1),
+        custom_queries=custom_queries,
     )
 
 
@@ -396,6 +424,7 @@ def parse_document(
     redis_defaults: RedisSettings = NODE_DEFAULTS,
     *,
     json_only: bool = False,
+    search_dirs: Sequence[Path] = DEFAULT_SEARCH_DIRS,
 ) -> tuple[TargetsDocument, list[str]]:
     """The targets of ``text``; ``document`` names it in every problem
     (``TARGETS_FILE (targets.yaml)``). Returns the targets of the good entries and the
@@ -432,8 +461,14 @@ def parse_document(
     for key in loaded:
         if key not in SECTIONS:
             problems.append(f"{document}: {key}: unknown section; expected {', '.join(SECTIONS)}")
+    cache: QueriesCache = {}
     postgres = [
-        _postgres(Entry(problems, where, item, POSTGRES_KEYS, ("password",)), postgres_defaults)
+        _postgres(
+            Entry(problems, where, item, POSTGRES_KEYS, ("password",)),
+            postgres_defaults,
+            search_dirs,
+            cache,
+        )
         for where, item in _entries(problems, document, "postgres", loaded.get("postgres"))
     ]
     docdb = [
@@ -476,5 +511,10 @@ def read_targets_file(
         detail = (exc.strerror if isinstance(exc, OSError) else None) or str(exc)
         return TargetsDocument(), [f"{document}: cannot be read: {detail}"]
     return parse_document(
-        text, document, postgres_defaults, redis_defaults, json_only=path.suffix == ".json"
+        text,
+        document,
+        postgres_defaults,
+        redis_defaults,
+        json_only=path.suffix == ".json",
+        search_dirs=search_dirs,
     )

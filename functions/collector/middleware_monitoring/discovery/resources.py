@@ -43,6 +43,9 @@ class Resource:
     pending_maintenance: int | None = None  # None: not an RDS API resource
     # ElastiCache: in-transit encryption on (what a direct Redis connection would need).
     tls: bool = False
+    # An RDS, Aurora or DocumentDB instance's DbiResourceId: its Enhanced Monitoring log
+    # stream and its Performance Insights identifier. None for clusters and cache nodes.
+    resource_id: str | None = None
 
     def tag(self, key: str) -> str | None:
         return dict(self.tags).get(key)
@@ -71,6 +74,11 @@ def _number(value: Any) -> float | None:
 def _expiry(instance: Mapping[str, Any]) -> float | None:
     valid_till = instance.get("CertificateDetails", {}).get("ValidTill")
     return valid_till.timestamp() if isinstance(valid_till, dt.datetime) else None
+
+
+def _resource_id(instance: Mapping[str, Any]) -> str | None:
+    value = instance.get("DbiResourceId")
+    return str(value) if value else None
 
 
 def _endpoint(instance: Mapping[str, Any]) -> tuple[str | None, int | None]:
@@ -112,6 +120,7 @@ def rds_instances(
                 backup_retention_days=_number(instance.get("BackupRetentionPeriod")),
                 certificate_expiry=_expiry(instance),
                 pending_maintenance=pending.get(arn, 0),
+                resource_id=_resource_id(instance),
             )
         )
     return found
@@ -183,6 +192,7 @@ def clusters_and_members(
                 port=port,
                 certificate_expiry=_expiry(instance),
                 pending_maintenance=pending.get(arn, 0),
+                resource_id=_resource_id(instance),
             )
         )
     return found

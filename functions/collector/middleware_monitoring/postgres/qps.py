@@ -1,18 +1,24 @@
 """Statements per second from two pg_stat_statements snapshots.
 
 Entries come and go (eviction at pg_stat_statements.max, pg_stat_statements_reset()), so the
-rate is summed per entry: an entry absent from the earlier snapshot was created after it and
-all its calls are new; an entry whose count went down was reset or evicted and re-created,
-and its current count is what happened since; after a full pg_stat_statements_reset()
-(seen in pg_stat_statements_info from extension 1.9) every entry counts from zero. No delta
-is ever negative. Calls of entries
-evicted between the snapshots are lost, so under heavy eviction the rate is a lower bound.
+rate is summed per entry, an entry being what pg_stat_statements keys and evicts on its own:
+(userid, dbid, queryid, toplevel). An entry absent from the earlier snapshot was created after
+it and all its calls are new. An entry whose count went down was reset, or evicted and
+re-created, at an unknown moment: how many of its calls came after the earlier snapshot is
+unknown, so it adds nothing this pass (the next pass rates it again). After a full
+pg_stat_statements_reset() (seen in pg_stat_statements_info from extension 1.9) every entry
+counts from zero. Entries whose
+queryid is hidden from the login cannot be paired and are no part of a rate. No delta is
+ever negative, and none is more than the entry ran: calls of entries evicted between the
+snapshots are lost, so under eviction the rate is a lower bound, never an invented one.
 
 Two snapshots are only compared when they come from the same server and extension version
 (a failover or a moved endpoint reaches another server whose counters started elsewhere; an
-extension upgrade changes how entries are kept) and their reset times are explained (the
-same, or a later pg_stat_statements_reset()). Otherwise there is no rate: every call the
-other server recorded since its own reset would count as happening in the last interval.
+extension upgrade changes how entries are kept), their reset times are explained (the
+same, or a later pg_stat_statements_reset()), and the login sees at least the entries it saw
+(after a GRANT pg_read_all_stats every entry hidden before would look new). Otherwise there
+is no rate: every call the other server recorded since its own reset would count as
+happening in the last interval.
 """
 
 from __future__ import annotations
@@ -23,12 +29,12 @@ from bisect import bisect_left
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 
-EntryKey = tuple[int, int, int]  # (userid, dbid, queryid)
-HIDDEN_QUERYID = 0  # an entry whose queryid the login may not see
+EntryKey = tuple[int, int, int, int]  # (userid, dbid, queryid, toplevel 1 or 0)
+_WIDTH = 5  # int8 values an entry: its key, then its calls
 
 
 class PackedCalls(Mapping[EntryKey, int]):
-    """The call counts of every entry in 32 bytes each, as statements.CALLS_SQL sends
+    """The call counts of every entry in 40 bytes each, as statements.calls_sql sends
     them: a warm function instance keeps one per PostgreSQL target between passes, and a
     dict of tuples would take about ten times the memory."""
 
@@ -40,11 +46,11 @@ class PackedCalls(Mapping[EntryKey, int]):
         self._values = values
 
     def __len__(self) -> int:
-        return len(self._values) // 4
+        return len(self._values) // _WIDTH
 
     def __iter__(self) -> Iterator[EntryKey]:
         v = self._values
-        return zip(v[0::4], v[1::4], v[2::4], strict=True)
+        return zip(v[0::_WIDTH], v[1::_WIDTH], v[2::_WIDTH], v[3::_WIDTH], strict=True)
 
     def __getitem__(self, key: EntryKey) -> int:
         for entry, calls in self.items():
@@ -53,24 +59,27 @@ class PackedCalls(Mapping[EntryKey, int]):
         raise KeyError(key)
 
     def items(self) -> Iterator[tuple[EntryKey, int]]:  # type: ignore[override]
-        return zip(iter(self), self._values[3::4], strict=True)
+        return zip(iter(self), self._values[_WIDTH - 1 :: _WIDTH], strict=True)
 
     def queryids(self) -> set[int]:
-        return set(self._values[2::4])
+        return set(self._values[2::_WIDTH])
 
     def changed_since(self, before: PackedCalls) -> Iterator[tuple[EntryKey, int, int]] | None:
         """(entry, calls before, calls now) of every entry whose count changed, when both
         hold the same entries in the same order (the common case between two passes), else
         None: the column comparisons run at C speed, only changed entries reach Python."""
         mine, theirs = self._values, before._values
-        if len(mine) != len(theirs) or any(mine[i::4] != theirs[i::4] for i in range(3)):
+        last = _WIDTH - 1
+        if len(mine) != len(theirs) or any(
+            mine[i::_WIDTH] != theirs[i::_WIDTH] for i in range(last)
+        ):
             return None
-        now, then = mine[3::4], theirs[3::4]
+        now, then = mine[last::_WIDTH], theirs[last::_WIDTH]
         if now == then:
             return iter(())
         return (
-            ((mine[4 * i], mine[4 * i + 1], mine[4 * i + 2]), old, new)
-            for i, (old, new) in enumerate(zip(then, now, strict=True))
+            ((mine[k], mine[k + 1], mine[k + 2], mine[k + 3]), old, new)
+            for k, old, new in zip(range(0, len(mine), _WIDTH), then, now, strict=True)
             if old != new
         )
 
@@ -146,6 +155,8 @@ class Snapshot:
     # pg_stat_statements_info.stats_reset (extension 1.9+), None where unknown.
     reset_at: float | None = None
     server: Server | None = None
+    # Whether some entries' queryids were hidden from the login (left out of ``calls``).
+    hidden: bool = False
 
 
 @dataclass(frozen=True)
@@ -161,6 +172,10 @@ def not_comparable(before: Snapshot, after: Snapshot) -> str | None:
         return f"the server changed ({_describe(before.server)} -> {_describe(after.server)})"
     if before.reset_at is not None and (after.reset_at is None or after.reset_at < before.reset_at):
         return "pg_stat_statements_info.stats_reset went back"
+    if before.hidden and not after.hidden:
+        # A GRANT pg_read_all_stats between the passes (or every hidden entry gone): entries
+        # hidden before would look new, with all their calls.
+        return "the login sees entries it could not see before"
     return None
 
 
@@ -189,8 +204,10 @@ def calls_since(before: Snapshot, after: Snapshot) -> dict[EntryKey, int]:
     if pairs is None:
         earlier = dict(before.calls.items()) if same_reset else {}
         pairs = ((key, earlier.get(key), calls) for key, calls in after.calls.items())
+    # A count that went down: the entry was reset or evicted and re-created at an unknown
+    # time, so its calls since the earlier snapshot are unknown; it adds nothing this pass.
     deltas = (
-        (key, calls if previous is None or calls < previous else calls - previous)
+        (key, calls if previous is None else max(calls - previous, 0))
         for key, previous, calls in pairs
     )
     return {key: delta for key, delta in deltas if delta}
@@ -204,7 +221,7 @@ def rates(before: Snapshot, after: Snapshot, kinds: Mapping[int, str]) -> Rates 
     if elapsed <= 0 or not_comparable(before, after) is not None:
         return None
     totals = {"read": 0, "write": 0, "all": 0}
-    for (_, _, queryid), delta in calls_since(before, after).items():
+    for (_, _, queryid, _), delta in calls_since(before, after).items():
         kind = kinds.get(queryid, "other")
         if kind == "own":
             continue

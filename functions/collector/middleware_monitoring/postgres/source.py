@@ -15,9 +15,9 @@ from ..model import SourceFailure, seconds_left
 from . import statements as sql
 from .capabilities import CapabilityCache
 from .connection import PgConnection, QueryFailure
+from .custom_queries import CustomQueries
 from .health import Health
 from .qps import (
-    HIDDEN_QUERYID,
     Kinds,
     PackedCalls,
     Server,
@@ -93,8 +93,8 @@ _EXTENSION_HINT = (
     "CREATE EXTENSION pg_stat_statements; in database {database}."
 )
 _PRIVILEGE_HINT = (
-    "other users' statements are hidden from {user} (no text, no queryid): they count in "
-    "pg_qps_all only, not in pg_qps_read/pg_qps_write, and stay out of the pg_query_* top N. "
+    "other users' statements are hidden from {user} (no text, no queryid): they stay out of "
+    "pg_qps_* (their entries cannot be told apart) and of the pg_query_* top N. "
     "GRANT pg_read_all_stats TO {user}; (pg_monitor includes it)"
 )
 _NOT_LOADED_STATE = "55000"  # "pg_stat_statements must be loaded via shared_preload_libraries"
@@ -130,6 +130,11 @@ class PostgresSource:
         self._control_refused_on = -1  # the connection (PgConnection.opened) that refused it
         self._control_refusal_logged = False
         self._health = Health(settings, self._db, self._capabilities)
+        self._custom: CustomQueries | None = None
+        if settings.custom_queries is not None:
+            self._custom = CustomQueries(
+                settings.custom_queries, settings.queries_max_series, settings.target_name
+            )
 
     def close(self) -> None:
         self._db.close()
@@ -152,6 +157,7 @@ class PostgresSource:
             self._database_sizes,
             self._health.collect,
             self._statements_and_qps,
+            self._custom_queries,
         )
         for section in sections:
             try:
@@ -202,6 +208,11 @@ class PostgresSource:
             family.add_metric([name], size)
         yield family
 
+    def _custom_queries(self) -> Iterator[Metric]:
+        if self._custom is not None:
+            caps = self._capabilities.get()
+            yield from self._custom.collect(self._db, caps.server_version)
+
     # --- pg_stat_statements -------------------------------------------------------------
 
     def _extension_version(self) -> str | None:
@@ -246,14 +257,19 @@ class PostgresSource:
 
     def _snapshot(self, version: str) -> Snapshot:
         system_identifier, started_at, extversion, reset_at = self._header(version)
-        calls = PackedCalls(self._db.run(sql.CALLS_SQL)[0][0])
+        packed, hidden = self._db.run(sql.calls_sql(version))[0]
+        calls = PackedCalls(packed)
         snapshot = Snapshot(
-            self._clock(), calls, reset_at, Server(system_identifier, started_at, extversion)
+            self._clock(),
+            calls,
+            reset_at,
+            Server(system_identifier, started_at, extversion),
+            hidden=hidden,
         )
         queryids = calls.queryids()
-        self._classify(queryids - {HIDDEN_QUERYID})
+        self._classify(queryids)
         self._forget_gone(queryids)
-        if not self._privilege_hint_given and HIDDEN_QUERYID in queryids:
+        if not self._privilege_hint_given and hidden:
             # Without pg_read_all_stats, other users' entries come without queryid and text.
             self._privilege_hint_given = True
             logger.warning(

@@ -75,19 +75,32 @@ EXTENSION_VERSION_SQL: Final = (
     f"{MARKER} SELECT extversion FROM pg_extension WHERE extname = 'pg_stat_statements'"
 )
 
+
 # Calls of every entry, without query text (reading texts of thousands of entries is what
 # made other exporters' scrapes take tens of seconds), as one bytea of big-endian int8
-# quadruples (userid, dbid, queryid, calls) in key order: a server holds up to
+# quintuples (userid, dbid, queryid, toplevel, calls) in key order: a server holds up to
 # pg_stat_statements.max (5,000 by default) entries, and decoding them as rows costs the
 # client ~50 ms of CPU and a Python object per value; as one value it is an array read at C
-# speed and kept in 32 bytes an entry (qps.PackedCalls). A queryid hidden from the login (no
-# pg_read_all_stats) is 0, which pg_stat_statements never stores otherwise.
-CALLS_SQL: Final = (
-    f"{MARKER} SELECT string_agg(int8send(userid::int8) || int8send(dbid::int8)"
-    " || int8send(queryid) || int8send(calls), ''::bytea ORDER BY userid, dbid, queryid)"
-    " FROM (SELECT s.userid, s.dbid, coalesce(s.queryid, 0) AS queryid,"
-    " sum(s.calls)::int8 AS calls FROM pg_stat_statements(false) s GROUP BY 1, 2, 3) AS e"
-)
+# speed and kept in 40 bytes an entry (qps.PackedCalls).
+# One quintuple per entry, never a sum of entries: pg_stat_statements keys an entry by
+# (userid, dbid, queryid, toplevel) (toplevel from 1.9; before it, one entry per queryid) and
+# evicts or resets each on its own, so a sum of several drops when one member goes and a rate
+# would read the drop as a reset of all. Entries whose queryid is hidden from the login (no
+# pg_read_all_stats: other users' entries come with queryid NULL) cannot be told apart, so
+# they are left out; the second column says whether there were any.
+def calls_sql(extversion: str) -> str:
+    toplevel = "s.toplevel::int4::int8" if has_toplevel(extversion) else "1::int8"
+    return (
+        f"{MARKER} SELECT string_agg(int8send(s.userid::int8) || int8send(s.dbid::int8)"
+        f" || int8send(s.queryid) || int8send({toplevel}) || int8send(s.calls), ''::bytea"
+        f" ORDER BY s.userid, s.dbid, s.queryid, {toplevel}) FILTER (WHERE s.queryid IS NOT NULL),"
+        " coalesce(bool_or(s.queryid IS NULL), false) FROM pg_stat_statements(false) s"
+    )
+
+
+def has_toplevel(extversion: str) -> bool:
+    """From 1.9 a statement run at top level and nested (track = all) has two entries."""
+    return parse_version(extversion) >= (1, 9)
 
 
 def has_stats_reset(extversion: str) -> bool:

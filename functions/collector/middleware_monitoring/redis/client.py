@@ -30,7 +30,8 @@ from ..model import SourceFailure
 from ..tls import DEFAULT_SEARCH_DIRS, resolve_ca_file
 
 INFO_HINT: Final = (
-    " (the user needs the INFO command: an ElastiCache access string like 'on -@all +info +ping')"
+    " (the user needs the INFO command: an ElastiCache access string like"
+    " 'on -@all +info +ping +slowlog')"
 )
 RENAMED_HINT: Final = " (INFO is renamed or disabled on this node)"
 NOAUTH_HINT: Final = " (the node requires a password: its AUTH token, or an RBAC user's)"

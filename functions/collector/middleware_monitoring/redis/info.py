@@ -2,10 +2,12 @@
 
 Names are redis_exporter's (its ``metricMapGauges`` / ``metricMapCounters`` and the series it
 derives from keyspace, replication and error lines), so dashboards made for it work on this
-data. The fields chosen are those an ElastiCache operator watches (memory, evictions, hit
-rate, connections, persistence, replication, CPU); every series costs in the Pushgateway and,
-with the EMF sink, as a CloudWatch custom metric, so the rest of INFO is left out. Adding a
-field is one ``Field`` row (and a line in docs/elasticache.md).
+data (SPEC 18: every INFO field redis_exporter maps). Adding a field is one ``Field`` row
+(and a line in docs/elasticache.md).
+
+Per-command statistics (``cmdstat_*``, bounded by the server's command table), latency
+percentiles (``latency_percentiles_usec_*``, Redis 7+) and error statistics come from the
+same reply; ``slowlog_families`` turns the SLOWLOG LEN / GET 1 replies into series.
 
 The reply is parsed here rather than by the client library: valkey-py's parser guesses types
 (a build id or run id that happens to look numeric would become a number), and labels need
@@ -22,11 +24,12 @@ from typing import Final, Literal
 from prometheus_client import Metric
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
-Kind = Literal["gauge", "counter"]
+Kind = Literal["gauge", "counter", "summary"]
 # CloudWatch units (the EMF sink's ``emf.UNITS``), by name as Powertools' MetricUnit spells them.
 Unit = Literal["Seconds", "Milliseconds", "Bytes", "Count", "Percent", "None"]
 
 UP: Final = "redis_up"
+LATENCY_SUMMARY: Final = "redis_latency_percentiles_usec"
 UP_HELP: Final = "1 if the node was reached and answered INFO this pass, else 0."
 INFO_LABELS: Final = (
     "role",
@@ -72,15 +75,41 @@ N: Final[Unit] = "Count"
 PCT: Final[Unit] = "Percent"
 NONE: Final[Unit] = "None"
 
-# In INFO's own section order. redis_exporter names a few counters without ``_total``
-# (total_error_replies); prometheus_client cannot expose a counter under such a name, and the
-# name is the contract, so those stay gauges of the same name (rate() reads them alike).
+# In INFO's own section order: every field redis_exporter 1.45 maps for Redis OSS and Valkey
+# (its Tile38, KeyDB and storage-provider fields left out). redis_exporter 1.45 names a few
+# counters without ``_total`` (total_error_replies, total_reads_processed...); a Prometheus
+# counter's samples end in ``_total`` (SPEC 18: ``redis_total_error_replies_total``), so those
+# are counters here under its name plus ``_total``. Its gauges keep its names, even the ones
+# ending in ``_total`` (migrate_cached_sockets_total); expired_time_cap_reached_total is the
+# counter that later redis_exporter releases made it.
 FIELDS: Final[tuple[Field, ...]] = (
     # Server
     _g("uptime_in_seconds", "uptime_in_seconds", S, "Seconds since the server started."),
+    _g("process_id", "process_id", NONE, "Process id of the server."),
+    _g("io_threads_active", "io_threads_active", NONE, "1 while I/O threads are in use."),
     # Clients
     _g("connected_clients", "connected_clients", N, "Client connections (replicas excluded)."),
     _g("blocked_clients", "blocked_clients", N, "Clients waiting in a blocking command."),
+    _g("cluster_connections", "cluster_connections", N, "Cluster bus connections."),
+    _g("tracking_clients", "tracking_clients", N, "Clients with client-side caching on."),
+    _g(
+        "clients_in_timeout_table",
+        "clients_in_timeout_table",
+        N,
+        "Blocked clients with a timeout.",
+    ),
+    _g(
+        "client_longest_output_list",
+        "client_longest_output_list",
+        N,
+        "Longest output list of a client (Redis before 5).",
+    ),
+    _g(
+        "client_biggest_input_buf",
+        "client_biggest_input_buf",
+        B,
+        "Biggest input buffer of a client (Redis before 5).",
+    ),
     _g("maxclients", "max_clients", N, "The maxclients setting."),
     _g(
         "client_recent_max_input_buffer",
@@ -100,7 +129,58 @@ FIELDS: Final[tuple[Field, ...]] = (
     _g("used_memory_peak", "memory_used_peak_bytes", B, "Peak of used_memory."),
     _g("used_memory_overhead", "memory_used_overhead_bytes", B, "Memory not holding data."),
     _g("used_memory_dataset", "memory_used_dataset_bytes", B, "Memory holding data."),
+    _g("used_memory_startup", "memory_used_startup_bytes", B, "Memory used at start-up."),
+    _g("used_memory_lua", "memory_used_lua_bytes", B, "Memory of the Lua engine."),
+    _g("used_memory_scripts", "memory_used_scripts_bytes", B, "Memory of cached scripts."),
+    _g("number_of_cached_scripts", "number_of_cached_scripts", N, "Scripts cached."),
+    _g("total_system_memory", "total_system_memory_bytes", B, "Memory of the host."),
+    _g("allocator_allocated", "allocator_allocated_bytes", B, "Bytes the allocator handed out."),
+    _g("allocator_active", "allocator_active_bytes", B, "Bytes in the allocator's active pages."),
+    _g(
+        "allocator_resident",
+        "allocator_resident_bytes",
+        B,
+        "Bytes resident in the allocator.",
+    ),
+    _g(
+        "allocator_frag_ratio",
+        "allocator_frag_ratio",
+        NONE,
+        "allocator_active / allocator_allocated.",
+    ),
+    _g(
+        "allocator_frag_bytes",
+        "allocator_frag_bytes",
+        B,
+        "allocator_active minus allocator_allocated.",
+    ),
+    _g("allocator_rss_ratio", "allocator_rss_ratio", NONE, "allocator_resident / active."),
+    _g("allocator_rss_bytes", "allocator_rss_bytes", B, "allocator_resident minus active."),
     _g("maxmemory", "memory_max_bytes", B, "The maxmemory limit (0: none)."),
+    _g(
+        "maxmemory_reservation",
+        "memory_max_reservation_bytes",
+        B,
+        "Memory reserved (ElastiCache reserved-memory).",
+    ),
+    _g(
+        "maxmemory_desired_reservation",
+        "memory_max_reservation_desired_bytes",
+        B,
+        "Memory reservation asked for.",
+    ),
+    _g(
+        "maxfragmentationmemory_reservation",
+        "memory_max_fragmentation_reservation_bytes",
+        B,
+        "Memory reserved for fragmentation.",
+    ),
+    _g(
+        "maxfragmentationmemory_desired_reservation",
+        "memory_max_fragmentation_reservation_desired_bytes",
+        B,
+        "Memory reservation for fragmentation asked for.",
+    ),
     _g("mem_fragmentation_ratio", "mem_fragmentation_ratio", NONE, "RSS / used_memory."),
     _g("mem_fragmentation_bytes", "mem_fragmentation_bytes", B, "RSS minus used_memory."),
     _g(
@@ -116,6 +196,13 @@ FIELDS: Final[tuple[Field, ...]] = (
         "mem_total_replication_buffers_bytes",
         B,
         "Memory of the replication buffers.",
+    ),
+    _g("active_defrag_running", "active_defrag_running", NONE, "1 while defragmentation runs."),
+    _g(
+        "lazyfree_pending_objects",
+        "lazyfree_pending_objects",
+        N,
+        "Objects waiting to be freed in the background.",
     ),
     # Persistence
     _g("loading", "loading_dump_file", NONE, "1 while a dump is being loaded."),
@@ -134,9 +221,33 @@ FIELDS: Final[tuple[Field, ...]] = (
         S,
         "Duration of the last snapshot (-1: none yet).",
     ),
+    _g(
+        "rdb_current_bgsave_time_sec",
+        "rdb_current_bgsave_duration_sec",
+        S,
+        "Duration of the running snapshot (-1: none).",
+    ),
     _g("rdb_last_cow_size", "rdb_last_cow_size_bytes", B, "Copy-on-write memory of the last fork."),
     _g("aof_enabled", "aof_enabled", NONE, "1 if the append-only file is on."),
     _g("aof_rewrite_in_progress", "aof_rewrite_in_progress", NONE, "1 while the AOF is rewritten."),
+    _g(
+        "aof_rewrite_scheduled",
+        "aof_rewrite_scheduled",
+        NONE,
+        "1 when an AOF rewrite waits for a snapshot to end.",
+    ),
+    _g(
+        "aof_last_rewrite_time_sec",
+        "aof_last_rewrite_duration_sec",
+        S,
+        "Duration of the last AOF rewrite (-1: none yet).",
+    ),
+    _g(
+        "aof_current_rewrite_time_sec",
+        "aof_current_rewrite_duration_sec",
+        S,
+        "Duration of the running AOF rewrite (-1: none).",
+    ),
     _g(
         "aof_last_bgrewrite_status",
         "aof_last_bgrewrite_status",
@@ -144,7 +255,26 @@ FIELDS: Final[tuple[Field, ...]] = (
         "1 if the last AOF rewrite was ok.",
     ),
     _g("aof_last_write_status", "aof_last_write_status", NONE, "1 if the last AOF write was ok."),
+    _g(
+        "aof_last_cow_size",
+        "aof_last_cow_size_bytes",
+        B,
+        "Copy-on-write memory of the last AOF fork.",
+    ),
     _g("aof_current_size", "aof_current_size_bytes", B, "Size of the append-only file."),
+    _g("aof_base_size", "aof_base_size_bytes", B, "Size of the AOF at its last rewrite."),
+    _g("aof_pending_rewrite", "aof_pending_rewrite", NONE, "1 when an AOF rewrite is waiting."),
+    _g("aof_buffer_length", "aof_buffer_length", B, "Size of the AOF buffer."),
+    _g("aof_rewrite_buffer_length", "aof_rewrite_buffer_length", B, "Size of the rewrite buffer."),
+    _g("aof_pending_bio_fsync", "aof_pending_bio_fsync", N, "fsync jobs waiting."),
+    _g("aof_delayed_fsync", "aof_delayed_fsync", N, "Delayed fsync calls."),
+    _g("module_fork_in_progress", "module_fork_in_progress", NONE, "1 while a module's fork runs."),
+    _g(
+        "module_fork_last_cow_size",
+        "module_fork_last_cow_size",
+        B,
+        "Copy-on-write memory of the last module fork.",
+    ),
     # Stats
     _c(
         "total_connections_received",
@@ -219,10 +349,50 @@ FIELDS: Final[tuple[Field, ...]] = (
     _g("pubsub_patterns", "pubsub_patterns", N, "Pub/sub pattern subscriptions."),
     _g("latest_fork_usec", "latest_fork_seconds", S, "Duration of the latest fork.", 1e-6),
     _g(
-        "total_error_replies",
-        "total_error_replies",
+        "migrate_cached_sockets",
+        "migrate_cached_sockets_total",
         N,
-        "Error replies sent (a counter; redis_exporter's name has no _total).",
+        "Sockets kept open for MIGRATE (a gauge, as redis_exporter types it).",
+    ),
+    _g(
+        "slave_expires_tracked_keys",
+        "slave_expires_tracked_keys",
+        N,
+        "Keys with an expiry tracked on a writable replica.",
+    ),
+    _g("active_defrag_hits", "defrag_hits", N, "Values moved by defragmentation."),
+    _g("active_defrag_misses", "defrag_misses", N, "Values defragmentation skipped."),
+    _g("active_defrag_key_hits", "defrag_key_hits", N, "Keys defragmented."),
+    _g("active_defrag_key_misses", "defrag_key_misses", N, "Keys defragmentation skipped."),
+    _g("tracking_total_keys", "tracking_total_keys", N, "Keys tracked for client-side caching."),
+    _g("tracking_total_items", "tracking_total_items", N, "Client-key pairs tracked."),
+    _g("tracking_total_prefixes", "tracking_total_prefixes", N, "Prefixes tracked (BCAST)."),
+    _c(
+        "unexpected_error_replies",
+        "unexpected_error_replies_total",
+        N,
+        "Error replies of unexpected kinds (AOF load, replication).",
+    ),
+    _c("total_error_replies", "total_error_replies_total", N, "Error replies sent."),
+    _c(
+        "dump_payload_sanitizations",
+        "dump_payload_sanitizations_total",
+        N,
+        "Deep checks of RESTORE payloads.",
+    ),
+    _c("total_reads_processed", "total_reads_processed_total", N, "Read events handled."),
+    _c("total_writes_processed", "total_writes_processed_total", N, "Write events handled."),
+    _c(
+        "io_threaded_reads_processed",
+        "io_threaded_reads_processed_total",
+        N,
+        "Read events handled by I/O threads.",
+    ),
+    _c(
+        "io_threaded_writes_processed",
+        "io_threaded_writes_processed_total",
+        N,
+        "Write events handled by I/O threads.",
     ),
     _c("acl_access_denied_auth", "acl_access_denied_auth_total", N, "Failed logins (7.2+)."),
     _c("acl_access_denied_cmd", "acl_access_denied_cmd_total", N, "Commands denied by ACL."),
@@ -236,6 +406,22 @@ FIELDS: Final[tuple[Field, ...]] = (
     # Replication
     _g("connected_slaves", "connected_slaves", N, "Replicas connected to this node."),
     _g("master_repl_offset", "master_repl_offset", B, "Replication offset of this node."),
+    _g(
+        "second_repl_offset",
+        "second_repl_offset",
+        B,
+        "Offset up to which the previous replication id is accepted (-1: none).",
+    ),
+    _g("repl_backlog_active", "repl_backlog_is_active", NONE, "1 while the backlog is kept."),
+    _g("repl_backlog_size", "replication_backlog_bytes", B, "Size of the replication backlog."),
+    _g(
+        "repl_backlog_first_byte_offset",
+        "repl_backlog_first_byte_offset",
+        B,
+        "Replication offset of the backlog's first byte.",
+    ),
+    _g("repl_backlog_histlen", "repl_backlog_history_bytes", B, "Bytes held in the backlog."),
+    _g("slave_priority", "slave_priority", NONE, "This replica's priority for promotion."),
     # CPU
     _c("used_cpu_sys", "cpu_sys_seconds_total", S, "System CPU time of the server."),
     _c("used_cpu_user", "cpu_user_seconds_total", S, "User CPU time of the server."),
@@ -379,6 +565,75 @@ DERIVED: Final[tuple[Derived, ...]] = (
         "errorstat_ERR: count",
         "Error replies by error prefix.",
     ),
+    Derived(
+        "redis_commands_total",
+        "counter",
+        N,
+        ("cmd",),
+        "cmdstat_CMD: calls",
+        "Calls of the command (container commands per subcommand, e.g. config get).",
+    ),
+    Derived(
+        "redis_commands_duration_seconds_total",
+        "counter",
+        S,
+        ("cmd",),
+        "cmdstat_CMD: usec",
+        "Time spent executing the command.",
+    ),
+    Derived(
+        "redis_commands_rejected_calls_total",
+        "counter",
+        N,
+        ("cmd",),
+        "cmdstat_CMD: rejected_calls",
+        "Calls refused before execution (ACL, arity, OOM...; 6.2+).",
+    ),
+    Derived(
+        "redis_commands_failed_calls_total",
+        "counter",
+        N,
+        ("cmd",),
+        "cmdstat_CMD: failed_calls",
+        "Calls that failed during execution (6.2+).",
+    ),
+    Derived(
+        LATENCY_SUMMARY,
+        "summary",
+        NONE,
+        ("cmd", "quantile"),
+        "latency_percentiles_usec_CMD: pN; cmdstat_CMD: calls, usec",
+        "Latency percentiles of the command in microseconds (7.0+); _count calls, _sum usec.",
+    ),
+    Derived(
+        "redis_slowlog_length",
+        "gauge",
+        N,
+        (),
+        "SLOWLOG LEN",
+        "Entries in the slow log.",
+    ),
+    Derived(
+        "redis_slowlog_last_id",
+        "gauge",
+        NONE,
+        (),
+        "SLOWLOG GET 1: id",
+        "Id of the newest slow log entry (0: none).",
+    ),
+    Derived(
+        "redis_last_slow_execution_duration_seconds",
+        "gauge",
+        S,
+        (),
+        "SLOWLOG GET 1: duration",
+        "Execution time of the newest slow log entry (0: none).",
+    ),
+)
+SLOWLOG_SERIES: Final = (
+    "redis_slowlog_length",
+    "redis_slowlog_last_id",
+    "redis_last_slow_execution_duration_seconds",
 )
 
 
@@ -467,6 +722,7 @@ def families(fields: Mapping[str, str], now: float) -> Iterator[Metric]:
     yield from _keyspace(fields)
     yield from _replication(fields)
     yield from _errors(fields)
+    yield from _commands(fields)
 
 
 def _instance(fields: Mapping[str, str]) -> Iterator[Metric]:
@@ -547,3 +803,70 @@ def _errors(fields: Mapping[str, str]) -> Iterator[Metric]:
                 errors.add_metric([key.removeprefix("errorstat_")], count)
     if errors.samples:
         yield errors
+
+
+def _commands(fields: Mapping[str, str]) -> Iterator[Metric]:
+    """``cmdstat_get:calls=21,usec=175,usec_per_call=8.33,rejected_calls=0,failed_calls=0``
+    and ``latency_percentiles_usec_get:p50=1.003,p99=4.015,p99.9=8.031``. The summary is made
+    as redis_exporter makes it: quantile labels are the percentile as INFO writes it ("99.9"),
+    values, count and sum in microseconds and calls from the same command's cmdstat line."""
+    names = (
+        "redis_commands_total",
+        "redis_commands_duration_seconds_total",
+        "redis_commands_rejected_calls_total",
+        "redis_commands_failed_calls_total",
+    )
+    calls, duration, rejected, failed = (
+        CounterMetricFamily(name, _DERIVED[name].help, labels=["cmd"]) for name in names
+    )
+    totals: dict[str, tuple[float, float]] = {}
+    for key, value in fields.items():
+        if not key.startswith("cmdstat_"):
+            continue
+        cmd, pairs = key.removeprefix("cmdstat_"), _pairs(value)
+        count, usec = _number(pairs.get("calls", "")), _number(pairs.get("usec", ""))
+        if count is None or usec is None:
+            continue
+        totals[cmd] = (count, usec)
+        calls.add_metric([cmd], count)
+        duration.add_metric([cmd], usec / 1e6)
+        for family, field in ((rejected, "rejected_calls"), (failed, "failed_calls")):
+            number = _number(pairs.get(field, ""))
+            if number is not None:  # before 6.2: absent
+                family.add_metric([cmd], number)
+    for family in (calls, duration, rejected, failed):
+        if family.samples:
+            yield family
+    summary = Metric(LATENCY_SUMMARY, _DERIVED[LATENCY_SUMMARY].help, "summary")
+    for key, value in fields.items():
+        cmd = key.removeprefix("latency_percentiles_usec_")
+        if cmd == key or cmd not in totals:
+            continue
+        quantiles = {
+            name[1:]: number
+            for name, text in _pairs(value).items()
+            if name.startswith("p") and (number := _number(text)) is not None
+        }
+        if not quantiles:
+            continue
+        for quantile, number in quantiles.items():
+            summary.add_sample(LATENCY_SUMMARY, {"cmd": cmd, "quantile": quantile}, number)
+        count, usec = totals[cmd]
+        summary.add_sample(f"{LATENCY_SUMMARY}_count", {"cmd": cmd}, count)
+        summary.add_sample(f"{LATENCY_SUMMARY}_sum", {"cmd": cmd}, usec)
+    if summary.samples:
+        yield summary
+
+
+def slowlog_families(length: int, newest: list[object] | None) -> Iterator[Metric]:
+    """SLOWLOG LEN and the newest entry of SLOWLOG GET 1 (``[id, unix time, duration in
+    microseconds, args, client address, client name]``); an empty log gives 0 and 0, as
+    redis_exporter does."""
+    last_id, duration = 0.0, 0.0
+    if newest:
+        if isinstance(newest[0], int):
+            last_id = float(newest[0])
+        if len(newest) > 2 and isinstance(newest[2], int):
+            duration = newest[2] / 1e6
+    for series, value in zip(SLOWLOG_SERIES, (float(length), last_id, duration), strict=True):
+        yield GaugeMetricFamily(series, _DERIVED[series].help, value=value)
