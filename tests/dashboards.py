@@ -357,6 +357,7 @@ EXTRA_METRICS = frozenset(
         "middleware_discovery_duration_seconds",
         "middleware_discovery_last_success_timestamp_seconds",
         "middleware_discovery_resources",
+        "middleware_discovery_enrichment_up",
         # SPEC 19: every pass says how many series it sent.
         "middleware_series_sent",
         # Database Insights (SPEC 17): Enhanced Monitoring and Performance Insights.

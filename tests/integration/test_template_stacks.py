@@ -83,6 +83,7 @@ def deploy(artifact: SamArtifact, stack: Stack, lambda_env: dict[str, str]) -> N
         (outcome,) = invocation.outcomes
         assert outcome["targets_down"] == [], invocation.log
         assert invocation.outside == [], invocation.outside
+        assert invocation.compiled == [], invocation.compiled
 
 
 @pytest.fixture

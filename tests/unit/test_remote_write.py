@@ -7,6 +7,7 @@ health request). The real receiver (Prometheus) is in tests/integration/test_rem
 
 from __future__ import annotations
 
+import email.utils
 import math
 import threading
 import time
@@ -288,6 +289,54 @@ def test_429_then_success_waits_and_sends_the_same_body(receiver: Receiver) -> N
         "pg_database_deadlocks_total",
         "pg_up",
     ]
+
+
+def recorded_pauses(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """The sink's pauses between attempts, recorded instead of slept."""
+    pauses: list[float] = []
+    monkeypatch.setattr(remote_write.time, "sleep", pauses.append)
+    return pauses
+
+
+def test_a_429_waits_what_retry_after_asks(
+    receiver: Receiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Without Retry-After the pause would be the backoff (0.001 s here); the receiver asks
+    # for 2 s, and then for 1.5 s on a 503.
+    pauses = recorded_pauses(monkeypatch)
+    receiver.script = [
+        (429, "slow down", {"Retry-After": "2"}),
+        (503, "ingester unavailable", {"Retry-After": "1.5"}),
+    ]
+    sink(receiver.url, retries=2).send(_pass())
+    assert pauses == [2.0, 1.5]
+    first, second, third, _ = receiver.received
+    assert first.series == second.series == third.series
+
+
+def test_a_retry_after_past_the_deadline_ends_the_attempts(
+    receiver: Receiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An HTTP date a minute ahead: no attempt may start after the send's deadline (the
+    reserve, 8 s here), so the sink gives up at once, throttled, rather than retrying
+    early into the same refusal."""
+    pauses = recorded_pauses(monkeypatch)
+    later = email.utils.formatdate(time.time() + 60, usegmt=True)
+    receiver.script = [(429, "slow down", {"Retry-After": later})]
+    with pytest.raises(PushError) as caught:
+        sink(receiver.url, retries=2).send(_pass())
+    assert str(caught.value) == (
+        f"remote write to {receiver.url} did not accept 6 of 6 samples: "
+        "HTTP 429 Too Many Requests: slow down (1 request)"
+    )
+    assert pauses == []
+    # One attempt, then the health request says why.
+    assert len(receiver.received) == 2
+    assert health(receiver.received[1]) == {
+        ("middleware_collector_up", "remote_write"): 0.0,
+        ("middleware_collector_failure", "throttled"): 1.0,
+        ("middleware_remote_write_samples_sent", ""): 0.0,
+    }
 
 
 def test_5xx_on_every_attempt(receiver: Receiver) -> None:

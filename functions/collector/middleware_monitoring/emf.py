@@ -283,6 +283,12 @@ def custom_metrics(lines: _Lines) -> int:
     return len({(name, key[0]) for key, line in lines.metrics.items() for name in line})
 
 
+def count_custom_metrics(result: PassResult, patterns: tuple[str, ...] = ()) -> int:
+    """Distinct CloudWatch metrics ``result`` makes through the EMF sink with EMF_METRICS =
+    ``patterns``, without printing it."""
+    return custom_metrics(_lines(result, None, EmfSelection(patterns)))
+
+
 class EmfSink:
     """Prints the pass as EMF lines on stdout, where Lambda sends them to CloudWatch Logs."""
 
