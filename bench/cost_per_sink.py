@@ -211,8 +211,7 @@ def _invocation(runtime: Runtime, sink: EmfSink) -> tuple[float, PassResult, int
     memory). Seconds, the pass, bytes printed."""
     out = io.StringIO()
     started = time.perf_counter()
-    result = runtime.collect(30.0)
-    SeriesBudget(None).apply(result, "emf")
+    result, _ = SeriesBudget(None).apply(runtime.collect(30.0), "emf")
     with contextlib.redirect_stdout(out):
         sink.send(result)
     return time.perf_counter() - started, result, len(out.getvalue().encode())

@@ -258,22 +258,27 @@ def push_and_stream(
     stream: QueryStream | None,
     result: PassResult,
     deadline: float | None = None,
+    *,
+    to_sink: PassResult | None = None,
 ) -> SourceOutcome | None:
     """Stream the pass's statements, then push the pass with the stream's health among the
     collector's own series: a sink that replaces one group per pass (the Pushgateway) has no
     second group to put it in. The stream gets its own reserve at most, so the push keeps
     its time however Kafka answers (a stream failure is an outcome, not an exception).
     Raises what ``sink.send`` raises. ``deadline`` (a ``time.monotonic()`` value; None: the
-    reserves of the sink and the stream from now) bounds all of it."""
+    reserves of the sink and the stream from now) bounds all of it. ``to_sink``: what the
+    sink sends when it is not ``result`` itself (the pass cut to SERIES_BUDGET; the stream
+    still gets every statement)."""
+    pushed = result if to_sink is None else to_sink
     if deadline is None:
         deadline = time.monotonic() + send_reserve_seconds(stream, sink.reserve_seconds())
     if stream is None:
-        sink.send(result, deadline)
+        sink.send(pushed, deadline)
         return None
     stream_deadline = min(
         deadline - sink.reserve_seconds(), time.monotonic() + stream.reserve_seconds()
     )
     outcome = stream.send(result, stream_deadline)
-    result.collector.families.extend(stream.health(outcome))
-    sink.send(result, deadline)
+    pushed.collector.families.extend(stream.health(outcome))
+    sink.send(pushed, deadline)
     return outcome

@@ -67,6 +67,8 @@ BUILTIN_PG_SERIES: Final = frozenset(
         "pg_oldest_blocked_seconds",
         "pg_oldest_idle_in_transaction_seconds",
         "pg_oldest_xact_seconds",
+        "pg_pi_load",
+        "pg_pi_sql_load",
         "pg_qps_all",
         "pg_qps_read",
         "pg_qps_write",
