@@ -332,6 +332,9 @@ INSIGHTS_METRICS = frozenset(
 EXTRA_METRICS = frozenset(
     {
         "pg_volume_bytes_used",
+        # SPEC 18: what the RDS and DocumentDB alert rules read beside SPEC 3's series.
+        "pg_burst_balance_percent",
+        "mongo_replica_lag",
         "pg_autovacuum_freeze_max_age",
         "pg_autovacuum_multixact_freeze_max_age",
         # Custom SQL metrics (PG_QUERIES_FILE): each query's health.
@@ -392,6 +395,8 @@ PROMTOOL_ALLOWED_FINDINGS = frozenset(
             )
             for name in SPEC_METRICS[section]
         ),
+        # The DocumentDB replica lag (SPEC 18) carries `DocDB` like SPEC 3.5's series.
+        ("mongo_replica_lag", _CAMEL_LABEL),
     }
 )
 

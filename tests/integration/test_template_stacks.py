@@ -174,6 +174,27 @@ def test_targets_parameter_only(sam_artifact, fleet_servers, clean_moto, pushgat
     assert_landed(job_series(pushgateway, gateway), stack, {"param-pg-0", "param-redis"})
 
 
+def test_s3_targets_only(sam_artifact, fleet_servers, clean_moto, pushgateway, gateway):
+    pg, redis = fleet_servers
+    s3 = clean_moto.client("s3")
+    s3.create_bucket(Bucket="fleet-config")
+    s3.put_object(
+        Bucket="fleet-config",
+        Key="mm/targets.json",
+        Body=targets_document(pg, redis, "s3").encode(),
+    )
+    stack = render(
+        pushing(pushgateway, gateway, TargetsS3Uri="s3://fleet-config/mm/targets.json"),
+        stack_name="objects",
+        region=clean_moto.region,
+    )
+    deploy(sam_artifact, stack, clean_moto.env())
+    series = job_series(pushgateway, gateway)
+    assert_landed(series, stack, {"s3-pg-0", "s3-redis"})
+    source = frozenset({("source", "s3://fleet-config/mm/targets.json")})
+    assert series["objects"][("middleware_targets_source_up", source)] == 1.0
+
+
 def test_discovery_only(clean_moto, sam_artifact, pushgateway, gateway):
     with AwsFront(clean_moto.endpoint_url) as front:
         create_rds_instance(clean_moto.client("rds"), "found-db")

@@ -48,6 +48,7 @@ BUILTIN_PG_SERIES: Final = frozenset(
         "pg_autovacuum_multixact_freeze_max_age",
         "pg_blocked_sessions",
         "pg_blocking_sessions",
+        "pg_burst_balance_percent",
         "pg_cpu_utilization",
         "pg_database_blks_hit_total",
         "pg_database_blks_read_total",
