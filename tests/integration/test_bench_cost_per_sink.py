@@ -9,6 +9,7 @@ import pytest
 
 from bench.cost_per_sink import COLUMNS, FLEETS, KINDS, costs, measure, prices, section, tiered
 from middleware_monitoring.bounds import MINUTES_PER_MONTH
+from middleware_monitoring.cloudwatch import declarations
 
 pytestmark = pytest.mark.bench
 
@@ -28,13 +29,15 @@ def test_every_target_of_every_kind_is_counted_from_a_real_pass(figures):
         "elasticache": 1,
     }
     assert all(v["copies_up"] == v["copies"] == 3 for v in kinds.values())
-    # CloudWatch metrics per pass: RDS 5; DocumentDB 5 per instance and 3 for the cluster;
-    # ElastiCache 14 (docs/cloudwatch.md).
+    # CloudWatch metrics per pass: what the product declares for an RDS instance, a
+    # DocumentDB cluster and its two instances, an ElastiCache cluster.
+    rds = len(declarations.rds("db", "DBInstanceIdentifier"))
+    docdb = 2 * len(declarations.docdb_instance("i")) + len(declarations.docdb_cluster("c"))
     assert {k: v["getmetricdata_metrics_per_target"] for k, v in kinds.items()} == {
-        "pg_typical": 5,
-        "pg_many": 5,
-        "docdb": 13,
-        "elasticache": 14,
+        "pg_typical": rds,
+        "pg_many": rds,
+        "docdb": docdb,
+        "elasticache": len(declarations.elasticache("e")),
     }
     for kind in ("pg_typical", "pg_many"):
         assert kinds[kind]["emf_custom_metrics_per_target"] <= 40
