@@ -22,8 +22,9 @@ MEASURED_PATHS = (
     "functions/collector/requirements.txt",
     "pyproject.toml",
 )
-# The report itself: rewritten by every run, committed afterwards.
-NOT_MEASURED = ("bench/RESULTS.md",)
+# The report itself, its raw figures and its charts: rewritten by every run, committed
+# afterwards. A name ending in / is a folder.
+NOT_MEASURED = ("bench/RESULTS.md", "bench/results.json", "bench/charts/")
 
 
 class DirtyTree(RuntimeError):
@@ -46,7 +47,7 @@ def commit(root: Path) -> str:
 def uncommitted(root: Path) -> list[str]:
     """Files under MEASURED_PATHS that differ from HEAD: tracked files changed (staged or
     not) and files not yet tracked (a new module the run would import), .gitignore'd ones
-    aside; bench/RESULTS.md aside."""
+    aside; the report, its figures and charts (NOT_MEASURED) aside."""
     out = _git(root, "status", "--porcelain=v1", "--untracked-files=all", "--", *MEASURED_PATHS)
     files: list[str] = []
     for line in out.splitlines():
@@ -54,7 +55,7 @@ def uncommitted(root: Path) -> list[str]:
         if " -> " in path:  # a rename names both
             path = path.split(" -> ", 1)[1]
         path = path.strip('"')
-        if path not in NOT_MEASURED:
+        if not any(path == n or (n.endswith("/") and path.startswith(n)) for n in NOT_MEASURED):
             files.append(path)
     return sorted(files)
 

@@ -29,9 +29,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench import provenance
+from bench import provenance, render
 from bench.harness import ROOT, Sizes, servers
-from bench.report import Part, Report, goal, module_part
+from bench.report import Part, goal, module_part
 
 RESULTS = ROOT / "bench" / "RESULTS.md"
 FIRST_MODULE_SECTION = 9
@@ -54,6 +54,8 @@ MODULE_SECTIONS: tuple[ModuleSection, ...] = (
     ModuleSection("remote_write", "bench.remote_write", "Remote write and the CloudWatch interval"),
     ModuleSection("discovery", "bench.discovery", "Discovery"),
     ModuleSection("pushgateway_scale", "bench.pushgateway_scale", "A fleet on one Pushgateway"),
+    ModuleSection("enhanced_monitoring", "bench.enhanced_monitoring", "Enhanced Monitoring"),
+    ModuleSection("cost_per_sink", "bench.cost_per_sink", "Cost per sink"),
 )
 BUILTIN = ("reference", "cloudwatch", "exporter", "coldstart", "scaling", "floors", "fleet", "cost")
 
@@ -190,9 +192,19 @@ def main(argv: Sequence[str] | None = None) -> None:
     parts.sort(key=lambda p: int(p.number))
     elapsed = time.perf_counter() - started
     load_end = provenance.load_average()
-    report = Report(header(args, argv, stamp, load_start, load_end, elapsed, partial), parts)
-    report.parts.append(timings(parts, elapsed))
-    text = report.render()
+    results = {
+        "schema": render.SCHEMA,
+        "commit": stamp.commit,
+        "uncommitted": list(stamp.uncommitted),
+        "partial": partial,
+        "command": command_line(argv),
+        "machine": provenance.machine(),
+        "load_average": {"start": list(load_start), "end": list(load_end)},
+        "elapsed_s": round(elapsed, 1),
+        "budget_s": BUDGET_SECONDS,
+        "sections": records(parts, data, module_figures),
+    }
+    text = render.render(results)
     step(f"took {elapsed:.0f} s (budget {BUDGET_SECONDS:.0f} s: {goal(elapsed < BUDGET_SECONDS)})")
     if output is None:
         print(text)
@@ -206,51 +218,52 @@ def main(argv: Sequence[str] | None = None) -> None:
             refuse(str(exc))
         if now != stamp.commit:
             refuse(f"HEAD moved from {stamp.commit} to {now} during the run; run it again")
+    # The raw figures beside the report: bench/results.json for a full run, else the
+    # output's name with .json.
+    figures_file = render.RESULTS_JSON if output == RESULTS else output.with_suffix(".json")
+    render.dump(results, figures_file)
     output.write_text(text)
-    step(f"wrote {output}")
+    step(f"wrote {figures_file} and {output}")
 
 
-def header(
-    args: argparse.Namespace,
-    argv: Sequence[str] | None,
-    stamp: provenance.Stamp,
-    load_start: tuple[float, float, float],
-    load_end: tuple[float, float, float],
-    elapsed: float,
-    partial: bool,
-) -> list[str]:
-    m = provenance.machine()
-    command = " ".join(
+def records(
+    parts: Sequence[Part],
+    data: Mapping[str, Any],
+    module_figures: Mapping[str, Mapping[str, Any] | None],
+) -> dict[str, dict[str, Any]]:
+    """results.json's sections: a module's raw figures as it returned them; a built-in
+    section's figures (what bench/cost.py reads) and the report text its run made."""
+    modules = {str(FIRST_MODULE_SECTION + i): s for i, s in enumerate(MODULE_SECTIONS)}
+    builtin_keys = {"1": "reference", "2": "cloudwatch", "3": "exporter", "4": "coldstart"}
+    builtin_keys |= {"5": "scaling", "6": "floors", "7": "fleet", "8": "cost"}
+    out: dict[str, dict[str, Any]] = {}
+    for part in parts:
+        module = modules.get(part.number)
+        if module is not None:
+            out[module.key] = {
+                "number": int(part.number),
+                "title": module.title,
+                "module": module.module,
+                "seconds": round(part.seconds, 3),
+                "figures": module_figures.get(module.key),
+            }
+            continue
+        key = builtin_keys[part.number]
+        out[key] = {
+            "number": int(part.number),
+            "title": part.title,
+            "module": None,
+            "seconds": round(part.seconds, 3),
+            "figures": data.get(key),
+            "part": render.part_record(part),
+        }
+    return out
+
+
+def command_line(argv: Sequence[str] | None) -> str:
+    return " ".join(
         [".venv/bin/python -m bench.run", *(argv if argv is not None else sys.argv[1:])]
     )
-    return [
-        "# Benchmark results" + (" (partial run: not a result)" if partial else ""),
-        "",
-        f"Written by `{command}` (`make bench` runs it without arguments) "
-        f"from {stamp.describe()}; do not edit by hand. How each section measures: "
-        "docs/benchmark.md and the text under each section.",
-        "",
-        f"Machine: {m['nproc']} CPUs ({m['cpu']}), {m['memory']} memory, Python {m['python']}, "
-        f"{m['os']}; run {m['date']}. Load average (1 / 5 / 15 min) at the start "
-        f"{' / '.join(f'{x:.2f}' for x in load_start)}, at the end "
-        f"{' / '.join(f'{x:.2f}' for x in load_end)}. The run took {elapsed / 60:.1f} min "
-        f"(goal for `make bench`: under {BUDGET_SECONDS / 60:.0f} min: "
-        f"{goal(elapsed < BUDGET_SECONDS)}).",
-        "",
-    ]
-
-
-def timings(parts: Sequence[Part], elapsed: float) -> Part:
-    part = Part("99", "Time per section")
-    part.table(
-        ("section", "seconds"),
-        [
-            *((f"{p.number}. {p.title}", f"{p.seconds:.0f}") for p in parts),
-            ("whole run", f"{elapsed:.0f}"),
-        ],
-    )
-    part.number = str(len(parts) + 1) if not parts else str(max(int(p.number) for p in parts) + 1)
-    return part
 
 
 if __name__ == "__main__":

@@ -8,7 +8,9 @@ from typing import Any, Final
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from middleware_monitoring.bounds import log_projected_cost
 from middleware_monitoring.config import ConfigError
+from middleware_monitoring.config.extra import apply_extra
 from middleware_monitoring.kafka_stream import (
     QueryStream,
     build_stream,
@@ -20,6 +22,9 @@ from middleware_monitoring.runtime import Runtime, build_sink, collection_budget
 from middleware_monitoring.shards import shard_from_event
 from middleware_monitoring.sinks import PushgatewaySink, Sink
 
+# EXTRA_SETTINGS first: the variables it carries are read from here on like the others (by
+# the log level, boto3 and the settings alike).
+apply_extra(os.environ)
 logger = setup_logging(level=os.environ.get("LOG_LEVEL", "INFO"))
 
 # Kept at the very end of the invocation: the push has given up by then, so the function
@@ -30,6 +35,8 @@ FINISH_SECONDS: Final = 1.0
 _runtime: Runtime | None = None
 _sink: Sink | None = None
 _stream: QueryStream | None = None
+# Whether this function instance has logged its projected cost (after its first pass sent).
+_projected = False
 
 
 def _get_runtime() -> tuple[Runtime, Sink]:
@@ -52,6 +59,7 @@ def _get_runtime() -> tuple[Runtime, Sink]:
 
 @logger.inject_lambda_context
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, object]:
+    global _projected
     shard = shard_from_event(event)
     runtime, sink = _get_runtime()
     remaining = context.get_remaining_time_in_millis() / 1000 - FINISH_SECONDS
@@ -62,8 +70,14 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, o
     # A failed push raises, so the invocation fails and the platform's alarm sees it. Kafka
     # (when KAFKA_SERVER is set) runs alongside the push and never raises.
     group = shard.group(runtime.settings.collector_instance)
-    push_and_stream(sink, _stream, result, group, deadline)
+    settings = runtime.settings
+    # SERIES_BUDGET: the sink gets the pass cut to it; the Kafka stream, every statement.
+    sent, series = runtime.budget.apply(result, settings.sink)
+    push_and_stream(sink, _stream, result, group, deadline, to_sink=sent)
+    if not _projected:
+        log_projected_cost(sink, settings.sink, series, settings.schedule_minutes)
+        _projected = True
     runtime.remove_stale_groups(shard, deadline)
-    outcome = summary(result)
+    outcome = summary(sent)
     logger.info("pass done", extra=outcome)
     return outcome

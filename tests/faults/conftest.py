@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Generator, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import pytest
@@ -35,7 +35,11 @@ class Row:
     status: str = "not run"
 
 
-_ROWS: list[Row] = []
+# By test id, in the order the tests reported. Rows travel on the test reports (as a user
+# property), so the table is whole under pytest-xdist too, where the tests run in workers and
+# the summary prints in the controller.
+_ROWS: dict[str, Row] = {}
+_PROPERTY = "fault_row"
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -57,11 +61,19 @@ def pytest_runtest_makereport(
             row.status = "skipped"
         elif report.when == "call":
             row.status = "ok"
+    if row is not None:
+        report.user_properties.append((_PROPERTY, asdict(row)))
     return report
 
 
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    for name, value in report.user_properties:
+        if name == _PROPERTY and isinstance(value, dict):
+            _ROWS[report.nodeid] = Row(**value)
+
+
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    rows = [row for row in _ROWS if row.fault]
+    rows = [row for row in _ROWS.values() if row.fault]
     if not rows:
         return
     write = terminalreporter.write_line
@@ -81,7 +93,6 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
 def row(request: pytest.FixtureRequest) -> Row:
     made = Row(area=request.node.path.stem.removeprefix("test_").removesuffix("_faults"))
     request.node._fault_row = made
-    _ROWS.append(made)
     return made
 
 

@@ -90,6 +90,20 @@ def prepare(server: PostgresServer) -> PostgresServer:
     return server
 
 
+# With "postgres" and APP_DB: a server of 8 databases (SPEC 19's example of a typical one).
+OTHER_DATABASES = tuple(f"mm_shop_{i}" for i in range(6))
+
+
+def eight_databases() -> Iterator[PostgresServer]:
+    """A server of its own (its databases and statements known to the test), prepared, with
+    8 databases; for a module-scoped fixture."""
+    with PostgresServer(17) as server:
+        prepare(server)
+        for name in OTHER_DATABASES:
+            server.create_database(name)
+        yield server
+
+
 def settings_for(
     server: PostgresServer,
     *,

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from bench import provenance, run
+from bench import provenance, render, run
 from bench.baseline_exporter import older_metric
 from bench.cloudwatch_data import OUT_SERIES
 from bench.coldstart import importtime_breakdown
@@ -40,6 +40,7 @@ pytestmark = pytest.mark.bench
 
 ROOT = Path(__file__).resolve().parents[2]
 FAKE_MODULE = "tests.integration.bench_fake_section"
+QUESTION_MODULE = "tests.integration.bench_fake_question"
 ABSENT_MODULE = "tests.integration.no_such_bench_module"
 
 
@@ -52,15 +53,25 @@ def head() -> str:
 # --- one whole quick run ----------------------------------------------------------------------
 
 
+_QUICK_OUTPUT: list[Path] = []
+
+
+def quick_report_json() -> Path:
+    """The raw figures the quick run wrote beside its report."""
+    return _QUICK_OUTPUT[-1].with_suffix(".json")
+
+
 @pytest.fixture(scope="module")
 def quick_report(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, bytes, int]]:
     """The report of `bench.run --quick`, with bench/RESULTS.md's bytes and mtime from before."""
     results = ROOT / "bench" / "RESULTS.md"
     before = (results.read_bytes(), results.stat().st_mtime_ns)
     output = tmp_path_factory.mktemp("bench") / "report.md"
+    _QUICK_OUTPUT.append(output)
     sections = (
         run.ModuleSection("fake", FAKE_MODULE, "Fake section"),
         run.ModuleSection("absent", ABSENT_MODULE, "Absent section"),
+        run.ModuleSection("question", QUESTION_MODULE, "Question section"),
     )
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(run, "MODULE_SECTIONS", sections)
@@ -82,6 +93,7 @@ def test_quick_run_has_every_section(quick_report: tuple[str, bytes, int]) -> No
     text = quick_report[0]
     headings = [line for line in text.splitlines() if line.startswith("## ")]
     assert headings == [
+        "## Goals",
         "## 1. Warm pass, reference fleet: product against the older approach",
         "## 2. CloudWatch: values against seeded data, calls and clients per pass",
         "## 3. pg_stat_statements: product against prometheus-postgres-exporter",
@@ -92,7 +104,8 @@ def test_quick_run_has_every_section(quick_report: tuple[str, bytes, int]) -> No
         "## 8. Cost: a month at list prices",
         "## 9. Fake section",
         "## 10. Absent section",
-        "## 11. Time per section",
+        "## 11. How long does a push of N targets take on a default Pushgateway?",
+        "## 12. Time per section",
     ]
 
 
@@ -165,14 +178,14 @@ def test_quick_run_counts_the_older_approachs_cloudwatch_defects(
 
 
 def test_older_approach_scores_on_this_catalogue() -> None:
-    """The worked-out rows for the catalogue of SPEC 3.3-3.6 and 13 (32 statistics: the
-    kinds in turn give 11 distinct, 11 zero newest, 10 all zero)."""
+    """The worked-out rows for the catalogue of SPEC 3.3-3.6, 13 and 18 (35 statistics: the
+    kinds in turn give 12 distinct, 12 zero newest, 11 all zero)."""
     assert older_approach_scores() == (
-        32,
+        35,
         {
-            "distinct": (11, 11, 0, 0, 0, 11, 0),
-            "zero newest": (11, 11, 0, 0, 0, 11, 0),
-            "all zero": (10, 10, 0, 0, 0, 0, 10),
+            "distinct": (12, 12, 0, 0, 0, 12, 0),
+            "zero newest": (12, 12, 0, 0, 0, 12, 0),
+            "all zero": (11, 11, 0, 0, 0, 0, 11),
             OUT_SERIES: (1, 1, 0, 0, 0, 1, 0),
         },
     )
@@ -224,6 +237,46 @@ def test_quick_run_renders_a_module_section(quick_report: tuple[str, bytes, int]
     assert "Not run: `tests/integration/no_such_bench_module.py` is not on this branch." in text
 
 
+def test_quick_run_renders_a_question_section_with_its_goal(
+    quick_report: tuple[str, bytes, int],
+) -> None:
+    text = quick_report[0]
+    part = text.split("## 11. How long", 1)[1].split("## 12.", 1)[0]
+    assert [line for line in part.splitlines() if line.startswith(("| ", "- "))] == [
+        "| scenario | push (s) |",
+        "| 25 targets, default Pushgateway | 0.229 |",
+        "| 200 targets, default Pushgateway | 11.5 |",
+        "- **Goal:** push of 200 targets, at most 5 s. "
+        "**NOT met: 11.5 s against at most 5 s, 6.53 s (131%) over.**",
+    ]
+    summary = text.split("## Goals\n", 1)[1].split("## ", 1)[0]
+    assert [line for line in summary.splitlines() if line.startswith("| [")] == [
+        "| [11](#11-how-long-does-a-push-of-n-targets-take-on-a-default-pushgateway) | push of "
+        "200 targets | at most 5 s | 11.5 s | NOT met: 6.53 s (131%) over |"
+    ]
+    assert "0 of 1 goals met." in summary
+
+
+def test_quick_run_stores_raw_figures_and_renders_again_from_them(
+    quick_report: tuple[str, bytes, int], tmp_path: Path
+) -> None:
+    text, *_ = quick_report
+    stored = json.loads(quick_report_json().read_text())
+    assert stored["commit"] == head()
+    assert stored["partial"] is True
+    assert stored["sections"]["question"] == {
+        "number": 11,
+        "title": "Question section",
+        "module": QUESTION_MODULE,
+        "seconds": stored["sections"]["question"]["seconds"],
+        "figures": {"pushes": {"25": {"push_s": 0.229}, "200": {"push_s": 11.53}}, "quick": True},
+    }
+    assert stored["sections"]["absent"]["figures"] is None
+    again = tmp_path / "again.md"
+    render.main(["--results", str(quick_report_json()), "--output", str(again)])
+    assert again.read_text() == text
+
+
 # --- the tree must be clean to write RESULTS.md -----------------------------------------------
 
 
@@ -252,6 +305,9 @@ def repo(tmp_path: Path) -> Path:
 def test_clean_tree_gives_its_commit(repo: Path) -> None:
     # The report itself and what the benchmark does not measure may differ.
     (repo / "bench" / "RESULTS.md").write_text("rewritten by the last run\n")
+    (repo / "bench" / "results.json").write_text("{}\n")
+    (repo / "bench" / "charts").mkdir()
+    (repo / "bench" / "charts" / "warm-pass.png").write_bytes(b"png")
     (repo / "docs" / "benchmark.md").write_text("edited\n")
     assert provenance.uncommitted(repo) == []
     assert provenance.require_clean(repo) == git(repo, "rev-parse", "HEAD")
@@ -374,7 +430,7 @@ def fleet(
 
 def test_reference_fleet_is_issue_8s(fleet: FleetSpec) -> None:
     # 22 CloudWatch metrics of SPEC 3.3-3.6 and the 10 ElastiCache ones of SPEC 13.
-    assert (fleet.targets, fleet.cloudwatch_queries, fleet.floor_calls) == (6, 32, 1)
+    assert (fleet.targets, fleet.cloudwatch_queries, fleet.floor_calls) == (6, 35, 1)
     assert [p["name"] for p in fleet.postgres] == ["pg-0"]
     assert [d["name"] for d in fleet.docdb] == ["docdb-1"]
 
@@ -392,7 +448,7 @@ def test_product_pass_on_the_bench_fleet(fleet: FleetSpec) -> None:
     ]
     collector = {f.name: f.samples[0].value for f in result.collector.families if f.samples}
     assert collector["middleware_cloudwatch_getmetricdata_calls"] == 1
-    assert collector["middleware_cloudwatch_metrics_requested"] == 32
+    assert collector["middleware_cloudwatch_metrics_requested"] == 35
 
 
 @pytest.mark.parametrize(("sleep", "statements"), [(True, 2.0), (False, 1.0)])

@@ -44,6 +44,8 @@ def test_collect_returns_with_its_budget_against_a_silent_server() -> None:
         'middleware_collector_info{collector="collector",instance="silent-db"} 1.0',
         'middleware_pass_targets{instance="collector",state="up"} 0.0',
         'middleware_pass_targets{instance="collector",state="down"} 1.0',
+        # The pass's series, these two duration series and this one included.
+        'middleware_series_sent{instance="collector",sink="stdout"} 9.0',
     ]
     # Durations are measured, so only their series and the budget that bounds them are known.
     durations = dict(line.split(" ") for line in timed)

@@ -75,9 +75,16 @@ from tests.standins.discovered import (
     seed,
 )
 from tests.standins.docdb import DocDBServer
+from tests.standins.performance_insights import (
+    PerformanceInsightsServer,
+    Statement,
+    WaitEvent,
+)
+from tests.standins.performance_insights import Resource as PiResource
 from tests.standins.postgres import PostgresServer
 from tests.standins.prometheus import Prometheus
 from tests.standins.pushgateway import Pushgateway
+from tests.standins.rdsosmetrics import aurora_postgres_event, put_event, rds_postgres_event
 from tests.standins.redis import TOKEN, RedisServer
 
 JOB = "e2e-dashboards"
@@ -126,6 +133,16 @@ DISCOVERED = {
 }
 
 
+# Discovered PostgreSQL instances: their DbiResourceId (moto gives every instance the same
+# one: the front answers these), and those with an Enhanced Monitoring stream.
+RESOURCE_IDS = {
+    "e2e-disc-db": "db-E2EDISCDB",
+    "e2e-disc-aurora-1": "db-E2EDISCAURORA1",
+    "e2e-disc-aurora-2": "db-E2EDISCAURORA2",
+}
+INSIGHTS_TARGETS = ("e2e-disc-db", "e2e-disc-aurora-1")
+
+
 def _regex(values: tuple[str, ...] | list[str]) -> str:
     """A multi-value variable as Grafana writes it into a Prometheus regex matcher."""
     for value in values:
@@ -135,9 +152,11 @@ def _regex(values: tuple[str, ...] | list[str]) -> str:
 
 # What a user would select in each dashboard's variables to see this test's targets.
 SELECTIONS: dict[str, dict[str, str]] = {
+    # With the discovered instances whose Enhanced Monitoring and Performance Insights the
+    # OS and DB load panels show (an RDS and an Aurora instance).
     "postgresql.json": {
         "job": JOB,
-        "instance": _regex([PG_UP, PG_DOWN]),
+        "instance": _regex([PG_UP, PG_DOWN, *INSIGHTS_TARGETS]),
         "database_name": _regex(["e2e_shop", "postgres"]),
     },
     "documentdb.json": {
@@ -156,6 +175,7 @@ SELECTIONS: dict[str, dict[str, str]] = {
         "instance": _regex(ALL_TARGETS),
         "source": _regex(["postgres", "cloudwatch", "mongo", "redis"]),
     },
+    "fleet-overview.json": {"job": JOB, "top": "10"},
     "fleet.json": {
         "job": JOB,
         "account": ACCOUNT,
@@ -179,6 +199,7 @@ OFFERED: dict[tuple[str, str], set[str]] = {
     ("collector-health.json", "instance"): set(ALL_TARGETS),
     ("collector-health.json", "source"): {"postgres", "cloudwatch", "mongo", "redis"},
     ("fleet.json", "job"): {JOB},
+    ("fleet-overview.json", "job"): {JOB},
     ("fleet.json", "account"): {ACCOUNT},
     ("fleet.json", "region"): {REGION, DENIED_REGION},
     ("fleet.json", "kind"): {kind for kind, _, _ in DISCOVERED.values()},
@@ -339,9 +360,16 @@ def _discovered_fleet(moto: MotoServer) -> AwsFront:
             host="docdb.invalid",
             port=27017,
             certificate_valid_till=valid_till,
+            resource_id="db-E2EDISCDOCDB1",
         )
     )
     front.certificates["e2e-disc-db"] = valid_till
+    # Enhanced Monitoring streams of an RDS and an Aurora instance (the others have none).
+    front.resource_ids.update(RESOURCE_IDS)
+    logs, now = moto.client("logs"), time.time()
+    put_event(logs, RESOURCE_IDS["e2e-disc-db"], rds_postgres_event("", "e2e-disc-db", now), now)
+    aurora = aurora_postgres_event("", "e2e-disc-aurora-1", now)
+    put_event(logs, RESOURCE_IDS["e2e-disc-aurora-1"], aurora, now)
     front.pending[f"arn:aws:rds:{REGION}:{ACCOUNT}:db:e2e-disc-db"] = [{"Action": "system-update"}]
     front.faults.append(Fault("AccessDenied", "not authorized", region=DENIED_REGION))
     seed(
@@ -393,6 +421,13 @@ def deployment(
     sleeping.start()
     docdb = DocDBServer().start()
     front = _discovered_fleet(moto_server)
+    # Performance Insights of the discovered PostgreSQL instances.
+    pi = PerformanceInsightsServer().start()
+    for resource_id in RESOURCE_IDS.values():
+        pi.resources[resource_id] = PiResource(
+            wait_events=[WaitEvent("CPU", "CPU", 1.5), WaitEvent("IO", "DataFileRead", 0.5)],
+            statements=[Statement("E2E1", "SELECT * FROM orders WHERE id = ?", 1.25)],
+        )
     try:
         _poll(
             pg15,
@@ -449,6 +484,9 @@ def deployment(
             "DISCOVER_REGIONS": f"{REGION},{DENIED_REGION}",
             "DISCOVER_TAG_LABELS": "team",
             "COLLECTOR_INSTANCE_NAME": "collector-discovery",
+            **pi.env(),
+            "ENHANCED_MONITORING": "true",
+            "PERFORMANCE_INSIGHTS": "true",
         }
         summaries = [_invoke(healthy_env), _invoke(down_env), _invoke(discovery_env)]
         _push_redis(pushgateway)
@@ -461,6 +499,7 @@ def deployment(
         app.close()
         docdb.stop()
         front.stop()
+        pi.stop()
 
 
 def test_the_handler_pushed_both_deployments(deployment: Deployment) -> None:
@@ -542,7 +581,9 @@ def _ours(result: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def test_alert_expressions_on_real_data(deployment: Deployment, prometheus: Prometheus) -> None:
     rules = _rules()
-    expected_down = {(PG_DOWN, "postgres"), (f"docdb:{DOCDB_NO_DATA}", "cloudwatch")}
+    # The DocumentDB id without any CloudWatch datapoint (no_data, as a stopped instance) is
+    # down too, but does not page: MiddlewareSourceDown leaves it out.
+    expected_down = {(PG_DOWN, "postgres")}
 
     def down(result: list[dict[str, Any]]) -> set[tuple[str, str]]:
         return {(s["metric"]["instance"], s["metric"]["source"]) for s in _ours(result)}
@@ -552,14 +593,14 @@ def test_alert_expressions_on_real_data(deployment: Deployment, prometheus: Prom
         timeout=QUERY_TIMEOUT,
         predicate=lambda r: down(r) == expected_down,
     )
-    # Five instance metrics of the id without data; the Aurora deployment misses nothing.
+    # Six instance metrics of the id without data; the Aurora deployment misses nothing.
     missing = prometheus.wait_for(
         rules["MiddlewareCloudWatchValuesMissing"],
         timeout=QUERY_TIMEOUT,
         predicate=lambda r: bool(_ours(r)),
     )
     assert {(s["metric"]["instance"], s["value"][1]) for s in _ours(missing)} == {
-        ("collector", "5")
+        ("collector", "6")
     }
     # The values were pushed moments ago and every query answered.
     for fresh in (

@@ -20,24 +20,19 @@ from tests.integration.pg_helpers import (
     APP_PASSWORD,
     MONITOR,
     MONITOR_PASSWORD,
-    prepare,
+    OTHER_DATABASES,
+    eight_databases,
 )
 from tests.standins.postgres import PostgresServer
 
 TARGET = "orders-db"
-# With "postgres" and APP_DB: 8 databases.
-OTHER_DATABASES = tuple(f"mm_shop_{i}" for i in range(6))
 
 Metric = tuple[str, frozenset[tuple[str, str]]]
 
 
 @pytest.fixture(scope="module")
 def server() -> Iterator[PostgresServer]:
-    with PostgresServer(17) as server:
-        prepare(server)
-        for name in OTHER_DATABASES:
-            server.create_database(name)
-        yield server
+    yield from eight_databases()
 
 
 def two_passes(

@@ -28,7 +28,7 @@ from middleware_monitoring.runtime import Runtime
 from tests.helpers import Closer, closing
 from tests.integration.test_postgres_tls import start_tls_server
 from tests.standins.postgres import PostgresServer
-from tests.standins.tls import make_tls_files
+from tests.standins.tls import TlsFiles, make_tls_files
 
 pytestmark = pytest.mark.integration
 
@@ -40,8 +40,13 @@ T0 = dt.datetime(2026, 12, 1, 12, 0, 0, tzinfo=dt.UTC)
 
 
 @pytest.fixture(scope="module")
-def tls_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PostgresServer]:
-    server = start_tls_server(make_tls_files(tmp_path_factory.mktemp("iam-tls")))
+def tls_files(tmp_path_factory: pytest.TempPathFactory) -> TlsFiles:
+    return make_tls_files(tmp_path_factory.mktemp("iam-tls"))
+
+
+@pytest.fixture(scope="module")
+def tls_server(tls_files: TlsFiles) -> Iterator[PostgresServer]:
+    server = start_tls_server(tls_files)
     yield server
     server.cleanup()
 
@@ -79,14 +84,16 @@ def token_at(server: PostgresServer, now: list[dt.datetime], at: dt.datetime) ->
         now[0] = saved
 
 
-def iam_settings(server: PostgresServer) -> PostgresSettings:
+def iam_settings(server: PostgresServer, tls: TlsFiles) -> PostgresSettings:
     settings = load_settings(
         {
             "PG_DATABASE": server.host,
             "PG_PORT": str(server.port),
             "PG_USER": USER,
             "PG_IAM_AUTH": "true",
-            "PG_SSLMODE": "require",
+            # The certificate names 127.0.0.1: verify-full checks the CA and the host.
+            "PG_SSLMODE": "verify-full",
+            "PG_SSLROOTCERT": str(tls.ca),
             "PG_QPS_SAMPLE_SECONDS": "0",
             "AWS_REGION": REGION,
         }
@@ -100,7 +107,7 @@ def up(source: PostgresSource) -> float:
 
 
 def test_the_token_is_the_password_over_tls_and_is_renewed(
-    tls_server: PostgresServer, signing_clock: list[dt.datetime]
+    tls_server: PostgresServer, tls_files: TlsFiles, signing_clock: list[dt.datetime]
 ) -> None:
     first = token_at(tls_server, signing_clock, T0)
     # The token of RDS: host:port/?Action=connect&DBUser=..., SigV4-signed for rds-db.
@@ -116,7 +123,7 @@ def test_the_token_is_the_password_over_tls_and_is_renewed(
     tls_server.create_role(USER, first)
 
     clock = [1000.0]
-    settings = iam_settings(tls_server)
+    settings = iam_settings(tls_server, tls_files)
     login = iam_token_login(settings, AwsSessions(REGION), clock=lambda: clock[0])
     connection = PgConnection(settings, login=login)
     with closing(PostgresSource(settings, connection)) as source:
@@ -159,6 +166,7 @@ def test_the_token_is_the_password_over_tls_and_is_renewed(
 
 def test_a_targets_file_entry_with_iam_auth_logs_in(
     tls_server: PostgresServer,
+    tls_files: TlsFiles,
     signing_clock: list[dt.datetime],
     tmp_path: Path,
     closer: Closer,
@@ -170,7 +178,8 @@ def test_a_targets_file_entry_with_iam_auth_logs_in(
         "port": tls_server.port,
         "user": USER,
         "iam_auth": True,
-        "sslmode": "require",
+        "sslmode": "verify-full",
+        "sslrootcert": str(tls_files.ca),
     }
     (tmp_path / "targets.json").write_text(json.dumps({"postgres": [entry]}))
     runtime = closer(

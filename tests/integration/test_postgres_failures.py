@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from middleware_monitoring.logs import PACKAGE_LOGGER, setup_logging
+from middleware_monitoring.postgres.connection import PgConnection, QueryFailure
 from middleware_monitoring.postgres.source import PostgresSource
 from middleware_monitoring.runtime import Runtime, build_sink
 from tests.integration.pg_helpers import (
@@ -202,6 +203,44 @@ def test_statement_timeout_keeps_the_other_values(
     down = [line for line in json_logs() if line["message"] == "source down"]
     assert [line["reason"] for line in down] == ["statement_timeout"]
     assert down[0]["detail"] == "statement cancelled: canceling statement due to statement timeout"
+
+
+def test_a_lock_wait_fails_that_pass_and_drops_no_health_group(server: PostgresServer) -> None:
+    """SQLSTATE 55P03 (lock_not_available) is class 55 like "object not in the required
+    state", but it passes: a catalog locked for a moment must not drop a health group for
+    as long as the connection lives."""
+    settings = settings_for(server, PG_STATEMENT_TIMEOUT_MS="5000")
+    connection = PgConnection(settings)
+    source = PostgresSource(settings, connection)
+    holder = server.connect(database=APP_DB)
+    try:
+        assert "pg_database_xid_age" in names(ok_pass(source))
+        # The collector sets lock_timeout equal to statement_timeout, so which of the two
+        # cancels a lock wait is a matter of timing; a shorter lock_timeout on its session
+        # makes PostgreSQL answer with 55P03 every time.
+        connection.run("SET lock_timeout = '100ms'")
+        holder.run("BEGIN")
+        holder.run("LOCK TABLE pg_catalog.pg_database IN ACCESS EXCLUSIVE MODE")
+        locked, failure = run_pass(source)
+        holder.run("ROLLBACK")
+        after = ok_pass(source)
+        assert connection.opened == 1  # the same connection throughout
+    finally:
+        holder.close()
+        source.close()
+    assert failure is not None
+    assert failure.reason == "statement_timeout"
+    assert "canceling statement due to lock timeout" in failure.detail
+    assert value(locked, "pg_up") == 1
+    # The wraparound and database groups read pg_database: absent that pass, back the next.
+    assert "pg_database_xid_age" not in names(locked)
+    assert names(after) >= HEALTH_NAMES
+    # However it reaches a health group, 55P03 is never taken for "unsupported".
+    lock_wait = QueryFailure("55P03", "canceling statement due to lock timeout")
+    assert (lock_wait.unsupported, QueryFailure("55000", "not loaded").unsupported) == (
+        False,
+        True,
+    )
 
 
 def test_restart_between_passes_reopens_the_connection(server: PostgresServer) -> None:

@@ -8,16 +8,17 @@ cfn-lint and `sam validate --lint` run in `make lint` (target lint-template)."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from tests.integration.deployed import SamArtifact
 from tests.integration.pg_helpers import APP_DB, MONITOR, MONITOR_PASSWORD, prepare
 from tests.standins.postgres import PostgresServer
 from tests.standins.pushgateway import Pushgateway
@@ -29,47 +30,29 @@ JOB = "sam-artifact"
 
 
 @pytest.fixture(scope="module")
-def built(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, bytes]]:
-    """(build directory, the CA bundle the layer was built from)."""
-    if not any(WHEELHOUSE.glob("pymongo-*.whl")):
-        pytest.fail(f"{WHEELHOUSE} has no Lambda wheels: run `make install`")
-    work = tmp_path_factory.mktemp("sam")
-    ca = work / "test-ca.pem"
-    subprocess.run(
-        [
-            *("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1"),
-            *("-subj", "/CN=test-only CA", "-keyout", str(work / "ca.key"), "-out", str(ca)),
-        ],
-        check=True,
-        capture_output=True,
-        timeout=60,
-    )
-    app_dir = work / "sam-cli"
-    app_dir.mkdir()
-    (app_dir / "metadata.json").write_text('{"lastVersionCheck": "2099-01-01T00:00:00.000000"}')
-    env = {
-        **os.environ,
-        "PATH": f"{VENV_BIN}{os.pathsep}{os.environ['PATH']}",
-        "SAM_CLI_TELEMETRY": "0",
-        "__SAM_CLI_APP_DIR": str(app_dir),
-        "PIP_NO_INDEX": "1",
-        "PIP_FIND_LINKS": str(WHEELHOUSE),
-        "CA_BUNDLE": str(ca),
-    }
-    build = work / "build"
-    done = subprocess.run(
-        [
-            *(str(VENV_BIN / "sam"), "build", "--template-file", str(ROOT / "template.yaml")),
-            *("--build-dir", str(build), "--cache-dir", str(work / "cache")),
-        ],
-        cwd=work,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert done.returncode == 0, done.stdout + done.stderr
-    yield build, ca.read_bytes()
+def built(sam_artifact: SamArtifact) -> tuple[Path, bytes]:
+    """(build directory, the CA bundle the layer was built from): the session's one build."""
+    return sam_artifact.build_dir, sam_artifact.ca
+
+
+def test_artifact_carries_unchecked_bytecode_for_every_module(built):
+    """Every .py of the code and its dependencies has its CPython 3.12 .pyc, hash-based and
+    unchecked: used as it is in Lambda's read-only code directory, never recompiled."""
+    function = built[0] / "CollectorFunction"
+    sources = sorted(function.rglob("*.py"))
+    assert len(sources) > 100
+    missing = []
+    for source in sources:
+        cached = Path(importlib.util.cache_from_source(str(source)))
+        if not cached.is_file():
+            missing.append(str(source.relative_to(function)))
+            continue
+        header = cached.read_bytes()[:8]
+        assert header[:4] == importlib.util.MAGIC_NUMBER, cached
+        # PEP 552 flags: bit 0 hash-based, bit 1 check_source (off: unchecked).
+        assert int.from_bytes(header[4:8], "little") == 0b01, cached
+    assert missing == []
+    assert sys.version_info[:2] == (3, 12)
 
 
 def test_layer_holds_the_bundle_at_its_root(built):
@@ -87,9 +70,8 @@ def test_artifact_holds_the_code_and_lambda_wheels_but_not_boto3(built):
     )
     # The runtime's boto3 is used (README, "Deploy": measured size and cold start).
     assert not {"boto3", "botocore", "s3transfer"} & names
-    # Platform wheels for Lambda's CPython 3.12, and no bytecode of this machine's Python.
+    # Platform wheels for Lambda's CPython 3.12.
     assert list((function / "pymongo").glob("_cmessage.cpython-312-x86_64-linux-gnu.so"))
-    assert not list(function.rglob("__pycache__"))
     assert (built[0] / "template.yaml").is_file()
 
 

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
+from middleware_monitoring.bounds import SeriesBudget, projected_cost
 from middleware_monitoring.config import ConfigError, load_settings
 from middleware_monitoring.emf import EmfSelection, EmfSink
 from middleware_monitoring.model import PassResult, TargetResult
@@ -84,3 +85,140 @@ def test_a_series_that_is_no_metric_is_a_plain_log_line(capsys: pytest.CaptureFi
         "pg_database_deadlocks_total": 0.0,
     }
     assert sink.last_custom_metrics == 1
+
+
+def gauge(name: str, labels: dict[str, str] | None = None, value: float = 1.0) -> GaugeMetricFamily:
+    family = GaugeMetricFamily(name, "d", labels=list(labels or {}))
+    family.add_metric(list((labels or {}).values()), value)
+    return family
+
+
+def a_pass() -> PassResult:
+    statement = gauge("pg_query_calls", {"queryid": "1", "query": "SELECT 1", "user": "u"})
+    table = gauge("pg_table_dead_tuples", {"table": "items"})
+    health = gauge("middleware_collector_up", {"source": "postgres"})
+    sizes = GaugeMetricFamily("pg_database_size_bytes", "d", labels=["database_name"])
+    for name in ("b", "a"):
+        sizes.add_metric([name], 10)
+    b = TargetResult("b", [statement, table, gauge("pg_max_connections"), health, sizes], [])
+    a = TargetResult("a", [gauge("pg_max_connections"), gauge("pg_up"), health], [])
+    return PassResult([b, a], 0.1, TargetResult("collector", [gauge("middleware_pass_x")], []))
+
+
+def series_of(result: PassResult) -> list[tuple[str, str, dict[str, str]]]:
+    return [
+        (group.target, s.name, s.labels)
+        for group in result.groups()
+        for f in group.families
+        for s in f.samples
+    ]
+
+
+def test_without_a_budget_every_series_goes_and_is_counted() -> None:
+    whole = a_pass()
+    result, sent = SeriesBudget(None).apply(whole, "pushgateway")
+    assert sent == 11
+    assert series_of(result)[-1] == ("collector", "middleware_series_sent", {"sink": "pushgateway"})
+    assert result.collector.families[-1].samples[0].value == 11
+    # The pass collected is left as it was (the Kafka stream reads it).
+    assert len(series_of(whole)) == 10
+
+
+SIZE = "pg_database_size_bytes"
+
+
+@pytest.mark.parametrize(
+    ("budget", "kept"),
+    [
+        # Own: 2 x middleware_collector_up, middleware_pass_x, sent, dropped = 5. Then the
+        # ups, the older exporter's (by family name, target, labels), the rest, tables,
+        # statements.
+        (1, []),
+        (5, []),
+        (6, [("a", "pg_up", {})]),
+        (7, [("a", "pg_up", {}), ("b", SIZE, {"database_name": "a"})]),
+        (
+            9,
+            [
+                ("a", "pg_up", {}),
+                ("b", SIZE, {"database_name": "a"}),
+                ("b", SIZE, {"database_name": "b"}),
+                ("a", "pg_max_connections", {}),
+            ],
+        ),
+        (
+            11,
+            [
+                ("a", "pg_up", {}),
+                ("b", SIZE, {"database_name": "a"}),
+                ("b", SIZE, {"database_name": "b"}),
+                ("a", "pg_max_connections", {}),
+                ("b", "pg_max_connections", {}),
+                ("b", "pg_table_dead_tuples", {"table": "items"}),
+            ],
+        ),
+    ],
+)
+def test_a_budget_keeps_the_collectors_series_then_classes_in_a_stable_order(
+    budget: int, kept: list[tuple[str, str, dict[str, str]]]
+) -> None:
+    whole = a_pass()
+    result, sent = SeriesBudget(budget).apply(whole, "emf")
+    assert len(series_of(whole)) == 10
+    series = series_of(result)
+    own = [s for s in series if s[1].startswith("middleware_")]
+    assert len(own) == 5
+    assert sorted(repr(s) for s in series if s not in own) == sorted(map(repr, kept))
+    assert sent == len(series) == max(budget, 5)
+    dropped = result.collector.families[-1]
+    assert (dropped.name, dropped.samples[0].value) == ("middleware_series_dropped", 12 - sent)
+
+
+def test_what_is_left_out_is_said_once_and_again_when_it_changes(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    budget = SeriesBudget(10)
+    caplog.set_level("INFO", logger="middleware_monitoring.bounds")
+    for _ in range(2):
+        budget.apply(a_pass(), "pushgateway")
+    (line,) = [
+        (r.getMessage(), r.__dict__["left_out"], r.__dict__["dropped"]) for r in caplog.records
+    ]
+    assert line == ("series budget exceeded", {"pg_query_calls": 1, "pg_table_dead_tuples": 1}, 2)
+    caplog.clear()
+    budget.budget = 100
+    budget.apply(a_pass(), "pushgateway")
+    budget.apply(a_pass(), "pushgateway")
+    assert [r.getMessage() for r in caplog.records] == ["series budget met again"]
+
+
+def test_series_budget_and_schedule_settings() -> None:
+    settings = load_settings({"SERIES_BUDGET": "5000", "SCHEDULE_MINUTES": "5"})
+    assert (settings.series_budget, settings.schedule_minutes) == (5000, 5)
+    assert (load_settings({}).series_budget, load_settings({}).schedule_minutes) == (None, 1)
+    with pytest.raises(ConfigError) as caught:
+        load_settings({"SERIES_BUDGET": "0", "SCHEDULE_MINUTES": "daily"})
+    assert caught.value.problems == [
+        "SERIES_BUDGET: expected a whole number from 1 to 100000000, got '0'",
+        "SCHEDULE_MINUTES: expected a whole number from 1 to 1440, got 'daily'",
+    ]
+
+
+def test_projected_cost_per_sink() -> None:
+    assert projected_cost("remote_write", 640, 1, None) == {
+        "sink": "remote_write",
+        "series_per_pass": 640,
+        "passes_per_month": 43200,
+        "monthly_samples": 27_648_000,
+    }
+    assert projected_cost("emf", 300, 5, 40) == {
+        "sink": "emf",
+        "series_per_pass": 300,
+        "passes_per_month": 8640,
+        "monthly_custom_metrics": 40,
+    }
+    assert projected_cost("pushgateway", 300, 1, None) == {
+        "sink": "pushgateway",
+        "series_per_pass": 300,
+        "passes_per_month": 43200,
+    }

@@ -185,8 +185,8 @@ def test_targets_one_per_id_with_kind_prefixes() -> None:
         ("elasticache:r-001", ["cloudwatch"]),
         ("elasticache:r-002:0001", ["cloudwatch"]),
     ]
-    # Aurora: 5 (no FreeStorageSpace, plus VolumeBytesUsed); 5 + 3 DocDB; 14 + 14 ElastiCache.
-    assert len(batch.stats) == 41
+    # Aurora: 5 (no FreeStorageSpace, plus VolumeBytesUsed); 6 + 3 DocDB; 14 + 14 ElastiCache.
+    assert len(batch.stats) == 42
 
 
 def test_rds_id_without_postgresql_is_a_cloudwatch_only_target() -> None:

@@ -13,6 +13,7 @@ from middleware_monitoring.config import (
 )
 
 PASSWORD = "Sup3r-s3cret-pw"
+SECRET_ARN = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:rw-login"
 
 PG_OK = {
     "PG_DATABASE": "db.example.internal",
@@ -425,6 +426,30 @@ def test_basic_auth_over_plain_http_to_another_host_is_refused_unless_allowed() 
         {"PUSHGATEWAY_URL": "http://push.example:9091", "PUSHGATEWAY_ALLOW_INSECURE_AUTH": "true"},
     ):
         assert load_settings({**auth, **allowed}).pushgateway.password == PASSWORD
+
+
+def test_remote_write_login_over_plain_http_to_another_host_is_refused_unless_allowed() -> None:
+    login = {"METRICS_SINK": "remote_write", "REMOTE_WRITE_SECRET_ARN": SECRET_ARN}
+    assert problems_of({**login, "REMOTE_WRITE_URL": "http://mimir.example/api/v1/push"}) == [
+        "REMOTE_WRITE_URL: is plain http:// to another host while REMOTE_WRITE_SECRET_ARN is "
+        "set: the login or bearer token would cross the network readable; use https://, or "
+        "set REMOTE_WRITE_ALLOW_INSECURE_AUTH=true to send it anyway"
+    ]
+    for allowed in (
+        {**login, "REMOTE_WRITE_URL": "https://mimir.example/api/v1/push"},
+        {**login, "REMOTE_WRITE_URL": "http://127.0.0.1:9090/api/v1/write"},
+        {**login, "REMOTE_WRITE_URL": "http://[::1]:9090/api/v1/write"},
+        {**login, "REMOTE_WRITE_URL": "http://localhost:9090/api/v1/write"},
+        {
+            **login,
+            "REMOTE_WRITE_URL": "http://mimir.example/api/v1/push",
+            "REMOTE_WRITE_ALLOW_INSECURE_AUTH": "true",
+        },
+    ):
+        assert load_settings(allowed).remote_write.secret_arn == SECRET_ARN
+    # Without a login nothing secret crosses: plain http to another host stays allowed.
+    bare = {"METRICS_SINK": "remote_write", "REMOTE_WRITE_URL": "http://prom.example/api/v1/write"}
+    assert load_settings(bare).remote_write.secret_arn is None
 
 
 def test_an_unknown_rds_type_is_an_error_whatever_else_is_set() -> None:

@@ -143,6 +143,7 @@ def test_datasource_is_a_variable_never_a_fixed_uid(name: str) -> None:
         ("elasticache.json", ["datasource", "job", "instance", "elasticache"]),
         ("collector-health.json", ["datasource", "job", "instance", "source"]),
         ("fleet.json", ["datasource", "job", "account", "region", "kind"]),
+        ("fleet-overview.json", ["datasource", "job", "top"]),
     ],
 )
 def test_template_variables(name: str, expected: list[str]) -> None:
@@ -276,7 +277,8 @@ def test_postgresql_dashboard_needs_nothing_from_postgres_exporter() -> None:
     for query in panel_queries("postgresql.json"):
         names |= metric_names(query.expr)
     assert names <= EMITTED_METRICS | {"push_time_seconds"}
-    assert all(n.startswith("pg_") for n in names - {"push_time_seconds"})
+    # The product's own names: SQL and CloudWatch (pg_*), Enhanced Monitoring (rds_os_*).
+    assert all(n.startswith(("pg_", "rds_os_")) for n in names - {"push_time_seconds"})
 
 
 def test_statements_are_a_sortable_table_of_every_pg_query_metric() -> None:
@@ -395,3 +397,47 @@ def test_docs_describe_each_dashboard_and_the_promtool_findings() -> None:
             assert f"the `{label}` label" in section, metric
         else:
             assert f"`{metric}`" in section, metric
+
+
+def test_fleet_overview_shows_only_the_worst_and_links_each_to_its_dashboard() -> None:
+    """Usable at 500 targets: every table is one instant topk/bottomk($top, ...) query (10
+    rows by default, never every series), and each row's target opens its own dashboard."""
+    dashboard = load_dashboard("fleet-overview.json")
+    top = variables(dashboard)["top"]
+    assert (top["type"], top["current"]["value"]) == ("custom", "10")
+    own = {
+        "pg_": "mm-postgresql",
+        "rds_os_": "mm-postgresql",
+        "redis_": "mm-elasticache",
+        "mongo_": "mm-documentdb",
+    }
+    uids = {load_dashboard(name)["uid"] for name in DASHBOARD_FILES}
+    tables = list(panels(dashboard))
+    assert len(tables) == 10
+    for panel in tables:
+        [target] = panel["targets"]
+        assert panel["type"] == "table" and target["instant"], panel["title"]
+        assert re.match(r"(topk|bottomk)\(\$top, ", target["expr"]), panel["title"]
+        [link_override] = [
+            o for o in panel["fieldConfig"]["overrides"] if o["matcher"]["options"] == "instance"
+        ]
+        [link] = link_override["properties"][0]["value"]
+        metric = sorted(metric_names(target["expr"]))[0]
+        uid = next(uid for prefix, uid in own.items() if metric.startswith(prefix))
+        assert uid in uids
+        assert link["url"].startswith(
+            f"/d/{uid}/?var-job=${{__data.fields.job}}&var-instance=${{__data.fields.instance}}"
+        ), panel["title"]
+    titles = [panel["title"] for panel in tables]
+    assert titles == [
+        "PostgreSQL CPU",
+        "PostgreSQL DB load",
+        "Connection saturation",
+        "Transaction ID age",
+        "Free storage",
+        "Replica lag",
+        "OS CPU (Enhanced Monitoring)",
+        "Redis memory",
+        "Redis evictions",
+        "DocumentDB CPU",
+    ]

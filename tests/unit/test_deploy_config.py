@@ -105,8 +105,9 @@ def test_iam_auth_switched_on_or_not_a_flag_alone_is_still_reported():
         "PG_DATABASE: is required (the PostgreSQL host name or IP) when PostgreSQL is "
         "configured (PG_IAM_AUTH set)",
         "PG_USER: is required when PostgreSQL is configured (PG_IAM_AUTH set)",
-        "PG_SSLMODE: IAM authentication sends a token as the password, which needs TLS: "
-        "sslmode prefer is not allowed (use one of require, verify-ca, verify-full)",
+        "PG_SSLMODE: IAM authentication sends a token as the password, which needs TLS that "
+        "verifies the server: sslmode prefer is not allowed (use one of verify-ca, "
+        "verify-full, with sslrootcert)",
     ]
     assert problems({"PG_IAM_AUTH": "maybe"}) == [
         "PG_IAM_AUTH: expected true or false, got 'maybe'",

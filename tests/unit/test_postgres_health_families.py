@@ -18,9 +18,9 @@ COLUMNS: dict[str, Any] = {
     "locks": [2, 1, 4.5],
     "wait_events": [["Lock", "relation", 2], ["IO", "DataFileRead", 1]],
     "replication": [
-        ["walreceiver", "10.0.0.5", 40112, 101, 1.5],
-        ["walreceiver", "10.0.0.6", 40113, 102, None],
-        ["orders-2", None, None, None, 0.02],
+        ["walreceiver", "10.0.0.5", 40112, 101, 1.5, None],
+        ["walreceiver", "10.0.0.6", 40113, 102, None, "standby_2"],
+        ["orders-2", None, None, None, 0.02, None],
     ],
     "replication_slots": [["standby_1", "physical", True, 16384], ["cdc", "logical", False, None]],
     "database_stats": [["app", 1, 2048, 300, 4, 5000, 60]],
@@ -62,9 +62,9 @@ def test_families_of_each_group() -> None:
             "pg_wait_event_sessions",
             (("wait_event", "DataFileRead"), ("wait_event_type", "IO")),
         ): 1,
-        # Two replicas of one application_name get their addresses; one with no lag known
-        # (not caught up, no replay_lag yet) has no series.
-        ("pg_replica_lag_seconds", (("replica", "walreceiver@10.0.0.5:40112"),)): 1.5,
+        # Two replicas of one application_name get their slot or address; one with no lag
+        # known (not caught up, no replay_lag yet) has no series.
+        ("pg_replica_lag_seconds", (("replica", "walreceiver@10.0.0.5"),)): 1.5,
         ("pg_replica_lag_seconds", (("replica", "orders-2"),)): 0.02,
         (
             "pg_replication_slot_retained_wal_bytes",

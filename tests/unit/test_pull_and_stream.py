@@ -230,3 +230,17 @@ def test_without_stream_only_the_push() -> None:
     sink = _Sink(fail=False)
     assert push_and_stream(sink, None, _pass(), "collector") is None
     assert sink.sent == [["orders-db", "collector"]]
+
+
+def test_a_budget_cuts_what_the_sink_sends_never_the_streamed_statements() -> None:
+    from middleware_monitoring.bounds import SeriesBudget
+
+    sink, stream = _Sink(fail=False), _Stream()
+    result = _pass()
+    # Room for the collector's two budget series and pg_up: the statements are left out.
+    cut, sent = SeriesBudget(3).apply(result, "pushgateway")
+    push_and_stream(sink, stream, result, "collector", to_sink=cut)  # type: ignore[arg-type]
+    assert sent == 3
+    assert [f.name for f in cut.targets[0].families] == ["pg_up"]
+    (streamed,) = stream.sent
+    assert [m["queryid"] for m in statement_messages(streamed, "production", 0.0)] == ["11", "-22"]

@@ -281,6 +281,39 @@ def test_pushgateway_gets_each_series_once_without_timestamps(gateway: FakeGatew
     ]
 
 
+def test_the_reserve_grows_to_twice_the_last_push(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A fleet's many groups take longer than one group's worst case when the gateway is
+    merely slow: after a push that took T the reserve is 2 T when that is more."""
+    delay = 0.6  # each PUT, below the 1 s request timeout
+    received: list[str] = []
+
+    class Slow(BaseHTTPRequestHandler):
+        def do_PUT(self) -> None:
+            self.rfile.read(int(self.headers.get("Content-Length", "0")))
+            received.append(self.path)
+            time.sleep(delay)  # a slow Pushgateway, not a wait for a condition
+            self.send_response(200)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    with ThreadedHttpServer(Slow) as server:
+        sink = PushgatewaySink(
+            settings(f"http://127.0.0.1:{server.port}", timeout_seconds=1.0, retries=0)
+        )
+        assert sink.reserve_seconds() == 1.0  # one attempt of one group, nothing pushed yet
+        started = time.monotonic()
+        sink.send(one_target_pass())
+        took = time.monotonic() - started
+    assert sorted(received) == sorted(BODIES)
+    # The push took at least one delayed PUT and at most what the test saw around it.
+    assert 2 * delay <= sink.reserve_seconds() <= 2 * took
+
+
 def test_each_sink_says_what_time_it_needs() -> None:
     from middleware_monitoring.emf import EmfSink
 

@@ -190,18 +190,27 @@ def test_replica_lag_from_aurora_replica_status_on_aurora() -> None:
     assert "FROM pg_stat_replication" in plain and "aurora" not in plain
 
 
-def test_replica_names_are_unique() -> None:
+def test_replica_names_are_unique_and_stay_across_reconnects() -> None:
     rows: list[list[Any]] = [
-        ["walreceiver", "10.0.0.5", 40112, 101, 1.5],
-        ["walreceiver", "10.0.0.6", 40113, 102, 0.0],
-        ["orders-replica", "10.0.0.7", 40114, 103, 0.2],
-        ["", "10.0.0.8", 40115, 104, None],
-        ["", None, None, 105, None],
+        ["walreceiver", "10.0.0.5", 40112, 101, 1.5, "standby_a"],
+        ["walreceiver", "10.0.0.6", 40113, 102, 0.0, None],
+        ["orders-replica", "10.0.0.7", 40114, 103, 0.2, "orders_slot"],
+        ["", "10.0.0.8", 40115, 104, None, None],
+        ["", None, None, 105, None, None],
+        # Two without slots on one host: only the port tells them apart.
+        ["walreceiver", "10.0.0.9", 40116, 106, 0.1, None],
+        ["walreceiver", "10.0.0.9", 40117, 107, 0.1, None],
     ]
     assert health.replica_names(rows) == [
-        "walreceiver@10.0.0.5:40112",
-        "walreceiver@10.0.0.6:40113",
+        "walreceiver@standby_a",
+        "walreceiver@10.0.0.6",
         "orders-replica",
         "10.0.0.8",
         "local",
+        "walreceiver@10.0.0.9:40116",
+        "walreceiver@10.0.0.9:40117",
     ]
+    # The same replicas reconnected (new walsender pids, new client ports): the same labels
+    # wherever something stable names them.
+    again = [[*row[:2], row[2] and row[2] + 1000, row[3] + 1000, *row[4:]] for row in rows]
+    assert health.replica_names(again)[:5] == health.replica_names(rows)[:5]

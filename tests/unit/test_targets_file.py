@@ -263,22 +263,41 @@ kafka: []
     ]
 
 
-def test_iam_auth_needs_tls(tmp_path: Path) -> None:
-    text = "postgres:\n  - {name: a, host: 10.0.0.1, user: u, iam_auth: true}\n"
-    assert problems(tmp_path, text) == [
-        "TARGETS_FILE (targets.yaml): postgres[0] (a).sslmode: IAM authentication sends a token "
-        "as the password, which needs TLS: sslmode prefer is not allowed (use one of require, "
-        "verify-ca, verify-full)"
-    ]
+def test_iam_auth_needs_tls_that_verifies_the_server(tmp_path: Path) -> None:
+    # sslmode require encrypts but verifies nobody: a man in the middle would receive a
+    # token that works as the password for 15 minutes.
+    for sslmode, given in (("prefer", ""), ("require", ", sslmode: require")):
+        text = f"postgres:\n  - {{name: a, host: 10.0.0.1, user: u, iam_auth: true{given}}}\n"
+        assert problems(tmp_path, text) == [
+            "TARGETS_FILE (targets.yaml): postgres[0] (a).sslmode: IAM authentication sends a "
+            "token as the password, which needs TLS that verifies the server: sslmode "
+            f"{sslmode} is not allowed (use one of verify-ca, verify-full, with sslrootcert)"
+        ]
     environ = {"PG_DATABASE": "10.0.0.1", "PG_USER": "u", "PG_IAM_AUTH": "true"}
-    with pytest.raises(ConfigError) as caught:
-        load_settings({**environ, "PG_SSLMODE": "disable"})
-    assert caught.value.problems == [
-        "PG_SSLMODE: IAM authentication sends a token as the password, which needs TLS: "
-        "sslmode disable is not allowed (use one of require, verify-ca, verify-full)"
-    ]
-    iam = load_settings({**environ, "PG_SSLMODE": "require"}).postgres
-    assert iam is not None and (iam.iam_auth, iam.password) == (True, "")
+    for sslmode in ("disable", "require"):
+        with pytest.raises(ConfigError) as caught:
+            load_settings({**environ, "PG_SSLMODE": sslmode})
+        assert caught.value.problems == [
+            "PG_SSLMODE: IAM authentication sends a token as the password, which needs TLS "
+            f"that verifies the server: sslmode {sslmode} is not allowed (use one of "
+            "verify-ca, verify-full, with sslrootcert)"
+        ]
+    for sslmode in ("verify-ca", "verify-full"):
+        iam = load_settings(
+            {**environ, "PG_SSLMODE": sslmode, "PG_SSLROOTCERT": "global-bundle.pem"}
+        ).postgres
+        assert iam is not None and (iam.iam_auth, iam.password, iam.sslmode) == (
+            True,
+            "",
+            sslmode,
+        )
+    # An RDS endpoint without sslmode defaults to verify-full with the layer's bundle.
+    rds = {**environ, "PG_DATABASE": "iam.abc.eu-central-1.rds.amazonaws.com"}
+    default = load_settings(rds).postgres
+    assert default is not None and (default.sslmode, default.sslrootcert) == (
+        "verify-full",
+        "global-bundle.pem",
+    )
 
 
 def test_an_empty_document_is_no_targets_and_a_list_is_refused(tmp_path: Path) -> None:

@@ -602,3 +602,21 @@ def test_enhanced_monitoring_reads_the_rdsosmetrics_log_group_only_when_on(rende
     }
     variables = on["CollectorFunction"]["Properties"]["Environment"]["Variables"]
     assert variables["ENHANCED_MONITORING"] == "true"
+
+
+def test_performance_insights_reads_rds_metrics_only_when_on(rendered):
+    assert "performance-insights-read" not in _statements(_deployed(rendered))
+    on = _deployed(rendered, PerformanceInsights="true")
+    assert _statements(on) == {
+        **BASE_POLICIES,
+        "performance-insights-read": [
+            {
+                "Effect": "Allow",
+                "Action": "pi:GetResourceMetrics",
+                "Resource": "arn:aws:pi:*:123456789012:metrics/rds/*",
+            },
+            {"Effect": "Allow", "Action": "rds:DescribeDBInstances", "Resource": "*"},
+        ],
+    }
+    variables = on["CollectorFunction"]["Properties"]["Environment"]["Variables"]
+    assert variables["PERFORMANCE_INSIGHTS"] == "true"

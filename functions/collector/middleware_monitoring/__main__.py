@@ -12,7 +12,9 @@ import os
 import sys
 import time
 
+from .bounds import log_projected_cost
 from .config import ConfigError
+from .config.extra import apply_extra
 from .kafka_stream import build_stream, push_and_stream, send_reserve_seconds
 from .logs import scrubber, setup_logging
 from .runtime import Runtime, build_sink, collection_budget, stdout_sink, summary
@@ -47,6 +49,7 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     args = _parser().parse_args(argv)
+    apply_extra(os.environ)
     setup_logging(stream=sys.stderr, level=os.environ.get("LOG_LEVEL", "INFO"))
     try:
         runtime = Runtime.from_environ(os.environ)
@@ -67,13 +70,18 @@ def main(argv: list[str] | None = None) -> int:
     reserve = send_reserve_seconds(stream, sink.reserve_seconds())
     runtime.pushgateway = isinstance(sink, PushgatewaySink)
     result = runtime.collect(collection_budget(deadline - time.monotonic(), reserve))
+    settings = runtime.settings
+    sink_name = settings.sink if pushing else "stdout"
+    sent, series = runtime.budget.apply(result, sink_name)
     try:
-        push_and_stream(sink, stream, result, runtime.settings.collector_instance, deadline)
+        push_and_stream(sink, stream, result, settings.collector_instance, deadline, to_sink=sent)
     except PushError as error:
         logger.error("push failed", extra={"detail": str(error)})
         return EXIT_PUSH_FAILED
+    if pushing:
+        log_projected_cost(sink, sink_name, series, settings.schedule_minutes)
     runtime.remove_stale_groups(ALL, deadline)
-    logger.info("pass done", extra=summary(result))
+    logger.info("pass done", extra=summary(sent))
     return EXIT_OK
 
 

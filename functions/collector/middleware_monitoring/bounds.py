@@ -7,9 +7,11 @@ CloudWatch metrics (beside the collector's health), and the first series a budge
 the collector's own series, then the rest in a fixed order of classes, each class in a
 stable order (family name, target, labels), until the budget is spent:
 
-1. the collector's own series (every series of the collector's group, and each target's
+0. the collector's own series (every series of the collector's group, and each target's
    ``middleware_*`` series): always sent, even when they alone exceed the budget;
-2. the older exporter's series (``CORE_SERIES``: up, connections, QPS, sizes, CloudWatch's);
+1. each target's up (``pg_up``, ``mongo_up``, ``redis_up``);
+2. the rest of the older exporter's series (``CORE_SERIES``: connections, QPS, sizes,
+   CloudWatch's);
 3. every other series of a target (health, engine INFO, discovery's inventory);
 4. per-table series (``pg_table_*``);
 5. statement-level series (labelled with a ``queryid`` or ``query``).
@@ -23,6 +25,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator, Mapping
+from dataclasses import replace
 from typing import Final
 
 from prometheus_client import Metric
@@ -37,6 +40,7 @@ DROPPED: Final = "middleware_series_dropped"
 HEALTH_PREFIX: Final = "middleware_"
 # The Pushgateway's bookkeeping (which deployment owns a group), not health: no EMF metric.
 NOT_HEALTH: Final = frozenset({"middleware_collector_info"})
+UP_SERIES: Final = frozenset({"pg_up", "mongo_up", "redis_up"})
 STATEMENT_LABELS: Final = frozenset({"queryid", "query"})
 TABLE_PREFIX: Final = "pg_table_"
 # A 30-day month, as the benchmark's cost section counts it.
@@ -118,16 +122,18 @@ def is_health(family: str) -> bool:
 
 
 def series_class(family: str, labels: Mapping[str, str]) -> int:
-    """The budget's order (module docstring): 0 is always sent, then 1 to 4."""
+    """The budget's order (module docstring): 0 is always sent, then 1 to 5."""
     if family.startswith(HEALTH_PREFIX):
         return 0
-    if family in CORE_SERIES:
+    if family in UP_SERIES:
         return 1
+    if family in CORE_SERIES:
+        return 2
     if STATEMENT_LABELS & labels.keys():
-        return 4
+        return 5
     if family.startswith(TABLE_PREFIX):
-        return 3
-    return 2
+        return 4
+    return 3
 
 
 SeriesId = tuple[str, str, tuple[tuple[str, str], ...]]  # sample name, target, labels
@@ -147,14 +153,14 @@ def count_series(result: PassResult) -> int:
 class SeriesBudget:
     """One per function instance: remembers what it last said was left out."""
 
-    def __init__(self, budget: int | None, sink: str) -> None:
+    def __init__(self, budget: int | None) -> None:
         self.budget = budget
-        self.sink = sink
         self._logged: dict[str, int] | None = None
 
-    def apply(self, result: PassResult) -> int:
-        """Cut ``result`` to the budget (in place), add the budget's own series to the
-        collector's group, and return the series it now holds."""
+    def apply(self, result: PassResult, sink: str) -> tuple[PassResult, int]:
+        """The pass to send: ``result`` cut to the budget, with the budget's own series in the
+        collector's group, and the series it holds. ``result`` itself is left whole (the
+        Kafka stream reads its statements from it)."""
         own_extra = 1 if self.budget is None else 2  # sent, and dropped when a budget is set
         ranked: list[tuple[int, str, SeriesId]] = []
         for group in result.groups():
@@ -173,20 +179,19 @@ class SeriesBudget:
                 if kind > 0
             )
             dropped = {entry[-1] for entry in rest[room:]}
-        if dropped:
-            _remove(result, dropped)
-        self._say(distinct, dropped)
+        cut = _cut(result, dropped)
+        self._say(len(distinct) + own_extra, distinct, dropped)
         sent = len(distinct) - len(dropped) + own_extra
-        result.collector.families.extend(self._families(sent, len(dropped)))
-        return sent
+        cut.collector.families.extend(self._families(sink, sent, len(dropped)))
+        return cut, sent
 
-    def _families(self, sent: int, dropped: int) -> Iterator[Metric]:
+    def _families(self, sink: str, sent: int, dropped: int) -> Iterator[Metric]:
         family = GaugeMetricFamily(
             SENT,
             "Series this pass sent (these two series included), by sink.",
             labels=["sink"],
         )
-        family.add_metric([self.sink], sent)
+        family.add_metric([sink], sent)
         yield family
         if self.budget is not None:
             yield GaugeMetricFamily(
@@ -195,7 +200,10 @@ class SeriesBudget:
                 value=dropped,
             )
 
-    def _say(self, distinct: Mapping[SeriesId, tuple[int, str]], dropped: set[SeriesId]) -> None:
+    def _say(
+        self, total: int, distinct: Mapping[SeriesId, tuple[int, str]], dropped: set[SeriesId]
+    ) -> None:
+        """Log what was left out when it changed; ``total``: the pass's series, uncut."""
         left_out: dict[str, int] = {}
         for series in dropped:
             name = distinct[series][1]
@@ -210,16 +218,18 @@ class SeriesBudget:
             "series budget exceeded",
             extra={
                 "budget": self.budget,
-                "series": len(distinct),
+                "series": total,
                 "dropped": len(dropped),
                 "left_out": dict(sorted(left_out.items())),
             },
         )
 
 
-def _remove(result: PassResult, dropped: set[SeriesId]) -> None:
-    for group in result.groups():
-        kept: list[Metric] = []
+def _cut(result: PassResult, dropped: set[SeriesId]) -> PassResult:
+    """A copy of ``result`` without the ``dropped`` series (families not cut are shared)."""
+
+    def kept(group: TargetResult) -> TargetResult:
+        families: list[Metric] = []
         for family in group.families:
             samples = [
                 s
@@ -232,8 +242,23 @@ def _remove(result: PassResult, dropped: set[SeriesId]) -> None:
                 copy = Metric(family.name, family.documentation, family.type, family.unit)
                 copy.samples = samples
                 family = copy
-            kept.append(family)
-        group.families[:] = kept
+            families.append(family)
+        return replace(group, families=families)
+
+    return replace(
+        result,
+        targets=[kept(group) for group in result.targets],
+        collector=kept(result.collector),
+    )
+
+
+def log_projected_cost(sink: object, name: str, series: int, schedule_minutes: int) -> None:
+    """The one line a cold start logs after its first pass is sent (SPEC 19)."""
+    custom = getattr(sink, "last_custom_metrics", None)
+    logger.info(
+        "projected cost",
+        extra=projected_cost(name, series, schedule_minutes, custom if name == "emf" else None),
+    )
 
 
 def projected_cost(

@@ -36,7 +36,7 @@ import logging
 import math
 import time
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Final
 
 from aws_lambda_powertools.metrics import MetricUnit
@@ -44,10 +44,12 @@ from aws_lambda_powertools.metrics.provider.cloudwatch_emf.cloudwatch import (
     AmazonCloudWatchEMFProvider,
 )
 from prometheus_client import Metric
+from prometheus_client.samples import Sample
 
 from .bounds import CORE_SERIES, is_health
 from .model import PassResult
 from .redis import info as redis_info
+from .resend import ResendBuffer
 from .sinks import PRINT_RESERVE_SECONDS, SentTimestamps, SeriesKey
 
 logger = logging.getLogger(__name__)
@@ -123,6 +125,7 @@ UNITS: Final[Mapping[str, MetricUnit]] = {
     "pg_memory_utilization": _B,  # FreeableMemory, bytes free (the name is historical)
     "pg_network_throughput": _BPS,
     "pg_read_iops": _NPS,
+    "pg_burst_balance_percent": _PCT,
     "pg_volume_bytes_used": _B,
     "mongo_uptime_seconds": _S,
     "mongo_current_connections": _N,
@@ -133,6 +136,7 @@ UNITS: Final[Mapping[str, MetricUnit]] = {
     "mongo_network_throughput": _BPS,
     "mongo_read_latency": _MS,
     "mongo_write_latency": _MS,
+    "mongo_replica_lag": _MS,
     "mongo_volume_bytesused": _B,
     "mongo_volume_readiops": _N,  # a count per 5-minute period, as AWS/DocDB reports it
     "mongo_volume_wriateiops": _N,
@@ -275,9 +279,20 @@ def _lines(
     return out
 
 
+def _series_key(target: str, sample: Sample) -> SeriesKey:
+    """How ``_lines`` names a timestamped sample's series for SentTimestamps."""
+    return sample.name, frozenset({**sample.labels, INSTANCE_DIMENSION: target}.items())
+
+
 def custom_metrics(lines: _Lines) -> int:
     """Distinct CloudWatch metrics the lines make (name x dimension values): what is billed."""
     return len({(name, key[0]) for key, line in lines.metrics.items() for name in line})
+
+
+def count_custom_metrics(result: PassResult, patterns: tuple[str, ...] = ()) -> int:
+    """Distinct CloudWatch metrics ``result`` makes through the EMF sink with EMF_METRICS =
+    ``patterns``, without printing it."""
+    return custom_metrics(_lines(result, None, EmfSelection(patterns)))
 
 
 class EmfSink:
@@ -287,6 +302,7 @@ class EmfSink:
         self._namespace = namespace
         self._selection = EmfSelection(metrics)
         self._sent = SentTimestamps()
+        self._resend = ResendBuffer(self._sent, _series_key)
         # Distinct CloudWatch metrics of the last pass sent (the projected cost's figure).
         self.last_custom_metrics = 0
 
@@ -295,6 +311,21 @@ class EmfSink:
         return PRINT_RESERVE_SECONDS
 
     def send(self, result: PassResult, deadline: float | None = None) -> None:
+        """CloudWatch points of an earlier pass whose printing failed go out with this one
+        (resend.py); they count as delivered once printed."""
+        if not result.targets:  # the Kafka stream's health group alone
+            self._print(result)
+            return
+        merged = self._resend.merge(result)
+        if self._resend.has_dropped():
+            families = [*merged.collector.families, self._resend.dropped_family("emf")]
+            merged = replace(merged, collector=replace(merged.collector, families=families))
+        try:
+            self._print(merged)
+        finally:
+            self._resend.keep(merged)
+
+    def _print(self, result: PassResult) -> None:
         """Printing is not cut short by ``deadline``: a line half printed is lost."""
         lines = _lines(result, self._sent, self._selection)
         for (dimensions, properties, millis), metrics in lines.metrics.items():

@@ -264,21 +264,26 @@ def push_and_stream(
     result: PassResult,
     collector_instance: str,
     deadline: float | None = None,
+    *,
+    to_sink: PassResult | None = None,
 ) -> SourceOutcome | None:
     """Push the pass and, alongside it, stream its statements; then push the stream's health
     as a group of its own. The push is never delayed by Kafka (they run concurrently) nor lost
     to it (a stream failure is an outcome, not an exception). Raises what ``sink.send``
     raises, after the stream has finished too. ``deadline`` (a ``time.monotonic()`` value;
-    None: the reserves of the sink and the stream from now) bounds all of it."""
+    None: the reserves of the sink and the stream from now) bounds all of it. ``to_sink``:
+    what the sink sends when it is not ``result`` itself (the pass cut to SERIES_BUDGET; the
+    stream still gets every statement)."""
+    pushed = result if to_sink is None else to_sink
     if deadline is None:
         deadline = time.monotonic() + send_reserve_seconds(stream, sink.reserve_seconds())
     if stream is None:
-        sink.send(result, deadline)
+        sink.send(pushed, deadline)
         return None
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="kafka") as pool:
         sending = pool.submit(stream.send, result, deadline)
         try:
-            sink.send(result, deadline)
+            sink.send(pushed, deadline)
         finally:
             # Bounded by the stream's own timeouts and the deadline; waited for even when the
             # push failed, so the statements still go out.

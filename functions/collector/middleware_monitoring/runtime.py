@@ -17,6 +17,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Final
 
+from .bounds import SeriesBudget
 from .cloudwatch.source import CloudWatchSource
 from .config import (
     Settings,
@@ -35,6 +36,7 @@ from .runner import run_pass
 from .shards import ALL, Shard
 from .sinks import PushgatewaySink, Sink, StdoutSink
 from .targets import TargetBuilder
+from .targets_s3 import TargetsS3Object
 
 logger = logging.getLogger(__name__)
 
@@ -69,6 +71,9 @@ class Runtime:
         self._parameter = parameter
         if parameter is None and settings.targets_parameter is not None:
             self._parameter = TargetsParameter(settings, self.builder.sessions)
+        self._s3: TargetsS3Object | None = None
+        if settings.targets_s3_uri is not None:
+            self._s3 = TargetsS3Object(settings, self.builder.sessions)
         self._built: dict[str, _Built] = {}
         # Read back from the Pushgateway: set by the caller that pushes there (app, CLI).
         self.pushgateway = False
@@ -80,6 +85,8 @@ class Runtime:
         self._groups: Groups | None = None
         self._pass_targets: tuple[set[str], bool] = (set(), False)
         self._groups_error: str | None = None
+        # SERIES_BUDGET, applied by whoever sends the pass (it knows the sink).
+        self.budget = SeriesBudget(settings.series_budget)
         self._reconcile(self.specs()[0])
 
     @classmethod
@@ -92,11 +99,14 @@ class Runtime:
     # --- targets ----------------------------------------------------------------------------
 
     def load_parameter(self) -> None:
-        """TARGETS_PARAMETER at a cold start: unreadable or wrong, it is a configuration error
-        (``ConfigError``), like the environment."""
-        if self._parameter is None:
+        """TARGETS_PARAMETER and TARGETS_S3_URI at a cold start: unreadable or wrong, it is a
+        configuration error (``ConfigError``), like the environment."""
+        if self._parameter is None and self._s3 is None:
             return
-        self._parameter.load()
+        if self._parameter is not None:
+            self._parameter.load()
+        if self._s3 is not None:
+            self._s3.load()
         self._reconcile(self.specs()[0])
 
     def specs(self) -> tuple[list[TargetSpec], bool]:
@@ -107,6 +117,10 @@ class Runtime:
         complete = True
         if self._parameter is not None:
             document, fresh = self._parameter.current()
+            complete = complete and fresh
+            specs += document.specs()
+        if self._s3 is not None:
+            document, fresh = self._s3.current()
             complete = complete and fresh
             specs += document.specs()
         if self.builder.discovery is not None:
@@ -167,6 +181,8 @@ class Runtime:
             target_result.families.append(owner_family(self.settings.collector_instance))
         if self.builder.discovery is not None:
             result.collector.families.extend(self.builder.discovery.families())
+        if self._s3 is not None:
+            result.collector.families.extend(self._s3.families())
         now = self._clock()
         for built in chosen:
             built.collected_at = now

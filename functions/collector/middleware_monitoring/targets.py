@@ -36,6 +36,7 @@ from .credentials import (
 )
 from .discovery import Discovery, InventorySource
 from .insights.enhanced_monitoring import EnhancedMonitoring, ResourceId, ResourceIds
+from .insights.performance_insights import PerformanceInsights
 from .insights.reads import InstanceReads
 from .model import Source, Target
 from .postgres.connection import PgConnection
@@ -97,6 +98,9 @@ class TargetBuilder:
         self.enhanced_monitoring: EnhancedMonitoring | None = None
         if settings.insights.enhanced_monitoring:
             self.enhanced_monitoring = EnhancedMonitoring(settings.insights, self.sessions)
+        self.performance_insights: PerformanceInsights | None = None
+        if settings.insights.performance_insights:
+            self.performance_insights = PerformanceInsights(self.sessions)
         self._builders: dict[type, Callable[[Any], list[Source]]] = {
             PostgresSettings: self._postgres,
             DocDBSettings: self._docdb,
@@ -111,7 +115,7 @@ class TargetBuilder:
 
     def insight_reads(self) -> list[InstanceReads]:
         """The per-instance reads that are on (each plans its own sources per pass)."""
-        return [r for r in (self.enhanced_monitoring,) if r is not None]
+        return [r for r in (self.enhanced_monitoring, self.performance_insights) if r is not None]
 
     def _instance(self, spec: TargetSpec) -> tuple[ResourceId, AwsLocation, str] | None:
         """How to find the DbiResourceId of the RDS/Aurora/DocumentDB instance a target
@@ -140,16 +144,31 @@ class TargetBuilder:
         return (lambda: ids.of(rds_id, where)), location, kind
 
     def _insights(self, spec: TargetSpec) -> list[Source]:
-        if self.enhanced_monitoring is None:
+        if self.enhanced_monitoring is None and self.performance_insights is None:
             return []
         instance = self._instance(spec)
         if instance is None:
             return []
-        resource_id, location, _ = instance
+        resource_id, location, engine = instance
         sources: list[Source] = []
         if self.enhanced_monitoring is not None:
             sources.append(self.enhanced_monitoring.source(spec.target_name, resource_id, location))
+        if self.performance_insights is not None and engine == "postgres":
+            sources.append(
+                self.performance_insights.source(
+                    spec.target_name, resource_id, location, self._statement_length(spec)
+                )
+            )
         return sources
+
+    def _statement_length(self, spec: TargetSpec) -> int:
+        """PG_QUERY_MAX_LENGTH of the target (its statements are cut as pg_query_*'s)."""
+        inner = spec.specs if isinstance(spec, DiscoveredSpec) else (spec,)
+        for one in inner:
+            if isinstance(one, PostgresSettings):
+                return one.query_max_length
+        defaults = self.settings.postgres_defaults or postgres_defaults(EnvReader({}))
+        return defaults.query_max_length
 
     def _postgres(self, spec: PostgresSettings) -> list[Source]:
         login = None

@@ -53,8 +53,20 @@ class Series:
 
 
 # SPEC 3.3. FreeStorageSpace exists for RDS instances only; Aurora has a cluster volume.
+# BurstBalance (SPEC 18: an alert rule reads it) too, and only for gp2 storage: elsewhere it
+# has no datapoint and is counted missing.
+_FREE_STORAGE: Final = Series(
+    "pg_storage_disk_space", "FreeStorageSpace", "Average", MINUTE, "Free storage, bytes."
+)
+_BURST_BALANCE: Final = Series(
+    "pg_burst_balance_percent",
+    "BurstBalance",
+    "Average",
+    MINUTE,
+    "I/O burst credits left on gp2 storage, percent (no datapoint on gp3, io1/io2).",
+)
 RDS_INSTANCE_SERIES: Final = (
-    Series("pg_storage_disk_space", "FreeStorageSpace", "Average", MINUTE, "Free storage, bytes."),
+    _FREE_STORAGE,
     Series("pg_cpu_utilization", "CPUUtilization", "Average", MINUTE, "CPU utilization, percent."),
     Series(
         "pg_memory_utilization",
@@ -71,9 +83,14 @@ RDS_INSTANCE_SERIES: Final = (
         "Outgoing network traffic, bytes per second.",
     ),
     Series("pg_read_iops", "ReadIOPS", "Average", MINUTE, "Disk read operations per second."),
+    _BURST_BALANCE,
+)
+# What an Aurora instance and cluster share with an RDS instance.
+AURORA_INSTANCE_SERIES: Final = tuple(
+    s for s in RDS_INSTANCE_SERIES if s not in (_FREE_STORAGE, _BURST_BALANCE)
 )
 AURORA_CLUSTER_SERIES: Final = (
-    *RDS_INSTANCE_SERIES[1:],
+    *AURORA_INSTANCE_SERIES,
     Series(
         "pg_volume_bytes_used",
         "VolumeBytesUsed",
@@ -107,6 +124,14 @@ DOCDB_INSTANCE_SERIES: Final = (
         "Average",
         MINUTE,
         "Disk write latency, ms (as DocumentDB publishes it).",
+    ),
+    # SPEC 18 (an alert rule reads it); published for replica instances only.
+    Series(
+        "mongo_replica_lag",
+        "DBInstanceReplicaLag",
+        "Average",
+        MINUTE,
+        "How far this replica is behind the primary, ms (no datapoint on the primary).",
     ),
 )
 DOCDB_CLUSTER_SERIES: Final = (
@@ -265,7 +290,7 @@ def rds(identifier: str, rds_type: str) -> list[Declaration]:
 def aurora_instance(identifier: str) -> list[Declaration]:
     """An Aurora cluster's member: the instance metrics but FreeStorageSpace (the cluster
     volume is the cluster's, VolumeBytesUsed)."""
-    return _declare(RDS, (("DBInstanceIdentifier", identifier),), RDS_INSTANCE_SERIES[1:])
+    return _declare(RDS, (("DBInstanceIdentifier", identifier),), AURORA_INSTANCE_SERIES)
 
 
 def docdb_instance(identifier: str) -> list[Declaration]:

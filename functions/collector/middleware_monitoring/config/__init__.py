@@ -5,7 +5,8 @@ each variable and the shape it expects. Secret values are never echoed. One modu
 part: ``postgres``, ``docdb``, ``elasticache``, ``cloudwatch``, ``discovery``, ``aws``
 (where a target's AWS APIs are asked), ``outputs`` (sinks, pull mode, remote write, Kafka,
 Secrets Manager); ``targets_file`` reads a targets document (TARGETS_FILE and
-TARGETS_PARAMETER); ``env`` reads and checks single variables.
+TARGETS_PARAMETER); ``env`` reads and checks single variables; ``extra`` expands
+EXTRA_SETTINGS (other variables carried in one) before anything is read.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from .discovery import (
 from .docdb import DocDBSettings, load_docdb
 from .elasticache import NODE_DEFAULTS, RedisSettings, redis_defaults
 from .env import LOG_LEVELS, ConfigError, EnvReader
+from .extra import with_extra
 from .insights import InsightsSettings, load_insights
 from .outputs import (
     SINKS,
@@ -122,11 +124,17 @@ class Settings:
     emf_namespace: str = "MiddlewareMonitoring"
     # EMF_METRICS: series opted in as CloudWatch metrics beside the default set (SPEC 19).
     emf_metrics: tuple[str, ...] = ()
+    # SERIES_BUDGET: the series a pass may send (None: no limit); SCHEDULE_MINUTES: how often
+    # the schedule runs a pass (the cold start's projected monthly cost).
+    series_budget: int | None = None
+    schedule_minutes: int = 1
     secret_store: SecretStoreSettings = field(default_factory=lambda: SecretStoreSettings(None))
     # Every configured target (environment and TARGETS_FILE), in that order.
     targets: tuple[TargetSpec, ...] = ()
     # TARGETS_PARAMETER: an SSM parameter holding a targets document, read by the runtime.
     targets_parameter: str | None = None
+    # TARGETS_S3_URI: s3://bucket/key holding a targets document, read by the runtime.
+    targets_s3_uri: str | None = None
     targets_max_age_seconds: int = 300
     # The options every PostgreSQL / ElastiCache target shares (for documents read later:
     # the parameter).
@@ -185,12 +193,25 @@ def duplicate_names(specs: Iterable[TargetSpec], collector_instance: str) -> lis
     return problems
 
 
+def _s3_uri(env: EnvReader) -> str | None:
+    uri = env.text("TARGETS_S3_URI")
+    if uri is None:
+        return None
+    bucket, _, key = uri.removeprefix("s3://").partition("/")
+    if not uri.startswith("s3://") or not bucket or not key or " " in bucket:
+        env.problem("TARGETS_S3_URI", f"expected s3://bucket/key, got {uri!r}")
+        return None
+    return uri
+
+
 def load_settings(
     environ: Mapping[str, str], search_dirs: Sequence[Path] = DEFAULT_SEARCH_DIRS
 ) -> Settings:
     """Validate the whole environment (and TARGETS_FILE) once; raise ``ConfigError`` listing
     every problem."""
+    environ, extra_problems = with_extra(environ)
     env = EnvReader(environ, SECRET_VARIABLES)
+    env.problems += extra_problems
     defaults = postgres_defaults(env, search_dirs)
     node_defaults = redis_defaults(env)
     # Checked whatever else is set: a typo here would otherwise surface only later.
@@ -225,9 +246,16 @@ def load_settings(
         cloudwatch=cloudwatch,
         emf_namespace=load_emf_namespace(env),
         emf_metrics=load_emf_metrics(env),
+        series_budget=(
+            env.integer("SERIES_BUDGET", 0, 1, 100_000_000) or None
+            if env.has("SERIES_BUDGET")
+            else None
+        ),
+        schedule_minutes=env.integer("SCHEDULE_MINUTES", 1, 1, 1440),
         secret_store=load_secret_store(env),
         targets=tuple(targets),
         targets_parameter=env.text("TARGETS_PARAMETER"),
+        targets_s3_uri=_s3_uri(env),
         targets_max_age_seconds=env.integer("TARGETS_MAX_AGE_SECONDS", 300, 0, 86400),
         postgres_defaults=defaults,
         redis_defaults=node_defaults,

@@ -128,6 +128,17 @@ def load_remote_write(env: EnvReader) -> RemoteWriteSettings:
             "choose one way to sign in: SigV4 (Amazon Managed Service for Prometheus) or the "
             "secret's basic auth / bearer token, not both",
         )
+    # A SigV4 signature is no credential (it holds no key and is bound to one request and a
+    # short time); a basic-auth password or a bearer token is, and would cross readable.
+    insecure_allowed = env.flag("REMOTE_WRITE_ALLOW_INSECURE_AUTH", False)
+    plain = url is not None and url.startswith("http://") and not is_loopback(url)
+    if secret_arn is not None and plain and not insecure_allowed:
+        env.problem(
+            "REMOTE_WRITE_URL",
+            "is plain http:// to another host while REMOTE_WRITE_SECRET_ARN is set: the "
+            "login or bearer token would cross the network readable; use https://, or set "
+            "REMOTE_WRITE_ALLOW_INSECURE_AUTH=true to send it anyway",
+        )
     return RemoteWriteSettings(
         url=url,
         sigv4_region=region,

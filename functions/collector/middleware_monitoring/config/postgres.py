@@ -18,6 +18,9 @@ RDS_TYPES: Final = ("DBInstanceIdentifier", "DBClusterIdentifier")
 PG_SSLMODES: Final = ("disable", "prefer", "require", "verify-ca", "verify-full")
 # Modes that send the password only over TLS: IAM auth tokens need one of them.
 TLS_SSLMODES: Final = ("require", "verify-ca", "verify-full")
+# What IAM authentication accepts: with ``require`` the server is not verified, and whoever
+# answers in its place receives a token that works as the password for 15 minutes.
+VERIFIED_SSLMODES: Final = ("verify-ca", "verify-full")
 # Host names of RDS and Aurora endpoints: their certificates chain to the AWS CA bundle.
 RDS_HOST_SUFFIXES: Final = (".rds.amazonaws.com", ".rds.amazonaws.com.cn")
 CA_BUNDLE: Final = "global-bundle.pem"
@@ -233,10 +236,11 @@ def postgres_defaults(
 def tls_problem(sslmode: str, sslrootcert: str | None, iam_auth: bool) -> str | None:
     """What is wrong with a target's TLS settings, or None (the sentence names no variable:
     the caller says where)."""
-    if iam_auth and sslmode not in TLS_SSLMODES:
+    if iam_auth and sslmode not in VERIFIED_SSLMODES:
         return (
-            f"IAM authentication sends a token as the password, which needs TLS: sslmode "
-            f"{sslmode} is not allowed (use one of {', '.join(TLS_SSLMODES)})"
+            f"IAM authentication sends a token as the password, which needs TLS that verifies "
+            f"the server: sslmode {sslmode} is not allowed (use one of "
+            f"{', '.join(VERIFIED_SSLMODES)}, with sslrootcert)"
         )
     if sslmode.startswith("verify-") and sslrootcert is None:
         return (

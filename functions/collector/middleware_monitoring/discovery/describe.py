@@ -8,13 +8,19 @@ Calls per refresh of an account/region (every call paged, PAGE_SIZE per page):
   the RDS client its answers carry TagList, which the DocumentDB client's model drops (tags
   would then cost a tagging call per page).
 - rds, aurora and docdb together: one DescribePendingMaintenanceActions (all resources of
-  the region in one list), shared by the kinds that need it.
+  the region in one list), shared by the kinds that need it. It only enriches what the
+  lists found: when it fails (denied to a role whose policy lacks it, throttled, not
+  implemented), the resources are still found, without the pending-maintenance series, and
+  ``enrichment`` says why (middleware_discovery_enrichment_up{call}).
 - elasticache: DescribeCacheClusters (ShowCacheNodeInfo) and the Resource Groups Tagging
   API's GetResources for ElastiCache, always (a node's login is in its secret tag):
   DescribeCacheClusters has no tags, and ListTagsForResource would be one call per cluster.
 
 The tag filter is applied to the answers here (TagList, GetResources' tags), not by AWS:
 the RDS API filters by engine or id only.
+
+Only the calls that list resources fail a unit: an enrichment call (ENRICHMENT_CALLS) that
+fails degrades the series it feeds, never what is found.
 """
 
 from __future__ import annotations
@@ -30,6 +36,10 @@ from .resources import Resource, cache_nodes, clusters_and_members, pending_coun
 
 PAGE_SIZE: Final = 100  # the most DescribeDB*, DescribeCacheClusters and GetResources return
 ENGINES: Final = {"rds": "postgres", "aurora": "aurora-postgresql", "docdb": "docdb"}
+PENDING_MAINTENANCE_CALL: Final = "DescribePendingMaintenanceActions"
+# Calls that add to what the list calls found. (Tags are not among them: the RDS lists carry
+# TagList, and ElastiCache's GetResources is what its tag filter and logins are read from.)
+ENRICHMENT_CALLS: Final = (PENDING_MAINTENANCE_CALL,)
 
 
 class DeadlinePassed(Exception):
@@ -56,7 +66,9 @@ class Location:
     deadline: Callable[[], float]
     page_size: int = PAGE_SIZE
     monotonic: Callable[[], float] = time.monotonic
-    _pending: dict[str, int] | BaseException | None = field(default=None, repr=False)
+    # Each enrichment call made in this refresh: None when it answered, else why not.
+    enrichment: dict[str, AwsFailure | None] = field(default_factory=dict)
+    _pending: dict[str, int] | None = field(default=None, repr=False)
 
     def pages(self, service: str, operation: str, **params: Any) -> Iterator[Mapping[str, Any]]:
         """Every item of every page (botocore's paginator), stopping at the deadline."""
@@ -70,18 +82,21 @@ class Location:
     def engine_filter(self, kind: str) -> list[dict[str, Any]]:
         return [{"Name": "engine", "Values": [ENGINES[kind]]}]
 
-    def pending(self) -> dict[str, int]:
-        """Pending maintenance actions by ARN: one paged call shared by the RDS kinds; a
-        failure fails each kind that needs it."""
-        if self._pending is None:
+    def pending(self) -> dict[str, int] | None:
+        """Pending maintenance actions by ARN: one paged call shared by the RDS kinds; None
+        when it failed (asked once per refresh either way). The pass deadline still ends
+        the refresh: that is no failure of the call."""
+        if PENDING_MAINTENANCE_CALL not in self.enrichment:
             try:
                 self._pending = pending_counts(
                     self.pages("rds", "describe_pending_maintenance_actions")
                 )
+            except DeadlinePassed:
+                raise
             except Exception as exc:
-                self._pending = exc
-        if isinstance(self._pending, BaseException):
-            raise self._pending
+                self.enrichment[PENDING_MAINTENANCE_CALL] = classify(exc)
+            else:
+                self.enrichment[PENDING_MAINTENANCE_CALL] = None
         return self._pending
 
     def check(self) -> None:

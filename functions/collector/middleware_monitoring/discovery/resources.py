@@ -87,9 +87,15 @@ def _endpoint(instance: Mapping[str, Any]) -> tuple[str | None, int | None]:
     return (str(address) if address else None), (int(port) if isinstance(port, int) else None)
 
 
+def _pending(pending: Mapping[str, int] | None, arn: str) -> int | None:
+    """Actions pending for ``arn``; None (no series) when DescribePendingMaintenanceActions
+    failed: 0 would say "nothing pending" without knowing."""
+    return None if pending is None else pending.get(arn, 0)
+
+
 def rds_instances(
     instances: Iterable[Mapping[str, Any]],
-    pending: Mapping[str, int],
+    pending: Mapping[str, int] | None,
     account: str,
     region: str,
     matches: Matches,
@@ -119,7 +125,7 @@ def rds_instances(
                 allocated_storage_bytes=None if storage is None else storage * GIB,
                 backup_retention_days=_number(instance.get("BackupRetentionPeriod")),
                 certificate_expiry=_expiry(instance),
-                pending_maintenance=pending.get(arn, 0),
+                pending_maintenance=_pending(pending, arn),
                 resource_id=_resource_id(instance),
             )
         )
@@ -130,7 +136,7 @@ def clusters_and_members(
     prefix: str,
     clusters: Iterable[Mapping[str, Any]],
     instances: Iterable[Mapping[str, Any]],
-    pending: Mapping[str, int],
+    pending: Mapping[str, int] | None,
     account: str,
     region: str,
     matches: Matches,
@@ -161,7 +167,7 @@ def clusters_and_members(
                 port=int(port) if isinstance(port, int) else None,
                 iam_auth=bool(cluster.get("IAMDatabaseAuthenticationEnabled")),
                 backup_retention_days=_number(cluster.get("BackupRetentionPeriod")),
-                pending_maintenance=pending.get(arn, 0),
+                pending_maintenance=_pending(pending, arn),
             )
         )
     for instance in instances:
@@ -191,7 +197,7 @@ def clusters_and_members(
                 host=host,
                 port=port,
                 certificate_expiry=_expiry(instance),
-                pending_maintenance=pending.get(arn, 0),
+                pending_maintenance=_pending(pending, arn),
                 resource_id=_resource_id(instance),
             )
         )

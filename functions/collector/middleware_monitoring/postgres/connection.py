@@ -27,6 +27,8 @@ ALIVE_SQL = f"{MARKER} SELECT 1"
 _AUTH_STATES = {"28P01", "28000"}
 _CANCELED_STATES = {"57014"}  # statement_timeout (and other cancels)
 _LOCK_STATES = {"55P03"}  # lock_timeout
+# Class 55 states that pass by themselves: never a reason to stop running a statement.
+_TRANSIENT_STATES = frozenset({"55P03", "55006"})  # lock_not_available, object_in_use
 
 
 def _sqlstate(exc: DatabaseError) -> str:
@@ -52,7 +54,11 @@ class QueryFailure(SourceFailure):
         """The server or the login lacks what the statement needs, which will not change by
         itself: SQLSTATE class 42 (undefined table, column or function; insufficient
         privilege), 0A (feature not supported: Aurora's answer to several functions), 55
-        (object not in the required state)."""
+        (object not in the required state) except its transient members: 55P03
+        lock_not_available (the collector's own lock_timeout, a catalog locked for a moment)
+        and 55006 object_in_use. Those fail the pass, and the next pass tries again."""
+        if self.sqlstate in _TRANSIENT_STATES:
+            return False
         return self.sqlstate.startswith(("42", "0A", "55"))
 
 

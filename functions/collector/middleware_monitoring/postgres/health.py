@@ -98,16 +98,20 @@ def _replication(caps: Capabilities, settings: PostgresSettings) -> str:
     if caps.aurora:
         # Aurora's replicas read the shared volume; pg_stat_replication does not list them.
         return """(SELECT coalesce(json_agg(json_build_array(
-    server_id::text, NULL, NULL, NULL, replica_lag_in_msec::float8 / 1000)), '[]')
+    server_id::text, NULL, NULL, NULL, replica_lag_in_msec::float8 / 1000, NULL)), '[]')
  FROM aurora_replica_status()
  WHERE session_id <> 'MASTER_SESSION_ID' AND replica_lag_in_msec IS NOT NULL)"""
     # replay_lag is NULL when a replica has caught up and nothing was written since: no lag.
+    # The slot a replica streams through (the slot whose active_pid is its walsender) names
+    # it across reconnects; its client_port does not.
     return """(SELECT coalesce(json_agg(json_build_array(
-    application_name, host(client_addr), client_port, pid,
-    CASE WHEN replay_lag IS NOT NULL THEN extract(epoch FROM replay_lag)::float8
-         WHEN replay_lsn = sent_lsn THEN 0 END)), '[]')
- FROM pg_stat_replication
- WHERE state <> 'backup')"""
+    r.application_name, host(r.client_addr), r.client_port, r.pid,
+    CASE WHEN r.replay_lag IS NOT NULL THEN extract(epoch FROM r.replay_lag)::float8
+         WHEN r.replay_lsn = r.sent_lsn THEN 0 END,
+    (SELECT s.slot_name FROM pg_replication_slots s WHERE s.active_pid = r.pid LIMIT 1))
+    ORDER BY r.pid), '[]')
+ FROM pg_stat_replication r
+ WHERE r.state <> 'backup')"""
 
 
 def _replication_slots(caps: Capabilities, settings: PostgresSettings) -> str:
@@ -232,14 +236,25 @@ def _wait_event_families(value: Any) -> Iterator[Metric]:
 
 
 def replica_names(rows: list[list[Any]]) -> list[str]:
-    """A label per replica: its application_name (Aurora: its instance id), or its address
-    when it has none; replicas sharing one (two `walreceiver`s) get their address and port."""
-    base = [str(name or host or "local") for name, host, _, _, _ in rows]
-    names = [
-        name if base.count(name) == 1 else f"{name}@{host or 'local'}:{port or pid}"
-        for name, (_, host, port, pid, _) in zip(base, rows, strict=True)
+    """A label per replica that stays the same when it reconnects (a new label is a new
+    series, and under EMF a new billed metric): its application_name (Aurora: its instance
+    id) when no other replica has it; replicas sharing one (the default `walreceiver`) add
+    the slot they stream through, or else their client address. The client port changes
+    at every reconnect: it is added only to tell apart replicas that share name and address
+    and have no slot, where nothing stable can."""
+    base = [str(name or "") for name, *_ in rows]
+    stable = [
+        name if name and base.count(name) == 1 else _joined(name, slot or host or "local")
+        for name, (_, host, _, _, _, slot) in zip(base, rows, strict=True)
     ]
-    return names
+    return [
+        label if stable.count(label) == 1 else f"{label}:{port or pid}"
+        for label, (_, _, port, pid, _, _) in zip(stable, rows, strict=True)
+    ]
+
+
+def _joined(name: str, identity: str) -> str:
+    return f"{name}@{identity}" if name else identity
 
 
 def _replication_families(value: Any) -> Iterator[Metric]:
