@@ -45,6 +45,9 @@ def job_series(pushgateway: Pushgateway, job: str) -> Series:
             if labels.pop("job", None) != job or sample.name.startswith("push_"):
                 continue
             instance = labels.pop("instance", "")
+            # The labels of the Pushgateway's grouping key beside job (docs/sinks.md).
+            labels.pop("collector", None)
+            labels.pop("shard", None)
             out.setdefault(instance, {})[(sample.name, frozenset(labels.items()))] = float(
                 sample.value
             )

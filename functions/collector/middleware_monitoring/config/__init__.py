@@ -179,13 +179,13 @@ def duplicate_names(specs: Iterable[TargetSpec], collector_instance: str) -> lis
         places.setdefault(spec.target_name, []).append(spec.origin)
     problems = [
         f"{where[-1]}: target name {name!r} is already used by {' and by '.join(where[:-1])}; "
-        "each target is one Pushgateway group and needs its own name"
+        "each target needs its own name (the instance label of its series)"
         for name, where in places.items()
         if len(where) > 1
     ]
     reserved = reserved_names(collector_instance)
     problems += [
-        f"{where[0]}: target name {name!r} is a name of the collector's own groups "
+        f"{where[0]}: target name {name!r} is a name the collector uses for its own series "
         f"(COLLECTOR_INSTANCE_NAME={collector_instance!r}); give the target another name"
         for name, where in places.items()
         if reserved.fullmatch(name)
