@@ -344,6 +344,12 @@ EXTRA_METRICS = frozenset(
         # Custom SQL metrics (PG_QUERIES_FILE): each query's health.
         "pg_custom_query_up",
         "pg_custom_query_series_dropped",
+        # Per database (SPEC 16): index usage; a vacuum running now.
+        "pg_index_scans_total",
+        "pg_index_size_bytes",
+        "pg_vacuum_running",
+        "pg_vacuum_progress_ratio",
+        "pg_vacuum_seconds",
         "middleware_cloudwatch_getmetricdata_calls",
         "middleware_cloudwatch_metrics_requested",
         "middleware_cloudwatch_metrics_missing",
