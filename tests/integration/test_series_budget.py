@@ -182,6 +182,6 @@ def test_the_cold_start_projects_the_custom_metrics_its_emf_lines_make(
             "monthly_custom_metrics": len(metrics),
         }
     ]
-    # test_emf_cost.py's 18 less QPS (no rate on a cold pass without sampling) and
+    # test_emf_cost.py's 20 less QPS (no rate on a cold pass without sampling) and
     # pg_user_connection_count (no client connected), with middleware_series_sent{sink}.
-    assert len(metrics) == 18 - 3 - 1 + 1
+    assert len(metrics) == 20 - 3 - 1 + 1

@@ -12,6 +12,8 @@ from middleware_monitoring.bounds import DROPPED
 from middleware_monitoring.discovery.cache import ENRICHMENT_FAILURE
 from middleware_monitoring.kafka_stream import MESSAGES_SENT
 from middleware_monitoring.remote_write import SAMPLES_SENT
+from middleware_monitoring.resend import DROPPED as RESEND_DROPPED
+from middleware_monitoring.targets_s3 import SOURCE_FAILURE, SOURCE_UP
 from tests.dashboards import EMITTED_METRICS, PUSHGATEWAY_METRICS
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -101,4 +103,8 @@ def test_metrics_page_lists_exactly_the_series_sent() -> None:
         MESSAGES_SENT,
         DROPPED,
         ENRICHMENT_FAILURE,
+        RESEND_DROPPED,
+        # With a targets document in S3 only (tests/integration/test_targets_s3.py).
+        SOURCE_UP,
+        SOURCE_FAILURE,
     }

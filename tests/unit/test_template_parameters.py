@@ -67,6 +67,8 @@ CASES: dict[str, tuple[dict[str, str], list[str]]] = {
     "EmfMetrics": ({"MetricsSink": "emf"}, ["", "pg_up", "pg_*,redis_up", "pg_[ab]?"]),
     "SeriesBudget": ({}, ["", "1", "20000"]),
     "ScheduleMinutes": ({}, ["1", "5", "1440"]),
+    "TargetsS3Uri": ({}, ["s3://fleet-config/targets.yaml", "s3://a.b-c/d/e f.json"]),
+    "TargetsMaxAgeSeconds": ({"TargetsParameter": "/mm/targets"}, ["0", "86400"]),
     "EnhancedMonitoringProcesses": ({"EnhancedMonitoring": "true"}, ["0", "100"]),
 }
 # Values each pattern must refuse: the function would.

@@ -36,7 +36,7 @@ import logging
 import math
 import time
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Final
 
 from aws_lambda_powertools.metrics import MetricUnit
@@ -44,10 +44,12 @@ from aws_lambda_powertools.metrics.provider.cloudwatch_emf.cloudwatch import (
     AmazonCloudWatchEMFProvider,
 )
 from prometheus_client import Metric
+from prometheus_client.samples import Sample
 
 from .bounds import CORE_SERIES, is_health
 from .model import PassResult
 from .redis import info as redis_info
+from .resend import ResendBuffer
 from .sinks import PRINT_RESERVE_SECONDS, SentTimestamps, SeriesKey
 
 logger = logging.getLogger(__name__)
@@ -58,6 +60,8 @@ HIGH_CARDINALITY_LABELS: Final = frozenset(
     {"query", "queryid", "run_id", "master_replid", "process_id"}
 )
 INSTANCE_DIMENSION: Final = "instance"
+# On the collector's own series: each shard's pass-wide values (its pass timestamp) apart.
+SHARD_DIMENSION: Final = "shard"
 # CloudWatch refuses empty dimension values and values over 1024 characters.
 EMPTY_VALUE: Final = "none"
 MAX_DIMENSION_VALUE: Final = 1024
@@ -240,6 +244,7 @@ def _lines(
     out = _Lines({}, {}, [])
     selection = selection or EmfSelection()
     for group in result.groups():
+        extra = {SHARD_DIMENSION: str(result.shard)} if group is result.collector else {}
         for family in group.families:
             unit = unit_for(family)
             for sample in family.samples:
@@ -257,7 +262,7 @@ def _lines(
                     out.stamped.append((series, when))
                     millis = int(when * 1000)
                 kept = selection.kept_labels(family.name, sample.name, sample.labels)
-                dimensions = {INSTANCE_DIMENSION: _dimension_value(group.target)}
+                dimensions = {INSTANCE_DIMENSION: _dimension_value(group.target), **extra}
                 properties: dict[str, str] = {}
                 for label, value in sample.labels.items():
                     if kept is not None and label in kept:
@@ -275,6 +280,11 @@ def _lines(
                 line = out.metrics.setdefault(key, {})
                 line.setdefault(sample.name, (unit, []))[1].append(float(sample.value))
     return out
+
+
+def _series_key(target: str, sample: Sample) -> SeriesKey:
+    """How ``_lines`` names a timestamped sample's series for SentTimestamps."""
+    return sample.name, frozenset({**sample.labels, INSTANCE_DIMENSION: target}.items())
 
 
 def custom_metrics(lines: _Lines) -> int:
@@ -295,6 +305,7 @@ class EmfSink:
         self._namespace = namespace
         self._selection = EmfSelection(metrics)
         self._sent = SentTimestamps()
+        self._resend = ResendBuffer(self._sent, _series_key)
         # Distinct CloudWatch metrics of the last pass sent (the projected cost's figure).
         self.last_custom_metrics = 0
 
@@ -303,6 +314,21 @@ class EmfSink:
         return PRINT_RESERVE_SECONDS
 
     def send(self, result: PassResult, deadline: float | None = None) -> None:
+        """CloudWatch points of an earlier pass whose printing failed go out with this one
+        (resend.py); they count as delivered once printed."""
+        if not result.targets:  # the Kafka stream's health group alone
+            self._print(result)
+            return
+        merged = self._resend.merge(result)
+        if self._resend.has_dropped():
+            families = [*merged.collector.families, self._resend.dropped_family("emf")]
+            merged = replace(merged, collector=replace(merged.collector, families=families))
+        try:
+            self._print(merged)
+        finally:
+            self._resend.keep(merged)
+
+    def _print(self, result: PassResult) -> None:
         """Printing is not cut short by ``deadline``: a line half printed is lost."""
         lines = _lines(result, self._sent, self._selection)
         for (dimensions, properties, millis), metrics in lines.metrics.items():

@@ -135,6 +135,8 @@ class Settings:
     targets: tuple[TargetSpec, ...] = ()
     # TARGETS_PARAMETER: an SSM parameter holding a targets document, read by the runtime.
     targets_parameter: str | None = None
+    # TARGETS_S3_URI: s3://bucket/key holding a targets document, read by the runtime.
+    targets_s3_uri: str | None = None
     targets_max_age_seconds: int = 300
     # The options every PostgreSQL / ElastiCache target shares (for documents read later:
     # the parameter).
@@ -179,18 +181,29 @@ def duplicate_names(specs: Iterable[TargetSpec], collector_instance: str) -> lis
         places.setdefault(spec.target_name, []).append(spec.origin)
     problems = [
         f"{where[-1]}: target name {name!r} is already used by {' and by '.join(where[:-1])}; "
-        "each target is one Pushgateway group and needs its own name"
+        "each target needs its own name (the instance label of its series)"
         for name, where in places.items()
         if len(where) > 1
     ]
     reserved = reserved_names(collector_instance)
     problems += [
-        f"{where[0]}: target name {name!r} is a name of the collector's own groups "
+        f"{where[0]}: target name {name!r} is a name the collector uses for its own series "
         f"(COLLECTOR_INSTANCE_NAME={collector_instance!r}); give the target another name"
         for name, where in places.items()
         if reserved.fullmatch(name)
     ]
     return problems
+
+
+def _s3_uri(env: EnvReader) -> str | None:
+    uri = env.text("TARGETS_S3_URI")
+    if uri is None:
+        return None
+    bucket, _, key = uri.removeprefix("s3://").partition("/")
+    if not uri.startswith("s3://") or not bucket or not key or " " in bucket:
+        env.problem("TARGETS_S3_URI", f"expected s3://bucket/key, got {uri!r}")
+        return None
+    return uri
 
 
 def load_settings(
@@ -245,6 +258,7 @@ def load_settings(
         secret_store=load_secret_store(env),
         targets=tuple(targets),
         targets_parameter=env.text("TARGETS_PARAMETER"),
+        targets_s3_uri=_s3_uri(env),
         targets_max_age_seconds=env.integer("TARGETS_MAX_AGE_SECONDS", 300, 0, 86400),
         postgres_defaults=defaults,
         redis_defaults=node_defaults,
