@@ -339,6 +339,14 @@ EXTRA_METRICS = frozenset(
         # SPEC 18: what the RDS and DocumentDB alert rules read beside SPEC 3's series.
         "pg_burst_balance_percent",
         "mongo_replica_lag",
+        # SPEC 18: the largest collections, their indexes and the operations in progress.
+        "mongo_collection_size_bytes",
+        "mongo_collection_documents",
+        "mongo_collection_index_size_bytes",
+        "mongo_collection_ops_total",
+        "mongo_index_accesses_total",
+        "mongo_current_ops",
+        "mongo_oldest_op_seconds",
         "pg_autovacuum_freeze_max_age",
         "pg_autovacuum_multixact_freeze_max_age",
         # Custom SQL metrics (PG_QUERIES_FILE): each query's health.

@@ -74,7 +74,7 @@ from tests.standins.discovered import (
     declarations_of,
     seed,
 )
-from tests.standins.docdb import DocDBServer
+from tests.standins.docdb import Collection, DocDBServer, running_op
 from tests.standins.performance_insights import (
     PerformanceInsightsServer,
     Statement,
@@ -419,7 +419,11 @@ def deployment(
 
     sleeping = threading.Thread(target=sleep, daemon=True)
     sleeping.start()
-    docdb = DocDBServer().start()
+    # A collection and an operation in progress: every DocumentDB series exists (SPEC 18).
+    docdb = DocDBServer(
+        collections={("shop", "orders"): Collection(count=10, size=4096, total_index_size=1024)},
+        current_ops=[running_op(7, "query", "shop.orders", 3, {"find": "orders"})],
+    ).start()
     front = _discovered_fleet(moto_server)
     # Performance Insights of the discovered PostgreSQL instances.
     pi = PerformanceInsightsServer().start()
