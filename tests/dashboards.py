@@ -352,6 +352,10 @@ EXTRA_METRICS = frozenset(
         # Custom SQL metrics (PG_QUERIES_FILE): each query's health.
         "pg_custom_query_up",
         "pg_custom_query_series_dropped",
+        # DB load from CloudWatch (SPEC 16), while Performance Insights is on.
+        "pg_db_load",
+        "pg_db_load_cpu",
+        "pg_db_load_non_cpu",
         # Per database (SPEC 16): index usage; a vacuum running now.
         "pg_index_scans_total",
         "pg_index_size_bytes",
