@@ -150,6 +150,10 @@ SPEC_METRICS: dict[str, tuple[str, ...]] = {
         "middleware_pass_duration_seconds",
         "middleware_pass_targets",
     ),
+    "15 Freshness for every sink": (
+        "middleware_pass_timestamp_seconds",
+        "middleware_target_last_success_timestamp_seconds",
+    ),
 }
 ALL_SPEC_METRICS = frozenset(name for names in SPEC_METRICS.values() for name in names)
 
@@ -335,12 +339,29 @@ EXTRA_METRICS = frozenset(
         # SPEC 18: what the RDS and DocumentDB alert rules read beside SPEC 3's series.
         "pg_burst_balance_percent",
         "mongo_replica_lag",
+        # SPEC 18: the largest collections, their indexes and the operations in progress.
+        "mongo_collection_size_bytes",
+        "mongo_collection_documents",
+        "mongo_collection_index_size_bytes",
+        "mongo_collection_ops_total",
+        "mongo_index_accesses_total",
+        "mongo_current_ops",
+        "mongo_oldest_op_seconds",
         "pg_autovacuum_freeze_max_age",
         "pg_autovacuum_multixact_freeze_max_age",
         # Custom SQL metrics (PG_QUERIES_FILE): each query's health.
         "pg_custom_query_up",
         "pg_custom_query_series_dropped",
-        "middleware_collector_info",
+        # DB load from CloudWatch (SPEC 16), while Performance Insights is on.
+        "pg_db_load",
+        "pg_db_load_cpu",
+        "pg_db_load_non_cpu",
+        # Per database (SPEC 16): index usage; a vacuum running now.
+        "pg_index_scans_total",
+        "pg_index_size_bytes",
+        "pg_vacuum_running",
+        "pg_vacuum_progress_ratio",
+        "pg_vacuum_seconds",
         "middleware_cloudwatch_getmetricdata_calls",
         "middleware_cloudwatch_metrics_requested",
         "middleware_cloudwatch_metrics_missing",
@@ -365,7 +386,8 @@ EXTRA_METRICS = frozenset(
     }
 )
 EMITTED_METRICS = ALL_SPEC_METRICS | EXTRA_METRICS
-# Added by the Pushgateway to every pushed group; dashboards use push_time_seconds for staleness.
+# Added by the Pushgateway to every pushed group; dashboards and rules use the collector's own
+# middleware_pass_timestamp_seconds instead, which every sink has.
 PUSHGATEWAY_METRICS = frozenset({"push_time_seconds", "push_failure_time_seconds"})
 QUERYABLE_METRICS = EMITTED_METRICS | PUSHGATEWAY_METRICS
 

@@ -104,13 +104,16 @@ def test_a_pass_arrives_with_exact_values_at_exact_timestamps(
         [f.samples[0].value for f in r.collector.families if f.name == requested_name]
         for r in (first, second)
     ]
-    assert requested == [[5.0], [5.0]]  # one family per pass, 5 metrics requested in each
+    # One family per pass, the 6 RDS instance metrics (BurstBalance among them) in each.
+    assert requested == [[6.0], [6.0]]
     cpu = f'pg_cpu_utilization{{job="{job}"}}'
     prom = remote_write_receiver
     prom.wait_for(f"count_over_time({cpu}[20m])", predicate=bool)
     # Every point of the 15 minutes arrived: 10 from the first query, 5 from the second.
     assert _query_one(prom, f"count_over_time({cpu}[15m])", minutes[-1])[1] == 15
-    labels = {"__name__": "pg_cpu_utilization", "job": job, "instance": RDS_ID}
+    # The labels the Pushgateway's grouping key would give: job, collector, shard.
+    grouping = {"job": job, "collector": "collector", "shard": "0"}
+    labels = {"__name__": "pg_cpu_utilization", **grouping, "instance": RDS_ID}
     # The second query's five points, each at its own minute with its own value.
     for i, at in enumerate(minutes[10:], start=10):
         assert _query_one(prom, cpu, at) == (labels, 10.0 + i)
@@ -125,7 +128,7 @@ def test_a_pass_arrives_with_exact_values_at_exact_timestamps(
     ]
     uptime = f'mongo_uptime_seconds{{job="{job}"}}'
     assert _query_one(prom, uptime, read_at[1]) == (
-        {"__name__": "mongo_uptime_seconds", "job": job, "instance": "sessions-docdb"},
+        {"__name__": "mongo_uptime_seconds", **grouping, "instance": "sessions-docdb"},
         float(DOCDB_SERVER_STATUS["uptime"]),
     )
     assert _query_one(prom, f"timestamp({uptime})", read_at[1])[1] == read_at[1]
@@ -136,7 +139,7 @@ def test_a_pass_arrives_with_exact_values_at_exact_timestamps(
     assert _query_one(prom, health, now + 1) == (
         {
             "__name__": "middleware_collector_up",
-            "job": job,
+            **grouping,
             "instance": "collector",
             "source": "remote_write",
         },

@@ -45,6 +45,9 @@ def job_series(pushgateway: Pushgateway, job: str) -> Series:
             if labels.pop("job", None) != job or sample.name.startswith("push_"):
                 continue
             instance = labels.pop("instance", "")
+            # The labels of the Pushgateway's grouping key beside job (docs/sinks.md).
+            labels.pop("collector", None)
+            labels.pop("shard", None)
             out.setdefault(instance, {})[(sample.name, frozenset(labels.items()))] = float(
                 sample.value
             )
@@ -162,11 +165,16 @@ def test_targets_file_only(sam_artifact, fleet_servers, pushgateway, gateway):
 
 def test_targets_parameter_only(sam_artifact, fleet_servers, clean_moto, pushgateway, gateway):
     pg, redis = fleet_servers
+    # A SecureString encrypted with a customer-managed key (SecretsKmsKeyArn grants its use).
+    key = clean_moto.client("kms").create_key(Description="monitoring")["KeyMetadata"]
     clean_moto.client("ssm").put_parameter(
-        Name="/mm/targets", Type="String", Value=targets_document(pg, redis, "param")
+        Name="/mm/targets",
+        Type="SecureString",
+        KeyId=key["KeyId"],
+        Value=targets_document(pg, redis, "param"),
     )
     stack = render(
-        pushing(pushgateway, gateway, TargetsParameter="/mm/targets"),
+        pushing(pushgateway, gateway, TargetsParameter="/mm/targets", SecretsKmsKeyArn=key["Arn"]),
         stack_name="param",
         region=clean_moto.region,
     )

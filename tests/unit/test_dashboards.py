@@ -138,7 +138,7 @@ def test_datasource_is_a_variable_never_a_fixed_uid(name: str) -> None:
 @pytest.mark.parametrize(
     ("name", "expected"),
     [
-        ("postgresql.json", ["datasource", "job", "instance"]),
+        ("postgresql.json", ["datasource", "job", "instance", "database_name"]),
         ("documentdb.json", ["datasource", "job", "instance", "docdb_instance", "docdb_cluster"]),
         ("elasticache.json", ["datasource", "job", "instance", "elasticache"]),
         ("collector-health.json", ["datasource", "job", "instance", "source"]),
@@ -167,6 +167,7 @@ def test_template_variables(name: str, expected: list[str]) -> None:
             "account",
             "region",
             "kind",
+            "database_name",
         }
 
 
@@ -226,7 +227,8 @@ def test_units_match_what_the_values_are() -> None:
         "redis_net_input_bytes_total": "Bps",
         "redis_network_in_bytes": "bytes",
         "middleware_pass_duration_seconds": "s",
-        "push_time_seconds": "s",
+        "middleware_pass_timestamp_seconds": "s",
+        "middleware_target_last_success_timestamp_seconds": "s",
         "aws_rds_certificate_expiry_timestamp_seconds": "s",
         "aws_rds_allocated_storage_bytes": "bytes",
         "middleware_discovery_duration_seconds": "s",
@@ -275,9 +277,10 @@ def test_postgresql_dashboard_needs_nothing_from_postgres_exporter() -> None:
     names: set[str] = set()
     for query in panel_queries("postgresql.json"):
         names |= metric_names(query.expr)
-    assert names <= EMITTED_METRICS | {"push_time_seconds"}
+    freshness = {"middleware_target_last_success_timestamp_seconds"}
+    assert names <= EMITTED_METRICS
     # The product's own names: SQL and CloudWatch (pg_*), Enhanced Monitoring (rds_os_*).
-    assert all(n.startswith(("pg_", "rds_os_")) for n in names - {"push_time_seconds"})
+    assert all(n.startswith(("pg_", "rds_os_")) for n in names - freshness)
 
 
 def test_statements_are_a_sortable_table_of_every_pg_query_metric() -> None:
@@ -303,7 +306,8 @@ def test_collector_health_shows_up_down_duration_missing_values_and_staleness() 
         "middleware_collector_failure{",
         "middleware_pass_duration_seconds{",
         "middleware_cloudwatch_metrics_missing{",
-        "time() - push_time_seconds{",
+        "time() - max_over_time(middleware_pass_timestamp_seconds{",
+        "time() - middleware_target_last_success_timestamp_seconds{",
         "time() - middleware_collector_last_success_timestamp_seconds{",
     ):
         assert needle in joined, needle

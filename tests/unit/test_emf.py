@@ -64,6 +64,25 @@ def test_counter_total_series_and_unknown_names(capsys):
     assert unit_for(GaugeMetricFamily("mongo_up", "d")).value == "None"
 
 
+def test_the_collectors_own_series_carry_their_shard(capsys):
+    collector = TargetResult(
+        "c", [GaugeMetricFamily("middleware_pass_timestamp_seconds", "doc", value=1.8e9)], []
+    )
+    up = GaugeMetricFamily("pg_up", "doc", value=1)
+    EmfSink("NS").send(PassResult([TargetResult("db", [up], [])], 0.5, collector, 3))
+    by_metric = {
+        name: line["_aws"]["CloudWatchMetrics"][0]["Dimensions"]
+        for line in lines(capsys)
+        for name in line
+        if name in ("pg_up", "middleware_pass_timestamp_seconds")
+    }
+    # Each shard's pass timestamp is a metric of its own; a target's series stay as they were.
+    assert by_metric == {
+        "pg_up": [["instance"]],
+        "middleware_pass_timestamp_seconds": [["instance", "shard"]],
+    }
+
+
 def test_points_whose_printing_failed_are_printed_with_the_next_pass(capsys, monkeypatch):
     """A CloudWatch point counts as delivered once printed: when a pass's printing fails,
     its points go out with the next pass, where CloudWatch offers only the newest."""

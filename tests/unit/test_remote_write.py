@@ -112,41 +112,47 @@ def _pass() -> PassResult:
     )
 
 
-def test_series_carry_job_instance_and_their_own_time() -> None:
+# The labels the Pushgateway's grouping key gives (collector name, shard 0): every series.
+GROUPING = (("collector", "collector"), ("job", "mm"), ("shard", "0"))
+
+
+def labels(name: str, instance: str, *more: tuple[str, str]) -> tuple[tuple[str, str], ...]:
+    return tuple(sorted((("__name__", name), ("instance", instance), *GROUPING, *more)))
+
+
+def test_series_carry_job_collector_shard_instance_and_their_own_time() -> None:
     """CloudWatch points at their own times, a target's values at the time it was read,
     pass-wide values (no collection time of their own) at the time the pass is sent."""
     got = {s.labels: (s.points, s.stamped) for s in pass_series(_pass(), "mm", NOW)}
     now_ms = int(NOW * 1000)
     read_ms = now_ms - 2500
     assert got == {
-        (("__name__", "pg_up"), ("instance", "orders-db"), ("job", "mm")): (
-            [(read_ms, 1.0)],
-            False,
-        ),
-        (("__name__", "pg_cpu_utilization"), ("instance", "orders-db"), ("job", "mm")): (
+        labels("pg_up", "orders-db"): ([(read_ms, 1.0)], False),
+        labels("pg_cpu_utilization", "orders-db"): (
             [(now_ms - 180_000, 10.0), (now_ms - 120_000, 11.0), (now_ms - 60_000, 12.0)],
             True,
         ),
         # The counter's _created sample is not a value: left out.
-        (
-            ("__name__", "pg_database_deadlocks_total"),
-            ("database_name", "app"),
-            ("instance", "orders-db"),
-            ("job", "mm"),
-        ): ([(read_ms, 3.0)], False),
-        (("__name__", "middleware_pass_targets"), ("instance", "collector"), ("job", "mm")): (
-            [(now_ms, 1.0)],
+        labels("pg_database_deadlocks_total", "orders-db", ("database_name", "app")): (
+            [(read_ms, 3.0)],
             False,
         ),
+        labels("middleware_pass_targets", "collector"): ([(now_ms, 1.0)], False),
     }
+
+
+def test_each_shard_sends_its_own_series() -> None:
+    result = _pass()
+    result.shard = 2
+    (collector,) = [
+        s for s in pass_series(result, "mm", NOW) if ("instance", "collector") in s.labels
+    ]
+    assert dict(collector.labels)["shard"] == "2"
 
 
 def test_a_timestamped_sample_already_sent_is_left_out() -> None:
     sent = SentTimestamps()
-    key = (
-        "pg_cpu_utilization",
-        frozenset({("__name__", "pg_cpu_utilization"), ("instance", "orders-db"), ("job", "mm")}),
-    )
+    key = ("pg_cpu_utilization", frozenset(labels("pg_cpu_utilization", "orders-db")))
     sent.mark([(key, NOW - 120)], NOW)
     cpu = [s for s in pass_series(_pass(), "mm", NOW, sent) if s.stamped]
     assert [s.points for s in cpu] == [[(int(NOW * 1000) - 60_000, 12.0)]]

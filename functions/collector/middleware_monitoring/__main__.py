@@ -74,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     sink_name = settings.sink if pushing else "stdout"
     sent, series = runtime.budget.apply(result, sink_name)
     try:
-        push_and_stream(sink, stream, result, settings.collector_instance, deadline, to_sink=sent)
+        push_and_stream(sink, stream, result, deadline, to_sink=sent)
     except PushError as error:
         logger.error("push failed", extra={"detail": str(error)})
         return EXIT_PUSH_FAILED

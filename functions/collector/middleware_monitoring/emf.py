@@ -60,6 +60,8 @@ HIGH_CARDINALITY_LABELS: Final = frozenset(
     {"query", "queryid", "run_id", "master_replid", "process_id"}
 )
 INSTANCE_DIMENSION: Final = "instance"
+# On the collector's own series: each shard's pass-wide values (its pass timestamp) apart.
+SHARD_DIMENSION: Final = "shard"
 # CloudWatch refuses empty dimension values and values over 1024 characters.
 EMPTY_VALUE: Final = "none"
 MAX_DIMENSION_VALUE: Final = 1024
@@ -127,6 +129,17 @@ UNITS: Final[Mapping[str, MetricUnit]] = {
     "pg_read_iops": _NPS,
     "pg_burst_balance_percent": _PCT,
     "pg_volume_bytes_used": _B,
+    # SPEC 16: DB load (average active sessions); per database; custom queries' health.
+    "pg_db_load": _N,
+    "pg_db_load_cpu": _N,
+    "pg_db_load_non_cpu": _N,
+    "pg_index_scans": _N,
+    "pg_index_size_bytes": _B,
+    "pg_vacuum_running": _N,
+    "pg_vacuum_progress_ratio": MetricUnit.NoUnit,
+    "pg_vacuum_seconds": _S,
+    "pg_custom_query_up": MetricUnit.NoUnit,
+    "pg_custom_query_series_dropped": _N,
     "mongo_uptime_seconds": _S,
     "mongo_current_connections": _N,
     "mongo_available_connections": _N,
@@ -242,6 +255,7 @@ def _lines(
     out = _Lines({}, {}, [])
     selection = selection or EmfSelection()
     for group in result.groups():
+        extra = {SHARD_DIMENSION: str(result.shard)} if group is result.collector else {}
         for family in group.families:
             unit = unit_for(family)
             for sample in family.samples:
@@ -259,7 +273,7 @@ def _lines(
                     out.stamped.append((series, when))
                     millis = int(when * 1000)
                 kept = selection.kept_labels(family.name, sample.name, sample.labels)
-                dimensions = {INSTANCE_DIMENSION: _dimension_value(group.target)}
+                dimensions = {INSTANCE_DIMENSION: _dimension_value(group.target), **extra}
                 properties: dict[str, str] = {}
                 for label, value in sample.labels.items():
                     if kept is not None and label in kept:

@@ -2,15 +2,17 @@
 (a protobuf ``WriteRequest``, snappy-compressed) to Amazon Managed Service for Prometheus
 (SigV4), Prometheus, Mimir or VictoriaMetrics (optional basic auth or bearer token).
 
-Every series carries ``job`` (PUSHGATEWAY_JOB) and ``instance`` (the target), the labels the
-Pushgateway's grouping key would give it. Samples carry their own timestamps: a CloudWatch
-datapoint its own time, a target's other values the time that target was collected, the
-pass-wide series the time the pass is sent. A CloudWatch point counts as delivered once the
-receiver accepted it: one a refused send did not deliver goes out with the next pass
-(resend.py). Requests hold whole series (a receiver refuses a sample older than one it has:
-a series split over two requests could arrive out of order) and go out one after another
-under one deadline shared with their retries: 5xx and 429 are retried with backoff, other 4xx
-are not (the receiver's answer is named in the error).
+Every series carries ``job`` (PUSHGATEWAY_JOB), ``collector`` (COLLECTOR_INSTANCE_NAME),
+``shard`` (0 when not sharded) and ``instance`` (the target; the collector's name for its own
+series): the labels a series has in the Pushgateway, so dashboards and rules work with
+either sink, and the shards' own series stay apart. Samples carry their own timestamps: a
+CloudWatch datapoint its own time, a target's other values the time that target was
+collected, the pass-wide series the time the pass is sent. A CloudWatch point counts as
+delivered once the receiver accepted it: one a refused send did not deliver goes out with
+the next pass (resend.py). Requests hold whole series (a receiver refuses a sample older
+than one it has: a series split over two requests could arrive out of order) and go out one
+after another under one deadline shared with their retries: 5xx and 429 are retried with
+backoff, other 4xx are not (the receiver's answer is named in the error).
 
 The ``WriteRequest`` is encoded by hand (four small messages, stable since remote write 1.0):
 the protobuf runtime would add a dependency and its import time to the function and encode
@@ -149,6 +151,7 @@ def pass_series(
     an earlier pass (a CloudWatch value offered again until a newer datapoint comes) is
     left out. ``_created`` samples are left out too: they are not values."""
     by_labels: dict[tuple[Label, ...], Series] = {}
+    grouping = {"job": job, "collector": result.collector.target, "shard": str(result.shard)}
     for group in result.groups():
         # SQL, serverStatus and INFO values at the time their target was collected.
         collected_ms = int((group.collected_at or now) * 1000)
@@ -161,7 +164,7 @@ def pass_series(
                         {
                             **sample.labels,
                             "__name__": sample.name,
-                            "job": job,
+                            **grouping,
                             "instance": group.target,
                         }.items()
                     )
@@ -487,6 +490,8 @@ class RemoteWriteSink:
             )
         )
         families.append(self._resend.dropped_family(SOURCE))
-        health = PassResult([], 0.0, TargetResult(result.collector.target, families, []))
+        health = PassResult(
+            [], 0.0, TargetResult(result.collector.target, families, []), result.shard
+        )
         series = pass_series(health, self._job, self._clock())
         self._post(encode_write_request((s.labels, s.points) for s in series), deadline)

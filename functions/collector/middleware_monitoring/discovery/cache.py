@@ -343,8 +343,7 @@ class Discovery:
                     "kind": unit.kind,
                     "reason": failure.reason,
                     "detail": f"{failure.detail}; its last known "
-                    f"{len(unit.resources or ())} resources are kept, stale groups are not "
-                    "deleted",
+                    f"{len(unit.resources or ())} resources are kept",
                 },
             )
 
