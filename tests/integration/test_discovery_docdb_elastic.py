@@ -154,3 +154,17 @@ def test_elastic_clusters_paged_and_a_denied_list_keeps_the_last_known(
     assert named(pushed["collector"], "middleware_discovery_failure") == {
         frozenset({**unit, "reason": "auth_failed"}.items()): 1.0
     }
+
+
+def test_a_cluster_deleted_between_the_list_and_its_calls_is_left_out(
+    clean_moto: MotoServer, front: AwsFront, elastic: DocDBElasticServer, closer: Closer
+) -> None:
+    add(elastic, "orders", ORDERS_ID, {"team": "payments"})
+    gone = add(elastic, "ledger", LEDGER_ID, {"team": "payments"})
+    elastic.deleted.add(gone)
+    settings = settings_of(clean_moto, front, **elastic.env(), DISCOVER="docdb-elastic")
+    pushed = groups(runtime_of(closer, settings).collect(30.0))
+    assert sorted(pushed) == ["collector", "docdb-elastic:orders"]
+    unit = frozenset({("account", ACCOUNT), ("region", REGION), ("kind", "docdb-elastic")})
+    assert named(pushed["collector"], "middleware_discovery_up") == {unit: 1.0}
+    assert named(pushed["collector"], "middleware_discovery_resources") == {unit: 1.0}

@@ -13,6 +13,8 @@ each checked against botocore's shipped service model.
   here, not in the product). ListClusters pages with ``maxResults`` and ``nextToken``.
 - ``clusters``: the GetCluster answers (see ``elastic_cluster``), ``tags``: ARN -> tags;
   an unknown ARN is answered ResourceNotFoundException (HTTP 404), as AWS does.
+- ``deleted``: ARNs still listed by ListClusters whose GetCluster and ListTagsForResource
+  answer ResourceNotFoundException (deleted between the list and the next call).
 - ``faults``: operation -> (HTTP status, error code), answered to every request of it.
 - ``calls``: requests per operation.
 """
@@ -78,6 +80,7 @@ class DocDBElasticServer(StartStop):
         self.clusters: list[dict[str, Any]] = []
         self.tags: dict[str, dict[str, str]] = {}
         self.faults: dict[str, tuple[int, str]] = {}
+        self.deleted: set[str] = set()
         self.calls: Counter[str] = Counter()
         self.refused: list[str] = []
         self._lock = threading.Lock()
@@ -113,6 +116,7 @@ class DocDBElasticServer(StartStop):
 
     def reset(self) -> None:
         self.clusters, self.tags, self.faults, self.refused = [], {}, {}, []
+        self.deleted = set()
         with self._lock:
             self.calls.clear()
 
@@ -195,7 +199,7 @@ class DocDBElasticServer(StartStop):
         return "; ".join(problems)
 
     def _answer(self, operation: str, params: Mapping[str, Any]) -> dict[str, Any] | None:
-        by_arn = {c["clusterArn"]: c for c in self.clusters}
+        by_arn = {c["clusterArn"]: c for c in self.clusters if c["clusterArn"] not in self.deleted}
         if operation == "ListClusters":
             size = int(params.get("maxResults") or MAX_RESULTS)
             start = int(params.get("nextToken") or 0)
