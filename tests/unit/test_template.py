@@ -483,6 +483,10 @@ DISCOVERY_ACTIONS = [
     "rds:DescribePendingMaintenanceActions",
     "elasticache:DescribeCacheClusters",
     "tag:GetResources",
+    "elasticache:DescribeReplicationGroups",
+    "docdb-elastic:ListClusters",
+    "docdb-elastic:GetCluster",
+    "docdb-elastic:ListTagsForResource",
 ]
 DISCOVERY_ROLES = (
     "arn:aws:iam::210987654321:role/monitoring-discovery,"

@@ -36,7 +36,10 @@ CASES: dict[str, tuple[dict[str, str], list[str]]] = {
     "LogLevel": ({}, ["DEBUG", "INFO", "WARNING", "ERROR"]),
     "TargetsFile": ({}, ["targets.yaml", "fleet_1.json"]),
     "TargetsParameter": ({}, ["/mm/targets", "/team/a.b-c_d/targets"]),
-    "Discover": ({}, ["rds", "rds,aurora,docdb,elasticache", "elasticache,rds"]),
+    "Discover": (
+        {},
+        ["rds", "rds,aurora,docdb,elasticache", "elasticache,rds", "docdb-elastic,docdb"],
+    ),
     "DiscoverRegions": ({"Discover": "rds"}, ["eu-west-1", "us-gov-west-1,ap-southeast-2"]),
     "DiscoverOwnAccount": ({"Discover": "rds", "DiscoverRoleArns": ROLES}, ["true", "false"]),
     "DiscoverMaxAgeSeconds": ({"Discover": "rds"}, ["0", "86400"]),

@@ -12,9 +12,16 @@ Calls per refresh of an account/region (every call paged, PAGE_SIZE per page):
   lists found: when it fails (denied to a role whose policy lacks it, throttled, not
   implemented), the resources are still found, without the pending-maintenance series, and
   ``enrichment`` says why (middleware_discovery_enrichment_up{call}).
-- elasticache: DescribeCacheClusters (ShowCacheNodeInfo) and the Resource Groups Tagging
-  API's GetResources for ElastiCache, always (a node's login is in its secret tag):
-  DescribeCacheClusters has no tags, and ListTagsForResource would be one call per cluster.
+- elasticache: DescribeReplicationGroups (every node of a group, cluster mode on or off,
+  with its shard and, cluster mode off, its role: a failover shows at the next refresh),
+  DescribeCacheClusters (ShowCacheNodeInfo: endpoints, versions, and the clusters of no
+  group) and the Resource Groups Tagging API's GetResources for ElastiCache, always (a
+  node's login is in its secret tag): the Describe answers have no tags, and
+  ListTagsForResource would be one call per cluster.
+
+- docdb-elastic: ListClusters (its own API), then per cluster ListTagsForResource (the list
+  has no tags) and, for a cluster the tag filter keeps, GetCluster (its endpoint). Two
+  calls per cluster: elastic clusters are few (a handful per region).
 
 The tag filter is applied to the answers here (TagList, GetResources' tags), not by AWS:
 the RDS API filters by engine or id only.
@@ -30,9 +37,18 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
+from botocore.exceptions import ClientError
+
 from ..aws import AwsFailure, classify_failure
 from ..config import DiscoverySettings
-from .resources import Resource, cache_nodes, clusters_and_members, pending_counts, rds_instances
+from .resources import (
+    Resource,
+    cache_nodes,
+    clusters_and_members,
+    elastic_clusters,
+    pending_counts,
+    rds_instances,
+)
 
 PAGE_SIZE: Final = 100  # the most DescribeDB*, DescribeCacheClusters and GetResources return
 ENGINES: Final = {"rds": "postgres", "aurora": "aurora-postgresql", "docdb": "docdb"}
@@ -139,6 +155,7 @@ def describe_docdb(where: Location) -> list[Resource]:
 
 def describe_elasticache(where: Location) -> list[Resource]:
     where.check()
+    groups = list(where.pages("elasticache", "describe_replication_groups"))
     clusters = list(where.pages("elasticache", "describe_cache_clusters", ShowCacheNodeInfo=True))
     settings = where.settings
     # Asked whether or not tags filter: a node's login is in its secret tag. One call per
@@ -154,7 +171,27 @@ def describe_elasticache(where: Location) -> list[Resource]:
             TagFilters=filters,
         )
     }
-    return cache_nodes(clusters, tags, where.account, where.region, settings.matches)
+    return cache_nodes(clusters, groups, tags, where.account, where.region, settings.matches)
+
+
+def describe_docdb_elastic(where: Location) -> list[Resource]:
+    where.check()
+    client = where.client("docdb-elastic")
+    kept: list[tuple[Mapping[str, Any], Mapping[str, str]]] = []
+    for listed in where.pages("docdb-elastic", "list_clusters"):
+        arn = str(listed["clusterArn"])
+        try:
+            tags = client.list_tags_for_resource(resourceArn=arn).get("tags") or {}
+            where.check()
+            if not where.settings.matches(tags):
+                continue
+            kept.append((client.get_cluster(clusterArn=arn)["cluster"], tags))
+        except ClientError as exc:
+            # Deleted between the list and this call: gone, not a failure of the unit.
+            if exc.response.get("Error", {}).get("Code") != "ResourceNotFoundException":
+                raise
+        where.check()
+    return elastic_clusters(kept, where.account, where.region)
 
 
 DESCRIBE: Final[Mapping[str, Callable[[Location], list[Resource]]]] = {
@@ -162,4 +199,5 @@ DESCRIBE: Final[Mapping[str, Callable[[Location], list[Resource]]]] = {
     "aurora": describe_aurora,
     "docdb": describe_docdb,
     "elasticache": describe_elasticache,
+    "docdb-elastic": describe_docdb_elastic,
 }
