@@ -67,7 +67,7 @@ def problems() -> list[str]:
     for page in pages():
         text = page.read_text()
         name = page.relative_to(ROOT)
-        for start, end, mention in _mentions(text):
+        for start, _, mention in _mentions(text):
             # A file name in code (`report.md`) that is no page of the repository is an
             # example, not a reference.
             if text[start] == "`" and _target(page, mention) is None:
