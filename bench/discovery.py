@@ -47,6 +47,7 @@ DISCOVERY_CALLS = (
     "DescribeDBInstances",
     "DescribeDBClusters",
     "DescribePendingMaintenanceActions",
+    "DescribeReplicationGroups",
     "DescribeCacheClusters",
     "GetResources",
 )

@@ -23,6 +23,7 @@ def test_quick_discovery_bench() -> None:
         "DescribeDBInstances": 3,
         "DescribeDBClusters": 2,
         "DescribePendingMaintenanceActions": 1,
+        "DescribeReplicationGroups": 1,
         "DescribeCacheClusters": 1,
         "GetResources": 1,
     }
