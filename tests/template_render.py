@@ -339,6 +339,8 @@ def _summary(description: str, variables: list[str]) -> str:
     text = " ".join(description.split())
     for variable in variables:
         text = text.removeprefix(variable).lstrip(",. ")
+    # A page named in a description is a link from docs/deploy.md (its neighbour).
+    text = re.sub(r"\bdocs/([\w-]+\.md)", r"[docs/\1](\1)", text)
     return text.replace("|", "\\|")
 
 

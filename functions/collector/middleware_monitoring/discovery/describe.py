@@ -12,12 +12,14 @@ Calls per refresh of an account/region (every call paged, PAGE_SIZE per page):
   lists found: when it fails (denied to a role whose policy lacks it, throttled, not
   implemented), the resources are still found, without the pending-maintenance series, and
   ``enrichment`` says why (middleware_discovery_enrichment_up{call}).
-- elasticache: DescribeReplicationGroups (every node of a group, cluster mode on or off,
-  with its shard and, cluster mode off, its role: a failover shows at the next refresh),
-  DescribeCacheClusters (ShowCacheNodeInfo: endpoints, versions, and the clusters of no
-  group) and the Resource Groups Tagging API's GetResources for ElastiCache, always (a
+- elasticache: DescribeCacheClusters (ShowCacheNodeInfo: every node, a replication group's
+  members included, with endpoints and versions), DescribeReplicationGroups (each group's
+  nodes with their shard and, cluster mode off, their role: a failover shows at the next
+  refresh) and the Resource Groups Tagging API's GetResources for ElastiCache, always (a
   node's login is in its secret tag): the Describe answers have no tags, and
-  ListTagsForResource would be one call per cluster.
+  ListTagsForResource would be one call per cluster. DescribeReplicationGroups enriches:
+  when it fails (say, denied to a role whose policy predates it) the nodes are still found,
+  without their shard and role.
 
 - docdb-elastic: ListClusters (its own API), then per cluster ListTagsForResource (the list
   has no tags) and, for a cluster the tag filter keeps, GetCluster (its endpoint). Two
@@ -53,9 +55,10 @@ from .resources import (
 PAGE_SIZE: Final = 100  # the most DescribeDB*, DescribeCacheClusters and GetResources return
 ENGINES: Final = {"rds": "postgres", "aurora": "aurora-postgresql", "docdb": "docdb"}
 PENDING_MAINTENANCE_CALL: Final = "DescribePendingMaintenanceActions"
+REPLICATION_GROUPS_CALL: Final = "DescribeReplicationGroups"
 # Calls that add to what the list calls found. (Tags are not among them: the RDS lists carry
 # TagList, and ElastiCache's GetResources is what its tag filter and logins are read from.)
-ENRICHMENT_CALLS: Final = (PENDING_MAINTENANCE_CALL,)
+ENRICHMENT_CALLS: Final = (PENDING_MAINTENANCE_CALL, REPLICATION_GROUPS_CALL)
 
 
 class DeadlinePassed(Exception):
@@ -115,6 +118,19 @@ class Location:
                 self.enrichment[PENDING_MAINTENANCE_CALL] = None
         return self._pending
 
+    def replication_groups(self) -> list[Mapping[str, Any]]:
+        """Every replication group of the region; [] when the call failed (the nodes are
+        then found by DescribeCacheClusters alone, without shard and role)."""
+        try:
+            groups = list(self.pages("elasticache", "describe_replication_groups"))
+        except DeadlinePassed:
+            raise
+        except Exception as exc:
+            self.enrichment[REPLICATION_GROUPS_CALL] = classify(exc)
+            return []
+        self.enrichment[REPLICATION_GROUPS_CALL] = None
+        return groups
+
     def check(self) -> None:
         if self.monotonic() >= self.deadline():
             raise DeadlinePassed
@@ -155,8 +171,8 @@ def describe_docdb(where: Location) -> list[Resource]:
 
 def describe_elasticache(where: Location) -> list[Resource]:
     where.check()
-    groups = list(where.pages("elasticache", "describe_replication_groups"))
     clusters = list(where.pages("elasticache", "describe_cache_clusters", ShowCacheNodeInfo=True))
+    groups = where.replication_groups()
     settings = where.settings
     # Asked whether or not tags filter: a node's login is in its secret tag. One call per
     # 100 tagged resources; AWS filters here already (AND over the filters), and the local
