@@ -94,6 +94,11 @@ COST_WAYS = (
 )
 
 
+def fleet_name(targets: int) -> str:
+    """The remote-write section's fleets: its reference fleet is 6 targets."""
+    return "reference fleet (6 targets)" if targets == 6 else f"{targets} targets"
+
+
 def cost_rows(results: Mapping[str, Any]) -> list[tuple[int, str, int, float]]:
     """(targets, way, interval in minutes, $ a month) for each fleet the remote-write section
     priced; Metric Streams (no interval: every minute, pushed by AWS) with interval 0."""
@@ -200,10 +205,11 @@ def draw_cost(results: Mapping[str, Any], path: Path) -> bool:
     for targets in sorted({r[0] for r in rows}):
         timed = sorted((m, usd) for t, _, m, usd in rows if t == targets and m)
         line = axis.plot([m for m, _ in timed], [u for _, u in timed], marker="o")[0]
-        line.set_label(f"{targets} targets")
+        line.set_label(fleet_name(targets))
         for t, way, minutes, usd in rows:
             if t == targets and not minutes:
-                axis.axhline(usd, color=line.get_color(), linestyle=":", label=f"{way}, {t}")
+                label = f"{way}, {fleet_name(t)}"
+                axis.axhline(usd, color=line.get_color(), linestyle=":", label=label)
     axis.set_yscale("log")
     intervals = sorted({r[2] for r in rows if r[2]})
     axis.set_xticks(intervals, [f"{m} min" for m in intervals])
@@ -280,7 +286,7 @@ def cost_section(results: Mapping[str, Any]) -> Section | None:
         command=".venv/bin/python -m bench.render (from bench/results.json)",
         table=Table(
             ("fleet", "way", "per month ($)"),
-            [(f"{t} targets", way, f"${usd:,.2f}") for t, way, _, usd in rows],
+            [(fleet_name(t), way, f"${usd:,.2f}") for t, way, _, usd in rows],
         ),
         no_goal="The cost is the user's to weigh against freshness; the remote-write section "
         "judges the interval's saving.",

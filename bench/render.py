@@ -154,6 +154,7 @@ def render(results: Mapping[str, Any], bench_dir: Path | None = None) -> str:
         parts.append(part)
     # Sections that gather the others' stored figures into charts: numbered after them.
     last = max((int(p.number) for p in parts), default=0)
+    measured = list(parts)
     for made in (charts.scaling_section(results), charts.cost_section(results)):
         if made is None:
             continue
@@ -165,12 +166,13 @@ def render(results: Mapping[str, Any], bench_dir: Path | None = None) -> str:
     if bench_dir is not None:
         charts.draw(results, bench_dir)
     report = Report([*header(results), *goals_table(goals)], parts)
-    report.parts.append(timings(parts, float(results["elapsed_s"])))
+    report.parts.append(timings(measured, float(results["elapsed_s"]), str(last + 1)))
     return report.render()
 
 
-def timings(parts: Sequence[Part], elapsed: float) -> Part:
-    number = str(max((int(p.number) for p in parts), default=0) + 1)
+def timings(parts: Sequence[Part], elapsed: float, number: str) -> Part:
+    """The time each measured section took (the gathering sections of bench/charts.py
+    measure nothing), numbered last."""
     part = Part(number, "Time per section")
     part.table(
         ("section", "seconds"),
