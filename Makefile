@@ -63,7 +63,7 @@ ca-bundle:
 
 # The deploy build (needs layers/ca-bundle/global-bundle.pem: make ca-bundle).
 sam-build: install $(SAM_APP_DIR)/metadata.json
-	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(SAM) build
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(SAM) build --language-extensions
 
 lint-template: install $(SAM_APP_DIR)/metadata.json
 	$(VENV)/bin/cfn-lint template.yaml

@@ -7,20 +7,29 @@ stated in the report; a remote-write module's monthly figures join as rows when 
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from bench.harness import template_default
+from bench.harness import ROOT, template_default
 from bench.report import Figure, Part, flatten, ms, times, usd
 
-# Inputs: list prices, us-east-1, on-demand, no free tier, a 30-day month.
+
+def prices() -> dict[str, Any]:
+    """bench/prices.json: every price the cost sections use, in one file."""
+    loaded: dict[str, Any] = json.loads((ROOT / "bench" / "prices.json").read_text())
+    return loaded
+
+
+# Inputs: list prices from bench/prices.json (region and date stated there), a 30-day month.
+PRICES = prices()
 HOURS_PER_MONTH = 30 * 24
-LAMBDA_GB_SECOND = 0.0000166667  # x86
-LAMBDA_PER_REQUEST = 0.20 / 1_000_000
-GETMETRICDATA_PER_METRIC = 0.01 / 1000
-GETMETRICSTATISTICS_PER_REQUEST = 0.01 / 1000
+LAMBDA_GB_SECOND = float(PRICES["lambda_x86_per_gb_second"])
+LAMBDA_PER_REQUEST = float(PRICES["lambda_per_million_requests"]) / 1_000_000
+GETMETRICDATA_PER_METRIC = float(PRICES["getmetricdata_per_1000_metrics"]) / 1000
+GETMETRICSTATISTICS_PER_REQUEST = float(PRICES["getmetricstatistics_per_1000_requests"]) / 1000
 
 
 @dataclass(frozen=True)
@@ -31,17 +40,23 @@ class Host:
     hourly_usd: float
 
 
-FARGATE_VCPU_HOUR = 0.04048  # Linux/x86
-FARGATE_GB_HOUR = 0.004445
+FARGATE_VCPU_HOUR = float(PRICES["fargate_linux_x86_per_vcpu_hour"])
+FARGATE_GB_HOUR = float(PRICES["fargate_linux_x86_per_gb_hour"])
+EC2_T4G_NANO_HOUR = float(PRICES["ec2_t4g_nano_per_hour"])
 HOSTS = (
     Host(
-        "Fargate task, smallest size (0.25 vCPU, 0.5 GB; $0.04048 per vCPU-hour, $0.004445 per "
-        "GB-hour)",
+        f"Fargate task, smallest size (0.25 vCPU, 0.5 GB; ${FARGATE_VCPU_HOUR} per vCPU-hour, "
+        f"${FARGATE_GB_HOUR} per GB-hour)",
         0.25,
         0.5,
         0.25 * FARGATE_VCPU_HOUR + 0.5 * FARGATE_GB_HOUR,
     ),
-    Host("EC2 t4g.nano (2 vCPU burstable, 0.5 GiB; $0.0042 per hour)", 2, 0.5, 0.0042),
+    Host(
+        f"EC2 t4g.nano (2 vCPU burstable, 0.5 GiB; ${EC2_T4G_NANO_HOUR} per hour)",
+        2,
+        0.5,
+        EC2_T4G_NANO_HOUR,
+    ),
 )
 
 
@@ -142,8 +157,9 @@ def cost(
         "requested, counted per pass (section 2's run). Older approach: the host runs all "
         f"month ({HOURS_PER_MONTH} h), its peak RSS (section 1's runs) against the host's "
         f"memory; GetMetricStatistics at ${GETMETRICSTATISTICS_PER_REQUEST * 1000:.2f} per "
-        "1,000 requests, counted per pass (section 2's run). Prices: list prices, us-east-1, "
-        "on-demand, no free tier (inputs in bench/cost.py).",
+        "1,000 requests, counted per pass (section 2's run). Prices: list prices, "
+        f"{PRICES['region']}, read {PRICES['read_on']}, on-demand, no free tier (inputs in "
+        "bench/prices.json).",
         "",
     )
     part.table(("approach", "runs as", "compute / month", "CloudWatch API / month", "total"), rows)

@@ -49,6 +49,7 @@ DISCOVERY_CALLS = (
     "DescribeDBInstances",
     "DescribeDBClusters",
     "DescribePendingMaintenanceActions",
+    "DescribeReplicationGroups",
     "DescribeCacheClusters",
     "GetResources",
 )

@@ -41,9 +41,11 @@ from bench.section import number as count
 
 PASSES_PER_MONTH = 30 * 24 * 60  # a pass every minute, 30-day month
 MINUTES_PER_MONTH = PASSES_PER_MONTH
-GETMETRICDATA_PER_1000_METRICS = 0.01
-METRIC_STREAMS_PER_1000_UPDATES = 0.003
 ROOT = Path(__file__).resolve().parents[1]
+# List prices: bench/prices.json (one file for every cost section).
+_PRICES = json.loads((ROOT / "bench" / "prices.json").read_text())
+GETMETRICDATA_PER_1000_METRICS = float(_PRICES["getmetricdata_per_1000_metrics"])
+METRIC_STREAMS_PER_1000_UPDATES = float(_PRICES["cloudwatch_metric_streams_per_1000_updates"])
 
 
 # --- 1. CloudWatch cost --------------------------------------------------------------------

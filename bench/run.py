@@ -54,6 +54,8 @@ MODULE_SECTIONS: tuple[ModuleSection, ...] = (
     ModuleSection("remote_write", "bench.remote_write", "Remote write and the CloudWatch interval"),
     ModuleSection("discovery", "bench.discovery", "Discovery"),
     ModuleSection("pushgateway_scale", "bench.pushgateway_scale", "A fleet on one Pushgateway"),
+    ModuleSection("enhanced_monitoring", "bench.enhanced_monitoring", "Enhanced Monitoring"),
+    ModuleSection("cost_per_sink", "bench.cost_per_sink", "Cost per sink"),
 )
 BUILTIN = ("reference", "cloudwatch", "exporter", "coldstart", "scaling", "floors", "fleet", "cost")
 

@@ -27,6 +27,7 @@ DASHBOARD_FILES = (
     "elasticache.json",
     "collector-health.json",
     "fleet.json",
+    "fleet-overview.json",
 )
 DATASOURCE_REF = {"type": "prometheus", "uid": "${datasource}"}
 
@@ -148,6 +149,10 @@ SPEC_METRICS: dict[str, tuple[str, ...]] = {
         "middleware_collector_last_success_timestamp_seconds",
         "middleware_pass_duration_seconds",
         "middleware_pass_targets",
+    ),
+    "15 Freshness for every sink": (
+        "middleware_pass_timestamp_seconds",
+        "middleware_target_last_success_timestamp_seconds",
     ),
 }
 ALL_SPEC_METRICS = frozenset(name for names in SPEC_METRICS.values() for name in names)
@@ -296,6 +301,34 @@ REDIS_INFO_METRICS = REDIS_INFO_ALWAYS | {
     "redis_latency_percentiles_usec_sum",
 }
 
+# SPEC 17 (ENHANCED_MONITORING, PERFORMANCE_INSIGHTS): what an RDS and an Aurora event and a
+# Performance Insights answer make.
+INSIGHTS_METRICS = frozenset(
+    {
+        "rds_os_vcpus",
+        "rds_os_cpu_utilization_percent",
+        "rds_os_load_average",
+        "rds_os_memory_bytes",
+        "rds_os_swap_bytes",
+        "rds_os_tasks",
+        "rds_os_network_bytes_per_second",
+        "rds_os_disk_iops",
+        "rds_os_disk_throughput_bytes_per_second",
+        "rds_os_disk_utilization_percent",
+        "rds_os_disk_queue_length",
+        "rds_os_disk_await_seconds",
+        "rds_os_disk_latency_seconds",
+        "rds_os_aurora_storage_bytes_per_second",
+        "rds_os_filesystem_size_bytes",
+        "rds_os_filesystem_used_bytes",
+        "rds_os_process_cpu_percent",
+        "rds_os_process_memory_percent",
+        "rds_os_sample_age_seconds",
+        "pg_pi_load",
+        "pg_pi_sql_load",
+    }
+)
+
 # Emitted beyond the contract's tables: the Aurora cluster volume (Aurora has no
 # FreeStorageSpace), the freeze settings the wraparound alerts compare with, the CloudWatch
 # batch's pass-wide self-metrics, which collector deployment pushed each target's group, Redis
@@ -303,12 +336,32 @@ REDIS_INFO_METRICS = REDIS_INFO_ALWAYS | {
 EXTRA_METRICS = frozenset(
     {
         "pg_volume_bytes_used",
+        # SPEC 18: what the RDS and DocumentDB alert rules read beside SPEC 3's series.
+        "pg_burst_balance_percent",
+        "mongo_replica_lag",
+        # SPEC 18: the largest collections, their indexes and the operations in progress.
+        "mongo_collection_size_bytes",
+        "mongo_collection_documents",
+        "mongo_collection_index_size_bytes",
+        "mongo_collection_ops_total",
+        "mongo_index_accesses_total",
+        "mongo_current_ops",
+        "mongo_oldest_op_seconds",
         "pg_autovacuum_freeze_max_age",
         "pg_autovacuum_multixact_freeze_max_age",
         # Custom SQL metrics (PG_QUERIES_FILE): each query's health.
         "pg_custom_query_up",
         "pg_custom_query_series_dropped",
-        "middleware_collector_info",
+        # DB load from CloudWatch (SPEC 16), while Performance Insights is on.
+        "pg_db_load",
+        "pg_db_load_cpu",
+        "pg_db_load_non_cpu",
+        # Per database (SPEC 16): index usage; a vacuum running now.
+        "pg_index_scans_total",
+        "pg_index_size_bytes",
+        "pg_vacuum_running",
+        "pg_vacuum_progress_ratio",
+        "pg_vacuum_seconds",
         "middleware_cloudwatch_getmetricdata_calls",
         "middleware_cloudwatch_metrics_requested",
         "middleware_cloudwatch_metrics_missing",
@@ -325,12 +378,16 @@ EXTRA_METRICS = frozenset(
         "middleware_discovery_duration_seconds",
         "middleware_discovery_last_success_timestamp_seconds",
         "middleware_discovery_resources",
+        "middleware_discovery_enrichment_up",
         # SPEC 19: every pass says how many series it sent.
         "middleware_series_sent",
+        # Database Insights (SPEC 17): Enhanced Monitoring and Performance Insights.
+        *INSIGHTS_METRICS,
     }
 )
 EMITTED_METRICS = ALL_SPEC_METRICS | EXTRA_METRICS
-# Added by the Pushgateway to every pushed group; dashboards use push_time_seconds for staleness.
+# Added by the Pushgateway to every pushed group; dashboards and rules use the collector's own
+# middleware_pass_timestamp_seconds instead, which every sink has.
 PUSHGATEWAY_METRICS = frozenset({"push_time_seconds", "push_failure_time_seconds"})
 QUERYABLE_METRICS = EMITTED_METRICS | PUSHGATEWAY_METRICS
 
@@ -360,6 +417,8 @@ PROMTOOL_ALLOWED_FINDINGS = frozenset(
             )
             for name in SPEC_METRICS[section]
         ),
+        # The DocumentDB replica lag (SPEC 18) carries `DocDB` like SPEC 3.5's series.
+        ("mongo_replica_lag", _CAMEL_LABEL),
     }
 )
 

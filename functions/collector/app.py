@@ -68,15 +68,15 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, o
     reserve = send_reserve_seconds(_stream, sink.reserve_seconds())
     result = runtime.collect(collection_budget(remaining, reserve), shard)
     # A failed push raises, so the invocation fails and the platform's alarm sees it. Kafka
-    # (when KAFKA_SERVER is set) runs alongside the push and never raises.
-    group = shard.group(runtime.settings.collector_instance)
+    # (when KAFKA_SERVER is set) streams first, within its own reserve, and never raises.
     settings = runtime.settings
-    series = runtime.budget.apply(result, settings.sink)
-    push_and_stream(sink, _stream, result, group, deadline)
+    # SERIES_BUDGET: the sink gets the pass cut to it; the Kafka stream, every statement.
+    sent, series = runtime.budget.apply(result, settings.sink)
+    push_and_stream(sink, _stream, result, deadline, to_sink=sent)
     if not _projected:
         log_projected_cost(sink, settings.sink, series, settings.schedule_minutes)
         _projected = True
     runtime.remove_stale_groups(shard, deadline)
-    outcome = summary(result)
+    outcome = summary(sent)
     logger.info("pass done", extra=outcome)
     return outcome

@@ -59,10 +59,13 @@ class FakeContext:
 
 @dataclass
 class Pushed:
-    """What the Pushgateway held for a job right after an invocation, by instance."""
+    """What the Pushgateway held for a job right after an invocation, by instance (the
+    grouping labels ``job``, ``collector`` and ``shard`` left out of the samples' labels), and
+    by group: (collector, shard) -> instance -> samples."""
 
     groups: dict[str, Samples]
     text: str
+    by_group: dict[tuple[str, str], dict[str, Samples]] = field(default_factory=dict)
 
     def __call__(self, instance: str) -> Samples:
         return self.groups.get(instance, {})
@@ -73,16 +76,18 @@ def pushed(gw: Pushgateway, job: str) -> Pushed:
     quadratic with the load test's 200 groups)."""
     text = gw.metrics_text()
     groups: dict[str, Samples] = {}
+    by_group: dict[tuple[str, str], dict[str, Samples]] = {}
     for family in text_string_to_metric_families(text):
         for sample in family.samples:
             labels = dict(sample.labels)
             if labels.pop("job", None) != job or sample.name in META_METRICS:
                 continue
             instance = labels.pop("instance", "")
-            groups.setdefault(instance, {})[(sample.name, frozenset(labels.items()))] = float(
-                sample.value
-            )
-    return Pushed(groups, text)
+            group = (labels.pop("collector", ""), labels.pop("shard", ""))
+            series = (sample.name, frozenset(labels.items()))
+            groups.setdefault(instance, {})[series] = float(sample.value)
+            by_group.setdefault(group, {}).setdefault(instance, {})[series] = float(sample.value)
+    return Pushed(groups, text, by_group)
 
 
 @dataclass

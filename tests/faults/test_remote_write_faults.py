@@ -20,8 +20,9 @@ from tests.standins.prometheus import Prometheus
 Make = Callable[[Mapping[str, str]], LambdaFunction]
 UPTIME = DOCDB_EXACT[("mongo_uptime_seconds", frozenset())]
 # A pass's samples: the DocumentDB target's serverStatus values, its own health (up,
-# duration, last success, collector info) and the pass-wide duration and targets up/down.
-PASS_SAMPLES = len(DOCDB_EXACT) + 4 + 3
+# duration, last success of the source and of the target) and the pass-wide duration,
+# timestamp and targets up/down.
+PASS_SAMPLES = len(DOCDB_EXACT) + 4 + 4
 
 
 @pytest.fixture

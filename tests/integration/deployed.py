@@ -91,6 +91,8 @@ def sam_build(work: Path, extra_files: Mapping[str, str]) -> SamArtifact:
     done = subprocess.run(
         [
             *(str(VENV_BIN / "sam"), "build", "--template-file", str(source / "template.yaml")),
+            # The template's Fn::ForEach (AWS::LanguageExtensions) is expanded by the CLI.
+            "--language-extensions",
             *("--build-dir", str(build), "--cache-dir", str(work / "cache")),
         ],
         cwd=work,
@@ -121,8 +123,15 @@ def _runtime_dir(target: Path) -> Path:
 
 
 HANDLER_RUN: Final = """
-import json, sys
+import importlib.machinery, json, sys
 sys.path[:0] = [sys.argv[1], sys.argv[2]]
+# Every module compiled from source at import (no usable .pyc beside it).
+compiled = []
+to_code = importlib.machinery.SourceFileLoader.source_to_code
+def counting(self, data, path, *args, **kwargs):
+    compiled.append(str(path))
+    return to_code(self, data, path, *args, **kwargs)
+importlib.machinery.SourceFileLoader.source_to_code = counting
 import app
 
 class Context:
@@ -137,7 +146,8 @@ class Context:
 outcomes = [app.lambda_handler(event, Context()) for event in json.loads(sys.argv[3])]
 outside = sorted({m.__name__.partition(".")[0] for m in list(sys.modules.values())
                   if getattr(m, "__file__", None) and "site-packages" in m.__file__})
-print("RESULT " + json.dumps({"outcomes": outcomes, "outside": outside}))
+artifact = [path for path in compiled if path.startswith(sys.argv[1])]
+print("RESULT " + json.dumps({"outcomes": outcomes, "outside": outside, "compiled": artifact}))
 """
 
 
@@ -146,6 +156,8 @@ class Invocation:
     outcomes: list[dict[str, Any]]
     # Top-level packages imported from outside the artifact and the runtime's boto3.
     outside: list[str]
+    # The artifact's modules compiled from source at import (none: it carries bytecode).
+    compiled: list[str]
     log: str
 
 
@@ -184,7 +196,7 @@ def cold_start(
         raise AssertionError(f"the handler failed (exit {done.returncode}):\n{log}")
     (line,) = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
     report = json.loads(line.removeprefix("RESULT "))
-    return Invocation(report["outcomes"], report["outside"], log)
+    return Invocation(report["outcomes"], report["outside"], report["compiled"], log)
 
 
 # The targets of the packaged document (TARGETS_FILE=targets.yaml).

@@ -23,17 +23,18 @@ def test_quick_discovery_bench() -> None:
         "DescribeDBInstances": 3,
         "DescribeDBClusters": 2,
         "DescribePendingMaintenanceActions": 1,
+        "DescribeReplicationGroups": 1,
         "DescribeCacheClusters": 1,
         "GetResources": 1,
     }
     # Warm, within DISCOVER_MAX_AGE_SECONDS: not one discovery call.
     assert figures["warm_discovery_calls"] == [0]
     assert figures["getmetricdata_calls"] == math.ceil(figures["cloudwatch_queries"] / 500)
-    # The last warm pass, a minute after the one before: 6 RDS instances x 5, the Aurora
-    # cluster 4 + 2 instances x 4, 2 DocumentDB instances x 5, 2 cache nodes x 14; the
+    # The last warm pass, a minute after the one before: 6 RDS instances x 6, the Aurora
+    # cluster 4 + 2 instances x 4, 2 DocumentDB instances x 6, 2 cache nodes x 14; the
     # 5-minute Volume* metrics (the Aurora cluster's and the DocumentDB cluster's 3) are not
     # due again yet.
-    assert figures["cloudwatch_queries"] == 6 * 5 + 4 + 2 * 4 + 2 * 5 + 2 * 14
+    assert figures["cloudwatch_queries"] == 6 * 6 + 4 + 2 * 4 + 2 * 6 + 2 * 14
     assert figures["peak_rss_mb"] > 0
     made = section(figures)
     assert made.question == (

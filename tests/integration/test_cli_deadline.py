@@ -35,13 +35,12 @@ def test_collect_returns_with_its_budget_against_a_silent_server() -> None:
         )
     assert done.returncode == 0, done.stderr
     samples = [line for line in done.stdout.splitlines() if not line.startswith("#")]
-    timed = [line for line in samples if "_duration_seconds{" in line]
+    timed = [line for line in samples if "_duration_seconds{" in line or "_timestamp_" in line]
     assert [line for line in samples if line not in timed] == [
         'pg_up{instance="silent-db"} 0.0',
         'middleware_collector_up{instance="silent-db",source="postgres"} 0.0',
         'middleware_collector_failure{instance="silent-db",reason="deadline",source="postgres"}'
         " 1.0",
-        'middleware_collector_info{collector="collector",instance="silent-db"} 1.0',
         'middleware_pass_targets{instance="collector",state="up"} 0.0',
         'middleware_pass_targets{instance="collector",state="down"} 1.0',
         # The pass's series, these two duration series and this one included.
@@ -49,11 +48,13 @@ def test_collect_returns_with_its_budget_against_a_silent_server() -> None:
     ]
     # Durations are measured, so only their series and the budget that bounds them are known.
     durations = dict(line.split(" ") for line in timed)
+    finished = durations.pop('middleware_pass_timestamp_seconds{instance="collector"}')
     assert list(durations) == [
         'middleware_collector_duration_seconds{instance="silent-db",source="postgres"}',
         'middleware_pass_duration_seconds{instance="collector"}',
     ]
     assert all(0 < float(seconds) < 1 for seconds in durations.values())
+    assert time.time() - 30 < float(finished) <= time.time()
 
 
 def test_collect_push_ends_within_its_budget_against_a_black_holed_pushgateway() -> None:
@@ -78,8 +79,11 @@ def test_collect_push_ends_within_its_budget_against_a_black_holed_pushgateway()
     assert done.returncode == 1, done.stderr
     (failed,) = [json.loads(line) for line in done.stderr.splitlines() if "push failed" in line]
     assert failed["detail"] == (
-        f"Pushgateway http://{silent.host}:{silent.port} did not accept 1 of 1 groups: "
-        "TimeoutError: timed out (collector)"
+        f"Pushgateway http://{silent.host}:{silent.port}/metrics/job/aws-middleware-monitoring/"
+        # The pass's own series: its duration, its time, targets up and down, and
+        # middleware_series_sent{sink="pushgateway"}.
+        "collector/collector/shard/0 did not accept the pass (5 series of 0 targets): "
+        "TimeoutError: timed out"
     )
     # The budget counts from the command's start; Python's own start-up comes on top.
     assert took < 3 + 5

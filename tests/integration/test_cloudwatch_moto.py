@@ -59,7 +59,7 @@ def _series(result: PassResult) -> dict[tuple[str, str, frozenset[tuple[str, str
         (group.target, sample.name, frozenset(sample.labels.items())): sample.value
         for group in result.targets
         for family in group.families
-        if not family.name.startswith("middleware_collector_")
+        if not family.name.startswith(("middleware_collector_", "middleware_target_"))
         for sample in family.samples
     }
 
@@ -107,7 +107,7 @@ def _volume_points(
     return [(stat, newest - 300 * age, value) for age, value in enumerate(newest_first)]
 
 
-def test_all_27_metrics_exact_values_and_labels(aws: MotoServer, now: float) -> None:
+def test_all_metrics_exact_values_and_labels(aws: MotoServer, now: float) -> None:
     settings = load_settings(_env(aws))
     assert settings.cloudwatch is not None
     batch = CloudWatchBatch(settings.cloudwatch, clock=lambda: now)
@@ -123,16 +123,19 @@ def test_all_27_metrics_exact_values_and_labels(aws: MotoServer, now: float) -> 
         ("pg-1", "FreeableMemory"): [1_000_000_000.0, 2_000_000_000.0],
         ("pg-1", "NetworkTransmitThroughput"): [1234.5],
         ("pg-1", "ReadIOPS"): [3.0, 300.0, 30.0],
+        ("pg-1", "BurstBalance"): [87.5, 10.0],
         ("docdb-1", "CPUUtilization"): [11.0, 99.0],
         ("docdb-1", "FreeableMemory"): [512.0, 4096.0],
         ("docdb-1", "NetworkThroughput"): [2048.0, 1.0],
         ("docdb-1", "ReadLatency"): [0.002, 0.5],
         ("docdb-1", "WriteLatency"): [0.003, 0.7],
+        ("docdb-1", "DBInstanceReplicaLag"): [15.0, 9000.0],
         ("docdb-2", "CPUUtilization"): [22.0, 1.0],
         ("docdb-2", "FreeableMemory"): [256.0],
         ("docdb-2", "NetworkThroughput"): [0.0, 10.0],
         # docdb-2 ReadLatency: no datapoint at all -> absent and counted missing.
         ("docdb-2", "WriteLatency"): [0.004, 0.001],
+        # docdb-2 DBInstanceReplicaLag: the primary has none -> absent and counted missing.
         ("redis-001", "NetworkBandwidthInAllowanceExceeded"): [5.0, 50.0],
         ("redis-001", "NetworkBandwidthOutAllowanceExceeded"): [6.0, 60.0],
         ("redis-001", "NetworkConntrackAllowanceExceeded"): [0.0, 70.0],
@@ -173,11 +176,13 @@ def test_all_27_metrics_exact_values_and_labels(aws: MotoServer, now: float) -> 
         ("pg-1", "pg_memory_utilization", NONE): 1_000_000_000.0,
         ("pg-1", "pg_network_throughput", NONE): 1234.5,
         ("pg-1", "pg_read_iops", NONE): 3.0,
+        ("pg-1", "pg_burst_balance_percent", NONE): 87.5,
         ("docdb:docdb-1", "mongo_cpu_utilization", DOCDB1): 11.0,
         ("docdb:docdb-1", "mongo_freeable_memory", DOCDB1): 512.0,
         ("docdb:docdb-1", "mongo_network_throughput", DOCDB1): 2048.0,
         ("docdb:docdb-1", "mongo_read_latency", DOCDB1): 0.002,
         ("docdb:docdb-1", "mongo_write_latency", DOCDB1): 0.003,
+        ("docdb:docdb-1", "mongo_replica_lag", DOCDB1): 15.0,
         ("docdb:docdb-2", "mongo_cpu_utilization", DOCDB2): 22.0,
         ("docdb:docdb-2", "mongo_freeable_memory", DOCDB2): 256.0,
         ("docdb:docdb-2", "mongo_network_throughput", DOCDB2): 0.0,
@@ -201,8 +206,10 @@ def test_all_27_metrics_exact_values_and_labels(aws: MotoServer, now: float) -> 
     }
     assert _self(result) == {
         "middleware_cloudwatch_getmetricdata_calls": 1.0,
-        "middleware_cloudwatch_metrics_requested": 32.0,
-        "middleware_cloudwatch_metrics_missing": 2.0,
+        # pg-1's DBLoad, DBLoadCPU and DBLoadNonCPU are asked too: absent without Performance
+        # Insights, and not counted missing.
+        "middleware_cloudwatch_metrics_requested": 38.0,
+        "middleware_cloudwatch_metrics_missing": 3.0,
         "middleware_cloudwatch_metrics_failed": 0.0,
     }
     assert set(_states(result).values()) == {(True, None)}
@@ -385,9 +392,10 @@ def test_cloudwatch_down_does_not_fail_the_pass(
     }
     assert _self(result) == {
         "middleware_cloudwatch_getmetricdata_calls": 1.0,
-        "middleware_cloudwatch_metrics_requested": 19.0,
+        # pg-1: 6 + 3 DB load; the node: 14.
+        "middleware_cloudwatch_metrics_requested": 23.0,
         "middleware_cloudwatch_metrics_missing": 0.0,
-        "middleware_cloudwatch_metrics_failed": 19.0,
+        "middleware_cloudwatch_metrics_failed": 23.0,
     }
 
 
@@ -432,7 +440,7 @@ def test_runtime_with_postgres_and_the_seeded_demo_fleet(
         == 0.0
     )
     outputs = {d.output for d in fleet.declarations()}
-    assert len(expected) == 32
+    assert len(expected) == 38
     assert sorted(v for k, v in got.items() if k[1] in outputs) == sorted(expected.values())
     assert _self(result)["middleware_cloudwatch_metrics_missing"] == 0.0
     assert _states(result) == {

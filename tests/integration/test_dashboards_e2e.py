@@ -60,6 +60,7 @@ from tests.dashboards import (
     variables,
 )
 from tests.helpers import close
+from tests.integration.pg_helpers import held_vacuum
 from tests.standins._process import free_port
 from tests.standins.aws import MotoServer
 from tests.standins.aws_front import AwsFront, Fault, docdb_cluster, docdb_instance
@@ -73,10 +74,17 @@ from tests.standins.discovered import (
     declarations_of,
     seed,
 )
-from tests.standins.docdb import DocDBServer
+from tests.standins.docdb import Collection, DocDBServer, running_op
+from tests.standins.performance_insights import (
+    PerformanceInsightsServer,
+    Statement,
+    WaitEvent,
+)
+from tests.standins.performance_insights import Resource as PiResource
 from tests.standins.postgres import PostgresServer
 from tests.standins.prometheus import Prometheus
 from tests.standins.pushgateway import Pushgateway
+from tests.standins.rdsosmetrics import aurora_postgres_event, put_event, rds_postgres_event
 from tests.standins.redis import TOKEN, RedisServer
 
 JOB = "e2e-dashboards"
@@ -125,6 +133,16 @@ DISCOVERED = {
 }
 
 
+# Discovered PostgreSQL instances: their DbiResourceId (moto gives every instance the same
+# one: the front answers these), and those with an Enhanced Monitoring stream.
+RESOURCE_IDS = {
+    "e2e-disc-db": "db-E2EDISCDB",
+    "e2e-disc-aurora-1": "db-E2EDISCAURORA1",
+    "e2e-disc-aurora-2": "db-E2EDISCAURORA2",
+}
+INSIGHTS_TARGETS = ("e2e-disc-db", "e2e-disc-aurora-1")
+
+
 def _regex(values: tuple[str, ...] | list[str]) -> str:
     """A multi-value variable as Grafana writes it into a Prometheus regex matcher."""
     for value in values:
@@ -134,7 +152,13 @@ def _regex(values: tuple[str, ...] | list[str]) -> str:
 
 # What a user would select in each dashboard's variables to see this test's targets.
 SELECTIONS: dict[str, dict[str, str]] = {
-    "postgresql.json": {"job": JOB, "instance": _regex([PG_UP, PG_DOWN])},
+    # With the discovered instances whose Enhanced Monitoring and Performance Insights the
+    # OS and DB load panels show (an RDS and an Aurora instance).
+    "postgresql.json": {
+        "job": JOB,
+        "instance": _regex([PG_UP, PG_DOWN, *INSIGHTS_TARGETS]),
+        "database_name": _regex(["e2e_shop", "postgres"]),
+    },
     "documentdb.json": {
         "job": JOB,
         "instance": DOCDB_TARGET,
@@ -151,6 +175,7 @@ SELECTIONS: dict[str, dict[str, str]] = {
         "instance": _regex(ALL_TARGETS),
         "source": _regex(["postgres", "cloudwatch", "mongo", "redis"]),
     },
+    "fleet-overview.json": {"job": JOB, "top": "10"},
     "fleet.json": {
         "job": JOB,
         "account": ACCOUNT,
@@ -162,6 +187,7 @@ SELECTIONS: dict[str, dict[str, str]] = {
 OFFERED: dict[tuple[str, str], set[str]] = {
     ("postgresql.json", "job"): {JOB},
     ("postgresql.json", "instance"): {PG_UP, PG_DOWN},
+    ("postgresql.json", "database_name"): {"e2e_shop", "postgres"},
     ("documentdb.json", "job"): {JOB},
     ("documentdb.json", "instance"): {DOCDB_TARGET},
     ("documentdb.json", "docdb_instance"): set(DOCDB_INSTANCES),
@@ -173,6 +199,7 @@ OFFERED: dict[tuple[str, str], set[str]] = {
     ("collector-health.json", "instance"): set(ALL_TARGETS),
     ("collector-health.json", "source"): {"postgres", "cloudwatch", "mongo", "redis"},
     ("fleet.json", "job"): {JOB},
+    ("fleet-overview.json", "job"): {JOB},
     ("fleet.json", "account"): {ACCOUNT},
     ("fleet.json", "region"): {REGION, DENIED_REGION},
     ("fleet.json", "kind"): {kind for kind, _, _ in DISCOVERED.values()},
@@ -333,9 +360,16 @@ def _discovered_fleet(moto: MotoServer) -> AwsFront:
             host="docdb.invalid",
             port=27017,
             certificate_valid_till=valid_till,
+            resource_id="db-E2EDISCDOCDB1",
         )
     )
     front.certificates["e2e-disc-db"] = valid_till
+    # Enhanced Monitoring streams of an RDS and an Aurora instance (the others have none).
+    front.resource_ids.update(RESOURCE_IDS)
+    logs, now = moto.client("logs"), time.time()
+    put_event(logs, RESOURCE_IDS["e2e-disc-db"], rds_postgres_event("", "e2e-disc-db", now), now)
+    aurora = aurora_postgres_event("", "e2e-disc-aurora-1", now)
+    put_event(logs, RESOURCE_IDS["e2e-disc-aurora-1"], aurora, now)
     front.pending[f"arn:aws:rds:{REGION}:{ACCOUNT}:db:e2e-disc-db"] = [{"Action": "system-update"}]
     front.faults.append(Fault("AccessDenied", "not authorized", region=DENIED_REGION))
     seed(
@@ -362,6 +396,16 @@ def deployment(
     seed_cloudwatch(moto_server.endpoint_url, HEALTHY_FLEET)
     seed_cloudwatch(moto_server.endpoint_url, AURORA_FLEET)
     _prepare_postgres(pg15)
+    # A vacuum running through the passes (the vacuum panels), in e2e_shop: PG_DATABASES=all.
+    # Started before the sleeper: a statement running since before its rows were written
+    # would spare them the freezing the vacuum waits for.
+    vacuum = held_vacuum(
+        pg15,
+        "e2e_shop",
+        "e2e_vacuuming",
+        lambda: pg15.connect(user=APP_USER, password=APP_PASSWORD, database="e2e_shop"),
+    )
+    vacuum.__enter__()
     # An application session stays open during the passes (connections per user), after a
     # little work that touches shared buffers (statement table, buffer hit percent).
     app = pg15.connect(user=APP_USER, password=APP_PASSWORD, database="e2e_shop")
@@ -375,8 +419,19 @@ def deployment(
 
     sleeping = threading.Thread(target=sleep, daemon=True)
     sleeping.start()
-    docdb = DocDBServer().start()
+    # A collection and an operation in progress: every DocumentDB series exists (SPEC 18).
+    docdb = DocDBServer(
+        collections={("shop", "orders"): Collection(count=10, size=4096, total_index_size=1024)},
+        current_ops=[running_op(7, "query", "shop.orders", 3, {"find": "orders"})],
+    ).start()
     front = _discovered_fleet(moto_server)
+    # Performance Insights of the discovered PostgreSQL instances.
+    pi = PerformanceInsightsServer().start()
+    for resource_id in RESOURCE_IDS.values():
+        pi.resources[resource_id] = PiResource(
+            wait_events=[WaitEvent("CPU", "CPU", 1.5), WaitEvent("IO", "DataFileRead", 0.5)],
+            statements=[Statement("E2E1", "SELECT * FROM orders WHERE id = ?", 1.25)],
+        )
     try:
         _poll(
             pg15,
@@ -414,6 +469,7 @@ def deployment(
             ),
             "PG_TARGET_NAME": PG_UP,
             "PG_QUERIES_FILE": str(queries_file),
+            "PG_DATABASES": "all",
             "MONGO_INFO": json.dumps(mongo_info),
         }
         down_env = {
@@ -432,17 +488,22 @@ def deployment(
             "DISCOVER_REGIONS": f"{REGION},{DENIED_REGION}",
             "DISCOVER_TAG_LABELS": "team",
             "COLLECTOR_INSTANCE_NAME": "collector-discovery",
+            **pi.env(),
+            "ENHANCED_MONITORING": "true",
+            "PERFORMANCE_INSIGHTS": "true",
         }
         summaries = [_invoke(healthy_env), _invoke(down_env), _invoke(discovery_env)]
         _push_redis(pushgateway)
         yield Deployment(healthy_env, down_env, summaries, discovery_env)
     finally:
+        vacuum.__exit__(None, None, None)
         pg15.execute_as_superuser("SELECT pg_cancel_backend(:pid)", pid=sleeper_pid)
         sleeping.join(timeout=10)
         sleeper.close()
         app.close()
         docdb.stop()
         front.stop()
+        pi.stop()
 
 
 def test_the_handler_pushed_both_deployments(deployment: Deployment) -> None:
@@ -524,7 +585,9 @@ def _ours(result: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def test_alert_expressions_on_real_data(deployment: Deployment, prometheus: Prometheus) -> None:
     rules = _rules()
-    expected_down = {(PG_DOWN, "postgres"), (f"docdb:{DOCDB_NO_DATA}", "cloudwatch")}
+    # The DocumentDB id without any CloudWatch datapoint (no_data, as a stopped instance) is
+    # down too, but does not page: MiddlewareSourceDown leaves it out.
+    expected_down = {(PG_DOWN, "postgres")}
 
     def down(result: list[dict[str, Any]]) -> set[tuple[str, str]]:
         return {(s["metric"]["instance"], s["metric"]["source"]) for s in _ours(result)}
@@ -534,14 +597,14 @@ def test_alert_expressions_on_real_data(deployment: Deployment, prometheus: Prom
         timeout=QUERY_TIMEOUT,
         predicate=lambda r: down(r) == expected_down,
     )
-    # Five instance metrics of the id without data; the Aurora deployment misses nothing.
+    # Six instance metrics of the id without data; the Aurora deployment misses nothing.
     missing = prometheus.wait_for(
         rules["MiddlewareCloudWatchValuesMissing"],
         timeout=QUERY_TIMEOUT,
         predicate=lambda r: bool(_ours(r)),
     )
     assert {(s["metric"]["instance"], s["value"][1]) for s in _ours(missing)} == {
-        ("collector", "5")
+        ("collector", "6")
     }
     # The values were pushed moments ago and every query answered.
     for fresh in (
@@ -551,9 +614,35 @@ def test_alert_expressions_on_real_data(deployment: Deployment, prometheus: Prom
     ):
         result = prometheus.query(rules[fresh])
         assert [s for s in result if s["metric"].get("job") in (None, JOB)] == [], fresh
-    # The staleness expression itself has data to compare: age per pushed target.
-    ages = prometheus.query(rules["MiddlewareCollectorStale"].replace(" > 300", ""))
-    assert {s["metric"]["instance"] for s in _ours(ages)} == {*ALL_TARGETS, *DISCOVERED}
+    # The staleness expression itself has data to compare: the age of each collector's shard.
+    age, _, threshold = rules["MiddlewareCollectorStale"].partition(
+        " > on (job, collector, shard) "
+    )
+    shards = {
+        (collector, "0")
+        for collector in ("collector", "collector-redis", "collector-aurora", "collector-discovery")
+    }
+
+    def per_shard(result: list[dict[str, Any]]) -> set[tuple[str, str]]:
+        return {(s["metric"]["collector"], s["metric"]["shard"]) for s in _ours(result)}
+
+    # Waited for: the last push (the Redis pass's shard) may not be scraped yet.
+    prometheus.wait_for(age, timeout=QUERY_TIMEOUT, predicate=lambda r: per_shard(r) == shards)
+    # ... and so does its threshold, which follows the schedule: 5 minutes at the least.
+    limits = prometheus.wait_for(
+        threshold, timeout=QUERY_TIMEOUT, predicate=lambda r: per_shard(r) == shards
+    )
+    assert all(float(s["value"][1]) >= 300 for s in _ours(limits))
+    # Each target's freshness (freshness.rules.yml): every target lags its shard's pass by
+    # less than three passes here, and the lag itself is there to compare.
+    freshness = yaml.safe_load((RULES_FILE.parent / "freshness.rules.yml").read_text())
+    (stale,) = [r["expr"] for g in freshness["groups"] for r in g["rules"]]
+    assert _ours(prometheus.query(stale)) == []
+    prometheus.wait_for(
+        stale.partition(" > on (job, collector, shard) group_left ")[0],
+        timeout=QUERY_TIMEOUT,
+        predicate=lambda r: {s["metric"]["instance"] for s in _ours(r)} >= {PG_UP, DOCDB_TARGET},
+    )
 
 
 def test_postgres_alert_expressions_on_real_data(

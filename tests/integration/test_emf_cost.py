@@ -87,7 +87,8 @@ def health(source: str, *names: str) -> set[Metric]:
     return {(name, frozenset({("instance", TARGET), ("source", source)})) for name in names}
 
 
-COLLECTOR = frozenset({("instance", "collector")})
+# The collector's own series carry their shard: each shard's pass timestamp its own metric.
+COLLECTOR = frozenset({("instance", "collector"), ("shard", "0")})
 DEFAULT_SET = (
     on_target(
         "pg_up",
@@ -102,6 +103,7 @@ DEFAULT_SET = (
         "pg_qps_write",
         "pg_wait_session_sec",
         "pg_wait_session_five_sec",
+        "middleware_target_last_success_timestamp_seconds",
     )
     | health(
         "postgres",
@@ -111,6 +113,7 @@ DEFAULT_SET = (
     )
     | {
         ("middleware_pass_duration_seconds", COLLECTOR),
+        ("middleware_pass_timestamp_seconds", COLLECTOR),
         ("middleware_pass_targets", COLLECTOR | {("state", "up")}),
         ("middleware_pass_targets", COLLECTOR | {("state", "down")}),
     }
@@ -129,7 +132,7 @@ def test_eight_databases_make_the_default_set_of_custom_metrics_only(server, mon
 
     metrics = custom_metrics(lines)
     assert metrics == DEFAULT_SET
-    assert len(metrics) == 18 <= 40
+    assert len(metrics) == 20 <= 40
 
     # Each database's size is a sample of the one metric, its name a property of the line.
     sizes = {
@@ -177,8 +180,18 @@ def test_emf_metrics_opts_in_exactly_what_it_names(server, monkeypatch, capsys):
 def test_every_series_is_a_metric_with_emf_metrics_star(server, monkeypatch, capsys):
     lines, result = two_passes(server, monkeypatch, capsys, EMF_METRICS="*")
     assert not [line for line in lines if "_aws" not in line]
+    # The collector's own series carry their shard besides.
     expected = {
-        (s.name, frozenset({**dimensions(s.labels), "instance": group.target}.items()))
+        (
+            s.name,
+            frozenset(
+                {
+                    **dimensions(s.labels),
+                    "instance": group.target,
+                    **({"shard": "0"} if group is result.collector else {}),
+                }.items()
+            ),
+        )
         for group in result.groups()
         for f in group.families
         for s in f.samples

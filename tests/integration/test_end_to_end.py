@@ -102,7 +102,6 @@ def test_collect_prints_the_exposition(pg: PostgresServer) -> None:
 
 PUSHED_NAMES = {
     "middleware_collector_duration_seconds",
-    "middleware_collector_info",
     "middleware_collector_last_success_timestamp_seconds",
     "middleware_collector_up",
     "pg_active_connections",
@@ -125,6 +124,7 @@ PUSHED_NAMES = {
     "pg_uptime_seconds",
     "pg_wait_session_five_sec",
     "pg_wait_session_sec",
+    "middleware_target_last_success_timestamp_seconds",
 }
 
 
@@ -149,10 +149,10 @@ def test_collect_push(pg: PostgresServer, pushgateway: Pushgateway) -> None:
     )
     collector = pushgateway.samples(job, "collector")
     assert collector[key("middleware_pass_targets", state="up")] == 1
-    assert {g["labels"]["instance"] for g in pushgateway.groups() if g["labels"]["job"] == job} == {
-        TARGET,
-        "collector",
-    }
+    # One group for the pass, keyed by collector and shard (its series keep their instance).
+    assert [g["labels"] for g in pushgateway.groups() if g["labels"]["job"] == job] == [
+        {"job": job, "collector": "collector", "shard": "0"}
+    ]
 
 
 def test_bad_environment_exits_2_with_the_problems(pg: PostgresServer) -> None:
@@ -182,8 +182,9 @@ def test_pushgateway_down_exits_1(pg: PostgresServer) -> None:
     failed = [json.loads(line) for line in done.stderr.splitlines()]
     assert [line["message"] for line in failed] == ["push failed"]
     assert failed[0]["detail"] == (
-        f"Pushgateway {url} did not accept 2 of 2 groups: "
-        f"cannot reach the Pushgateway: [Errno 111] Connection refused ({TARGET}, collector)"
+        f"Pushgateway {url}/metrics/job/aws-middleware-monitoring/collector/collector/shard/0 "
+        f"did not accept the pass ({failed[0]['detail'].split('(')[1].split(' ')[0]} series of "
+        "1 targets): cannot reach the Pushgateway: [Errno 111] Connection refused"
     )
 
 

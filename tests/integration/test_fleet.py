@@ -1,6 +1,7 @@
-"""A fleet through the Lambda handler on real servers (SPEC 9): targets from a file and from
-an SSM parameter (moto), shards, stale-group clean-up and last success times that survive a
-cold start, all checked at the real Pushgateway."""
+"""A fleet through the Lambda handler on real servers (SPEC 9, 15): targets from a file and
+from an SSM parameter (moto), one Pushgateway group per collector and shard, the migration
+from the per-target layout, and last success times that survive a cold start, all checked at
+the real Pushgateway."""
 
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ from tests.standins.pushgateway import Pushgateway
 pytestmark = pytest.mark.integration
 
 LAST_SUCCESS = "middleware_collector_last_success_timestamp_seconds"
+TARGET_SUCCESS = "middleware_target_last_success_timestamp_seconds"
 Make = Callable[[Mapping[str, str]], LambdaFunction]
 
 
@@ -89,42 +91,62 @@ def invoke(fn: LambdaFunction, event: dict[str, Any] | None = None) -> Invocatio
     return inv
 
 
-def test_targets_from_a_file_are_each_pushed_as_their_group(
+def group_keys(gw: Pushgateway, job: str) -> list[dict[str, str]]:
+    """The grouping keys the Pushgateway holds for ``job`` (its own JSON API)."""
+    return sorted(
+        (
+            {k: v for k, v in g["labels"].items() if k != "job"}
+            for g in gw.groups()
+            if g["labels"].get("job") == job
+        ),
+        key=lambda labels: sorted(labels.items()),
+    )
+
+
+def test_a_fleet_from_a_file_is_one_group_whose_series_keep_their_instance(
     tmp_path: Path, fleet_pg: PostgresServer, pushgateway: Pushgateway, job: str, function: Make
 ) -> None:
     names = [f"orders-{i}" for i in range(5)]
     document = {"postgres": [pg_entry(fleet_pg, name) for name in names]}
-    groups = invoke(function(environ(tmp_path, document, pushgateway, job))).pushed.groups
+    inv = invoke(function(environ(tmp_path, document, pushgateway, job)))
+    # One group, keyed by collector and shard, never by instance.
+    assert group_keys(pushgateway, job) == [{"collector": "collector", "shard": "0"}]
+    (only,) = inv.pushed.by_group
+    assert only == ("collector", "0")
+    groups = inv.pushed.by_group[only]
     assert sorted(groups) == sorted([*names, "collector"])
     for name in names:
         assert groups[name][key("pg_up")] == 1.0
         assert groups[name][key("middleware_collector_up", source="postgres")] == 1.0
+        assert groups[name][key(TARGET_SUCCESS)] > 0
     assert groups["collector"][key("middleware_pass_targets", state="up")] == 5.0
+    assert groups["collector"][key("middleware_pass_timestamp_seconds")] > 0
+    # Per-target ownership lines are gone: the grouping key says whose the group is.
+    assert "middleware_collector_info" not in inv.pushed.text
 
 
-def test_a_target_removed_from_the_file_loses_its_group_and_nothing_else(
+def test_a_target_removed_from_the_file_disappears_with_the_next_put(
     tmp_path: Path, fleet_pg: PostgresServer, pushgateway: Pushgateway, job: str, function: Make
 ) -> None:
     document = {"postgres": [pg_entry(fleet_pg, name) for name in ("a", "b", "c")]}
     invoke(function(environ(tmp_path, document, pushgateway, job)))
-    other_job = f"{job}-other"
-    pushgateway_push(pushgateway, other_job, "b")
     # A deploy with the new file: a new function instance (a cold start) reads it.
     document["postgres"] = [entry for entry in document["postgres"] if entry["name"] != "b"]
     fn = function(environ(tmp_path, document, pushgateway, job))
-    before = pushed(pushgateway, job)
-    assert sorted(before.groups) == ["a", "b", "c", "collector"]
+    assert sorted(pushed(pushgateway, job).groups) == ["a", "b", "c", "collector"]
     after = invoke(fn)
     assert sorted(after.pushed.groups) == ["a", "c", "collector"]
-    # Another job's group of the same instance name is not this job's to delete.
-    assert sorted(pushed(pushgateway, other_job).groups) == ["b"]
+    # No DELETE was needed: nothing about groups in the log.
     assert [(line["message"], line.get("groups")) for line in after.logs if not passed(line)] == [
         # A cold start's first pass says what it costs (test_series_budget.py).
         ("projected cost", None),
-        ("stale groups deleted", ["b"]),
     ]
-    # Nothing more to delete: the next pass reads nothing back and says nothing.
-    assert [line for line in invoke(fn).logs if not passed(line)] == []
+    assert group_keys(pushgateway, job) == [{"collector": "collector", "shard": "0"}]
+
+
+def costed(line: Mapping[str, Any]) -> bool:
+    """A cold start's first pass says what it costs (test_series_budget.py)."""
+    return bool(line["message"] == "projected cost")
 
 
 def passed(line: Mapping[str, Any]) -> bool:
@@ -133,15 +155,21 @@ def passed(line: Mapping[str, Any]) -> bool:
     return bool(line["message"] == "pass done")
 
 
-def pushgateway_push(gw: Pushgateway, job: str, instance: str) -> None:
-    from prometheus_client import CollectorRegistry, Gauge, push_to_gateway
+def pushgateway_push(
+    gw: Pushgateway, job: str, grouping_key: Mapping[str, str], text: str = ""
+) -> None:
+    """A group pushed as another deployment, or an earlier version, would push it."""
+    from urllib.request import Request, urlopen
 
-    registry = CollectorRegistry()
-    Gauge("standin_value", "A group of another job.", registry=registry).set(1)
-    push_to_gateway(gw.url, job=job, registry=registry, grouping_key={"instance": instance})
+    from middleware_monitoring.pushgateway_groups import group_path
+
+    body = text or "# TYPE standin_value gauge\nstandin_value 1\n"
+    url = f"{gw.url}/metrics/{group_path(job, tuple(grouping_key.items()))}"
+    with urlopen(Request(url, data=body.encode(), method="PUT"), timeout=5) as answer:
+        answer.read()
 
 
-def test_a_shard_deletes_only_the_stale_groups_it_owns(
+def test_each_shard_replaces_its_own_group_and_shard_0_retires_the_others(
     tmp_path: Path, fleet_pg: PostgresServer, pushgateway: Pushgateway, job: str, function: Make
 ) -> None:
     # Names for both shards of two, two of each.
@@ -154,23 +182,91 @@ def test_a_shard_deletes_only_the_stale_groups_it_owns(
     document = {"postgres": [pg_entry(fleet_pg, name) for name in everything]}
     fn = function(environ(tmp_path, document, pushgateway, job))
     invoke(fn, {"shard": 0, "shards": 2})
-    groups = invoke(fn, {"shard": 1, "shards": 2}).pushed.groups
-    assert sorted(groups) == sorted([*everything, "collector-shard-0", "collector-shard-1"])
-    assert groups["collector-shard-0"][key("middleware_pass_targets", state="up")] == 2.0
+    by_group = invoke(fn, {"shard": 1, "shards": 2}).pushed.by_group
+    assert {group: sorted(instances) for group, instances in by_group.items()} == {
+        ("collector", "0"): sorted([*names[0], "collector"]),
+        ("collector", "1"): sorted([*names[1], "collector"]),
+    }
+    # Each shard's pass-wide series stay apart: same instance, their own shard label.
+    assert by_group["collector", "0"]["collector"][key("middleware_pass_targets", state="up")] == 2
 
-    # Each shard's second target leaves the fleet; only shard 0 runs.
+    # Each shard's second target leaves the fleet; each shard's next PUT drops it.
     kept = [names[0][0], names[1][0]]
     document = {"postgres": [pg_entry(fleet_pg, name) for name in kept]}
-    shard0 = function(environ(tmp_path, document, pushgateway, job))
-    groups = invoke(shard0, {"shard": 0, "shards": 2}).pushed.groups
-    assert sorted(groups) == sorted([*kept, names[1][1], "collector-shard-0", "collector-shard-1"])
-    # Shard 1 removes its own when it runs.
-    groups = invoke(shard0, {"shard": 1, "shards": 2}).pushed.groups
-    assert sorted(groups) == sorted([*kept, "collector-shard-0", "collector-shard-1"])
+    fn = function(environ(tmp_path, document, pushgateway, job))
+    by_group = invoke(fn, {"shard": 0, "shards": 2}).pushed.by_group
+    assert sorted(by_group["collector", "0"]) == sorted([kept[0], "collector"])
+    assert sorted(by_group["collector", "1"]) == sorted([*names[1], "collector"])
+    by_group = invoke(fn, {"shard": 1, "shards": 2}).pushed.by_group
+    assert sorted(by_group["collector", "1"]) == sorted([kept[1], "collector"])
 
-    # Back to one shard: shard 0 of 1 (the plain collector group) retires the shard groups.
-    groups = invoke(shard0, {}).pushed.groups
-    assert sorted(groups) == sorted([*kept, "collector"])
+    # Back to one shard: shard 0 of 1 retires shard 1's group, once.
+    one = invoke(fn, {})
+    assert group_keys(pushgateway, job) == [{"collector": "collector", "shard": "0"}]
+    assert sorted(one.pushed.groups) == sorted([*kept, "collector"])
+    assert [(line["message"], line["groups"]) for line in one.logs if not passed(line)] == [
+        ("leftover groups deleted", ["collector=collector,shard=1"])
+    ]
+
+
+def test_the_per_target_layout_is_migrated_once_and_another_collectors_groups_stay(
+    tmp_path: Path, fleet_pg: PostgresServer, pushgateway: Pushgateway, job: str, function: Make
+) -> None:
+    """What the earlier version left in a real Pushgateway: one group per target with its
+    owner line, the collector's own groups (plain, per shard, Kafka's), and another
+    deployment's groups of both layouts under the same job."""
+    old_target = (
+        "# TYPE pg_up gauge\npg_up 1\n"
+        "# TYPE middleware_collector_info gauge\n"
+        'middleware_collector_info{{collector="{owner}"}} 1\n'
+        "# TYPE middleware_collector_last_success_timestamp_seconds gauge\n"
+        'middleware_collector_last_success_timestamp_seconds{{source="postgres"}} 1.7e+09\n'
+    )
+    for instance, owner in (("orders", "collector"), ("gone", "collector"), ("theirs", "eu")):
+        pushgateway_push(pushgateway, job, {"instance": instance}, old_target.format(owner=owner))
+    for own in ("collector", "collector-shard-1", "collector-kafka", "eu"):
+        pushgateway_push(pushgateway, job, {"instance": own})
+    pushgateway_push(pushgateway, job, {"collector": "eu", "shard": "0"})
+    pushgateway_push(pushgateway, job, {"collector": "eu", "shard": "5"})
+
+    # The first pass of the new version, its database down: the last success time comes
+    # from the old layout's group.
+    broken = {"postgres": [pg_entry(fleet_pg, "orders", port=closed_port())]}
+    fn = function(environ(tmp_path, broken, pushgateway, job))
+    first = invoke(fn)
+    assert (
+        first.pushed.by_group["collector", "0"]["orders"][key(LAST_SUCCESS, source="postgres")]
+        == 1.7e9
+    )
+    assert [
+        (line["message"], line.get("groups"))
+        for line in first.logs
+        if line["level"] == "INFO" and not passed(line) and not costed(line)
+    ] == [
+        (
+            "leftover groups deleted",
+            [
+                "instance=collector",
+                "instance=collector-kafka",
+                "instance=collector-shard-1",
+                "instance=gone",
+                "instance=orders",
+            ],
+        )
+    ]
+    assert group_keys(pushgateway, job) == [
+        {"collector": "collector", "shard": "0"},
+        {"collector": "eu", "shard": "0"},
+        {"collector": "eu", "shard": "5"},
+        {"instance": "eu"},
+        {"instance": "theirs"},
+    ]
+    # Once: the warm instance does not read or delete again.
+    assert [
+        line
+        for line in invoke(fn).logs
+        if line["level"] == "INFO" and not passed(line) and not costed(line)
+    ] == []
 
 
 def test_last_success_survives_a_cold_start_with_the_target_down(
@@ -180,12 +276,14 @@ def test_last_success_survives_a_cold_start_with_the_target_down(
     good = {"postgres": [pg_entry(fleet_pg, "orders")]}
     first = invoke(function(environ(tmp_path, good, pushgateway, job))).pushed("orders")
     succeeded = first[key(LAST_SUCCESS, source="postgres")]
+    target_succeeded = first[key(TARGET_SUCCESS)]
     # A new function instance, the database now refusing connections (a closed port).
     broken = {"postgres": [pg_entry(fleet_pg, "orders", port=closed_port())]}
     down = invoke(function(environ(tmp_path, broken, pushgateway, job))).pushed("orders")
     assert down[key("pg_up")] == 0.0
     assert down[key("middleware_collector_failure", source="postgres", reason="unreachable")] == 1
     assert down[key(LAST_SUCCESS, source="postgres")] == succeeded
+    assert down[key(TARGET_SUCCESS)] == target_succeeded
 
 
 def closed_port() -> int:
@@ -221,26 +319,25 @@ def test_targets_from_an_ssm_parameter_follow_it_while_warm(
         }
     )
     assert sorted(invoke(fn).pushed.groups) == ["collector", "p1", "p2"]
-    # The parameter changes: the next warm pass follows it and deletes the group that left.
+    # The parameter changes: the next warm pass follows it; p2 is gone with the PUT.
     put({"postgres": [pg_entry(fleet_pg, "p1")]})
     assert sorted(invoke(fn).pushed.groups) == ["collector", "p1"]
-    # A document whose names collide, or take the collector's own group, is wrong too: the
+    # A document whose names collide, or take the collector's own name, is wrong too: the
     # last good targets are kept (one p1, no target pushed as "collector").
     put({"postgres": [pg_entry(fleet_pg, n) for n in ("p1", "p1", "collector")]})
-    pushgateway_push(pushgateway, job, "leftover")
     clash = invoke(fn)
-    assert sorted(clash.pushed.groups) == ["collector", "leftover", "p1"]
+    assert sorted(clash.pushed.groups) == ["collector", "p1"]
     assert clash.pushed("p1")[key("pg_up")] == 1.0
     put({"postgres": [pg_entry(fleet_pg, "p1")]})
-    assert sorted(invoke(fn).pushed.groups) == ["collector", "leftover", "p1"]
-    # A wrong document keeps the last good targets and deletes nothing.
+    assert sorted(invoke(fn).pushed.groups) == ["collector", "p1"]
+    # A wrong document keeps the last good targets.
     put({"postgres": [pg_entry(fleet_pg, "p1"), {"name": "p3"}]})
     wrong = invoke(fn)
-    assert sorted(wrong.pushed.groups) == ["collector", "leftover", "p1"]
+    assert sorted(wrong.pushed.groups) == ["collector", "p1"]
     # An unreadable parameter too; it says so once, not every pass.
     ssm.delete_parameter(Name=name)
     unreadable = [invoke(fn), invoke(fn)]
-    assert sorted(unreadable[-1].pushed.groups) == ["collector", "leftover", "p1"]
+    assert sorted(unreadable[-1].pushed.groups) == ["collector", "p1"]
     errors = [
         line["detail"]
         for inv in (clash, wrong, *unreadable)
@@ -250,13 +347,13 @@ def test_targets_from_an_ssm_parameter_follow_it_while_warm(
     where = f"TARGETS_PARAMETER ({name}) postgres"
     assert errors == [
         f"{where}[1] (p1): target name 'p1' is already used by {where}[0] (p1); each target "
-        f"is one Pushgateway group and needs its own name; {where}[2] (collector): target "
-        "name 'collector' is a name of the collector's own groups "
+        f"needs its own name (the instance label of its series); {where}[2] (collector): target "
+        "name 'collector' is a name the collector uses for its own series "
         "(COLLECTOR_INSTANCE_NAME='collector'); give the target another name: the last good "
-        "targets are kept, stale groups are not deleted",
+        "targets are kept",
         f"TARGETS_PARAMETER ({name}): postgres[1] (p3).host: is required (the endpoint's host "
         f"name); TARGETS_PARAMETER ({name}): postgres[1] (p3).user: is required (the login, "
-        "unless secret_arn): the last good targets are kept, stale groups are not deleted",
+        "unless secret_arn): the last good targets are kept",
     ]
 
 

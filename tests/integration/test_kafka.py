@@ -122,9 +122,7 @@ def test_messages_carry_the_pass_values_field_by_field(
     stream = QueryStream(runtime.settings.kafka)
     try:
         result = runtime.collect(30.0)
-        outcome = push_and_stream(
-            PushgatewaySink(runtime.settings.pushgateway), stream, result, "collector"
-        )
+        outcome = push_and_stream(PushgatewaySink(runtime.settings.pushgateway), stream, result)
     finally:
         stream.close()
         close(runtime)  # the session's PostgreSQL is shared: leave no session behind
@@ -152,10 +150,10 @@ def test_messages_carry_the_pass_values_field_by_field(
     assert type(probe[0]["pg_query_calls"]) is int
     assert probe[0]["pg_query_rows"] == PROBE_CALLS
 
-    # The metrics went out too, and the stream's health sits in a group of its own.
+    # The metrics went out too, and the stream's health among the collector's own series.
     pushed = clean_pushgateway.samples(JOB, "orders-db")
     assert pushed[("pg_up", frozenset())] == 1.0
-    health = clean_pushgateway.samples(JOB, "collector-kafka")
+    health = clean_pushgateway.samples(JOB, "collector")
     assert health[("middleware_collector_up", frozenset({("source", "kafka")}))] == 1.0
     assert health[(MESSAGES_SENT, frozenset())] == float(len(expected))
     assert [name for name, _ in health if name == "middleware_collector_failure"] == []
@@ -193,7 +191,7 @@ def test_broker_down_metrics_still_pushed_and_failure_reported(
         == 1.0
     )
 
-    health = clean_pushgateway.samples(JOB, "collector-kafka")
+    health = clean_pushgateway.samples(JOB, "collector")
     assert health[("middleware_collector_up", frozenset({("source", "kafka")}))] == 0.0
     assert (
         health[
@@ -227,21 +225,21 @@ def test_broker_lost_while_warm_then_back(
     stream = QueryStream(runtime.settings.kafka)
     sink = PushgatewaySink(runtime.settings.pushgateway)
     try:
-        first = push_and_stream(sink, stream, runtime.collect(30.0), "collector")
+        first = push_and_stream(sink, stream, runtime.collect(30.0))
         assert first is not None and first.up
 
         kafka.stop()
         clean_pushgateway.wipe()
-        second = push_and_stream(sink, stream, runtime.collect(30.0), "collector")
+        second = push_and_stream(sink, stream, runtime.collect(30.0))
         assert second is not None and not second.up
         # The warm producer cannot tell a dead broker from a slow one: not acknowledged in time.
         assert second.reason == "timeout"
         assert clean_pushgateway.samples(JOB, "orders-db")[("pg_up", frozenset())] == 1.0
-        down = clean_pushgateway.samples(JOB, "collector-kafka")
+        down = clean_pushgateway.samples(JOB, "collector")
         assert down[("middleware_collector_up", frozenset({("source", "kafka")}))] == 0.0
 
         kafka.start(port=kafka.port)  # back, on the same address
-        third = push_and_stream(sink, stream, runtime.collect(30.0), "collector")
+        third = push_and_stream(sink, stream, runtime.collect(30.0))
         assert third is not None and third.up, third
     finally:
         stream.close()

@@ -139,7 +139,6 @@ def test_server_stopped(server: PostgresServer, pushgateway: Pushgateway, json_l
         "middleware_collector_up",
         "middleware_collector_duration_seconds",
         "middleware_collector_failure",
-        "middleware_collector_info",
     }
     assert value(samples, "pg_up") == 0
     got = health(samples)
@@ -194,7 +193,6 @@ def test_statement_timeout_keeps_the_other_values(
         "middleware_collector_up",
         "middleware_collector_duration_seconds",
         "middleware_collector_failure",
-        "middleware_collector_info",
     }
     assert value(samples, "pg_database_size_bytes", database_name=APP_DB) > 0
     got = health(samples)

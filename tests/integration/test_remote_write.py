@@ -23,6 +23,8 @@ from middleware_monitoring.model import PassResult
 from middleware_monitoring.remote_write import RemoteWriteSink, SigV4
 from middleware_monitoring.runner import run_pass
 from middleware_monitoring.sinks import PushError
+from tests.faults.injectors import HttpAnswer, HttpFault
+from tests.helpers import Closer
 from tests.standins.aws import MotoServer
 from tests.standins.cloudwatch import put
 from tests.standins.docdb import DOCDB_SERVER_STATUS, DocDBServer
@@ -102,13 +104,16 @@ def test_a_pass_arrives_with_exact_values_at_exact_timestamps(
         [f.samples[0].value for f in r.collector.families if f.name == requested_name]
         for r in (first, second)
     ]
-    assert requested == [[5.0], [5.0]]  # one family per pass, 5 metrics requested in each
+    # One family per pass, the 6 RDS instance metrics (BurstBalance among them) in each.
+    assert requested == [[6.0], [6.0]]
     cpu = f'pg_cpu_utilization{{job="{job}"}}'
     prom = remote_write_receiver
     prom.wait_for(f"count_over_time({cpu}[20m])", predicate=bool)
     # Every point of the 15 minutes arrived: 10 from the first query, 5 from the second.
     assert _query_one(prom, f"count_over_time({cpu}[15m])", minutes[-1])[1] == 15
-    labels = {"__name__": "pg_cpu_utilization", "job": job, "instance": RDS_ID}
+    # The labels the Pushgateway's grouping key would give: job, collector, shard.
+    grouping = {"job": job, "collector": "collector", "shard": "0"}
+    labels = {"__name__": "pg_cpu_utilization", **grouping, "instance": RDS_ID}
     # The second query's five points, each at its own minute with its own value.
     for i, at in enumerate(minutes[10:], start=10):
         assert _query_one(prom, cpu, at) == (labels, 10.0 + i)
@@ -123,7 +128,7 @@ def test_a_pass_arrives_with_exact_values_at_exact_timestamps(
     ]
     uptime = f'mongo_uptime_seconds{{job="{job}"}}'
     assert _query_one(prom, uptime, read_at[1]) == (
-        {"__name__": "mongo_uptime_seconds", "job": job, "instance": "sessions-docdb"},
+        {"__name__": "mongo_uptime_seconds", **grouping, "instance": "sessions-docdb"},
         float(DOCDB_SERVER_STATUS["uptime"]),
     )
     assert _query_one(prom, f"timestamp({uptime})", read_at[1])[1] == read_at[1]
@@ -134,7 +139,7 @@ def test_a_pass_arrives_with_exact_values_at_exact_timestamps(
     assert _query_one(prom, health, now + 1) == (
         {
             "__name__": "middleware_collector_up",
-            "job": job,
+            **grouping,
             "instance": "collector",
             "source": "remote_write",
         },
@@ -282,3 +287,67 @@ def test_a_rotated_secret_is_read_again_when_refused(
         ("Bearer new-Token-2", 204),
         ("Bearer new-Token-2", 204),
     ]
+
+
+def test_points_of_a_refused_send_arrive_with_the_next_invocation(
+    remote_write_receiver: Prometheus,
+    clean_moto: MotoServer,
+    closer: Closer,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """CLOUDWATCH_INTERVAL_SECONDS=300: one query brings three 1-minute points; the send of
+    that pass is refused (503). The next invocation of the warm function instance, one
+    minute later (CloudWatch not due: only the newest point offered), delivers all three."""
+    for name, value in clean_moto.env().items():  # boto3's credential chain
+        monkeypatch.setenv(name, value)
+    job = f"rw-{uuid.uuid4().hex[:8]}"
+    with HttpFault(remote_write_receiver.url) as door:
+        settings = load_settings(
+            {
+                **clean_moto.env(),
+                "METRICS_SINK": "remote_write",
+                "REMOTE_WRITE_URL": f"{door.url}/api/v1/write",
+                "REMOTE_WRITE_RETRIES": "0",
+                "PUSHGATEWAY_JOB": job,
+                "AWS_RDS_INSTANCE_ID": RDS_ID,
+                "CLOUDWATCH_INTERVAL_SECONDS": "300",
+            }
+        )
+        assert settings.cloudwatch is not None
+        now = float(int(time.time()))
+        clock = [now - 60]
+        batch = CloudWatchBatch(settings.cloudwatch, clock=lambda: clock[0])
+        targets = [closer(target) for target in build_targets(settings, batch)]
+        sink = RemoteWriteSink(settings.remote_write, job, clock=lambda: clock[0])
+        # The first window ends on the whole minute 60 s before the first pass's clock.
+        end = int(clock[0] - 60) // 60 * 60
+        minutes = [end - 180, end - 120, end - 60]
+        put(clean_moto.client("cloudwatch"), [(CPU, at, 40.0 + i) for i, at in enumerate(minutes)])
+
+        def invocation() -> PassResult:
+            result = run_pass(
+                targets,
+                deadline=time.monotonic() + 30,
+                max_workers=4,
+                collector_instance="collector",
+                prefetches=[batch],
+            )
+            sink.send(result, time.monotonic() + 30)
+            return result
+
+        door.script = [HttpAnswer(503, message="ingester unavailable")]
+        with pytest.raises(PushError, match="HTTP 503"):
+            invocation()
+        first = batch.result().result
+        clock[0] += 60
+        invocation()
+        second = batch.result().result
+    # CPU was not asked again (not due for 5 minutes); the metrics without data were.
+    assert CPU in first.stats and CPU not in second.stats
+    cpu = f'pg_cpu_utilization{{job="{job}"}}'
+    prom = remote_write_receiver
+    prom.wait_for(f"count_over_time({cpu}[10m])", predicate=bool)
+    assert _query_one(prom, f"count_over_time({cpu}[10m])", minutes[-1])[1] == 3
+    for i, at in enumerate(minutes):
+        assert _query_one(prom, f"timestamp({cpu})", at)[1] == at
+        assert _query_one(prom, cpu, at)[1] == 40.0 + i

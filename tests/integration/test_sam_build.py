@@ -8,6 +8,7 @@ cfn-lint and `sam validate --lint` run in `make lint` (target lint-template)."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import shutil
@@ -34,6 +35,26 @@ def built(sam_artifact: SamArtifact) -> tuple[Path, bytes]:
     return sam_artifact.build_dir, sam_artifact.ca
 
 
+def test_artifact_carries_unchecked_bytecode_for_every_module(built):
+    """Every .py of the code and its dependencies has its CPython 3.12 .pyc, hash-based and
+    unchecked: used as it is in Lambda's read-only code directory, never recompiled."""
+    function = built[0] / "CollectorFunction"
+    sources = sorted(function.rglob("*.py"))
+    assert len(sources) > 100
+    missing = []
+    for source in sources:
+        cached = Path(importlib.util.cache_from_source(str(source)))
+        if not cached.is_file():
+            missing.append(str(source.relative_to(function)))
+            continue
+        header = cached.read_bytes()[:8]
+        assert header[:4] == importlib.util.MAGIC_NUMBER, cached
+        # PEP 552 flags: bit 0 hash-based, bit 1 check_source (off: unchecked).
+        assert int.from_bytes(header[4:8], "little") == 0b01, cached
+    assert missing == []
+    assert sys.version_info[:2] == (3, 12)
+
+
 def test_layer_holds_the_bundle_at_its_root(built):
     build, ca = built
     layer = build / "CaBundleLayer"
@@ -49,9 +70,8 @@ def test_artifact_holds_the_code_and_lambda_wheels_but_not_boto3(built):
     )
     # The runtime's boto3 is used (README, "Deploy": measured size and cold start).
     assert not {"boto3", "botocore", "s3transfer"} & names
-    # Platform wheels for Lambda's CPython 3.12, and no bytecode of this machine's Python.
+    # Platform wheels for Lambda's CPython 3.12.
     assert list((function / "pymongo").glob("_cmessage.cpython-312-x86_64-linux-gnu.so"))
-    assert not list(function.rglob("__pycache__"))
     assert (built[0] / "template.yaml").is_file()
 
 

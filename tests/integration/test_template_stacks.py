@@ -45,6 +45,9 @@ def job_series(pushgateway: Pushgateway, job: str) -> Series:
             if labels.pop("job", None) != job or sample.name.startswith("push_"):
                 continue
             instance = labels.pop("instance", "")
+            # The labels of the Pushgateway's grouping key beside job (docs/sinks.md).
+            labels.pop("collector", None)
+            labels.pop("shard", None)
             out.setdefault(instance, {})[(sample.name, frozenset(labels.items()))] = float(
                 sample.value
             )
@@ -83,6 +86,7 @@ def deploy(artifact: SamArtifact, stack: Stack, lambda_env: dict[str, str]) -> N
         (outcome,) = invocation.outcomes
         assert outcome["targets_down"] == [], invocation.log
         assert invocation.outside == [], invocation.outside
+        assert invocation.compiled == [], invocation.compiled
 
 
 @pytest.fixture
@@ -161,16 +165,42 @@ def test_targets_file_only(sam_artifact, fleet_servers, pushgateway, gateway):
 
 def test_targets_parameter_only(sam_artifact, fleet_servers, clean_moto, pushgateway, gateway):
     pg, redis = fleet_servers
+    # A SecureString encrypted with a customer-managed key (SecretsKmsKeyArn grants its use).
+    key = clean_moto.client("kms").create_key(Description="monitoring")["KeyMetadata"]
     clean_moto.client("ssm").put_parameter(
-        Name="/mm/targets", Type="String", Value=targets_document(pg, redis, "param")
+        Name="/mm/targets",
+        Type="SecureString",
+        KeyId=key["KeyId"],
+        Value=targets_document(pg, redis, "param"),
     )
     stack = render(
-        pushing(pushgateway, gateway, TargetsParameter="/mm/targets"),
+        pushing(pushgateway, gateway, TargetsParameter="/mm/targets", SecretsKmsKeyArn=key["Arn"]),
         stack_name="param",
         region=clean_moto.region,
     )
     deploy(sam_artifact, stack, clean_moto.env())
     assert_landed(job_series(pushgateway, gateway), stack, {"param-pg-0", "param-redis"})
+
+
+def test_s3_targets_only(sam_artifact, fleet_servers, clean_moto, pushgateway, gateway):
+    pg, redis = fleet_servers
+    s3 = clean_moto.client("s3")
+    s3.create_bucket(Bucket="fleet-config")
+    s3.put_object(
+        Bucket="fleet-config",
+        Key="mm/targets.json",
+        Body=targets_document(pg, redis, "s3").encode(),
+    )
+    stack = render(
+        pushing(pushgateway, gateway, TargetsS3Uri="s3://fleet-config/mm/targets.json"),
+        stack_name="objects",
+        region=clean_moto.region,
+    )
+    deploy(sam_artifact, stack, clean_moto.env())
+    series = job_series(pushgateway, gateway)
+    assert_landed(series, stack, {"s3-pg-0", "s3-redis"})
+    source = frozenset({("source", "s3://fleet-config/mm/targets.json")})
+    assert series["objects"][("middleware_targets_source_up", source)] == 1.0
 
 
 def test_discovery_only(clean_moto, sam_artifact, pushgateway, gateway):

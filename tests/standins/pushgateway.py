@@ -72,13 +72,13 @@ class Pushgateway(ServerProcess):
         from middleware_monitoring.config import PushgatewaySettings
         from middleware_monitoring.pushgateway_groups import delete_groups
 
-        instances = [
-            group["labels"].get("instance", "")
+        keys = [
+            tuple(sorted((k, v) for k, v in group["labels"].items() if k != "job"))
             for group in self.groups()
             if group["labels"].get("job") == job
         ]
         settings = PushgatewaySettings(self.url, job, None, None, 5.0, 0)
-        _, failed = delete_groups(settings, instances, time.monotonic() + 60.0)
+        _, failed = delete_groups(settings, keys, time.monotonic() + 60.0)
         if failed:
             raise StandinError(f"Pushgateway: groups of {job} not deleted: {failed}")
 
@@ -98,8 +98,9 @@ class Pushgateway(ServerProcess):
     ) -> dict[SampleKey, float]:
         """Samples pushed under grouping key job (+ instance).
 
-        Keys are (sample name, frozenset of labels) where the grouping labels
-        `job` and `instance` are left out, since they are the filter:
+        Keys are (sample name, frozenset of labels) where `job` and `instance` are left
+        out, since they are the filter, and so are the grouping labels `collector` and
+        `shard`:
         ``samples("mm", "db1")[("pg_up", frozenset())] == 1.0``. The Pushgateway's
         own push_time_seconds/push_failure_time_seconds are left out unless
         `include_meta`.
@@ -114,7 +115,7 @@ class Pushgateway(ServerProcess):
                     continue
                 if not include_meta and sample.name in META_METRICS:
                     continue
-                labels.pop("job", None)
-                labels.pop("instance", None)
+                for grouping in ("job", "instance", "collector", "shard"):
+                    labels.pop(grouping, None)
                 out[(sample.name, frozenset(labels.items()))] = float(sample.value)
         return out

@@ -10,6 +10,10 @@ readThroughput, writeLatency, writeThroughput and diskQueueDepth, and no device)
 - https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/USER_Monitoring-Available-OS-Metrics.html
 - https://docs.aws.amazon.com/AmazonRDS/latest/AuroraUserGuide/USER_Monitoring-Available-OS-Metrics.html
 
+The Aurora storage entry's auroraStorageBytesRx / auroraStorageBytesTx are named as the
+Performance Insights counters page lists them (os.diskIO.auroraStorage.*, "Detailed Database
+Metrics" of the Aurora User Guide), which mirror Enhanced Monitoring's fields.
+
 Those pages give the fields, not a whole event; the numbers here are chosen so that every
 unit conversion shows in the tests (kB x 1024, ms / 1000).
 """
@@ -200,6 +204,8 @@ def aurora_postgres_event(resource_id: str, instance: str, timestamp: float) -> 
             "readIOsPS": 12.0,
             "diskQueueDepth": 3.0,
             "writeIOsPS": 24.0,
+            "auroraStorageBytesRx": 65536.0,
+            "auroraStorageBytesTx": 32768.0,
         },
         {
             "writeKbPS": 16.0,

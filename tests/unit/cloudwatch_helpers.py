@@ -128,7 +128,7 @@ def series(result: PassResult) -> dict[tuple[str, str, frozenset[tuple[str, str]
     out = {}
     for group in result.targets:
         for family in group.families:
-            if family.name.startswith("middleware_collector_"):
+            if family.name.startswith(("middleware_collector_", "middleware_target_")):
                 continue
             for sample in family.samples:
                 out[(group.target, sample.name, frozenset(sample.labels.items()))] = sample.value

@@ -115,10 +115,13 @@ def series_of(result: PassResult) -> list[tuple[str, str, dict[str, str]]]:
 
 
 def test_without_a_budget_every_series_goes_and_is_counted() -> None:
-    result = a_pass()
-    assert SeriesBudget(None).apply(result, "pushgateway") == 11
+    whole = a_pass()
+    result, sent = SeriesBudget(None).apply(whole, "pushgateway")
+    assert sent == 11
     assert series_of(result)[-1] == ("collector", "middleware_series_sent", {"sink": "pushgateway"})
     assert result.collector.families[-1].samples[0].value == 11
+    # The pass collected is left as it was (the Kafka stream reads it).
+    assert len(series_of(whole)) == 10
 
 
 SIZE = "pg_database_size_bytes"
@@ -159,8 +162,9 @@ SIZE = "pg_database_size_bytes"
 def test_a_budget_keeps_the_collectors_series_then_classes_in_a_stable_order(
     budget: int, kept: list[tuple[str, str, dict[str, str]]]
 ) -> None:
-    result = a_pass()
-    sent = SeriesBudget(budget).apply(result, "emf")
+    whole = a_pass()
+    result, sent = SeriesBudget(budget).apply(whole, "emf")
+    assert len(series_of(whole)) == 10
     series = series_of(result)
     own = [s for s in series if s[1].startswith("middleware_")]
     assert len(own) == 5

@@ -185,8 +185,8 @@ def test_targets_one_per_id_with_kind_prefixes() -> None:
         ("elasticache:r-001", ["cloudwatch"]),
         ("elasticache:r-002:0001", ["cloudwatch"]),
     ]
-    # Aurora: 5 (no FreeStorageSpace, plus VolumeBytesUsed); 5 + 3 DocDB; 14 + 14 ElastiCache.
-    assert len(batch.stats) == 41
+    # Aurora: 5 (no FreeStorageSpace, plus VolumeBytesUsed); 6 + 3 DocDB; 14 + 14 ElastiCache.
+    assert len(batch.stats) == 42
 
 
 def test_rds_id_without_postgresql_is_a_cloudwatch_only_target() -> None:
@@ -220,7 +220,7 @@ def test_a_target_named_like_the_collectors_group_is_a_configuration_error() -> 
     assert _problems(
         {**PG, "PG_TARGET_NAME": "collector", "COLLECTOR_INSTANCE_NAME": "collector"}
     ) == [
-        "PG_*: target name 'collector' is a name of the collector's own groups "
+        "PG_*: target name 'collector' is a name the collector uses for its own series "
         "(COLLECTOR_INSTANCE_NAME='collector'); give the target another name"
     ]
 
@@ -234,5 +234,5 @@ def test_two_targets_of_one_name_are_named_with_both_places() -> None:
         }
     ) == [
         "AWS_MONGO_INSTANCE_INFO: target name 'docdb:same' is already used by PG_*; each "
-        "target is one Pushgateway group and needs its own name"
+        "target needs its own name (the instance label of its series)"
     ]

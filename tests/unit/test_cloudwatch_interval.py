@@ -25,10 +25,10 @@ from tests.unit.cloudwatch_helpers import (
 )
 
 Points = dict[tuple[str, str], list[tuple[float, float]]]
-# The reference fleet's CloudWatch-only part: 2 DocumentDB instances x 5, a cluster x 3, an
-# ElastiCache cluster x 14. Queries q10-q12 are the cluster's Volume* metrics (300 s).
-QUERIES = 27
-VOLUME = range(10, 13)
+# The reference fleet's CloudWatch-only part: 2 DocumentDB instances x 6, a cluster x 3, an
+# ElastiCache cluster x 14. Queries q12-q14 are the cluster's Volume* metrics (300 s).
+QUERIES = 29
+VOLUME = range(12, 15)
 
 
 def points(result: PassResult) -> Points:

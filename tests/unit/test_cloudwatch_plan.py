@@ -10,7 +10,7 @@ from middleware_monitoring.cloudwatch.fetch import Window, plan, queries, window
 from middleware_monitoring.emf import UNITS
 from middleware_monitoring.redis import info as redis_info
 
-# SPEC 3.3, 3.5, 3.6, 13 plus the documented Aurora extra: series -> (namespace, metric, stat,
+# SPEC 3.3, 3.5, 3.6, 13, 18 plus the documented Aurora extra: series -> (namespace, metric, stat,
 # period). Written out by hand so a change to the catalogue has to change this table too.
 CONTRACT = {
     "pg_storage_disk_space": ("AWS/RDS", "FreeStorageSpace", "Average", 60),
@@ -24,6 +24,9 @@ CONTRACT = {
     "mongo_read_latency": ("AWS/DocDB", "ReadLatency", "Average", 60),
     "mongo_write_latency": ("AWS/DocDB", "WriteLatency", "Average", 60),
     "mongo_volume_bytesused": ("AWS/DocDB", "VolumeBytesUsed", "Average", 300),
+    # SPEC 18: read by the RDS and DocumentDB alert rules.
+    "pg_burst_balance_percent": ("AWS/RDS", "BurstBalance", "Average", 60),
+    "mongo_replica_lag": ("AWS/DocDB", "DBInstanceReplicaLag", "Average", 60),
     "mongo_volume_readiops": ("AWS/DocDB", "VolumeReadIOPs", "Average", 300),
     "mongo_volume_wriateiops": ("AWS/DocDB", "VolumeWriteIOPs", "Average", 300),
     "redis_network_bandwidth_inallowance_exceeded": (
@@ -50,6 +53,10 @@ CONTRACT = {
         "Sum",
         60,
     ),
+    # SPEC 16: DB load, per instance (absent without Performance Insights).
+    "pg_db_load": ("AWS/RDS", "DBLoad", "Average", 60),
+    "pg_db_load_cpu": ("AWS/RDS", "DBLoadCPU", "Average", 60),
+    "pg_db_load_non_cpu": ("AWS/RDS", "DBLoadNonCPU", "Average", 60),
     # SPEC 13.
     "redis_engine_cpu_utilization": ("AWS/ElastiCache", "EngineCPUUtilization", "Average", 60),
     "redis_cpu_utilization": ("AWS/ElastiCache", "CPUUtilization", "Average", 60),
@@ -75,15 +82,27 @@ def _table(made: list[declarations.Declaration]) -> dict[str, tuple[str, str, st
     }
 
 
-def test_all_27_contract_series_with_metric_statistic_and_period() -> None:
+def test_all_32_contract_series_with_metric_statistic_and_period() -> None:
     made = [
         *declarations.rds("pg-1", "DBInstanceIdentifier"),
         *declarations.docdb_instance("docdb-1"),
         *declarations.docdb_cluster("docdb-c"),
         *declarations.elasticache("redis-001"),
     ]
-    assert len(made) == 27
+    assert len(made) == 32
     assert _table(made) == CONTRACT
+
+
+def test_aurora_instance_has_neither_free_storage_nor_burst_balance() -> None:
+    assert [d.output for d in declarations.aurora_instance("aurora-1-a")] == [
+        "pg_cpu_utilization",
+        "pg_memory_utilization",
+        "pg_network_throughput",
+        "pg_read_iops",
+        "pg_db_load",
+        "pg_db_load_cpu",
+        "pg_db_load_non_cpu",
+    ]
 
 
 def test_elasticache_cloudwatch_names_never_collide_with_the_info_names() -> None:

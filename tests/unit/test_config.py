@@ -469,7 +469,7 @@ def test_a_name_used_twice_is_in_the_one_message_with_every_other_problem() -> N
             }
         )
     assert caught.value.problems == [
-        "MONGO_INFO: target name 'orders' is already used by PG_*; each target is one "
-        "Pushgateway group and needs its own name",
+        "MONGO_INFO: target name 'orders' is already used by PG_*; each target needs its "
+        "own name (the instance label of its series)",
         "PUSHGATEWAY_RETRIES: expected a whole number from 0 to 10, got 'many'",
     ]

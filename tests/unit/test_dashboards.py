@@ -138,11 +138,12 @@ def test_datasource_is_a_variable_never_a_fixed_uid(name: str) -> None:
 @pytest.mark.parametrize(
     ("name", "expected"),
     [
-        ("postgresql.json", ["datasource", "job", "instance"]),
+        ("postgresql.json", ["datasource", "job", "instance", "database_name"]),
         ("documentdb.json", ["datasource", "job", "instance", "docdb_instance", "docdb_cluster"]),
         ("elasticache.json", ["datasource", "job", "instance", "elasticache"]),
         ("collector-health.json", ["datasource", "job", "instance", "source"]),
         ("fleet.json", ["datasource", "job", "account", "region", "kind"]),
+        ("fleet-overview.json", ["datasource", "job", "top"]),
     ],
 )
 def test_template_variables(name: str, expected: list[str]) -> None:
@@ -166,6 +167,7 @@ def test_template_variables(name: str, expected: list[str]) -> None:
             "account",
             "region",
             "kind",
+            "database_name",
         }
 
 
@@ -225,7 +227,8 @@ def test_units_match_what_the_values_are() -> None:
         "redis_net_input_bytes_total": "Bps",
         "redis_network_in_bytes": "bytes",
         "middleware_pass_duration_seconds": "s",
-        "push_time_seconds": "s",
+        "middleware_pass_timestamp_seconds": "s",
+        "middleware_target_last_success_timestamp_seconds": "s",
         "aws_rds_certificate_expiry_timestamp_seconds": "s",
         "aws_rds_allocated_storage_bytes": "bytes",
         "middleware_discovery_duration_seconds": "s",
@@ -274,8 +277,10 @@ def test_postgresql_dashboard_needs_nothing_from_postgres_exporter() -> None:
     names: set[str] = set()
     for query in panel_queries("postgresql.json"):
         names |= metric_names(query.expr)
-    assert names <= EMITTED_METRICS | {"push_time_seconds"}
-    assert all(n.startswith("pg_") for n in names - {"push_time_seconds"})
+    freshness = {"middleware_target_last_success_timestamp_seconds"}
+    assert names <= EMITTED_METRICS
+    # The product's own names: SQL and CloudWatch (pg_*), Enhanced Monitoring (rds_os_*).
+    assert all(n.startswith(("pg_", "rds_os_")) for n in names - freshness)
 
 
 def test_statements_are_a_sortable_table_of_every_pg_query_metric() -> None:
@@ -301,7 +306,8 @@ def test_collector_health_shows_up_down_duration_missing_values_and_staleness() 
         "middleware_collector_failure{",
         "middleware_pass_duration_seconds{",
         "middleware_cloudwatch_metrics_missing{",
-        "time() - push_time_seconds{",
+        "time() - max_over_time(middleware_pass_timestamp_seconds{",
+        "time() - middleware_target_last_success_timestamp_seconds{",
         "time() - middleware_collector_last_success_timestamp_seconds{",
     ):
         assert needle in joined, needle
@@ -394,3 +400,47 @@ def test_docs_describe_each_dashboard_and_the_promtool_findings() -> None:
             assert f"the `{label}` label" in section, metric
         else:
             assert f"`{metric}`" in section, metric
+
+
+def test_fleet_overview_shows_only_the_worst_and_links_each_to_its_dashboard() -> None:
+    """Usable at 500 targets: every table is one instant topk/bottomk($top, ...) query (10
+    rows by default, never every series), and each row's target opens its own dashboard."""
+    dashboard = load_dashboard("fleet-overview.json")
+    top = variables(dashboard)["top"]
+    assert (top["type"], top["current"]["value"]) == ("custom", "10")
+    own = {
+        "pg_": "mm-postgresql",
+        "rds_os_": "mm-postgresql",
+        "redis_": "mm-elasticache",
+        "mongo_": "mm-documentdb",
+    }
+    uids = {load_dashboard(name)["uid"] for name in DASHBOARD_FILES}
+    tables = list(panels(dashboard))
+    assert len(tables) == 10
+    for panel in tables:
+        [target] = panel["targets"]
+        assert panel["type"] == "table" and target["instant"], panel["title"]
+        assert re.match(r"(topk|bottomk)\(\$top, ", target["expr"]), panel["title"]
+        [link_override] = [
+            o for o in panel["fieldConfig"]["overrides"] if o["matcher"]["options"] == "instance"
+        ]
+        [link] = link_override["properties"][0]["value"]
+        metric = sorted(metric_names(target["expr"]))[0]
+        uid = next(uid for prefix, uid in own.items() if metric.startswith(prefix))
+        assert uid in uids
+        assert link["url"].startswith(
+            f"/d/{uid}/?var-job=${{__data.fields.job}}&var-instance=${{__data.fields.instance}}"
+        ), panel["title"]
+    titles = [panel["title"] for panel in tables]
+    assert titles == [
+        "PostgreSQL CPU",
+        "PostgreSQL DB load",
+        "Connection saturation",
+        "Transaction ID age",
+        "Free storage",
+        "Replica lag",
+        "OS CPU (Enhanced Monitoring)",
+        "Redis memory",
+        "Redis evictions",
+        "DocumentDB CPU",
+    ]

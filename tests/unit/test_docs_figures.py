@@ -26,11 +26,11 @@ FIGURE = re.compile(
 # section of bench/RESULTS.md; it never joins this list.
 INPUTS: dict[str, set[str]] = {
     # goals, and how a verdict line reads
-    "docs/benchmark.md": {"2 s", "2 MB", "1,836 ms", "2,000 ms", "164 ms", "28x"},
+    "docs/benchmark.md": {"2 s", "2 MB", "1,836 ms", "2,000 ms", "164 ms", "28x", "60 s"},
     # metric periods; list prices
     "docs/cloudwatch.md": {"60 s", "300 s", "$0.01", "$0.003"},
     # Lambda sizes and limits; the EventBridge interval
-    "docs/deploy.md": {"128 MB", "256 MB", "4 KB", "60 s"},
+    "docs/deploy.md": {"128 MB", "256 MB", "4 KB", "8 KB", "60 s"},
     # timeouts
     "docs/discovery.md": {"3 s", "10 s"},
     # the period; list prices and the monthly arithmetic on them
@@ -40,12 +40,14 @@ INPUTS: dict[str, set[str]] = {
     # fault deadlines and the template's timeout and memory
     "docs/faults.md": {"20 s", "8 s", "50 s", "256 MB"},
     # Lambda limits and memory sizes
-    "docs/fleet.md": {"4 KB", "1,769 MB", "256 MB"},
+    "docs/fleet.md": {"4 KB", "8 KB", "1,769 MB", "256 MB"},
     # event age bounds; 200 instances at the collector's 20 calls per second
     "docs/insights.md": {"300 s", "60 s", "10 s"},
     # the series' thresholds
-    "docs/metrics.md": {"5 s", "1 s"},
-    "docs/postgresql.md": {"1 s", "5 s", "0.1 s", "0.05 s", "5 GiB"},
+    "docs/metrics.md": {"5 s", "1 s", "300 s"},
+    # alert thresholds
+    "docs/operations.md": {"10 s", "256 MiB", "5 GiB", "512 MiB"},
+    "docs/postgresql.md": {"1 s", "5 s", "0.1 s", "0.05 s", "5 GiB", "100 MiB"},
     # scrape timeouts
     "docs/pull-mode.md": {"0.5 s", "10 s"},
     # reserves and backoff
@@ -103,11 +105,11 @@ def test_the_figure_rule_reads_units_prices_and_ratios_outside_code() -> None:
 
 def test_a_stale_block_is_rewritten_from_results() -> None:
     results = load(RESULTS_JSON)
-    stale = "intro\n<!-- bench: elasticache.client -->\n| typed | 63 ms |\n<!-- /bench -->\nend\n"
+    stale = "intro\n<!-- bench: remote_write.cost -->\n| typed | 63 ms |\n<!-- /bench -->\nend\n"
     fresh = docs_blocks.rewrite(stale, results)
     assert fresh == (
-        "intro\n<!-- bench: elasticache.client -->\n"
-        + docs_blocks.rendered("elasticache.client", results)
+        "intro\n<!-- bench: remote_write.cost -->\n"
+        + docs_blocks.rendered("remote_write.cost", results)
         + "<!-- /bench -->\nend\n"
     )
     assert "63 ms" not in fresh

@@ -9,8 +9,12 @@ import re
 from pathlib import Path
 
 from middleware_monitoring.bounds import DROPPED
+from middleware_monitoring.cloudwatch.declarations import DOCDB_ELASTIC_SERIES
+from middleware_monitoring.discovery.cache import ENRICHMENT_FAILURE
 from middleware_monitoring.kafka_stream import MESSAGES_SENT
 from middleware_monitoring.remote_write import SAMPLES_SENT
+from middleware_monitoring.resend import DROPPED as RESEND_DROPPED
+from middleware_monitoring.targets_s3 import SOURCE_FAILURE, SOURCE_UP
 from tests.dashboards import EMITTED_METRICS, PUSHGATEWAY_METRICS
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -92,10 +96,19 @@ def test_metrics_page_lists_each_series_once() -> None:
 
 def test_metrics_page_lists_exactly_the_series_sent() -> None:
     # EMITTED_METRICS is held to a real pass by the end-to-end dashboard test; the sinks'
-    # own counters (remote write, the query stream) come with those sinks only, and
-    # middleware_series_dropped with SERIES_BUDGET.
+    # own counters (remote write, the query stream) come with those sinks only,
+    # middleware_series_dropped with SERIES_BUDGET, and an enrichment call's failure only
+    # while one fails (tests/integration/test_discovery_enrichment.py).
     assert set(documented_series()) == EMITTED_METRICS | PUSHGATEWAY_METRICS | {
         SAMPLES_SENT,
         MESSAGES_SENT,
         DROPPED,
+        ENRICHMENT_FAILURE,
+        RESEND_DROPPED,
+        # With a targets document in S3 only (tests/integration/test_targets_s3.py).
+        SOURCE_UP,
+        SOURCE_FAILURE,
+        # With a discovered DocumentDB Elastic cluster only
+        # (tests/integration/test_discovery_docdb_elastic.py).
+        *(series.output for series in DOCDB_ELASTIC_SERIES),
     }

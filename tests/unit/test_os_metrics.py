@@ -139,6 +139,8 @@ def test_aurora_event_maps_the_cluster_storage_entry() -> None:
         **one("rds_os_disk_latency_seconds", 1.25 / 1000, device="aurora-storage", op="read"),
         **one("rds_os_disk_latency_seconds", 2.5 / 1000, device="aurora-storage", op="write"),
         **one("rds_os_disk_queue_length", 3.0, device="aurora-storage"),
+        **one("rds_os_aurora_storage_bytes_per_second", 65536.0, direction="rx"),
+        **one("rds_os_aurora_storage_bytes_per_second", 32768.0, direction="tx"),
         **one("rds_os_disk_iops", 0.5, device="rdstemp", op="read"),
         **one("rds_os_disk_iops", 1.5, device="rdstemp", op="write"),
         **one("rds_os_disk_throughput_bytes_per_second", 8.0 * KIB, device="rdstemp", op="read"),

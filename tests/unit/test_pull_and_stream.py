@@ -188,45 +188,70 @@ class _Stream:
     def reserve_seconds(self) -> float:
         return 2.0
 
-    def health(self, outcome: SourceOutcome, group: str) -> TargetResult:
-        return TargetResult(group, [], [outcome])
+    def health(self, outcome: SourceOutcome) -> list[Metric]:
+        return [GaugeMetricFamily("middleware_kafka_messages_sent", "Sent.", value=0)]
 
 
-def test_stream_failure_does_not_fail_the_push() -> None:
+def test_stream_failure_does_not_fail_the_push_and_its_health_goes_with_the_pass() -> None:
     sink, stream = _Sink(fail=False), _Stream()
-    outcome = push_and_stream(sink, stream, _pass(), "collector")  # type: ignore[arg-type]
+    result = _pass()
+    outcome = push_and_stream(sink, stream, result)  # type: ignore[arg-type]
     assert outcome == SourceOutcome("kafka", False, 0.5, "unreachable", "no broker")
-    assert sink.sent == [["orders-db", "collector"], ["collector-kafka"]]
+    # One send: the Pushgateway's one group per shard has no room for a second.
+    assert sink.sent == [["orders-db", "collector"]]
+    assert result.collector.families[-1].name == "middleware_kafka_messages_sent"
 
 
 def test_failed_push_still_streams_and_raises() -> None:
     sink, stream = _Sink(fail=True), _Stream()
     result = _pass()
     with pytest.raises(PushError):
-        push_and_stream(sink, stream, result, "collector")  # type: ignore[arg-type]
+        push_and_stream(sink, stream, result)  # type: ignore[arg-type]
     assert stream.sent == [result]
     assert sink.sent == [["orders-db", "collector"]]
 
 
-def test_push_and_stream_share_the_callers_deadline() -> None:
+def test_the_stream_keeps_the_push_its_time() -> None:
     sink, stream = _Sink(fail=False), _Stream()
-    push_and_stream(sink, stream, _pass(), "collector", 1234.5)  # type: ignore[arg-type]
-    # The pass, the stream and the stream's health group: all under the one deadline.
-    assert (sink.deadlines, stream.deadlines) == ([1234.5, 1234.5], [1234.5])
+    before = time.monotonic()
+    push_and_stream(sink, stream, _pass(), before + 100.0)  # type: ignore[arg-type]
+    after = time.monotonic()
+    # The push keeps the caller's deadline; the stream gets its own 2 s reserve at most.
+    assert sink.deadlines == [before + 100.0]
+    (stream_deadline,) = stream.deadlines
+    assert stream_deadline is not None and before + 2.0 <= stream_deadline <= after + 2.0
+    # Near the deadline the stream ends in time for the push's 3 s reserve.
+    sink, stream = _Sink(fail=False), _Stream()
+    near = time.monotonic() + 4.0
+    push_and_stream(sink, stream, _pass(), near)  # type: ignore[arg-type]
+    assert stream.deadlines == [near - 3.0]
 
 
 def test_without_a_deadline_the_reserves_make_one() -> None:
     sink, stream = _Sink(fail=False), _Stream()
     before = time.monotonic()
-    push_and_stream(sink, stream, _pass(), "collector")  # type: ignore[arg-type]
+    push_and_stream(sink, stream, _pass())  # type: ignore[arg-type]
     after = time.monotonic()
-    (deadline, health_deadline), (stream_deadline,) = sink.deadlines, stream.deadlines
-    assert deadline == health_deadline == stream_deadline
-    # max(push 3 s, stream 2 s) + the stream's health push 3 s.
-    assert deadline is not None and before + 6.0 <= deadline <= after + 6.0
+    (deadline,) = sink.deadlines
+    # The stream's 2 s, then the push's 3 s.
+    assert deadline is not None and before + 5.0 <= deadline <= after + 5.0
 
 
 def test_without_stream_only_the_push() -> None:
     sink = _Sink(fail=False)
-    assert push_and_stream(sink, None, _pass(), "collector") is None
+    assert push_and_stream(sink, None, _pass()) is None
     assert sink.sent == [["orders-db", "collector"]]
+
+
+def test_a_budget_cuts_what_the_sink_sends_never_the_streamed_statements() -> None:
+    from middleware_monitoring.bounds import SeriesBudget
+
+    sink, stream = _Sink(fail=False), _Stream()
+    result = _pass()
+    # Room for the collector's two budget series and pg_up: the statements are left out.
+    cut, sent = SeriesBudget(3).apply(result, "pushgateway")
+    push_and_stream(sink, stream, result, to_sink=cut)  # type: ignore[arg-type]
+    assert sent == 3
+    assert [f.name for f in cut.targets[0].families] == ["pg_up"]
+    (streamed,) = stream.sent
+    assert [m["queryid"] for m in statement_messages(streamed, "production", 0.0)] == ["11", "-22"]

@@ -7,6 +7,7 @@ health request). The real receiver (Prometheus) is in tests/integration/test_rem
 
 from __future__ import annotations
 
+import email.utils
 import math
 import threading
 import time
@@ -19,7 +20,7 @@ import cramjam
 import pytest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
-from middleware_monitoring import remote_write, sinks
+from middleware_monitoring import remote_write, resend, sinks
 from middleware_monitoring.config import ConfigError, RemoteWriteSettings
 from middleware_monitoring.model import PassResult, SourceOutcome, TargetResult
 from middleware_monitoring.remote_write import (
@@ -111,41 +112,47 @@ def _pass() -> PassResult:
     )
 
 
-def test_series_carry_job_instance_and_their_own_time() -> None:
+# The labels the Pushgateway's grouping key gives (collector name, shard 0): every series.
+GROUPING = (("collector", "collector"), ("job", "mm"), ("shard", "0"))
+
+
+def labels(name: str, instance: str, *more: tuple[str, str]) -> tuple[tuple[str, str], ...]:
+    return tuple(sorted((("__name__", name), ("instance", instance), *GROUPING, *more)))
+
+
+def test_series_carry_job_collector_shard_instance_and_their_own_time() -> None:
     """CloudWatch points at their own times, a target's values at the time it was read,
     pass-wide values (no collection time of their own) at the time the pass is sent."""
     got = {s.labels: (s.points, s.stamped) for s in pass_series(_pass(), "mm", NOW)}
     now_ms = int(NOW * 1000)
     read_ms = now_ms - 2500
     assert got == {
-        (("__name__", "pg_up"), ("instance", "orders-db"), ("job", "mm")): (
-            [(read_ms, 1.0)],
-            False,
-        ),
-        (("__name__", "pg_cpu_utilization"), ("instance", "orders-db"), ("job", "mm")): (
+        labels("pg_up", "orders-db"): ([(read_ms, 1.0)], False),
+        labels("pg_cpu_utilization", "orders-db"): (
             [(now_ms - 180_000, 10.0), (now_ms - 120_000, 11.0), (now_ms - 60_000, 12.0)],
             True,
         ),
         # The counter's _created sample is not a value: left out.
-        (
-            ("__name__", "pg_database_deadlocks_total"),
-            ("database_name", "app"),
-            ("instance", "orders-db"),
-            ("job", "mm"),
-        ): ([(read_ms, 3.0)], False),
-        (("__name__", "middleware_pass_targets"), ("instance", "collector"), ("job", "mm")): (
-            [(now_ms, 1.0)],
+        labels("pg_database_deadlocks_total", "orders-db", ("database_name", "app")): (
+            [(read_ms, 3.0)],
             False,
         ),
+        labels("middleware_pass_targets", "collector"): ([(now_ms, 1.0)], False),
     }
+
+
+def test_each_shard_sends_its_own_series() -> None:
+    result = _pass()
+    result.shard = 2
+    (collector,) = [
+        s for s in pass_series(result, "mm", NOW) if ("instance", "collector") in s.labels
+    ]
+    assert dict(collector.labels)["shard"] == "2"
 
 
 def test_a_timestamped_sample_already_sent_is_left_out() -> None:
     sent = SentTimestamps()
-    key = (
-        "pg_cpu_utilization",
-        frozenset({("__name__", "pg_cpu_utilization"), ("instance", "orders-db"), ("job", "mm")}),
-    )
+    key = ("pg_cpu_utilization", frozenset(labels("pg_cpu_utilization", "orders-db")))
     sent.mark([(key, NOW - 120)], NOW)
     cpu = [s for s in pass_series(_pass(), "mm", NOW, sent) if s.stamped]
     assert [s.points for s in cpu] == [[(int(NOW * 1000) - 60_000, 12.0)]]
@@ -267,6 +274,7 @@ def test_headers_of_remote_write_1_0(receiver: Receiver) -> None:
         ("middleware_collector_up", "remote_write"): 1.0,
         ("middleware_collector_last_success_timestamp_seconds", "remote_write"): NOW,
         ("middleware_remote_write_samples_sent", ""): 6.0,
+        ("middleware_sink_points_dropped", ""): 0.0,
     }
     assert {labels["instance"] for labels, _ in receiver.received[1].series} == {"collector"}
 
@@ -284,6 +292,112 @@ def test_429_then_success_waits_and_sends_the_same_body(receiver: Receiver) -> N
     ]
 
 
+def recorded_pauses(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """The sink's pauses between attempts, recorded instead of slept."""
+    pauses: list[float] = []
+    monkeypatch.setattr(remote_write.time, "sleep", pauses.append)
+    return pauses
+
+
+def test_a_429_waits_what_retry_after_asks(
+    receiver: Receiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Without Retry-After the pause would be the backoff (0.001 s here); the receiver asks
+    # for 2 s, and then for 1.5 s on a 503.
+    pauses = recorded_pauses(monkeypatch)
+    receiver.script = [
+        (429, "slow down", {"Retry-After": "2"}),
+        (503, "ingester unavailable", {"Retry-After": "1.5"}),
+    ]
+    sink(receiver.url, retries=2).send(_pass())
+    assert pauses == [2.0, 1.5]
+    first, second, third, _ = receiver.received
+    assert first.series == second.series == third.series
+
+
+def test_a_retry_after_past_the_deadline_ends_the_attempts(
+    receiver: Receiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An HTTP date a minute ahead: no attempt may start after the send's deadline (the
+    reserve, 8 s here), so the sink gives up at once, throttled, rather than retrying
+    early into the same refusal."""
+    pauses = recorded_pauses(monkeypatch)
+    later = email.utils.formatdate(time.time() + 60, usegmt=True)
+    receiver.script = [(429, "slow down", {"Retry-After": later})]
+    with pytest.raises(PushError) as caught:
+        sink(receiver.url, retries=2).send(_pass())
+    assert str(caught.value) == (
+        f"remote write to {receiver.url} did not accept 6 of 6 samples: "
+        "HTTP 429 Too Many Requests: slow down (1 request)"
+    )
+    assert pauses == []
+    # One attempt, then the health request says why.
+    assert len(receiver.received) == 2
+    assert health(receiver.received[1]) == {
+        ("middleware_collector_up", "remote_write"): 0.0,
+        ("middleware_collector_failure", "throttled"): 1.0,
+        ("middleware_remote_write_samples_sent", ""): 0.0,
+        ("middleware_sink_points_dropped", ""): 0.0,
+    }
+
+
+def _newest_offered_again() -> PassResult:
+    """A later pass on which CloudWatch was not due: only the newest point is offered."""
+    cpu = GaugeMetricFamily("pg_cpu_utilization", "CPU.", labels=[])
+    cpu.add_metric([], 12.0, timestamp=NOW - 60)
+    up = GaugeMetricFamily("pg_up", "Up.", value=1)
+    orders = TargetResult("orders-db", [up, cpu], [SourceOutcome("postgres", True, 0.1)])
+    return PassResult([orders], 0.1, TargetResult("collector", [], []))
+
+
+def cpu_points(got: Got) -> list[tuple[int, float]]:
+    return {labels["__name__"]: points for labels, points in got.series}.get(
+        "pg_cpu_utilization", []
+    )
+
+
+def test_points_of_a_refused_send_go_out_with_the_next_pass(receiver: Receiver) -> None:
+    """CloudWatch hands each point to one pass; a point counts as delivered only once the
+    receiver took it. Refused: the three points go out with the next pass, where CloudWatch
+    offered only the newest; once accepted, not again."""
+    receiver.script = [(503, "ingester unavailable", {})]
+    rw = sink(receiver.url, retries=0)
+    with pytest.raises(PushError):
+        rw.send(_pass())
+    rw.send(_newest_offered_again())
+    rw.send(_newest_offered_again())
+    refused, _, second, second_health, third, _ = receiver.received
+    now_ms = int(NOW * 1000)
+    assert (
+        cpu_points(refused)
+        == cpu_points(second)
+        == [
+            (now_ms - 180_000, 10.0),
+            (now_ms - 120_000, 11.0),
+            (now_ms - 60_000, 12.0),
+        ]
+    )
+    assert cpu_points(third) == []
+    assert health(second_health)[("middleware_sink_points_dropped", "")] == 0.0
+
+
+def test_what_is_kept_is_bounded_and_the_drop_is_said(
+    receiver: Receiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(resend, "MAX_KEPT_POINTS", 2)
+    receiver.script = [(503, "ingester unavailable", {})]
+    rw = sink(receiver.url, retries=0)
+    with pytest.raises(PushError):
+        rw.send(_pass())
+    rw.send(_newest_offered_again())
+    _, failed_health, second, second_health = receiver.received
+    # Two kept, the oldest dropped and said so in the health request of the refused pass.
+    assert health(failed_health)[("middleware_sink_points_dropped", "")] == 1.0
+    now_ms = int(NOW * 1000)
+    assert cpu_points(second) == [(now_ms - 120_000, 11.0), (now_ms - 60_000, 12.0)]
+    assert health(second_health)[("middleware_sink_points_dropped", "")] == 0.0
+
+
 def test_5xx_on_every_attempt(receiver: Receiver) -> None:
     receiver.script = [(503, "ingester unavailable", {})] * 3
     with pytest.raises(PushError) as caught:
@@ -298,6 +412,7 @@ def test_5xx_on_every_attempt(receiver: Receiver) -> None:
         ("middleware_collector_up", "remote_write"): 0.0,
         ("middleware_collector_failure", "server_error"): 1.0,
         ("middleware_remote_write_samples_sent", ""): 0.0,
+        ("middleware_sink_points_dropped", ""): 0.0,
     }
 
 
@@ -315,6 +430,7 @@ def test_400_is_not_retried_and_its_body_is_named(receiver: Receiver) -> None:
         ("middleware_collector_up", "remote_write"): 0.0,
         ("middleware_collector_failure", "rejected"): 1.0,
         ("middleware_remote_write_samples_sent", ""): 0.0,
+        ("middleware_sink_points_dropped", ""): 0.0,
     }
 
 

@@ -256,3 +256,28 @@ def test_sources_down_last_pass_start_after_the_others() -> None:
     started.clear()
     one_worker_pass()
     assert started == ["first", "second", "third"]
+
+
+def test_freshness_a_pass_timestamp_and_each_targets_last_full_success() -> None:
+    before = time.time()
+    healthy = Target("a", [Steady()])
+    broken = Target("b", [Steady(), Failing()])
+    first = run([healthy, broken])
+    after = time.time()
+
+    def value(result: PassResult, target: str, name: str) -> float | None:
+        (group,) = [group for group in result.groups() if group.target == target]
+        found = [s.value for f in group.families for s in f.samples if s.name == name]
+        return found[0] if found else None
+
+    stamp = value(first, "collector", "middleware_pass_timestamp_seconds")
+    assert stamp is not None and before <= stamp <= after
+    succeeded = value(first, "a", "middleware_target_last_success_timestamp_seconds")
+    assert succeeded is not None and before <= succeeded <= after
+    assert healthy.succeeded_at == succeeded
+    # One source down: the target has not fully succeeded (yet), so no value.
+    assert value(first, "b", "middleware_target_last_success_timestamp_seconds") is None
+    # Later passes: a target that goes down keeps the time of its last full success.
+    healthy.sources.append(Failing())
+    second = run([healthy])
+    assert value(second, "a", "middleware_target_last_success_timestamp_seconds") == succeeded

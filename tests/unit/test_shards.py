@@ -107,12 +107,3 @@ def test_a_wrong_shard_event_is_named(event: dict[str, object], got: str) -> Non
         'event: expected {"shard": i, "shards": n} with whole numbers 0 <= i < n <= 64, '
         f"got {got}"
     )
-
-
-def test_each_shard_has_its_own_collector_group() -> None:
-    assert ALL.group("collector") == "collector"
-    assert [Shard(i, 3).group("collector") for i in range(3)] == [
-        "collector-shard-0",
-        "collector-shard-1",
-        "collector-shard-2",
-    ]

@@ -188,8 +188,8 @@ def test_a_name_used_twice_names_both_places(tmp_path: Path) -> None:
     text = "postgres:\n  - {name: orders, host: a, user: u}\n  - {name: orders, host: b, user: u}\n"
     assert problems(tmp_path, text, PG_DATABASE="x", PG_USER="u", PG_TARGET_NAME="orders") == [
         "TARGETS_FILE (targets.yaml) postgres[1] (orders): target name 'orders' is already "
-        "used by PG_* and by TARGETS_FILE (targets.yaml) postgres[0] (orders); each target is "
-        "one Pushgateway group and needs its own name"
+        "used by PG_* and by TARGETS_FILE (targets.yaml) postgres[0] (orders); each target "
+        "needs its own name (the instance label of its series)"
     ]
 
 
@@ -248,7 +248,7 @@ kafka: []
         f"{where}: postgres[2]: expected a mapping (name: ..., host: ...), got a string",
         f"{where}: postgres[0] (orders-db).colour: unknown key; expected name, host, port, "
         "dbname, user, secret_arn, iam_auth, password, sslmode, sslrootcert, rds_id, rds_type, "
-        "region, role_arn, queries_file",
+        "region, role_arn, queries_file, databases",
         f"{where}: postgres[0] (orders-db).iam_auth: expected true or false, got 'maybe'",
         f"{where}: postgres[0] (orders-db).sslmode: expected a string, got true/false (YAML "
         "reads yes, no, on and off unquoted as true/false: quote the value)",

@@ -72,16 +72,16 @@ def main(argv: list[str] | None = None) -> int:
     result = runtime.collect(collection_budget(deadline - time.monotonic(), reserve))
     settings = runtime.settings
     sink_name = settings.sink if pushing else "stdout"
-    series = runtime.budget.apply(result, sink_name)
+    sent, series = runtime.budget.apply(result, sink_name)
     try:
-        push_and_stream(sink, stream, result, settings.collector_instance, deadline)
+        push_and_stream(sink, stream, result, deadline, to_sink=sent)
     except PushError as error:
         logger.error("push failed", extra={"detail": str(error)})
         return EXIT_PUSH_FAILED
     if pushing:
         log_projected_cost(sink, sink_name, series, settings.schedule_minutes)
     runtime.remove_stale_groups(ALL, deadline)
-    logger.info("pass done", extra=summary(result))
+    logger.info("pass done", extra=summary(sent))
     return EXIT_OK
 
 

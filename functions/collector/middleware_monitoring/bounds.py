@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator, Mapping
+from dataclasses import replace
 from typing import Final
 
 from prometheus_client import Metric
@@ -156,9 +157,10 @@ class SeriesBudget:
         self.budget = budget
         self._logged: dict[str, int] | None = None
 
-    def apply(self, result: PassResult, sink: str) -> int:
-        """Cut ``result`` to the budget (in place), add the budget's own series to the
-        collector's group, and return the series it now holds."""
+    def apply(self, result: PassResult, sink: str) -> tuple[PassResult, int]:
+        """The pass to send: ``result`` cut to the budget, with the budget's own series in the
+        collector's group, and the series it holds. ``result`` itself is left whole (the
+        Kafka stream reads its statements from it)."""
         own_extra = 1 if self.budget is None else 2  # sent, and dropped when a budget is set
         ranked: list[tuple[int, str, SeriesId]] = []
         for group in result.groups():
@@ -177,12 +179,11 @@ class SeriesBudget:
                 if kind > 0
             )
             dropped = {entry[-1] for entry in rest[room:]}
-        if dropped:
-            _remove(result, dropped)
+        cut = _cut(result, dropped)
         self._say(len(distinct) + own_extra, distinct, dropped)
         sent = len(distinct) - len(dropped) + own_extra
-        result.collector.families.extend(self._families(sink, sent, len(dropped)))
-        return sent
+        cut.collector.families.extend(self._families(sink, sent, len(dropped)))
+        return cut, sent
 
     def _families(self, sink: str, sent: int, dropped: int) -> Iterator[Metric]:
         family = GaugeMetricFamily(
@@ -224,9 +225,11 @@ class SeriesBudget:
         )
 
 
-def _remove(result: PassResult, dropped: set[SeriesId]) -> None:
-    for group in result.groups():
-        kept: list[Metric] = []
+def _cut(result: PassResult, dropped: set[SeriesId]) -> PassResult:
+    """A copy of ``result`` without the ``dropped`` series (families not cut are shared)."""
+
+    def kept(group: TargetResult) -> TargetResult:
+        families: list[Metric] = []
         for family in group.families:
             samples = [
                 s
@@ -239,8 +242,14 @@ def _remove(result: PassResult, dropped: set[SeriesId]) -> None:
                 copy = Metric(family.name, family.documentation, family.type, family.unit)
                 copy.samples = samples
                 family = copy
-            kept.append(family)
-        group.families[:] = kept
+            families.append(family)
+        return replace(group, families=families)
+
+    return replace(
+        result,
+        targets=[kept(group) for group in result.targets],
+        collector=kept(result.collector),
+    )
 
 
 def log_projected_cost(sink: object, name: str, series: int, schedule_minutes: int) -> None:

@@ -36,7 +36,7 @@ import logging
 import math
 import time
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Final
 
 from aws_lambda_powertools.metrics import MetricUnit
@@ -44,10 +44,12 @@ from aws_lambda_powertools.metrics.provider.cloudwatch_emf.cloudwatch import (
     AmazonCloudWatchEMFProvider,
 )
 from prometheus_client import Metric
+from prometheus_client.samples import Sample
 
 from .bounds import CORE_SERIES, is_health
 from .model import PassResult
 from .redis import info as redis_info
+from .resend import ResendBuffer
 from .sinks import PRINT_RESERVE_SECONDS, SentTimestamps, SeriesKey
 
 logger = logging.getLogger(__name__)
@@ -58,6 +60,8 @@ HIGH_CARDINALITY_LABELS: Final = frozenset(
     {"query", "queryid", "run_id", "master_replid", "process_id"}
 )
 INSTANCE_DIMENSION: Final = "instance"
+# On the collector's own series: each shard's pass-wide values (its pass timestamp) apart.
+SHARD_DIMENSION: Final = "shard"
 # CloudWatch refuses empty dimension values and values over 1024 characters.
 EMPTY_VALUE: Final = "none"
 MAX_DIMENSION_VALUE: Final = 1024
@@ -123,7 +127,19 @@ UNITS: Final[Mapping[str, MetricUnit]] = {
     "pg_memory_utilization": _B,  # FreeableMemory, bytes free (the name is historical)
     "pg_network_throughput": _BPS,
     "pg_read_iops": _NPS,
+    "pg_burst_balance_percent": _PCT,
     "pg_volume_bytes_used": _B,
+    # SPEC 16: DB load (average active sessions); per database; custom queries' health.
+    "pg_db_load": _N,
+    "pg_db_load_cpu": _N,
+    "pg_db_load_non_cpu": _N,
+    "pg_index_scans": _N,
+    "pg_index_size_bytes": _B,
+    "pg_vacuum_running": _N,
+    "pg_vacuum_progress_ratio": MetricUnit.NoUnit,
+    "pg_vacuum_seconds": _S,
+    "pg_custom_query_up": MetricUnit.NoUnit,
+    "pg_custom_query_series_dropped": _N,
     "mongo_uptime_seconds": _S,
     "mongo_current_connections": _N,
     "mongo_available_connections": _N,
@@ -133,6 +149,7 @@ UNITS: Final[Mapping[str, MetricUnit]] = {
     "mongo_network_throughput": _BPS,
     "mongo_read_latency": _MS,
     "mongo_write_latency": _MS,
+    "mongo_replica_lag": _MS,
     "mongo_volume_bytesused": _B,
     "mongo_volume_readiops": _N,  # a count per 5-minute period, as AWS/DocDB reports it
     "mongo_volume_wriateiops": _N,
@@ -238,6 +255,7 @@ def _lines(
     out = _Lines({}, {}, [])
     selection = selection or EmfSelection()
     for group in result.groups():
+        extra = {SHARD_DIMENSION: str(result.shard)} if group is result.collector else {}
         for family in group.families:
             unit = unit_for(family)
             for sample in family.samples:
@@ -255,7 +273,7 @@ def _lines(
                     out.stamped.append((series, when))
                     millis = int(when * 1000)
                 kept = selection.kept_labels(family.name, sample.name, sample.labels)
-                dimensions = {INSTANCE_DIMENSION: _dimension_value(group.target)}
+                dimensions = {INSTANCE_DIMENSION: _dimension_value(group.target), **extra}
                 properties: dict[str, str] = {}
                 for label, value in sample.labels.items():
                     if kept is not None and label in kept:
@@ -275,9 +293,20 @@ def _lines(
     return out
 
 
+def _series_key(target: str, sample: Sample) -> SeriesKey:
+    """How ``_lines`` names a timestamped sample's series for SentTimestamps."""
+    return sample.name, frozenset({**sample.labels, INSTANCE_DIMENSION: target}.items())
+
+
 def custom_metrics(lines: _Lines) -> int:
     """Distinct CloudWatch metrics the lines make (name x dimension values): what is billed."""
     return len({(name, key[0]) for key, line in lines.metrics.items() for name in line})
+
+
+def count_custom_metrics(result: PassResult, patterns: tuple[str, ...] = ()) -> int:
+    """Distinct CloudWatch metrics ``result`` makes through the EMF sink with EMF_METRICS =
+    ``patterns``, without printing it."""
+    return custom_metrics(_lines(result, None, EmfSelection(patterns)))
 
 
 class EmfSink:
@@ -287,6 +316,7 @@ class EmfSink:
         self._namespace = namespace
         self._selection = EmfSelection(metrics)
         self._sent = SentTimestamps()
+        self._resend = ResendBuffer(self._sent, _series_key)
         # Distinct CloudWatch metrics of the last pass sent (the projected cost's figure).
         self.last_custom_metrics = 0
 
@@ -295,6 +325,21 @@ class EmfSink:
         return PRINT_RESERVE_SECONDS
 
     def send(self, result: PassResult, deadline: float | None = None) -> None:
+        """CloudWatch points of an earlier pass whose printing failed go out with this one
+        (resend.py); they count as delivered once printed."""
+        if not result.targets:  # the Kafka stream's health group alone
+            self._print(result)
+            return
+        merged = self._resend.merge(result)
+        if self._resend.has_dropped():
+            families = [*merged.collector.families, self._resend.dropped_family("emf")]
+            merged = replace(merged, collector=replace(merged.collector, families=families))
+        try:
+            self._print(merged)
+        finally:
+            self._resend.keep(merged)
+
+    def _print(self, result: PassResult) -> None:
         """Printing is not cut short by ``deadline``: a line half printed is lost."""
         lines = _lines(result, self._sent, self._selection)
         for (dimensions, properties, millis), metrics in lines.metrics.items():

@@ -1,8 +1,12 @@
 """The collector's own health series (SPEC 3.8), pushed with each target's values.
 
 The Pushgateway keeps the last pushed values forever, so staleness must be visible in the
-data itself: ``middleware_collector_last_success_timestamp_seconds`` (and the Pushgateway's
-own ``push_time_seconds``) let Grafana show how old a target's values are.
+data itself, whatever the sink: ``middleware_pass_timestamp_seconds`` (per shard, in the
+collector's series) says when a shard last finished a pass, and
+``middleware_target_last_success_timestamp_seconds`` /
+``middleware_collector_last_success_timestamp_seconds`` when a target / a source last
+delivered everything. Alert rules and dashboards use them, not the Pushgateway's own
+``push_time_seconds``, which remote write and EMF do not have.
 """
 
 from __future__ import annotations
@@ -17,9 +21,12 @@ from .model import SourceOutcome, TargetResult
 UP = "middleware_collector_up"
 DURATION = "middleware_collector_duration_seconds"
 LAST_SUCCESS = "middleware_collector_last_success_timestamp_seconds"
+TARGET_LAST_SUCCESS = "middleware_target_last_success_timestamp_seconds"
+PASS_TIMESTAMP = "middleware_pass_timestamp_seconds"
 FAILURE = "middleware_collector_failure"
-# In every target's group: which collector deployment pushed it (COLLECTOR_INSTANCE_NAME), so
-# that one deployment deletes only its own stale groups, never another's under the same job.
+# Pushed by earlier versions in every per-target group: which collector deployment
+# (COLLECTOR_INSTANCE_NAME) pushed it. Read back only, to find this collector's groups of the
+# per-target layout and delete them (pushgateway_groups.py).
 OWNER = "middleware_collector_info"
 
 
@@ -65,20 +72,47 @@ def _last_success(
         yield success
 
 
-def replace_last_success(result: TargetResult, last_success: dict[str, float]) -> None:
+def target_success_family(succeeded_at: float | None) -> Iterator[Metric]:
+    """The target's last pass in which every source delivered all its values (absent until
+    one did)."""
+    if succeeded_at is not None:
+        yield GaugeMetricFamily(
+            TARGET_LAST_SUCCESS,
+            "Unix time of the target's last pass in which every source delivered all its "
+            "values (kept across cold starts: read back from the Pushgateway).",
+            value=succeeded_at,
+        )
+
+
+def replace_last_success(
+    result: TargetResult, last_success: dict[str, float], target_succeeded_at: float | None
+) -> None:
     """Give ``result`` the last success times known now (read back after the pass)."""
     result.families[:] = [
-        *(family for family in result.families if family.name != LAST_SUCCESS),
+        *(
+            family
+            for family in result.families
+            if family.name not in (LAST_SUCCESS, TARGET_LAST_SUCCESS)
+        ),
         *_last_success(result.outcomes, last_success),
+        *target_success_family(target_succeeded_at),
     ]
 
 
-def pass_families(duration_seconds: float, targets_up: int, targets_down: int) -> Iterator[Metric]:
-    """Pass-wide series, pushed under the collector's own instance name."""
+def pass_families(
+    duration_seconds: float, targets_up: int, targets_down: int, finished_at: float
+) -> Iterator[Metric]:
+    """Pass-wide series, sent as the collector's own (its shard's)."""
     yield GaugeMetricFamily(
         "middleware_pass_duration_seconds",
         "Duration of the whole collection pass.",
         value=duration_seconds,
+    )
+    yield GaugeMetricFamily(
+        PASS_TIMESTAMP,
+        "Unix time the shard's last pass finished collecting: its age says a stopped shard "
+        "or collector, whatever the sink.",
+        value=finished_at,
     )
     targets = GaugeMetricFamily(
         "middleware_pass_targets", "Targets by state this pass.", labels=["state"]
@@ -86,14 +120,3 @@ def pass_families(duration_seconds: float, targets_up: int, targets_down: int) -
     targets.add_metric(["up"], targets_up)
     targets.add_metric(["down"], targets_down)
     yield targets
-
-
-def owner_family(collector: str) -> Metric:
-    family = GaugeMetricFamily(
-        OWNER,
-        "1, labelled with the collector deployment (COLLECTOR_INSTANCE_NAME) that pushes the "
-        "group; it deletes the group once the target is gone.",
-        labels=["collector"],
-    )
-    family.add_metric([collector], 1.0)
-    return family

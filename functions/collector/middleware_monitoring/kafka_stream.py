@@ -16,7 +16,6 @@ import json
 import logging
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any, Final
 
@@ -25,7 +24,7 @@ from prometheus_client.core import GaugeMetricFamily
 
 from .config import KafkaSettings
 from .health import health_families
-from .model import PassResult, SourceOutcome, TargetResult
+from .model import PassResult, SourceOutcome
 from .postgres.source import STATEMENT_LABELS, STATEMENT_SERIES
 from .sinks import Sink
 
@@ -212,8 +211,8 @@ class QueryStream:
         logger.debug("query stream sent", extra={"source": SOURCE, "messages": len(futures)})
         return SourceOutcome(SOURCE, True, time.monotonic() - started)
 
-    def health(self, outcome: SourceOutcome, group: str) -> TargetResult:
-        """The stream's own health series, as a group of their own."""
+    def health(self, outcome: SourceOutcome) -> list[Metric]:
+        """The stream's own health series, sent among the collector's own."""
         families: list[Metric] = list(health_families([outcome], self.last_success))
         families.append(
             GaugeMetricFamily(
@@ -222,7 +221,7 @@ class QueryStream:
                 value=self.last_sent,
             )
         )
-        return TargetResult(group, families, [outcome])
+        return families
 
     def reserve_seconds(self) -> float:
         """Worst case of ``send``: a bootstrap that just makes it, then a metadata wait."""
@@ -247,42 +246,39 @@ def build_stream(settings: KafkaSettings | None) -> QueryStream | None:
 
 
 def send_reserve_seconds(stream: QueryStream | None, push_seconds: float) -> float:
-    """Time to keep back from collection for ``push_and_stream``: the push and the stream run
-    side by side, then the stream's health group is pushed."""
+    """Time to keep back from collection for ``push_and_stream``: the stream, then the push
+    (which carries the stream's health)."""
     if stream is None:
         return push_seconds
-    return max(push_seconds, stream.reserve_seconds()) + push_seconds
-
-
-def stream_group_name(collector_instance: str) -> str:
-    return f"{collector_instance}-{SOURCE}"
+    return stream.reserve_seconds() + push_seconds
 
 
 def push_and_stream(
     sink: Sink,
     stream: QueryStream | None,
     result: PassResult,
-    collector_instance: str,
     deadline: float | None = None,
+    *,
+    to_sink: PassResult | None = None,
 ) -> SourceOutcome | None:
-    """Push the pass and, alongside it, stream its statements; then push the stream's health
-    as a group of its own. The push is never delayed by Kafka (they run concurrently) nor lost
-    to it (a stream failure is an outcome, not an exception). Raises what ``sink.send``
-    raises, after the stream has finished too. ``deadline`` (a ``time.monotonic()`` value;
-    None: the reserves of the sink and the stream from now) bounds all of it."""
+    """Stream the pass's statements, then push the pass with the stream's health among the
+    collector's own series: a sink that replaces one group per pass (the Pushgateway) has no
+    second group to put it in. The stream gets its own reserve at most, so the push keeps
+    its time however Kafka answers (a stream failure is an outcome, not an exception).
+    Raises what ``sink.send`` raises. ``deadline`` (a ``time.monotonic()`` value; None: the
+    reserves of the sink and the stream from now) bounds all of it. ``to_sink``: what the
+    sink sends when it is not ``result`` itself (the pass cut to SERIES_BUDGET; the stream
+    still gets every statement)."""
+    pushed = result if to_sink is None else to_sink
     if deadline is None:
         deadline = time.monotonic() + send_reserve_seconds(stream, sink.reserve_seconds())
     if stream is None:
-        sink.send(result, deadline)
+        sink.send(pushed, deadline)
         return None
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="kafka") as pool:
-        sending = pool.submit(stream.send, result, deadline)
-        try:
-            sink.send(result, deadline)
-        finally:
-            # Bounded by the stream's own timeouts and the deadline; waited for even when the
-            # push failed, so the statements still go out.
-            outcome = sending.result()
-    health = stream.health(outcome, stream_group_name(collector_instance))
-    sink.send(PassResult([], 0.0, health), deadline)
+    stream_deadline = min(
+        deadline - sink.reserve_seconds(), time.monotonic() + stream.reserve_seconds()
+    )
+    outcome = stream.send(result, stream_deadline)
+    pushed.collector.families.extend(stream.health(outcome))
+    sink.send(pushed, deadline)
     return outcome

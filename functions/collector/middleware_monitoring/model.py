@@ -88,6 +88,8 @@ class Target:
     sources: list[Source]
     # Wall-clock time of each source's last successful pass, kept while the instance is warm.
     last_success: dict[str, float] = field(default_factory=dict)
+    # Wall-clock time of its last pass in which every source succeeded.
+    succeeded_at: float | None = None
     # Per source, the worker that is (or was last) collecting it; a worker stuck past its
     # pass's deadline keeps its entry, and that source is not collected again until it is free.
     in_flight: dict[str, Future[SourceResult]] = field(
@@ -138,6 +140,8 @@ class TargetResult:
     # Wall-clock time the target's values were read (the last of its sources to finish):
     # the timestamp sinks give samples that carry none of their own.
     collected_at: float | None = None
+    # Its last pass with every source up (this one's ``collected_at`` when it was).
+    target_succeeded_at: float | None = None
 
     @property
     def up(self) -> bool:
@@ -150,6 +154,9 @@ class PassResult:
     duration_seconds: float
     # Pass-wide series, sent under the collector's own instance name.
     collector: TargetResult
+    # The shard that collected it (0 when not sharded): with the collector's name, the
+    # Pushgateway group it replaces, and the ``shard`` label of the collector's series.
+    shard: int = 0
 
     def groups(self) -> list[TargetResult]:
         """Everything to send: one group per target, then the collector's."""

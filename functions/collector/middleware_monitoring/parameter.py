@@ -3,8 +3,8 @@
 Read at a cold start (unreadable or wrong: a configuration error, the function refuses to
 run), then again at most every TARGETS_MAX_AGE_SECONDS while warm (Powertools Parameters
 keeps it that long, as it keeps secrets), so a fleet changes without a deploy. A re-read
-that fails, or a new document that is wrong, keeps the last good targets and makes the
-target list not complete: no stale group is deleted on its word.
+that fails, or a new document that is wrong, keeps the last good targets (they go on being
+collected and pushed) and makes the target list not complete.
 """
 
 from __future__ import annotations
@@ -110,8 +110,7 @@ class TargetsParameter:
                 logger.error(
                     "targets parameter not used",
                     extra={
-                        "detail": "; ".join(problems)
-                        + ": the last good targets are kept, stale groups are not deleted",
+                        "detail": "; ".join(problems) + ": the last good targets are kept",
                     },
                 )
             self._fresh = not problems

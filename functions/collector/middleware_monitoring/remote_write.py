@@ -2,18 +2,23 @@
 (a protobuf ``WriteRequest``, snappy-compressed) to Amazon Managed Service for Prometheus
 (SigV4), Prometheus, Mimir or VictoriaMetrics (optional basic auth or bearer token).
 
-Every series carries ``job`` (PUSHGATEWAY_JOB) and ``instance`` (the target), the labels the
-Pushgateway's grouping key would give it. Samples carry their own timestamps: a CloudWatch
-datapoint its own time, every other value the time the pass was sent (right after it was
-collected). Requests hold whole series (a receiver refuses a sample older than one it has:
-a series split over two requests could arrive out of order) and go out one after another
-under one deadline shared with their retries: 5xx and 429 are retried with backoff, other 4xx
-are not (the receiver's answer is named in the error).
+Every series carries ``job`` (PUSHGATEWAY_JOB), ``collector`` (COLLECTOR_INSTANCE_NAME),
+``shard`` (0 when not sharded) and ``instance`` (the target; the collector's name for its own
+series): the labels a series has in the Pushgateway, so dashboards and rules work with
+either sink, and the shards' own series stay apart. Samples carry their own timestamps: a
+CloudWatch datapoint its own time, a target's other values the time that target was
+collected, the pass-wide series the time the pass is sent. A CloudWatch point counts as
+delivered once the receiver accepted it: one a refused send did not deliver goes out with
+the next pass (resend.py). Requests hold whole series (a receiver refuses a sample older
+than one it has: a series split over two requests could arrive out of order) and go out one
+after another under one deadline shared with their retries: 5xx and 429 are retried with
+backoff, other 4xx are not (the receiver's answer is named in the error).
 
 The ``WriteRequest`` is encoded by hand (four small messages, stable since remote write 1.0):
-the protobuf runtime would add 1.9 MB and ~40 ms of import to the function and encode no
-faster. Snappy is cramjam's (Rust): a pure-Python compressor is ~500x slower (docs/sinks.md
-has the measurements).
+the protobuf runtime would add a dependency and its import time to the function and encode
+no faster. Snappy is cramjam's (Rust): a pure-Python compressor is far slower. The figures are
+measured by ``python -m bench.remote_write`` (bench/RESULTS.md, section "Remote write and the
+CloudWatch interval"; docs/sinks.md says why).
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ from urllib.request import Request, urlopen
 
 from prometheus_client import Metric
 from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.samples import Sample
 
 from . import __version__
 from .config import ConfigError, RemoteWriteSettings
@@ -38,6 +44,7 @@ from .health import health_families
 from .http_answers import basic_authorization, http_status
 from .logs import scrubber
 from .model import PassResult, SourceFailure, SourceOutcome, TargetResult
+from .resend import ResendBuffer
 from .sinks import (
     DEADLINE_CAUSE,
     RETRY_BACKOFF_SECONDS,
@@ -144,6 +151,7 @@ def pass_series(
     an earlier pass (a CloudWatch value offered again until a newer datapoint comes) is
     left out. ``_created`` samples are left out too: they are not values."""
     by_labels: dict[tuple[Label, ...], Series] = {}
+    grouping = {"job": job, "collector": result.collector.target, "shard": str(result.shard)}
     for group in result.groups():
         # SQL, serverStatus and INFO values at the time their target was collected.
         collected_ms = int((group.collected_at or now) * 1000)
@@ -156,7 +164,7 @@ def pass_series(
                         {
                             **sample.labels,
                             "__name__": sample.name,
-                            "job": job,
+                            **grouping,
                             "instance": group.target,
                         }.items()
                     )
@@ -319,6 +327,7 @@ class RemoteWriteSink:
         self._job = job
         self._clock = clock
         self._sent = SentTimestamps()
+        self._resend = ResendBuffer(self._sent, self._series_key)
         self._sigv4 = sigv4 or (SigV4(settings.sigv4_region) if settings.sigv4_region else None)
         self._login: SecretLogin | None = None
         if settings.secret_arn is not None:
@@ -326,6 +335,11 @@ class RemoteWriteSink:
                 raise ValueError("REMOTE_WRITE_SECRET_ARN is set: a SecretStore is needed")
             self._login = SecretLogin(settings.secret_arn, secrets)
         self.last_success: dict[str, float] = {}
+
+    def _series_key(self, target: str, sample: Sample) -> SeriesKey:
+        """How ``pass_series`` names a sample's series (``Series.key``)."""
+        labels = {**sample.labels, "__name__": sample.name, "job": self._job, "instance": target}
+        return sample.name, frozenset(labels.items())
 
     def reserve_seconds(self) -> float:
         """One request's attempts all timing out, and the health request after it."""
@@ -395,6 +409,9 @@ class RemoteWriteSink:
     def send(self, result: PassResult, deadline: float | None = None) -> None:
         deadline = deadline_or_reserve(deadline, self.reserve_seconds())
         started = time.monotonic()
+        if result.targets:  # a pass, not the Kafka stream's health group alone
+            # CloudWatch points an earlier refused send did not deliver (resend.py).
+            result = self._resend.merge(result)
         series = pass_series(result, self._job, self._clock(), self._sent)
         total = sum(len(s.points) for s in series)
         sent = 0
@@ -412,6 +429,7 @@ class RemoteWriteSink:
             )
         # A pass (not the Kafka stream's health group alone) reports on its own sending.
         if result.targets:
+            self._resend.keep(result)
             try:
                 self._send_health(result, started, sent, failures, deadline)
             except _Failure as health_failure:
@@ -471,6 +489,9 @@ class RemoteWriteSink:
                 SAMPLES_SENT, "Samples the remote-write receiver accepted this pass.", value=sent
             )
         )
-        health = PassResult([], 0.0, TargetResult(result.collector.target, families, []))
+        families.append(self._resend.dropped_family(SOURCE))
+        health = PassResult(
+            [], 0.0, TargetResult(result.collector.target, families, []), result.shard
+        )
         series = pass_series(health, self._job, self._clock())
         self._post(encode_write_request((s.labels, s.points) for s in series), deadline)

@@ -18,7 +18,7 @@ from typing import Final
 
 from prometheus_client import Metric
 
-from .health import health_families, pass_families
+from .health import health_families, pass_families, target_success_family
 from .model import (
     PassResult,
     Prefetch,
@@ -105,8 +105,13 @@ def _target_result(target: Target, results: list[SourceResult]) -> TargetResult:
     }
     families.extend(health_families(outcomes, {**target.last_success, **succeeded_at}))
     collected = [r.collected_at for r in results if r.collected_at is not None]
+    collected_at = max(collected, default=time.time())
+    target_succeeded_at = (
+        collected_at if all(outcome.up for outcome in outcomes) else target.succeeded_at
+    )
+    families.extend(target_success_family(target_succeeded_at))
     return TargetResult(
-        target.name, families, outcomes, succeeded_at, max(collected, default=time.time())
+        target.name, families, outcomes, succeeded_at, collected_at, target_succeeded_at
     )
 
 
@@ -190,10 +195,11 @@ def run_pass(
     ]
     for target, result in zip(targets, ordered, strict=True):
         target.last_success.update(result.succeeded_at)
+        target.succeeded_at = result.target_succeeded_at
         target.down_last_pass = {o.source for o in result.outcomes if not o.up}
     duration = time.monotonic() - started
     up = sum(1 for result in ordered if result.up)
-    pass_wide = list(pass_families(duration, up, len(ordered) - up))
+    pass_wide = list(pass_families(duration, up, len(ordered) - up, time.time()))
     for prefetch in prefetches:
         pass_wide.extend(_prefetch_families(prefetch))
     collector = TargetResult(collector_instance, pass_wide, [])

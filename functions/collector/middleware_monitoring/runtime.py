@@ -25,16 +25,25 @@ from .config import (
     load_settings,
     reserved_names,
 )
+from .config.postgres import mark_server_carriers
 from .credentials import SecretStore
-from .health import owner_family, replace_last_success
+from .health import replace_last_success
 from .http_answers import describe_pushgateway_failure
 from .model import PassResult, Target
 from .parameter import TargetsParameter
-from .pushgateway_groups import Groups, delete_groups, read_groups
+from .pushgateway_groups import (
+    GroupKey,
+    Groups,
+    delete_groups,
+    instance_group,
+    read_groups,
+    shard_group,
+)
 from .runner import run_pass
 from .shards import ALL, Shard
 from .sinks import PushgatewaySink, Sink, StdoutSink
 from .targets import TargetBuilder
+from .targets_s3 import TargetsS3Object
 
 logger = logging.getLogger(__name__)
 
@@ -69,16 +78,18 @@ class Runtime:
         self._parameter = parameter
         if parameter is None and settings.targets_parameter is not None:
             self._parameter = TargetsParameter(settings, self.builder.sessions)
+        self._s3: TargetsS3Object | None = None
+        if settings.targets_s3_uri is not None:
+            self._s3 = TargetsS3Object(settings, self.builder.sessions)
         self._built: dict[str, _Built] = {}
         # Read back from the Pushgateway: set by the caller that pushes there (app, CLI).
         self.pushgateway = False
         # Targets whose last success times were read back (or found absent) once.
         self._seeded: set[str] = set()
-        # Shards whose stale groups were deleted since the targets last changed (a cold
-        # start and every change make groups of every shard possibly stale).
+        # Shards whose leftover groups (per-target layout, retired shards) this function
+        # instance deleted: once is enough, nothing pushes that layout any more.
         self._cleaned: set[Shard] = set()
         self._groups: Groups | None = None
-        self._pass_targets: tuple[set[str], bool] = (set(), False)
         self._groups_error: str | None = None
         # SERIES_BUDGET, applied by whoever sends the pass (it knows the sink).
         self.budget = SeriesBudget(settings.series_budget)
@@ -94,11 +105,14 @@ class Runtime:
     # --- targets ----------------------------------------------------------------------------
 
     def load_parameter(self) -> None:
-        """TARGETS_PARAMETER at a cold start: unreadable or wrong, it is a configuration error
-        (``ConfigError``), like the environment."""
-        if self._parameter is None:
+        """TARGETS_PARAMETER and TARGETS_S3_URI at a cold start: unreadable or wrong, it is a
+        configuration error (``ConfigError``), like the environment."""
+        if self._parameter is None and self._s3 is None:
             return
-        self._parameter.load()
+        if self._parameter is not None:
+            self._parameter.load()
+        if self._s3 is not None:
+            self._s3.load()
         self._reconcile(self.specs()[0])
 
     def specs(self) -> tuple[list[TargetSpec], bool]:
@@ -111,12 +125,16 @@ class Runtime:
             document, fresh = self._parameter.current()
             complete = complete and fresh
             specs += document.specs()
+        if self._s3 is not None:
+            document, fresh = self._s3.current()
+            complete = complete and fresh
+            specs += document.specs()
         if self.builder.discovery is not None:
             # Configured targets win a name; discovery says so once per name.
             found, fresh = self.builder.discovery.specs({spec.target_name for spec in specs})
             specs += found
             complete = complete and fresh
-        return specs, complete
+        return mark_server_carriers(specs), complete
 
     @property
     def targets(self) -> list[Target]:
@@ -128,7 +146,6 @@ class Runtime:
         for name in [name for name in self._built if name not in wanted]:
             self._built.pop(name).target.close()
             self._seeded.discard(name)
-            self._cleaned.clear()
         for name, spec in wanted.items():
             built = self._built.get(name)
             if built is not None and built.spec == spec:
@@ -143,9 +160,7 @@ class Runtime:
         deadline = time.monotonic() + budget_seconds
         if self.builder.discovery is not None:
             self.builder.discovery.refresh(budget_seconds, deadline)
-        specs, complete = self.specs()
-        # What remove_stale_groups judges by: the targets this pass was made from.
-        self._pass_targets = ({spec.target_name for spec in specs}, complete)
+        specs, _ = self.specs()
         self._reconcile(specs)
         chosen = [self._built[spec.target_name] for spec in specs if shard.owns(spec.target_name)]
         targets = [built.target for built in chosen]
@@ -159,16 +174,17 @@ class Runtime:
             targets,
             deadline=deadline,
             max_workers=self.settings.max_workers,
-            collector_instance=shard.group(self.settings.collector_instance),
+            collector_instance=self.settings.collector_instance,
             prefetches=[
                 *([self.builder.cloudwatch] if cloudwatch else []),
                 *(reads for reads in insights if reads.planned),
             ],
         )
-        for target_result in result.targets:
-            target_result.families.append(owner_family(self.settings.collector_instance))
+        result.shard = shard.index
         if self.builder.discovery is not None:
             result.collector.families.extend(self.builder.discovery.families())
+        if self._s3 is not None:
+            result.collector.families.extend(self._s3.families())
         now = self._clock()
         for built in chosen:
             built.collected_at = now
@@ -187,9 +203,9 @@ class Runtime:
     def _start_groups_read(
         self, targets: list[Target], shard: Shard, deadline: float
     ) -> Future[Groups] | None:
-        """Read the job's groups alongside the pass when it needs them: targets whose last
-        success this instance has never known (a cold start, a shard it had not served), or
-        groups that may have become stale."""
+        """Read this collector's groups alongside the pass when it needs them: targets whose
+        last success this instance has never known (a cold start, a shard it had not served),
+        or leftover groups this instance has not deleted yet."""
         gateway = self.settings.pushgateway
         if not self.pushgateway or gateway.url is None:
             return None
@@ -200,7 +216,7 @@ class Runtime:
 
         def read() -> None:
             try:
-                future.set_result(read_groups(gateway, timeout))
+                future.set_result(read_groups(gateway, self.settings.collector_instance, timeout))
             except Exception as exc:
                 future.set_exception(exc)
 
@@ -233,43 +249,40 @@ class Runtime:
             pushed = groups.last_success.get(target.name, {})
             # What this instance saw itself is newer than what any earlier one pushed.
             unknown = {s: t for s, t in pushed.items() if s not in target.last_success}
-            if unknown:
+            target_success = groups.target_success.get(target.name)
+            known_success = target.succeeded_at is not None or target_success is None
+            if unknown or not known_success:
                 target.last_success.update(unknown)
-                replace_last_success(target_result, target.last_success)
+                if not known_success:
+                    target.succeeded_at = target_result.target_succeeded_at = target_success
+                replace_last_success(target_result, target.last_success, target.succeeded_at)
         return groups
 
     def remove_stale_groups(self, shard: Shard, deadline: float) -> list[str]:
-        """After a pushed pass: delete the groups of this job that this shard owns and that
-        are no longer targets. Only when the target list is known complete and the groups
-        were read this pass; never raises. Returns the deleted instances."""
-        names, complete = self._pass_targets
+        """After a pushed pass: delete this collector's groups that no pass replaces any
+        more (SPEC 15): its groups of the per-target layout whose target this shard owns
+        (shard 0 also its own series' groups of that layout), and, from shard 0, its shard
+        groups at or above the shard count. Once per function instance and shard, when the
+        groups were read this pass; never raises. Returns the deleted groups."""
         if self._groups_error is not None:
             logger.warning(
                 "Pushgateway groups not read",
                 extra={
                     "detail": f"{self._groups_error}: last success times of targets new to "
-                    "this function instance are not known this pass, and no stale group is "
-                    "deleted",
+                    "this function instance are not known this pass, and no leftover group "
+                    "is deleted",
                 },
             )
             self._groups_error = None
-        if self._groups is None or not complete or shard in self._cleaned:
+        if self._groups is None or shard in self._cleaned:
             return []
-        collector = self.settings.collector_instance
-        # Only groups this deployment pushed: another deployment may share the job.
-        stale = {
-            instance
-            for instance, owner in self._groups.owner.items()
-            if owner == collector and instance not in names and shard.owns(instance)
-        }
-        if shard.index == 0:
-            stale |= _retired_shard_groups(self._groups.instances, collector, shard.count)
-        deleted, failed = delete_groups(self.settings.pushgateway, stale, deadline)
+        leftover = _leftover_groups(self._groups, self.settings.collector_instance, shard)
+        deleted, failed = delete_groups(self.settings.pushgateway, leftover, deadline)
         if deleted:
-            logger.info("stale groups deleted", extra={"groups": deleted})
+            logger.info("leftover groups deleted", extra={"groups": deleted})
         if failed:
             logger.warning(
-                "stale groups not deleted",
+                "leftover groups not deleted",
                 extra={"detail": "; ".join(failed), "groups": len(failed)},
             )
         else:
@@ -281,22 +294,19 @@ class Runtime:
             built.target.close()
 
 
-def _retired_shard_groups(instances: set[str], collector: str, count: int) -> set[str]:
-    """The collector groups of shards that no longer exist (the shard count went down, or
-    sharding was switched on or off): shard 0 deletes them."""
-    retired: set[str] = set()
-    pattern = reserved_names(collector)
-    for instance in instances:
-        match = pattern.fullmatch(instance)
-        if match is None:
-            continue
-        shard = match.group(1)
-        if shard is None:
-            if count > 1:
-                retired.add(instance)
-        elif count == 1 or int(shard.removeprefix("-shard-")) >= count:
-            retired.add(instance)
-    return retired
+def _leftover_groups(groups: Groups, collector: str, shard: Shard) -> list[GroupKey]:
+    """The groups ``shard`` deletes: per-target groups of the targets it owns (by name, so
+    every old group has one shard to delete it, target gone or not); from shard 0 the
+    collector's own old groups and the shard groups the shard count no longer has."""
+    own_names = reserved_names(collector)
+    leftover = [
+        instance_group(instance)
+        for instance in groups.per_target
+        if (shard.index == 0 if own_names.fullmatch(instance) else shard.owns(instance))
+    ]
+    if shard.index == 0:
+        leftover += [shard_group(collector, n) for n in groups.shards if n >= shard.count]
+    return leftover
 
 
 def build_sink(settings: Settings, secrets: SecretStore | None = None) -> Sink:

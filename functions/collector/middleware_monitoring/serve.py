@@ -134,8 +134,7 @@ class PullServer:
 
     def metrics(self, budget_seconds: float) -> bytes:
         def one_pass() -> bytes:
-            result = self.runtime.collect(budget_seconds)
-            self.runtime.budget.apply(result, "pull")
+            result, _ = self.runtime.budget.apply(self.runtime.collect(budget_seconds), "pull")
             logger.info("pass done", extra=summary(result))
             if self._after_pass is not None:
                 self._after_pass(result)

@@ -28,13 +28,6 @@ class Shard:
     def owns(self, name: str) -> bool:
         return self.count == 1 or shard_of(name, self.count) == self.index
 
-    def group(self, collector_instance: str) -> str:
-        """The collector's own group of this shard: shards must never overwrite each other's
-        pass-wide series. One shard keeps the plain name (an unsharded deployment's)."""
-        if self.count == 1:
-            return collector_instance
-        return f"{collector_instance}-shard-{self.index}"
-
 
 ALL: Final = Shard()
 

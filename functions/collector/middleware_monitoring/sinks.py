@@ -11,29 +11,27 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 import threading
 import time
 from collections.abc import Callable, Iterable
-from concurrent.futures import Future, ThreadPoolExecutor, wait
 from typing import Final, Protocol
 from urllib.error import HTTPError, URLError
 from urllib.request import Request, urlopen
 
-from prometheus_client import CollectorRegistry, Metric, generate_latest, push_to_gateway
-from prometheus_client.samples import Sample
+from prometheus_client import CONTENT_TYPE_LATEST
 
 from .config import ConfigError, PushgatewaySettings
-from .http_answers import basic_authorization, describe_pushgateway_failure
-from .model import FrozenFamilies, PassResult, TargetResult, with_instance_label
+from .http_answers import ERROR_BODY_LIMIT, basic_authorization, describe_pushgateway_failure
+from .model import PassResult
+from .pushgateway_groups import group_path, shard_group
+from .text_format import write_groups
 
 logger = logging.getLogger(__name__)
 
-PUSH_WORKERS = 8
 RETRY_BACKOFF_SECONDS = 0.5
 # Printing a pass (stdout, EMF) needs no network: a second covers formatting a large fleet.
 PRINT_RESERVE_SECONDS: Final = 1.0
-# Groups named per cause in a PushError; the rest are counted.
-NAMED_GROUPS: Final = 10
 DEADLINE_CAUSE: Final = "not sent: the push deadline came first"
 
 
@@ -69,35 +67,10 @@ def deadline_or_reserve(deadline: float | None, reserve_seconds: float) -> float
     return deadline if deadline is not None else time.monotonic() + reserve_seconds
 
 
-def newest_only(families: Iterable[Metric]) -> list[Metric]:
-    """Each series once, with its newest value and no timestamp: what the Pushgateway and the
-    text exposition can carry. Series keep the order of their first sample."""
-    out: list[Metric] = []
-    for family in families:
-        newest: dict[tuple[str, tuple[tuple[str, str], ...]], Sample] = {}
-        for sample in family.samples:
-            key = (sample.name, tuple(sorted(sample.labels.items())))
-            kept = newest.get(key)
-            if kept is None or _time_of(sample) >= _time_of(kept):
-                newest[key] = sample
-        copy = Metric(family.name, family.documentation, family.type, family.unit)
-        copy.samples = [
-            Sample(s.name, s.labels, s.value, None, s.exemplar) for s in newest.values()
-        ]
-        out.append(copy)
-    return out
-
-
-def _time_of(sample: Sample) -> float:
-    # A sample without a timestamp is "now": newer than any datapoint fetched earlier.
-    return math.inf if sample.timestamp is None else float(sample.timestamp)
-
-
 def exposition(result: PassResult) -> bytes:
-    """The pass as Prometheus text, each series labelled with its target's ``instance``."""
-    registry = CollectorRegistry(auto_describe=False)
-    registry.register(FrozenFamilies(newest_only(with_instance_label(result.groups()))))
-    return generate_latest(registry)
+    """The pass as Prometheus text, each series labelled with its target's ``instance`` and
+    given once with its newest value (no timestamps: text exposition is read as "now")."""
+    return write_groups(result.groups())
 
 
 class StdoutSink:
@@ -157,11 +130,16 @@ def _request(
 
 
 class PushgatewaySink:
-    """PUTs each target as its own group {job, instance}, so a pass replaces that target's
-    previous values and a series that disappeared does not linger. Connection errors and
-    5xx answers are retried with backoff; a 4xx is the caller's mistake and is not. Every
-    request and retry of every group shares one deadline: each request's timeout is the
-    smaller of PUSHGATEWAY_TIMEOUT_SECONDS and the time left, and no attempt starts after it."""
+    """PUTs the whole pass as one group, ``/metrics/job/<job>/collector/<name>/shard/<i>``
+    (SPEC 15): the PUT replaces the shard's previous pass, so a series or a target that
+    disappeared does not linger, and the push costs time in proportion to the pass's series
+    (the Pushgateway checks a push against every series it holds: one group per target made
+    a fleet's push cost groups x series). The grouping key never holds ``instance``: the
+    Pushgateway's grouping labels override a series' own, and every series carries its
+    target's. Connection errors and 5xx answers are retried with backoff; a 4xx is the
+    caller's mistake and is not. The request and its retries share one deadline: each
+    attempt's timeout is the smaller of PUSHGATEWAY_TIMEOUT_SECONDS and the time left, and
+    no attempt starts after it."""
 
     def __init__(self, settings: PushgatewaySettings) -> None:
         if settings.url is None:
@@ -170,115 +148,108 @@ class PushgatewaySink:
             )
         self._settings = settings
         self._url: str = settings.url
-        # How long the last push that went through took: a fleet's hundreds of groups need
-        # more than one group's worst case when the gateway is merely slow.
+        # How long the last push that went through took: a fleet's pass in one PUT may need
+        # more than one request's worst case when the gateway is merely slow.
         self._last_push_seconds = 0.0
 
     def reserve_seconds(self) -> float:
-        """One group's attempts all timing out, or twice what the last push took when that
-        is more. Groups go out PUSH_WORKERS at a time under the shared deadline, so with a
-        black-holed gateway and many groups the push ends at the deadline with the groups
-        it did not finish named."""
+        """The request's attempts all timing out, or twice what the last push took when that
+        is more."""
         return max(push_worst_case_seconds(self._settings), 2 * self._last_push_seconds)
 
-    def _handler(self, deadline: float) -> Callable[..., Callable[[], None]]:
+    def group_url(self, collector: str, shard: int) -> str:
+        key = shard_group(collector, shard)
+        return f"{self._url.rstrip('/')}/metrics/{group_path(self._settings.job, key)}"
+
+    def _put(self, url: str, body: bytes, deadline: float) -> None:
         settings = self._settings
-
-        def handler(
-            url: str,
-            method: str,
-            timeout: float | None,
-            headers: list[tuple[str, str]],
-            data: bytes,
-        ) -> Callable[[], None]:
-            sent_headers = list(headers)
-            if settings.username:
-                sent_headers.append(
-                    ("Authorization", basic_authorization(settings.username, settings.password))
-                )
-
-            def send() -> None:
-                for attempt in range(settings.retries + 1):
-                    left = deadline - time.monotonic()
-                    if left <= 0:
-                        raise _DeadlineReached()
-                    try:
-                        _request(url, method, min(timeout or left, left), sent_headers, data)
-                        return
-                    except HTTPError as exc:
-                        if exc.code < 500 or attempt == settings.retries:
-                            raise
-                        last: Exception = exc
-                    except (URLError, OSError) as exc:
-                        if attempt == settings.retries:
-                            raise
-                        last = exc
-                    pause = RETRY_BACKOFF_SECONDS * 2**attempt
-                    if time.monotonic() + pause >= deadline:
-                        # No time for another attempt: the last error is the cause.
-                        raise last
-                    time.sleep(pause)
-
-            return send
-
-        return handler
-
-    def _push(self, result: TargetResult, deadline: float) -> str | None:
-        """None when accepted, else the cause (no target name: ``send`` groups by cause)."""
-        if time.monotonic() >= deadline:
-            return DEADLINE_CAUSE
-        registry = CollectorRegistry(auto_describe=False)
-        registry.register(FrozenFamilies(newest_only(result.families)))
-        try:
-            push_to_gateway(
-                self._url,
-                job=self._settings.job,
-                registry=registry,
-                grouping_key={"instance": result.target},
-                timeout=self._settings.timeout_seconds,
-                handler=self._handler(deadline),
+        headers = [("Content-Type", CONTENT_TYPE_LATEST)]
+        if settings.username:
+            headers.append(
+                ("Authorization", basic_authorization(settings.username, settings.password))
             )
-        except _DeadlineReached:
-            return DEADLINE_CAUSE
-        except Exception as exc:
-            return describe_pushgateway_failure(exc)
-        return None
+        for attempt in range(settings.retries + 1):
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise _DeadlineReached()
+            try:
+                _request(url, "PUT", min(settings.timeout_seconds, left), headers, body)
+                return
+            except HTTPError as exc:
+                if exc.code < 500 or attempt == settings.retries:
+                    raise
+                last: Exception = exc
+            except (URLError, OSError) as exc:
+                if attempt == settings.retries:
+                    raise
+                last = exc
+            pause = RETRY_BACKOFF_SECONDS * 2**attempt
+            if time.monotonic() + pause >= deadline:
+                # No time for another attempt: the last error is the cause.
+                raise last
+            time.sleep(pause)
 
     def send(self, result: PassResult, deadline: float | None = None) -> None:
         deadline = deadline_or_reserve(deadline, self.reserve_seconds())
         started = time.monotonic()
-        groups = result.groups()
-        pool = ThreadPoolExecutor(max_workers=PUSH_WORKERS, thread_name_prefix="push")
-        futures: dict[Future[str | None], str] = {
-            pool.submit(self._push, group, deadline): group.target for group in groups
-        }
-        # Requests time out by the deadline themselves; the margin covers a thread that is
-        # between its last check and its return.
-        wait(futures, timeout=max(0.0, deadline - time.monotonic()) + 0.5)
-        pool.shutdown(wait=False, cancel_futures=True)
-        failed: dict[str, list[str]] = {}
-        for future, target in futures.items():
-            if not future.done() or future.cancelled():
-                cause: str | None = DEADLINE_CAUSE
+        body = write_groups(result.groups())
+        url = self.group_url(result.collector.target, result.shard)
+        try:
+            self._put(url, body, deadline)
+        except Exception as exc:
+            if isinstance(exc, _DeadlineReached):
+                cause = DEADLINE_CAUSE
+            elif isinstance(exc, HTTPError) and 400 <= exc.code < 500:
+                cause = describe_rejection(exc, body)
             else:
-                cause = future.result()
-            if cause is not None:
-                failed.setdefault(cause, []).append(target)
-        if failed:
-            count = sum(len(targets) for targets in failed.values())
+                cause = describe_pushgateway_failure(exc)
             raise PushError(
-                f"Pushgateway {self._url} did not accept {count} of {len(groups)} groups: "
-                + "; ".join(f"{cause} ({named(targets)})" for cause, targets in failed.items())
-            )
+                f"Pushgateway {url} did not accept the pass ({result.series_count()} series of "
+                f"{len(result.targets)} targets): {cause}"
+            ) from None
         self._last_push_seconds = time.monotonic() - started
+
+
+# The Pushgateway's answer to a push it refuses names the series in its protobuf text form:
+# ``collected metric "x" { label:<name:"a" value:"1" > gauge:<value:1 > } is not a COUNTER``.
+_COLLECTED = re.compile(
+    r'collected metric "(?P<name>[^"]+)" \{ (?P<fields>.*) \} (?P<reason>[^}]*)$'
+)
+_LABEL = re.compile(r'label:<name:"(?P<name>[^"]*)" value:"(?P<value>(?:[^"\\]|\\.)*)" >')
+# A body it cannot parse: ``text format parsing error in line 7: ...``.
+_LINE = re.compile(r"\bline (?P<line>[0-9]+)\b")
+REJECTION_BODY_LIMIT: Final = 4000
+
+
+def describe_rejection(exc: HTTPError, body: bytes) -> str:
+    """``HTTP 400 Bad Request: series x{instance="db1",...} is not a COUNTER (...)``: the
+    series the Pushgateway refused and its reason, from its answer; for a body it could not
+    parse, the pushed line it names."""
+    try:
+        answer = " ".join(exc.read(REJECTION_BODY_LIMIT).decode(errors="replace").split())
+    except Exception:
+        answer = ""
+    status = f"HTTP {exc.code} {exc.reason}"
+    if not answer:
+        return status
+    found = _COLLECTED.search(answer)
+    if found is not None:
+        labels = ",".join(
+            f'{label["name"]}="{label["value"]}"' for label in _LABEL.finditer(found["fields"])
+        )
+        context = answer[: found.start()].rstrip(": ")
+        return f"{status}: series {found['name']}{{{labels}}} {found['reason']}" + (
+            f" ({context})" if context else ""
+        )
+    line = _LINE.search(answer)
+    if line is not None:
+        lines = body.split(b"\n")
+        number = int(line["line"])
+        if 0 < number <= len(lines):
+            pushed = lines[number - 1].decode(errors="replace")[:ERROR_BODY_LIMIT]
+            return f"{status}: {answer[:ERROR_BODY_LIMIT]} (pushed line {number}: {pushed})"
+    return f"{status}: {answer[:ERROR_BODY_LIMIT]}"
 
 
 class _DeadlineReached(Exception):
     """No attempt left before the push deadline (and none had failed yet)."""
-
-
-def named(targets: list[str]) -> str:
-    """``a, b, c`` or, past NAMED_GROUPS, ``a, ..., j and 190 more``."""
-    shown = ", ".join(targets[:NAMED_GROUPS])
-    rest = len(targets) - NAMED_GROUPS
-    return shown + (f" and {rest} more" if rest > 0 else "")

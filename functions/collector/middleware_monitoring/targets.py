@@ -62,6 +62,8 @@ def cloudwatch_declarations(spec: CloudWatchTarget) -> list[Declaration]:
         return declarations.docdb_instance(spec.identifier)
     if spec.kind == "docdb_cluster":
         return declarations.docdb_cluster(spec.identifier)
+    if spec.kind == "docdb_elastic":
+        return declarations.docdb_elastic(spec.identifier, spec.cluster_id or "")
     return declarations.elasticache(spec.identifier, spec.node)
 
 
@@ -189,7 +191,7 @@ class TargetBuilder:
         from .docdb.source import DocumentDBSource
 
         login = docdb_secret_login(spec, self.secrets) if spec.secret_arn else None
-        return [DocumentDBSource(spec, login=login)]
+        return [DocumentDBSource(spec, login=login, bounds=self.settings.mongo_collections)]
 
     def _redis(self, spec: RedisSettings) -> list[Source]:
         # Imported here: the Redis client is paid for only when an ElastiCache node is.

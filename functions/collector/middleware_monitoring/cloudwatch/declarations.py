@@ -13,6 +13,7 @@ from typing import Final
 RDS: Final = "AWS/RDS"
 DOCDB: Final = "AWS/DocDB"
 ELASTICACHE: Final = "AWS/ElastiCache"
+DOCDB_ELASTIC: Final = "AWS/DocDB-Elastic"
 
 # AWS publishes most of these once a minute; the cluster-volume metrics every 5 minutes.
 MINUTE: Final = 60
@@ -53,8 +54,20 @@ class Series:
 
 
 # SPEC 3.3. FreeStorageSpace exists for RDS instances only; Aurora has a cluster volume.
+# BurstBalance (SPEC 18: an alert rule reads it) too, and only for gp2 storage: elsewhere it
+# has no datapoint and is counted missing.
+_FREE_STORAGE: Final = Series(
+    "pg_storage_disk_space", "FreeStorageSpace", "Average", MINUTE, "Free storage, bytes."
+)
+_BURST_BALANCE: Final = Series(
+    "pg_burst_balance_percent",
+    "BurstBalance",
+    "Average",
+    MINUTE,
+    "I/O burst credits left on gp2 storage, percent (no datapoint on gp3, io1/io2).",
+)
 RDS_INSTANCE_SERIES: Final = (
-    Series("pg_storage_disk_space", "FreeStorageSpace", "Average", MINUTE, "Free storage, bytes."),
+    _FREE_STORAGE,
     Series("pg_cpu_utilization", "CPUUtilization", "Average", MINUTE, "CPU utilization, percent."),
     Series(
         "pg_memory_utilization",
@@ -71,9 +84,42 @@ RDS_INSTANCE_SERIES: Final = (
         "Outgoing network traffic, bytes per second.",
     ),
     Series("pg_read_iops", "ReadIOPS", "Average", MINUTE, "Disk read operations per second."),
+    _BURST_BALANCE,
+)
+# SPEC 16: DB load (average active sessions), per instance, published only while
+# Performance Insights is on: without it they are absent, not missing (OPTIONAL_METRICS).
+DB_LOAD_SERIES: Final = (
+    Series(
+        "pg_db_load",
+        "DBLoad",
+        "Average",
+        MINUTE,
+        "DB load: average active sessions (Performance Insights on).",
+    ),
+    Series(
+        "pg_db_load_cpu",
+        "DBLoadCPU",
+        "Average",
+        MINUTE,
+        "DB load waiting on or using CPU: average active sessions.",
+    ),
+    Series(
+        "pg_db_load_non_cpu",
+        "DBLoadNonCPU",
+        "Average",
+        MINUTE,
+        "DB load waiting on anything but CPU: average active sessions.",
+    ),
+)
+# Metrics whose absence says something about the resource (a feature off), not about the
+# collector: not counted in middleware_cloudwatch_metrics_missing.
+OPTIONAL_METRICS: Final = frozenset((RDS, series.metric) for series in DB_LOAD_SERIES)
+# What an Aurora instance and cluster share with an RDS instance.
+AURORA_INSTANCE_SERIES: Final = tuple(
+    s for s in RDS_INSTANCE_SERIES if s not in (_FREE_STORAGE, _BURST_BALANCE)
 )
 AURORA_CLUSTER_SERIES: Final = (
-    *RDS_INSTANCE_SERIES[1:],
+    *AURORA_INSTANCE_SERIES,
     Series(
         "pg_volume_bytes_used",
         "VolumeBytesUsed",
@@ -107,6 +153,14 @@ DOCDB_INSTANCE_SERIES: Final = (
         "Average",
         MINUTE,
         "Disk write latency, ms (as DocumentDB publishes it).",
+    ),
+    # SPEC 18 (an alert rule reads it); published for replica instances only.
+    Series(
+        "mongo_replica_lag",
+        "DBInstanceReplicaLag",
+        "Average",
+        MINUTE,
+        "How far this replica is behind the primary, ms (no datapoint on the primary).",
     ),
 )
 DOCDB_CLUSTER_SERIES: Final = (
@@ -237,6 +291,81 @@ ELASTICACHE_ENGINE_SERIES: Final = (
     ),
 )
 ELASTICACHE_SERIES: Final = (*ELASTICACHE_ALLOWANCE_SERIES, *ELASTICACHE_ENGINE_SERIES)
+# SPEC 18: DocumentDB Elastic clusters, per cluster (dimensions ClusterId and ClusterName),
+# label cluster = the name. AWS documents DocumentDB's metrics as applying to elastic
+# clusters too; an elastic cluster's CPU is published for its shards' primaries.
+DOCDB_ELASTIC_SERIES: Final = (
+    Series(
+        "mongo_elastic_primary_cpu_utilization",
+        "PrimaryInstanceCPUUtilization",
+        "Average",
+        MINUTE,
+        "CPU utilization of the cluster's primary (writer) instances, percent.",
+    ),
+    Series(
+        "mongo_elastic_connections",
+        "DatabaseConnections",
+        "Average",
+        MINUTE,
+        "Open connections to the cluster.",
+    ),
+    Series(
+        "mongo_elastic_cursors_timed_out",
+        "DatabaseCursorsTimedOut",
+        "Sum",
+        MINUTE,
+        "Cursors that timed out in the minute.",
+    ),
+    Series(
+        "mongo_elastic_volume_bytes_used",
+        "VolumeBytesUsed",
+        "Average",
+        FIVE_MINUTES,
+        "Storage used by the cluster, bytes.",
+    ),
+    Series(
+        "mongo_elastic_opcounters_insert",
+        "OpcountersInsert",
+        "Sum",
+        MINUTE,
+        "Insert operations in the minute.",
+    ),
+    Series(
+        "mongo_elastic_opcounters_query",
+        "OpcountersQuery",
+        "Sum",
+        MINUTE,
+        "Queries in the minute.",
+    ),
+    Series(
+        "mongo_elastic_opcounters_update",
+        "OpcountersUpdate",
+        "Sum",
+        MINUTE,
+        "Update operations in the minute.",
+    ),
+    Series(
+        "mongo_elastic_opcounters_delete",
+        "OpcountersDelete",
+        "Sum",
+        MINUTE,
+        "Delete operations in the minute.",
+    ),
+    Series(
+        "mongo_elastic_read_iops",
+        "ReadIOPS",
+        "Average",
+        MINUTE,
+        "Disk read I/O operations per second.",
+    ),
+    Series(
+        "mongo_elastic_write_iops",
+        "WriteIOPS",
+        "Average",
+        MINUTE,
+        "Disk write I/O operations per second.",
+    ),
+)
 
 
 def _declare(
@@ -258,14 +387,20 @@ def _declare(
 
 def rds(identifier: str, rds_type: str) -> list[Declaration]:
     """``rds_type`` is the dimension name: DBInstanceIdentifier or DBClusterIdentifier."""
-    catalogue = AURORA_CLUSTER_SERIES if rds_type == "DBClusterIdentifier" else RDS_INSTANCE_SERIES
+    catalogue = (
+        AURORA_CLUSTER_SERIES
+        if rds_type == "DBClusterIdentifier"
+        else RDS_INSTANCE_SERIES + DB_LOAD_SERIES
+    )
     return _declare(RDS, ((rds_type, identifier),), catalogue)
 
 
 def aurora_instance(identifier: str) -> list[Declaration]:
     """An Aurora cluster's member: the instance metrics but FreeStorageSpace (the cluster
     volume is the cluster's, VolumeBytesUsed)."""
-    return _declare(RDS, (("DBInstanceIdentifier", identifier),), RDS_INSTANCE_SERIES[1:])
+    return _declare(
+        RDS, (("DBInstanceIdentifier", identifier),), AURORA_INSTANCE_SERIES + DB_LOAD_SERIES
+    )
 
 
 def docdb_instance(identifier: str) -> list[Declaration]:
@@ -295,3 +430,13 @@ def elasticache(cluster: str, node: str | None = None) -> list[Declaration]:
         dimensions += (("CacheNodeId", node),)
         labels += (("CacheNodeId", node),)
     return _declare(ELASTICACHE, dimensions, ELASTICACHE_SERIES, labels)
+
+
+def docdb_elastic(name: str, cluster_id: str) -> list[Declaration]:
+    """A DocumentDB Elastic cluster: CloudWatch names it by ClusterId and ClusterName both."""
+    return _declare(
+        DOCDB_ELASTIC,
+        (("ClusterId", cluster_id), ("ClusterName", name)),
+        DOCDB_ELASTIC_SERIES,
+        (("cluster", name),),
+    )

@@ -35,7 +35,7 @@ from .discovery import (
     ResourceKey,
     load_discovery,
 )
-from .docdb import DocDBSettings, load_docdb
+from .docdb import DocDBSettings, MongoCollectionBounds, load_docdb, load_mongo_collection_bounds
 from .elasticache import NODE_DEFAULTS, RedisSettings, redis_defaults
 from .env import LOG_LEVELS, ConfigError, EnvReader
 from .extra import with_extra
@@ -117,6 +117,8 @@ class Settings:
     serve: ServeSettings = field(default_factory=lambda: load_serve(EnvReader({})))
     kafka: KafkaSettings | None = None
     docdb: tuple[DocDBSettings, ...] = ()
+    # MONGO_COLLECTIONS_TOP_N / MONGO_COLLSTATS_PER_PASS: every DocumentDB target's bounds.
+    mongo_collections: MongoCollectionBounds = field(default_factory=MongoCollectionBounds)
     cloudwatch: CloudWatchSettings = field(
         default_factory=lambda: load_cloudwatch(EnvReader({}), RDS_TYPES[0])
     )
@@ -133,6 +135,8 @@ class Settings:
     targets: tuple[TargetSpec, ...] = ()
     # TARGETS_PARAMETER: an SSM parameter holding a targets document, read by the runtime.
     targets_parameter: str | None = None
+    # TARGETS_S3_URI: s3://bucket/key holding a targets document, read by the runtime.
+    targets_s3_uri: str | None = None
     targets_max_age_seconds: int = 300
     # The options every PostgreSQL / ElastiCache target shares (for documents read later:
     # the parameter).
@@ -177,18 +181,29 @@ def duplicate_names(specs: Iterable[TargetSpec], collector_instance: str) -> lis
         places.setdefault(spec.target_name, []).append(spec.origin)
     problems = [
         f"{where[-1]}: target name {name!r} is already used by {' and by '.join(where[:-1])}; "
-        "each target is one Pushgateway group and needs its own name"
+        "each target needs its own name (the instance label of its series)"
         for name, where in places.items()
         if len(where) > 1
     ]
     reserved = reserved_names(collector_instance)
     problems += [
-        f"{where[0]}: target name {name!r} is a name of the collector's own groups "
+        f"{where[0]}: target name {name!r} is a name the collector uses for its own series "
         f"(COLLECTOR_INSTANCE_NAME={collector_instance!r}); give the target another name"
         for name, where in places.items()
         if reserved.fullmatch(name)
     ]
     return problems
+
+
+def _s3_uri(env: EnvReader) -> str | None:
+    uri = env.text("TARGETS_S3_URI")
+    if uri is None:
+        return None
+    bucket, _, key = uri.removeprefix("s3://").partition("/")
+    if not uri.startswith("s3://") or not bucket or not key or " " in bucket:
+        env.problem("TARGETS_S3_URI", f"expected s3://bucket/key, got {uri!r}")
+        return None
+    return uri
 
 
 def load_settings(
@@ -230,6 +245,7 @@ def load_settings(
         serve=load_serve(env),
         kafka=load_kafka(env),
         docdb=docdb,
+        mongo_collections=load_mongo_collection_bounds(env),
         cloudwatch=cloudwatch,
         emf_namespace=load_emf_namespace(env),
         emf_metrics=load_emf_metrics(env),
@@ -242,6 +258,7 @@ def load_settings(
         secret_store=load_secret_store(env),
         targets=tuple(targets),
         targets_parameter=env.text("TARGETS_PARAMETER"),
+        targets_s3_uri=_s3_uri(env),
         targets_max_age_seconds=env.integer("TARGETS_MAX_AGE_SECONDS", 300, 0, 86400),
         postgres_defaults=defaults,
         redis_defaults=node_defaults,

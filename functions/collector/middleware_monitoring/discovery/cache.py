@@ -60,6 +60,8 @@ FAILURE = "middleware_discovery_failure"
 DURATION = "middleware_discovery_duration_seconds"
 LAST_SUCCESS = "middleware_discovery_last_success_timestamp_seconds"
 RESOURCES = "middleware_discovery_resources"
+ENRICHMENT_UP = "middleware_discovery_enrichment_up"
+ENRICHMENT_FAILURE = "middleware_discovery_enrichment_failure"
 
 
 @dataclass
@@ -118,6 +120,9 @@ class Discovery:
         self._resources: dict[ResourceKey, Resource] = {}
         self._told: set[ResourceKey] = set()  # resources whose missing login was logged
         self._shadowed: set[str] = set()  # names a configured target took, logged
+        # (role ARN, region, call) -> why the enrichment call failed on its latest try, or
+        # None when it answered; only calls that were made.
+        self._enrichment: dict[tuple[str | None, str, str], AwsFailure | None] = {}
 
     # --- a pass -----------------------------------------------------------------------------
 
@@ -200,7 +205,30 @@ class Discovery:
                 if unit.succeeded_at is not None:
                     success.add_metric(values, unit.succeeded_at)
                 count.add_metric(values, float(len(unit.resources or ())))
-        yield from (f for f in (up, failure, duration, success, count) if f.samples)
+        enrichment_up = GaugeMetricFamily(
+            ENRICHMENT_UP,
+            "1 if the enrichment call (e.g. DescribePendingMaintenanceActions) answered on its "
+            "latest try; 0: the resources are still found, the series it feeds are absent.",
+            labels=["account", "region", "call"],
+        )
+        enrichment_failure = GaugeMetricFamily(
+            ENRICHMENT_FAILURE,
+            "1 for the reason an enrichment call failed on its latest try (absent while up).",
+            labels=["account", "region", "call", "reason"],
+        )
+        with self._lock:
+            for (role_arn, region, call), why in sorted(
+                self._enrichment.items(), key=lambda item: (item[0][0] or "", *item[0][1:])
+            ):
+                values = [self._account_of_place(role_arn) or "", region, call]
+                enrichment_up.add_metric(values, 0.0 if why else 1.0)
+                if why is not None:
+                    enrichment_failure.add_metric([*values, why.reason], 1.0)
+        yield from (
+            f
+            for f in (up, failure, duration, success, count, enrichment_up, enrichment_failure)
+            if f.samples
+        )
 
     # --- refreshing ---------------------------------------------------------------------------
 
@@ -266,6 +294,31 @@ class Discovery:
                     self._finish(unit, None, classify(exc), time.monotonic() - started)
                 else:
                     self._finish(unit, found, None, time.monotonic() - started)
+            self._enriched(role_arn, account, region, where.enrichment)
+
+    def _enriched(
+        self,
+        role_arn: str | None,
+        account: str,
+        region: str,
+        calls: dict[str, AwsFailure | None],
+    ) -> None:
+        with self._lock:
+            for call, why in calls.items():
+                self._enrichment[(role_arn, region, call)] = why
+        for call, why in calls.items():
+            if why is not None:
+                logger.warning(
+                    "discovery enrichment failed",
+                    extra={
+                        "account": account,
+                        "region": region,
+                        "call": call,
+                        "reason": why.reason,
+                        "detail": f"{why.detail}; the resources are still found, without "
+                        "the series this call feeds",
+                    },
+                )
 
     def _finish(
         self,
@@ -290,8 +343,7 @@ class Discovery:
                     "kind": unit.kind,
                     "reason": failure.reason,
                     "detail": f"{failure.detail}; its last known "
-                    f"{len(unit.resources or ())} resources are kept, stale groups are not "
-                    "deleted",
+                    f"{len(unit.resources or ())} resources are kept",
                 },
             )
 
@@ -300,9 +352,12 @@ class Discovery:
             return self._deadline
 
     def _account(self, unit: Unit) -> str | None:
-        if unit.role_arn is None:
+        return self._account_of_place(unit.role_arn)
+
+    def _account_of_place(self, role_arn: str | None) -> str | None:
+        if role_arn is None:
             return self._own_account
-        return unit.role_arn.split(":")[4]
+        return role_arn.split(":")[4]
 
     def _account_of(self, role_arn: str | None, region: str) -> str:
         """A role's account is in its ARN; the function's own is asked once (STS

@@ -1,0 +1,159 @@
+"""The Prometheus text format of a whole pass, written directly from the pass's families.
+
+prometheus_client's ``generate_latest`` needs a registry of merged families (every sample
+copied with its ``instance`` label added) and spends most of its time per sample on generic
+escaping: about 20 us a series, two thirds of a one-group push. This writer gives the same
+bytes (tests compare it with ``generate_latest`` on the same pass and parse it with
+prometheus_client's own parser) at a fraction of the cost: names are escaped once per name,
+not once per sample; label values only when they hold a character that needs it; and each
+series is written once with its newest value, without copying it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Final
+
+from prometheus_client import Metric
+from prometheus_client.openmetrics.exposition import escape_label_name, escape_metric_name
+from prometheus_client.samples import Sample
+from prometheus_client.utils import floatToGoString
+
+from .model import TargetResult
+
+INSTANCE: Final = "instance"
+# Samples of these suffixes go in a gauge block of their own after their family, as
+# generate_latest writes them (OpenMetrics-only samples in the Prometheus format).
+_OM_SUFFIXES: Final = ("_created", "_gsum", "_gcount")
+
+# Names are few and repeat for every target: escaped once per process.
+_metric_names: dict[str, str] = {}
+_label_names: dict[str, str] = {}
+
+
+def _metric_name(name: str) -> str:
+    escaped = _metric_names.get(name)
+    if escaped is None:
+        escaped = _metric_names[name] = escape_metric_name(name)
+    return escaped
+
+
+def _label_name(name: str) -> str:
+    escaped = _label_names.get(name)
+    if escaped is None:
+        escaped = _label_names[name] = escape_label_name(name)
+    return escaped
+
+
+def _label_value(value: str) -> str:
+    if "\\" in value or "\n" in value or '"' in value:
+        return value.replace("\\", r"\\").replace("\n", r"\n").replace('"', r"\"")
+    return value
+
+
+def _value(value: float) -> str:
+    # floatToGoString's own answer for the common case (repr), without its conversions and
+    # comparisons; below 1e6 its exponent rewrite never applies.
+    if type(value) is float and 0.0 <= value < 1e6:
+        return repr(value)
+    text: str = floatToGoString(value)
+    return text
+
+
+def _header(name: str, mtype: str, documentation: str) -> str:
+    text = documentation.replace("\\", r"\\").replace("\n", r"\n")
+    return f"# HELP {name} {text}\n# TYPE {name} {mtype}\n"
+
+
+def _block(family: Metric) -> tuple[str, str]:
+    """(name, type) of the family's block, munged from OpenMetrics as generate_latest does."""
+    name, mtype = family.name, family.type
+    if mtype == "counter":
+        name += "_total"
+    elif mtype == "info":
+        name += "_info"
+        mtype = "gauge"
+    elif mtype == "stateset":
+        mtype = "gauge"
+    elif mtype == "gaugehistogram":
+        mtype = "histogram"
+    elif mtype == "unknown":
+        mtype = "untyped"
+    return _metric_name(name), mtype
+
+
+def labels_text(labels: Mapping[str, str], instance: str | None) -> str:
+    """``{a="1",instance="db1"}``: the labels sorted by name, ``instance`` set when given."""
+    if instance is not None:
+        if INSTANCE in labels:
+            items = [item for item in labels.items() if item[0] != INSTANCE]
+        else:
+            items = list(labels.items())
+        items.append((INSTANCE, instance))
+    elif not labels:
+        return ""
+    else:
+        items = list(labels.items())
+    if len(items) > 1:
+        items.sort()
+    return "{" + ",".join([f'{_label_name(k)}="{_label_value(v)}"' for k, v in items]) + "}"
+
+
+def _time_of(sample: Sample) -> float:
+    # A sample without a timestamp is "now": newer than any datapoint fetched earlier.
+    return math.inf if sample.timestamp is None else float(sample.timestamp)
+
+
+def newest_samples(samples: Sequence[Sample]) -> Sequence[Sample]:
+    """Each series once, with its newest value, in the order of each series' first sample.
+    Only timestamped samples (CloudWatch points) can repeat a series; a family without any
+    is taken as it is."""
+    if all(sample.timestamp is None for sample in samples):
+        return samples
+    newest: dict[tuple[str, tuple[tuple[str, str], ...]], Sample] = {}
+    for sample in samples:
+        key = (sample.name, tuple(sorted(sample.labels.items())))
+        kept = newest.get(key)
+        # Assigning an existing key keeps its place: the series stays where it first was.
+        if kept is None or _time_of(sample) >= _time_of(kept):
+            newest[key] = sample
+    return list(newest.values())
+
+
+def write_groups(groups: Iterable[TargetResult], label_instance: bool = True) -> bytes:
+    """The groups' families as one text exposition: one block per family name (HELP and TYPE
+    of its first family), every series labelled with its group's ``instance`` (when
+    ``label_instance``), each series' newest value without a timestamp."""
+    by_name: dict[str, list[tuple[str, Metric]]] = {}
+    for group in groups:
+        for family in group.families:
+            members = by_name.get(family.name)
+            if members is None:
+                by_name[family.name] = [(group.target, family)]
+            else:
+                members.append((group.target, family))
+    out: list[str] = []
+    append = out.append
+    for name, members in by_name.items():
+        first = members[0][1]
+        block_name, mtype = _block(first)
+        append(_header(block_name, mtype, first.documentation))
+        suffixes = {name + suffix: suffix for suffix in _OM_SUFFIXES}
+        extra: dict[str, list[str]] = {}
+        for target, family in members:
+            instance = target if label_instance else None
+            for sample in newest_samples(family.samples):
+                line = (
+                    f"{_metric_name(sample.name)}{labels_text(sample.labels, instance)} "
+                    f"{_value(sample.value)}\n"
+                )
+                suffix = suffixes.get(sample.name)
+                if suffix is None:
+                    append(line)
+                else:
+                    extra.setdefault(suffix, []).append(line)
+        for suffix, lines in sorted(extra.items()):
+            append(_header(_metric_name(name + suffix), "gauge", first.documentation))
+            out.extend(lines)
+    return "".join(out).encode()
