@@ -56,6 +56,7 @@ MODULE_SECTIONS: tuple[ModuleSection, ...] = (
     ModuleSection("pushgateway_scale", "bench.pushgateway_scale", "A fleet on one Pushgateway"),
     ModuleSection("enhanced_monitoring", "bench.enhanced_monitoring", "Enhanced Monitoring"),
     ModuleSection("cost_per_sink", "bench.cost_per_sink", "Cost per sink"),
+    ModuleSection("docdb_collections", "bench.docdb_collections", "DocumentDB collections"),
 )
 BUILTIN = ("reference", "cloudwatch", "exporter", "coldstart", "scaling", "floors", "fleet", "cost")
 
