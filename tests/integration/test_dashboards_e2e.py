@@ -396,6 +396,9 @@ def deployment(
     seed_cloudwatch(moto_server.endpoint_url, HEALTHY_FLEET)
     seed_cloudwatch(moto_server.endpoint_url, AURORA_FLEET)
     _prepare_postgres(pg15)
+    # The bloat estimate reads pg_stats, which shows a table only to a login that may read it.
+    pg15.execute_as_superuser(f"GRANT SELECT ON e2e_vacuumed TO {MONITOR_USER}")
+    pg15.execute_as_superuser("ANALYZE e2e_vacuumed")
     # A vacuum running through the passes (the vacuum panels), in e2e_shop: PG_DATABASES=all.
     # Started before the sleeper: a statement running since before its rows were written
     # would spare them the freezing the vacuum waits for.
@@ -470,6 +473,7 @@ def deployment(
             "PG_TARGET_NAME": PG_UP,
             "PG_QUERIES_FILE": str(queries_file),
             "PG_DATABASES": "all",
+            "PG_COLLECTORS": "+bloat",
             "MONGO_INFO": json.dumps(mongo_info),
         }
         down_env = {
