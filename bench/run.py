@@ -57,6 +57,7 @@ MODULE_SECTIONS: tuple[ModuleSection, ...] = (
     ModuleSection("enhanced_monitoring", "bench.enhanced_monitoring", "Enhanced Monitoring"),
     ModuleSection("cost_per_sink", "bench.cost_per_sink", "Cost per sink"),
     ModuleSection("pg_databases", "bench.pg_databases", "PostgreSQL, every database of a server"),
+    ModuleSection("docdb_collections", "bench.docdb_collections", "DocumentDB collections"),
 )
 BUILTIN = ("reference", "cloudwatch", "exporter", "coldstart", "scaling", "floors", "fleet", "cost")
 
