@@ -26,7 +26,7 @@ from typing import Any
 from prometheus_client import Metric
 from prometheus_client.core import GaugeMetricFamily
 
-from bench.section import Goal, Section, Table
+from bench.section import Goal, Section, Table, quantity
 from middleware_monitoring.config import PushgatewaySettings
 from middleware_monitoring.model import PassResult, TargetResult
 from middleware_monitoring.sinks import PushgatewaySink
@@ -131,7 +131,7 @@ def section(figures: Mapping[str, Any]) -> Section:
             )
         ],
         notes=[
-            f"A default Pushgateway takes {largest['push_s_default']} s for "
+            f"A default Pushgateway takes {quantity(largest['push_s_default'], 's')} for "
             f"{largest['groups']} targets: it checks every pushed group against every series "
             "it holds, so the time grows with groups x series held (docs/sinks.md)."
         ],
