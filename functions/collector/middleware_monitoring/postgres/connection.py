@@ -15,7 +15,7 @@ from pg8000.exceptions import DatabaseError, InterfaceError
 
 from ..config import PostgresSettings
 from ..model import SourceFailure
-from ..tls import DEFAULT_SEARCH_DIRS, resolve_ca_file, verifying_context
+from ..tls import DEFAULT_SEARCH_DIRS, resolve_ca_file, unverified_context, verifying_context
 from .statements import MARKER
 
 APPLICATION_NAME = "middleware-monitoring"
@@ -99,16 +99,16 @@ def classify(exc: BaseException) -> SourceFailure:
 
 def ssl_context_for(
     settings: PostgresSettings, search_dirs: Sequence[Path] = DEFAULT_SEARCH_DIRS
-) -> ssl.SSLContext | bool | None:
-    """pg8000's encoding of libpq's sslmode: False = plain, None = TLS if the server offers
-    it (unverified, like libpq's prefer), True = TLS required, a context = TLS verified."""
+) -> ssl.SSLContext | bool:
+    """pg8000's encoding of libpq's sslmode: False = plain, a context = TLS (unverified for
+    prefer and require, verified for verify-ca and verify-full). The contexts are shared by
+    every connect (tls.py); pg8000's own for ``True`` / ``None`` is made anew per connect.
+    With a context pg8000 requires TLS: ``prefer`` falls back to plain in ``PgConnection``."""
     mode = settings.sslmode
     if mode == "disable":
         return False
-    if mode == "prefer":
-        return None
-    if mode == "require":
-        return True
+    if mode in ("prefer", "require"):
+        return unverified_context()
     if settings.sslrootcert is None:
         raise SourceFailure("tls", f"PG_SSLMODE={mode} needs PG_SSLROOTCERT (the CA bundle)")
     try:
@@ -160,6 +160,9 @@ class PgConnection:
         self._login = login
         self._connection: pg8000.native.Connection | None = None
         self._opened = 0
+        # sslmode=prefer against a server without TLS: its refusal is remembered, so later
+        # connects go plain at once (libpq's prefer, one round trip more the first time).
+        self._tls_refused = False
 
     def _open(self) -> pg8000.native.Connection:
         """The login is looked up at every connect (a rotated secret is picked up then); a
@@ -177,24 +180,39 @@ class PgConnection:
 
     def _connect(self, login: PgLogin) -> pg8000.native.Connection:
         settings = self._settings
+        tls = False if self._tls_refused else ssl_context_for(settings, self._ca_search_dirs)
         try:
-            return pg8000.native.Connection(
-                user=login.user,
-                password=login.password or None,
-                host=login.host,
-                port=login.port,
-                database=login.database,
-                ssl_context=ssl_context_for(settings, self._ca_search_dirs),
-                # Socket timeout: bounds connect and every read, a backstop for statement_timeout.
-                timeout=settings.connect_timeout_seconds + settings.statement_timeout_ms / 1000,
-                application_name=APPLICATION_NAME,
-                startup_params={
-                    "statement_timeout": str(settings.statement_timeout_ms),
-                    "lock_timeout": str(settings.statement_timeout_ms),
-                },
-            )
+            return self._pg8000_connect(login, tls)
+        except InterfaceError as exc:
+            if settings.sslmode != "prefer" or str(exc) != "Server refuses SSL":
+                raise classify(exc) from None
         except Exception as exc:
             raise classify(exc) from None
+        self._tls_refused = True
+        try:
+            return self._pg8000_connect(login, False)
+        except Exception as exc:
+            raise classify(exc) from None
+
+    def _pg8000_connect(
+        self, login: PgLogin, ssl_context: ssl.SSLContext | bool
+    ) -> pg8000.native.Connection:
+        settings = self._settings
+        return pg8000.native.Connection(
+            user=login.user,
+            password=login.password or None,
+            host=login.host,
+            port=login.port,
+            database=login.database,
+            ssl_context=ssl_context,
+            # Socket timeout: bounds connect and every read, a backstop for statement_timeout.
+            timeout=settings.connect_timeout_seconds + settings.statement_timeout_ms / 1000,
+            application_name=APPLICATION_NAME,
+            startup_params={
+                "statement_timeout": str(settings.statement_timeout_ms),
+                "lock_timeout": str(settings.statement_timeout_ms),
+            },
+        )
 
     def run(self, sql: str, **params: Any) -> list[list[Any]]:
         """Run one statement; connection-level errors close the connection and raise."""
