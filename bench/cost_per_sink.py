@@ -42,6 +42,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.harness import ROOT, template_default
+from bench.section import Goal, Section, Table
 from middleware_monitoring.bounds import MINUTES_PER_MONTH, SeriesBudget, count_series
 from middleware_monitoring.emf import EmfSink, count_custom_metrics
 from middleware_monitoring.model import PassResult, TargetResult
@@ -372,8 +373,12 @@ GOAL_EMF_METRICS = 40  # SPEC 19: at most 40 custom metrics per PostgreSQL targe
 CHART_FLEET = "100"
 
 
-def usd(value: float) -> str:
-    return f"${value:,.2f}"
+SCENARIO = {
+    "pg_typical": "PostgreSQL targets (typical server)",
+    "pg_many": "PostgreSQL targets (many databases)",
+    "docdb": "DocumentDB targets",
+    "elasticache": "ElastiCache nodes",
+}
 
 
 def table_rows(figures: Mapping[str, Any]) -> list[tuple[object, ...]]:
@@ -382,28 +387,28 @@ def table_rows(figures: Mapping[str, Any]) -> list[tuple[object, ...]]:
         for n, c in figures["costs"][kind].items():
             rows.append(
                 (
-                    f"{TITLES[kind]} x {int(n):,}",
+                    f"{int(n):,} {SCENARIO[kind]}",
                     c["series_per_pass"],
                     c["emf_custom_metrics"],
-                    usd(c["emf_usd"]),
-                    usd(c["emf_all_usd"]),
-                    usd(c["amp_usd"]),
-                    usd(c["getmetricdata_usd"]),
-                    usd(c["lambda_usd"]),
+                    c["emf_usd"],
+                    c["emf_all_usd"],
+                    c["amp_usd"],
+                    c["getmetricdata_usd"],
+                    c["lambda_usd"],
                 )
             )
     return rows
 
 
 COLUMNS = (
-    "targets",
+    "fleet",
     "series per pass",
-    "EMF custom metrics",
-    "EMF $/month (default set)",
-    "EMF $/month (EMF_METRICS=*)",
-    "remote write to AMP $/month",
-    "GetMetricData $/month",
-    "Lambda $/month",
+    "EMF custom metrics (default set)",
+    "EMF, default set, per month ($)",
+    "EMF, EMF_METRICS=*, per month ($)",
+    "remote write to AMP, per month ($)",
+    "GetMetricData, per month ($)",
+    "Lambda, per month ($)",
 )
 
 
@@ -430,14 +435,11 @@ def chart(figures: Mapping[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def section(figures: Mapping[str, Any]) -> Any:
+def section(figures: Mapping[str, Any]) -> Section:
     """The report's section (bench/section.py), from the stored figures only."""
-    import importlib
-
-    declared = importlib.import_module("bench.section")
     price = figures["prices"]
     kinds = figures["kinds"]
-    return declared.Section(
+    return Section(
         question="What does a fleet cost a month on each sink, at 1, 100 and 1,000 targets?",
         method=(
             "One target of each kind collected as the function does (warm passes after a cold "
@@ -453,9 +455,9 @@ def section(figures: Mapping[str, Any]) -> Any:
             "(bench/prices.json).\n\n" + chart(figures)
         ),
         command=str(figures["command"]),
-        table=declared.Table(COLUMNS, table_rows(figures)),
+        table=Table(COLUMNS, table_rows(figures)),
         goals=[
-            declared.Goal(
+            Goal(
                 f"EMF custom metrics of one {TITLES[kind]} target, default set "
                 f"({figures['setup']['databases'][kind]} databases)",
                 kinds[kind]["emf_custom_metrics_per_target"],

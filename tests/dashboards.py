@@ -339,11 +339,29 @@ EXTRA_METRICS = frozenset(
         # SPEC 18: what the RDS and DocumentDB alert rules read beside SPEC 3's series.
         "pg_burst_balance_percent",
         "mongo_replica_lag",
+        # SPEC 18: the largest collections, their indexes and the operations in progress.
+        "mongo_collection_size_bytes",
+        "mongo_collection_documents",
+        "mongo_collection_index_size_bytes",
+        "mongo_collection_ops_total",
+        "mongo_index_accesses_total",
+        "mongo_current_ops",
+        "mongo_oldest_op_seconds",
         "pg_autovacuum_freeze_max_age",
         "pg_autovacuum_multixact_freeze_max_age",
         # Custom SQL metrics (PG_QUERIES_FILE): each query's health.
         "pg_custom_query_up",
         "pg_custom_query_series_dropped",
+        # DB load from CloudWatch (SPEC 16), while Performance Insights is on.
+        "pg_db_load",
+        "pg_db_load_cpu",
+        "pg_db_load_non_cpu",
+        # Per database (SPEC 16): index usage; a vacuum running now.
+        "pg_index_scans_total",
+        "pg_index_size_bytes",
+        "pg_vacuum_running",
+        "pg_vacuum_progress_ratio",
+        "pg_vacuum_seconds",
         "middleware_cloudwatch_getmetricdata_calls",
         "middleware_cloudwatch_metrics_requested",
         "middleware_cloudwatch_metrics_missing",

@@ -3,7 +3,11 @@ the collector's settings for it, and one source pass read back as plain samples.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+import contextlib
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
 
 from middleware_monitoring.config import PostgresSettings, load_settings
 from middleware_monitoring.model import SourceFailure
@@ -43,8 +47,15 @@ HEALTH_NAMES = frozenset(
         "pg_database_blks_read_total",
     }
 )
+# And its index (the primary key of `items`).
 TABLE_NAMES = frozenset(
-    {"pg_table_dead_tuples", "pg_table_live_tuples", "pg_table_last_autovacuum_timestamp_seconds"}
+    {
+        "pg_table_dead_tuples",
+        "pg_table_live_tuples",
+        "pg_table_last_autovacuum_timestamp_seconds",
+        "pg_index_scans_total",
+        "pg_index_size_bytes",
+    }
 )
 DETAIL_NAMES = frozenset(
     {
@@ -161,3 +172,52 @@ class ManualClock:
     def sleep(self, seconds: float) -> None:
         self.slept.append(seconds)
         self.now += seconds
+
+
+@contextlib.contextmanager
+def held_vacuum(
+    server: PostgresServer, database: str, table: str, connect: Callable[[], Any] | None = None
+) -> Iterator[tuple[str, int, int]]:
+    """A vacuum caught running: VACUUM (FREEZE) must freeze every row, so it waits for a
+    cleanup lock on the page an open cursor keeps pinned, halfway through ``table`` (made
+    here: 5,000 rows). Yields its phase, heap blocks scanned and total; on leaving, the
+    cursor is closed and the vacuum finishes. ``connect`` opens the sessions (the table's
+    owner may VACUUM it); the superuser by default."""
+    connect = connect or (lambda: server.connect(database=database))
+    setup = connect()
+    setup.run(f"DROP TABLE IF EXISTS {table}")
+    setup.run(f"CREATE TABLE {table} (id int, pad text) WITH (autovacuum_enabled = false)")
+    setup.run(f"INSERT INTO {table} SELECT g, repeat('x', 100) FROM generate_series(1, 5000) g")
+    setup.close()
+    holder, vacuumer = connect(), connect()
+    done = threading.Event()
+
+    def vacuum() -> None:
+        with contextlib.suppress(Exception):
+            vacuumer.run(f"VACUUM (FREEZE) {table}")
+        done.set()
+
+    thread = threading.Thread(target=vacuum, daemon=True)
+    try:
+        holder.run("BEGIN")
+        holder.run(f"DECLARE held CURSOR FOR SELECT id FROM {table} WHERE id >= 2500")
+        assert holder.run("FETCH 1 FROM held") == [[2500]]
+        thread.start()
+        waiting = (
+            "SELECT p.phase, p.heap_blks_scanned, p.heap_blks_total FROM pg_stat_progress_vacuum p"
+            " JOIN pg_stat_activity a ON a.pid = p.pid WHERE a.wait_event = 'BufferPin'"
+            f" AND p.relid = '{table}'::regclass"
+        )
+        deadline = time.monotonic() + 20
+        while not (rows := server.execute_as_superuser(waiting, database=database)):
+            assert time.monotonic() < deadline, "the vacuum did not start waiting"
+            time.sleep(0.05)
+        [[phase, scanned, total]] = rows
+        yield str(phase), int(scanned), int(total)
+    finally:
+        with contextlib.suppress(Exception):
+            holder.run("COMMIT")
+        holder.close()
+        done.wait(20)
+        thread.join(timeout=10)
+        vacuumer.close()

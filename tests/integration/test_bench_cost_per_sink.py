@@ -7,8 +7,9 @@ from typing import Any
 
 import pytest
 
-from bench.cost_per_sink import FLEETS, KINDS, costs, measure, prices, tiered
+from bench.cost_per_sink import COLUMNS, FLEETS, KINDS, costs, measure, prices, section, tiered
 from middleware_monitoring.bounds import MINUTES_PER_MONTH
+from middleware_monitoring.cloudwatch import declarations
 
 pytestmark = pytest.mark.bench
 
@@ -28,13 +29,15 @@ def test_every_target_of_every_kind_is_counted_from_a_real_pass(figures):
         "elasticache": 1,
     }
     assert all(v["copies_up"] == v["copies"] == 3 for v in kinds.values())
-    # CloudWatch metrics per pass: RDS 5; DocumentDB 5 per instance and 3 for the cluster;
-    # ElastiCache 14 (docs/cloudwatch.md).
+    # CloudWatch metrics per pass: what the product declares for an RDS instance, a
+    # DocumentDB cluster and its two instances, an ElastiCache cluster.
+    rds = len(declarations.rds("db", "DBInstanceIdentifier"))
+    docdb = 2 * len(declarations.docdb_instance("i")) + len(declarations.docdb_cluster("c"))
     assert {k: v["getmetricdata_metrics_per_target"] for k, v in kinds.items()} == {
-        "pg_typical": 5,
-        "pg_many": 5,
-        "docdb": 13,
-        "elasticache": 14,
+        "pg_typical": rds,
+        "pg_many": rds,
+        "docdb": docdb,
+        "elasticache": len(declarations.elasticache("e")),
     }
     for kind in ("pg_typical", "pg_many"):
         assert kinds[kind]["emf_custom_metrics_per_target"] <= 40
@@ -49,6 +52,40 @@ def test_every_target_of_every_kind_is_counted_from_a_real_pass(figures):
         assert kinds[kind]["emf_custom_metrics_per_target_all"] == kinds[kind]["series_per_target"]
     assert set(figures["costs"]) == set(KINDS)
     assert all(set(c) == {str(n) for n in FLEETS} for c in figures["costs"].values())
+
+
+def test_the_section_declares_its_fleets_columns_and_goals(figures):
+    made = section(figures)
+    assert made.question.endswith("?")
+    assert made.table.columns == COLUMNS
+    assert [row[0] for row in made.table.rows] == [
+        f"{n:,} {what}"
+        for what in (
+            "PostgreSQL targets (typical server)",
+            "PostgreSQL targets (many databases)",
+            "DocumentDB targets",
+            "ElastiCache nodes",
+        )
+        for n in FLEETS
+    ]
+    assert [(g.what, g.limit, g.unit, g.met) for g in made.goals] == [
+        (
+            "EMF custom metrics of one PostgreSQL, typical server target, default set "
+            "(3 databases)",
+            40,
+            "",
+            True,
+        ),
+        (
+            "EMF custom metrics of one PostgreSQL, many databases target, default set "
+            "(6 databases)",
+            40,
+            "",
+            True,
+        ),
+    ]
+    text = "\n".join(made.markdown("14"))
+    assert "```mermaid" in text and "bench/prices.json" in text
 
 
 def test_tiers() -> None:

@@ -80,7 +80,9 @@ def test_collect_push_ends_within_its_budget_against_a_black_holed_pushgateway()
     (failed,) = [json.loads(line) for line in done.stderr.splitlines() if "push failed" in line]
     assert failed["detail"] == (
         f"Pushgateway http://{silent.host}:{silent.port}/metrics/job/aws-middleware-monitoring/"
-        "collector/collector/shard/0 did not accept the pass (4 series of 0 targets): "
+        # The pass's own series: its duration, its time, targets up and down, and
+        # middleware_series_sent{sink="pushgateway"}.
+        "collector/collector/shard/0 did not accept the pass (5 series of 0 targets): "
         "TimeoutError: timed out"
     )
     # The budget counts from the command's start; Python's own start-up comes on top.

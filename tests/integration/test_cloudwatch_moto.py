@@ -390,9 +390,10 @@ def test_cloudwatch_down_does_not_fail_the_pass(
     }
     assert _self(result) == {
         "middleware_cloudwatch_getmetricdata_calls": 1.0,
-        "middleware_cloudwatch_metrics_requested": 20.0,
+        # pg-1: 6 + 3 DB load; the node: 14.
+        "middleware_cloudwatch_metrics_requested": 23.0,
         "middleware_cloudwatch_metrics_missing": 0.0,
-        "middleware_cloudwatch_metrics_failed": 20.0,
+        "middleware_cloudwatch_metrics_failed": 23.0,
     }
 
 
@@ -437,7 +438,7 @@ def test_runtime_with_postgres_and_the_seeded_demo_fleet(
         == 0.0
     )
     outputs = {d.output for d in fleet.declarations()}
-    assert len(expected) == 35
+    assert len(expected) == 38
     assert sorted(v for k, v in got.items() if k[1] in outputs) == sorted(expected.values())
     assert _self(result)["middleware_cloudwatch_metrics_missing"] == 0.0
     assert _states(result) == {

@@ -60,6 +60,7 @@ from tests.dashboards import (
     variables,
 )
 from tests.helpers import close
+from tests.integration.pg_helpers import held_vacuum
 from tests.standins._process import free_port
 from tests.standins.aws import MotoServer
 from tests.standins.aws_front import AwsFront, Fault, docdb_cluster, docdb_instance
@@ -73,7 +74,7 @@ from tests.standins.discovered import (
     declarations_of,
     seed,
 )
-from tests.standins.docdb import DocDBServer
+from tests.standins.docdb import Collection, DocDBServer, running_op
 from tests.standins.performance_insights import (
     PerformanceInsightsServer,
     Statement,
@@ -153,7 +154,11 @@ def _regex(values: tuple[str, ...] | list[str]) -> str:
 SELECTIONS: dict[str, dict[str, str]] = {
     # With the discovered instances whose Enhanced Monitoring and Performance Insights the
     # OS and DB load panels show (an RDS and an Aurora instance).
-    "postgresql.json": {"job": JOB, "instance": _regex([PG_UP, PG_DOWN, *INSIGHTS_TARGETS])},
+    "postgresql.json": {
+        "job": JOB,
+        "instance": _regex([PG_UP, PG_DOWN, *INSIGHTS_TARGETS]),
+        "database_name": _regex(["e2e_shop", "postgres"]),
+    },
     "documentdb.json": {
         "job": JOB,
         "instance": DOCDB_TARGET,
@@ -182,6 +187,7 @@ SELECTIONS: dict[str, dict[str, str]] = {
 OFFERED: dict[tuple[str, str], set[str]] = {
     ("postgresql.json", "job"): {JOB},
     ("postgresql.json", "instance"): {PG_UP, PG_DOWN},
+    ("postgresql.json", "database_name"): {"e2e_shop", "postgres"},
     ("documentdb.json", "job"): {JOB},
     ("documentdb.json", "instance"): {DOCDB_TARGET},
     ("documentdb.json", "docdb_instance"): set(DOCDB_INSTANCES),
@@ -390,6 +396,16 @@ def deployment(
     seed_cloudwatch(moto_server.endpoint_url, HEALTHY_FLEET)
     seed_cloudwatch(moto_server.endpoint_url, AURORA_FLEET)
     _prepare_postgres(pg15)
+    # A vacuum running through the passes (the vacuum panels), in e2e_shop: PG_DATABASES=all.
+    # Started before the sleeper: a statement running since before its rows were written
+    # would spare them the freezing the vacuum waits for.
+    vacuum = held_vacuum(
+        pg15,
+        "e2e_shop",
+        "e2e_vacuuming",
+        lambda: pg15.connect(user=APP_USER, password=APP_PASSWORD, database="e2e_shop"),
+    )
+    vacuum.__enter__()
     # An application session stays open during the passes (connections per user), after a
     # little work that touches shared buffers (statement table, buffer hit percent).
     app = pg15.connect(user=APP_USER, password=APP_PASSWORD, database="e2e_shop")
@@ -403,7 +419,11 @@ def deployment(
 
     sleeping = threading.Thread(target=sleep, daemon=True)
     sleeping.start()
-    docdb = DocDBServer().start()
+    # A collection and an operation in progress: every DocumentDB series exists (SPEC 18).
+    docdb = DocDBServer(
+        collections={("shop", "orders"): Collection(count=10, size=4096, total_index_size=1024)},
+        current_ops=[running_op(7, "query", "shop.orders", 3, {"find": "orders"})],
+    ).start()
     front = _discovered_fleet(moto_server)
     # Performance Insights of the discovered PostgreSQL instances.
     pi = PerformanceInsightsServer().start()
@@ -449,6 +469,7 @@ def deployment(
             ),
             "PG_TARGET_NAME": PG_UP,
             "PG_QUERIES_FILE": str(queries_file),
+            "PG_DATABASES": "all",
             "MONGO_INFO": json.dumps(mongo_info),
         }
         down_env = {
@@ -475,6 +496,7 @@ def deployment(
         _push_redis(pushgateway)
         yield Deployment(healthy_env, down_env, summaries, discovery_env)
     finally:
+        vacuum.__exit__(None, None, None)
         pg15.execute_as_superuser("SELECT pg_cancel_backend(:pid)", pid=sleeper_pid)
         sleeping.join(timeout=10)
         sleeper.close()

@@ -48,6 +48,9 @@ EXPECTED_DOCDB_VALUES = {
     ("mongo_document_inserted", ()): 1544.0,
     ("mongo_document_returned", ()): 128003.0,
     ("mongo_document_updated", ()): 509.0,
+    # currentOp lists only the collector's own command, which is left out (SPEC 18); the
+    # stand-in has no collections.
+    ("mongo_oldest_op_seconds", ()): 0.0,
 }
 
 
@@ -154,18 +157,25 @@ def test_every_value_from_a_documentdb_5_reply_over_tls_with_login(docdb: DocDBS
         result = one_pass(source).targets[0]
         assert values(result) == EXPECTED_DOCDB_VALUES
         assert health(result) == UP
-        # Only serverStatus beyond the handshake and the login: DocumentDB lacks the rest.
+        # Beyond the handshake and the login: serverStatus, then the databases (none here, so
+        # no listCollections or collStats) and the running operations.
         asked = docdb.commands[commands_before:]
         assert [c for c in asked if c not in ("ismaster", "isMaster", "hello")] == [
             "saslStart",
             "saslContinue",
             "serverStatus",
+            "listDatabases",
+            "currentOp",
         ]
-        # Warm pass: the same client and its logged-in connection, one command.
+        # Warm pass: the same client and its logged-in connection.
         commands_before = len(docdb.commands)
         assert values(one_pass(source).targets[0]) == EXPECTED_DOCDB_VALUES
         asked = docdb.commands[commands_before:]
-        assert [c for c in asked if c not in ("ismaster", "isMaster", "hello")] == ["serverStatus"]
+        assert [c for c in asked if c not in ("ismaster", "isMaster", "hello")] == [
+            "serverStatus",
+            "listDatabases",
+            "currentOp",
+        ]
     finally:
         source.close()
 
@@ -359,11 +369,14 @@ def test_nx_27017_lacks_opcounters_and_documents_and_stays_up(nx: Nx27017Server)
     assert sorted(found) == [
         ("mongo_available_connections", ()),
         ("mongo_current_connections", ()),
+        ("mongo_oldest_op_seconds", ()),
         ("mongo_up", ()),
         ("mongo_uptime_seconds", ()),
         ("mongo_version_info", (("version", "7.0.0"),)),
     ]
     assert found[("mongo_up", ())] == 1.0
+    # Its currentOp lists the collector's own command, and nothing else runs: left out.
+    assert found[("mongo_oldest_op_seconds", ())] == 0.0
     assert found[("mongo_available_connections", ())] == 1000.0
     # Live counters of a real server: the collector's own connection is among them.
     assert found[("mongo_current_connections", ())] >= 1.0

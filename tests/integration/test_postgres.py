@@ -263,10 +263,11 @@ def test_own_statements_never_in_top_n(pg: PostgresServer, source: PostgresSourc
         user=MONITOR,
     )
     assert rows is not None
-    # The twelve statements of a pass (liveness, what the connection allows, activity, users,
+    # The thirteen statements of a pass (liveness, what the connection allows, activity, users,
     # sizes, health, extension version, snapshot header, calls, top N, texts,
-    # classification), each marked as the collector's.
-    assert len(rows) == 12
+    # classification, the database's own: tables, indexes, vacuums), each marked as the
+    # collector's.
+    assert len(rows) == 13
     assert [query for (query,) in rows if statements.MARKER not in query] == []
 
 

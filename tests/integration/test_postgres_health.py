@@ -539,10 +539,21 @@ def test_series_budget_of_docs(server: PostgresServer, source: PostgresSource) -
             "pg_wait_event_sessions",
             "pg_replica_lag_seconds",
             "pg_replication_slot_retained_wal_bytes",
+            "pg_vacuum_running",
+            "pg_vacuum_progress_ratio",
+            "pg_vacuum_seconds",
         )
     )
     tables = len(series_of(samples, "pg_table_dead_tuples"))
-    assert statements > 0 and tables > 0
+    indexes = len(series_of(samples, "pg_index_size_bytes"))
+    assert statements > 0 and tables > 0 and indexes > 0
     assert len(samples) == (
-        20 + 8 * databases + sized + 14 * statements - without_hit + 3 * tables + per_situation
+        20
+        + 8 * databases
+        + sized
+        + 14 * statements
+        - without_hit
+        + 3 * tables
+        + 2 * indexes
+        + per_situation
     )

@@ -104,7 +104,8 @@ def test_a_pass_arrives_with_exact_values_at_exact_timestamps(
         [f.samples[0].value for f in r.collector.families if f.name == requested_name]
         for r in (first, second)
     ]
-    assert requested == [[5.0], [5.0]]  # one family per pass, 5 metrics requested in each
+    # One family per pass, the 6 RDS instance metrics (BurstBalance among them) in each.
+    assert requested == [[6.0], [6.0]]
     cpu = f'pg_cpu_utilization{{job="{job}"}}'
     prom = remote_write_receiver
     prom.wait_for(f"count_over_time({cpu}[20m])", predicate=bool)

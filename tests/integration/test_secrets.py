@@ -16,7 +16,7 @@ from aws_lambda_powertools.utilities.parameters import base as parameters_base
 
 from middleware_monitoring.config import SecretStoreSettings, load_settings
 from middleware_monitoring.credentials import SecretStore, pg_secret_login
-from middleware_monitoring.model import Target
+from middleware_monitoring.model import SourceFailure, Target
 from middleware_monitoring.postgres.connection import PgConnection
 from middleware_monitoring.postgres.source import PostgresSource
 from middleware_monitoring.runner import run_pass
@@ -322,3 +322,24 @@ def test_a_file_targets_unreadable_secret_names_its_entry(aws, tmp_path, closer)
             )
         ],
     }
+
+
+def test_a_secret_is_read_in_the_region_its_arn_names(aws: MotoServer):
+    """The function runs in us-east-1; the secret lives in eu-central-1 (docs/fleet.md's
+    example): it is read there. A plain name is read in the function's region."""
+    far = aws.client("secretsmanager", region_name="eu-central-1")
+    arn = far.create_secret(
+        Name="monitoring/orders-db", SecretString=json.dumps({"username": "far", "password": "p"})
+    )["ARN"]
+    assert ":eu-central-1:" in arn
+    aws.client("secretsmanager").create_secret(
+        Name="monitoring/near", SecretString=json.dumps({"username": "near", "password": "p"})
+    )
+    store = SecretStore(SecretStoreSettings(region=aws.region))
+    assert store.read_json(arn, "secret_arn")["username"] == "far"
+    assert store.read_json("monitoring/near", "secret_arn")["username"] == "near"
+    # The same name in the function's region is another secret: absent there.
+    with pytest.raises(SourceFailure) as caught:
+        store.read_json(arn.replace(":eu-central-1:", ":us-east-1:"), "secret_arn")
+    assert caught.value.reason == "secret_unavailable"
+    assert str(caught.value).endswith(": ResourceNotFoundException")

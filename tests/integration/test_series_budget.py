@@ -15,6 +15,7 @@ from middleware_monitoring.bounds import CORE_SERIES
 from tests.faults.harness import LambdaFunction, Samples, key, restore_logging
 from tests.integration.pg_helpers import APP_DB, MONITOR, MONITOR_PASSWORD, eight_databases
 from tests.standins.postgres import PostgresServer
+from tests.standins.prometheus import Prometheus
 from tests.standins.pushgateway import Pushgateway
 
 TARGET = "orders-db"
@@ -185,3 +186,48 @@ def test_the_cold_start_projects_the_custom_metrics_its_emf_lines_make(
     # test_emf_cost.py's 20 less QPS (no rate on a cold pass without sampling) and
     # pg_user_connection_count (no client connected), with middleware_series_sent{sink}.
     assert len(metrics) == 20 - 3 - 1 + 1
+
+
+def test_the_cold_start_projects_the_samples_remote_write_sends(
+    server: PostgresServer,
+    remote_write_receiver: Prometheus,
+    monkeypatch: pytest.MonkeyPatch,
+    functions: list[LambdaFunction],
+) -> None:
+    job = f"budget-rw-{uuid.uuid4().hex[:8]}"
+    env = {
+        **server.collector_env(user=MONITOR, password=MONITOR_PASSWORD, database=APP_DB),
+        "PG_TARGET_NAME": TARGET,
+        "PG_QPS_SAMPLE_SECONDS": "0",
+        "METRICS_SINK": "remote_write",
+        "REMOTE_WRITE_URL": remote_write_receiver.remote_write_url,
+        "PUSHGATEWAY_JOB": job,
+        "SCHEDULE_MINUTES": "2",
+    }
+    fn = LambdaFunction(monkeypatch, env)
+    functions.append(fn)
+    first = fn.invoke()
+    assert first.error is None
+    # What the receiver holds of this pass: every series the pass sent, this count among them.
+    (sent,) = remote_write_receiver.wait_for(f'middleware_series_sent{{job="{job}"}}')
+    series = int(float(sent["value"][1]))
+    assert sent["metric"]["sink"] == "remote_write"
+    # Less the sink's own health request after the pass (source="remote_write", the samples
+    # it sent, the points it dropped).
+    pass_only = (
+        f'count({{job="{job}", source!="remote_write", '
+        '__name__!~"middleware_remote_write_.*|middleware_sink_.*"})'
+    )
+    held = remote_write_receiver.wait_for(
+        pass_only, predicate=lambda result: bool(result) and int(result[0]["value"][1]) >= series
+    )
+    assert int(held[0]["value"][1]) == series
+    assert said(first.logs, "projected cost") == [
+        {
+            "message": "projected cost",
+            "sink": "remote_write",
+            "series_per_pass": series,
+            "passes_per_month": 21600,
+            "monthly_samples": series * 21600,
+        }
+    ]

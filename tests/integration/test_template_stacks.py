@@ -165,11 +165,16 @@ def test_targets_file_only(sam_artifact, fleet_servers, pushgateway, gateway):
 
 def test_targets_parameter_only(sam_artifact, fleet_servers, clean_moto, pushgateway, gateway):
     pg, redis = fleet_servers
+    # A SecureString encrypted with a customer-managed key (SecretsKmsKeyArn grants its use).
+    key = clean_moto.client("kms").create_key(Description="monitoring")["KeyMetadata"]
     clean_moto.client("ssm").put_parameter(
-        Name="/mm/targets", Type="String", Value=targets_document(pg, redis, "param")
+        Name="/mm/targets",
+        Type="SecureString",
+        KeyId=key["KeyId"],
+        Value=targets_document(pg, redis, "param"),
     )
     stack = render(
-        pushing(pushgateway, gateway, TargetsParameter="/mm/targets"),
+        pushing(pushgateway, gateway, TargetsParameter="/mm/targets", SecretsKmsKeyArn=key["Arn"]),
         stack_name="param",
         region=clean_moto.region,
     )

@@ -46,6 +46,10 @@ DEMO_VALUES: dict[str, float] = {
     "NetworkBytesOut": 4_194_304.0,
     "BurstBalance": 98.5,
     "DBInstanceReplicaLag": 12.0,  # milliseconds
+    # Average active sessions (Performance Insights on).
+    "DBLoad": 1.75,
+    "DBLoadCPU": 1.25,
+    "DBLoadNonCPU": 0.5,
 }
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import copy
+import datetime
 import functools
 import hashlib
 import hmac
@@ -26,7 +27,7 @@ import sys
 import threading
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Self
 
@@ -78,6 +79,39 @@ DOCDB_SERVER_STATUS: dict[str, Any] = {
 
 # DocumentDB's answer when the login lacks the clusterMonitor role.
 UNAUTHORIZED = (13, "Authorization failure")
+
+
+@dataclass(frozen=True)
+class Collection:
+    """One collection as collStats and $indexStats describe it (DocumentDB's documented
+    shapes: ``opCounter`` {numDocsIns, numDocsUpd, numDocsDel}, ``accesses.ops``)."""
+
+    count: int
+    size: int
+    total_index_size: int
+    inserted: int = 0
+    updated: int = 0
+    deleted: int = 0
+    # index name -> accesses.ops
+    indexes: Mapping[str, int] = field(default_factory=lambda: {"_id_": 0})
+
+
+# A running operation as DocumentDB's currentOp lists it (``inprog`` entries).
+def running_op(
+    opid: int, op: str, ns: str, secs_running: int, command: Mapping[str, Any]
+) -> dict[str, Any]:
+    return {
+        "desc": "Conn",
+        "opid": opid,
+        "active": True,
+        "op": op,
+        "ns": ns,
+        "secs_running": secs_running,
+        "microsecs_running": secs_running * 1_000_000 + 1234,
+        "command": dict(command),
+        "client": "10.0.1.25:51872",
+        "threadId": 140_000 + opid,
+    }
 
 
 # --- SCRAM (server side of RFC 5802 as MongoDB uses it) ------------------------------------
@@ -256,6 +290,9 @@ class DocDBServer(StartStop):
         replica_set: str | None = REPLICA_SET,
         server_status: Mapping[str, Any] | None = None,
         status_error: tuple[int, str] | None = None,
+        collections: Mapping[tuple[str, str], Collection] | None = None,
+        current_ops: list[dict[str, Any]] | None = None,
+        refused: Mapping[str, tuple[int, str]] | None = None,
     ) -> None:
         self.tls = tls
         self.scram = ScramResponder(users, mechanism) if users else None
@@ -264,6 +301,11 @@ class DocDBServer(StartStop):
             dict(server_status) if server_status is not None else DOCDB_SERVER_STATUS
         )
         self.status_error = status_error
+        # (database, collection) -> its statistics; ops in progress besides the caller's own
+        # currentOp; command name (lower case) -> the error it is refused with.
+        self.collections = dict(collections or {})
+        self.current_ops = list(current_ops or [])
+        self.refused = dict(refused or {})
         self.port = 0
         self.status_requests = 0
         # Every command name received, in order: what the collector asks of a server.
@@ -370,11 +412,117 @@ class DocDBServer(StartStop):
                 request.command_err(*self.status_error)
             else:
                 request.reply(self._status())
+        elif name in self.refused:
+            request.command_err(*self.refused[name])
+        elif name in self._READS:
+            if self.scram is not None and request.client_port not in self.scram.authenticated_ports:
+                request.command_err(13, f"Command {request.command_name} requires authentication")
+            else:
+                self._read(name, request)
         elif name in ("ping", "endsessions", "buildinfo"):
             request.reply({"ok": 1.0, "version": self.server_status.get("version", "5.0.0")})
         else:
             request.command_err(59, f"Feature not supported: {request.command_name}")
         return True
+
+    _READS = frozenset({"listdatabases", "listcollections", "collstats", "aggregate", "currentop"})
+
+    def _read(self, name: str, request: Any) -> None:
+        doc = request.doc
+        database = doc.get("$db", "admin")
+        if name == "listdatabases":
+            names = sorted({db for db, _ in self.collections})
+            request.reply(
+                {
+                    "databases": [
+                        {"name": db, "sizeOnDisk": 65536, "empty": False} for db in names
+                    ],
+                    "totalSize": 65536 * len(names),
+                    "ok": 1.0,
+                }
+            )
+        elif name == "listcollections":
+            batch = [
+                {"name": coll, "type": "collection"}
+                for db, coll in sorted(self.collections)
+                if db == database
+            ]
+            request.reply(
+                {
+                    "cursor": {
+                        "id": 0,
+                        "ns": f"{database}.$cmd.listCollections",
+                        "firstBatch": batch,
+                    },
+                    "ok": 1.0,
+                }
+            )
+        elif name == "collstats":
+            stats = self.collections.get((database, doc["collStats"]))
+            if stats is None:
+                request.command_err(26, f"ns not found {database}.{doc['collStats']}")
+                return
+            request.reply(self._coll_stats(database, doc["collStats"], stats))
+        elif name == "aggregate":
+            coll = doc["aggregate"]
+            stats = self.collections.get((database, coll))
+            pipeline = doc.get("pipeline", [])
+            if stats is None or [list(stage) for stage in pipeline] != [["$indexStats"]]:
+                request.command_err(59, f"Feature not supported: {pipeline}")
+                return
+            indexes: list[dict[str, Any]] = [
+                {
+                    "name": index,
+                    "key": {"_id": 1} if index == "_id_" else {index.rsplit("_", 1)[0]: 1},
+                    "host": "docdb-demo-1.cluster-abcdefghijkl.eu-west-1.docdb.amazonaws.com",
+                    "accesses": {
+                        "ops": ops,
+                        "since": datetime.datetime(2026, 12, 1, tzinfo=datetime.UTC),
+                    },
+                }
+                for index, ops in stats.indexes.items()
+            ]
+            request.reply(
+                {"cursor": {"id": 0, "ns": f"{database}.{coll}", "firstBatch": indexes}, "ok": 1.0}
+            )
+        else:  # currentop: the caller's own command is among the operations, as on DocumentDB
+            own = running_op(
+                1, "command", "admin.$cmd", 0, {k: v for k, v in doc.items() if k != "lsid"}
+            )
+            request.reply({"inprog": [*self.current_ops, own], "ok": 1.0})
+
+    @staticmethod
+    def _coll_stats(database: str, coll: str, stats: Collection) -> dict[str, Any]:
+        return {
+            "ns": f"{database}.{coll}",
+            "count": stats.count,
+            "size": stats.size,
+            "avgObjSize": stats.size // stats.count if stats.count else 0,
+            "storageSize": stats.size + 8192,
+            "capped": False,
+            "nindexes": len(stats.indexes),
+            "totalIndexSize": stats.total_index_size,
+            "indexSizes": {
+                index: stats.total_index_size // len(stats.indexes) for index in stats.indexes
+            },
+            "collScans": 3,
+            "idxScans": 11,
+            "opCounter": {
+                "numDocsIns": stats.inserted,
+                "numDocsUpd": stats.updated,
+                "numDocsDel": stats.deleted,
+            },
+            "cacheStats": {
+                "collBlksHit": 120,
+                "collBlksRead": 4,
+                "collHitRatio": 96.7742,
+                "idxBlksHit": 80,
+                "idxBlksRead": 1,
+                "idxHitRatio": 98.7654,
+            },
+            "lastReset": "2026-12-01 08:00:00.000000+00",
+            "ok": 1.0,
+        }
 
     # --- what a user would configure -------------------------------------------------------
 

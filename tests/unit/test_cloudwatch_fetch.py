@@ -32,7 +32,7 @@ OLD, NEWER, NEWEST = WINDOW_END - 180, WINDOW_END - 120, WINDOW_END - 60
 
 def _reference_pass(client: Any) -> Any:
     """The issue's reference fleet: 1 RDS instance, 2 DocDB instances + 1 DocDB cluster,
-    1 ElastiCache cluster = 32 queries."""
+    1 ElastiCache cluster = 38 queries."""
     loaded = settings()
     batch = batch_for(loaded.cloudwatch, client)
     targets = [
@@ -47,10 +47,14 @@ def test_reference_fleet_takes_exactly_one_call_with_exact_values() -> None:
     results = [
         # Unordered points, older ones larger: the newest must win (Datapoints[0] bug).
         metric_result(i, [(OLD, 900.0 + i), (NEWEST, float(i)), (NEWER, 500.0 + i)])
-        for i in range(35)
+        for i in range(38)
     ]
-    # q18 is mongo_volume_bytesused (the first cluster metric): no datapoint.
-    results[18] = metric_result(18, [])
+    # q21 is mongo_volume_bytesused (the first cluster metric): no datapoint, missing.
+    results[21] = metric_result(21, [])
+    # q7 and q8, DBLoadCPU and DBLoadNonCPU: no datapoint either, but optional (absent
+    # without Performance Insights), so not missing.
+    results[7] = metric_result(7, [])
+    results[8] = metric_result(8, [])
     stubber.add_response("get_metric_data", {"MetricDataResults": results})
     with stubber:
         result, _ = _reference_pass(client)
@@ -58,8 +62,8 @@ def test_reference_fleet_takes_exactly_one_call_with_exact_values() -> None:
 
     assert len(calls) == 1
     request = calls[0]
-    assert len(request["MetricDataQueries"]) == 35
-    assert [q["Id"] for q in request["MetricDataQueries"]] == [f"q{i}" for i in range(35)]
+    assert len(request["MetricDataQueries"]) == 38
+    assert [q["Id"] for q in request["MetricDataQueries"]] == [f"q{i}" for i in range(38)]
     assert request["StartTime"] == at(WINDOW_START)
     assert request["EndTime"] == at(WINDOW_END)
     assert request["ScanBy"] == "TimestampDescending"
@@ -76,36 +80,37 @@ def test_reference_fleet_takes_exactly_one_call_with_exact_values() -> None:
         ("pg-1", "pg_network_throughput", none): 3.0,
         ("pg-1", "pg_read_iops", none): 4.0,
         ("pg-1", "pg_burst_balance_percent", none): 5.0,
-        ("docdb:docdb-1", "mongo_cpu_utilization", docdb1): 6.0,
-        ("docdb:docdb-1", "mongo_freeable_memory", docdb1): 7.0,
-        ("docdb:docdb-1", "mongo_network_throughput", docdb1): 8.0,
-        ("docdb:docdb-1", "mongo_read_latency", docdb1): 9.0,
-        ("docdb:docdb-1", "mongo_write_latency", docdb1): 10.0,
-        ("docdb:docdb-1", "mongo_replica_lag", docdb1): 11.0,
-        ("docdb:docdb-2", "mongo_cpu_utilization", docdb2): 12.0,
-        ("docdb:docdb-2", "mongo_freeable_memory", docdb2): 13.0,
-        ("docdb:docdb-2", "mongo_network_throughput", docdb2): 14.0,
-        ("docdb:docdb-2", "mongo_read_latency", docdb2): 15.0,
-        ("docdb:docdb-2", "mongo_write_latency", docdb2): 16.0,
-        ("docdb:docdb-2", "mongo_replica_lag", docdb2): 17.0,
-        ("docdb-cluster:docdb-c", "mongo_volume_readiops", cluster): 19.0,
-        ("docdb-cluster:docdb-c", "mongo_volume_wriateiops", cluster): 20.0,
-        ("elasticache:redis-001", "redis_network_bandwidth_inallowance_exceeded", redis): 21.0,
-        ("elasticache:redis-001", "redis_network_bandwidthOut_allowance_exceeded", redis): 22.0,
-        ("elasticache:redis-001", "redis_network_conntrack_allowance_exceeded", redis): 23.0,
-        ("elasticache:redis-001", "redis_network_packetsPerSecond_allowance_exceeded", redis): 24.0,
-        ("elasticache:redis-001", "redis_engine_cpu_utilization", redis): 25.0,
-        ("elasticache:redis-001", "redis_cpu_utilization", redis): 26.0,
-        ("elasticache:redis-001", "redis_database_memory_usage_percentage", redis): 27.0,
-        ("elasticache:redis-001", "redis_curr_connections", redis): 28.0,
-        ("elasticache:redis-001", "redis_evictions", redis): 29.0,
-        ("elasticache:redis-001", "redis_cache_hit_rate", redis): 30.0,
-        ("elasticache:redis-001", "redis_replication_lag_seconds", redis): 31.0,
-        ("elasticache:redis-001", "redis_freeable_memory_bytes", redis): 32.0,
-        ("elasticache:redis-001", "redis_network_in_bytes", redis): 33.0,
-        ("elasticache:redis-001", "redis_network_out_bytes", redis): 34.0,
+        ("pg-1", "pg_db_load", none): 6.0,
+        ("docdb:docdb-1", "mongo_cpu_utilization", docdb1): 9.0,
+        ("docdb:docdb-1", "mongo_freeable_memory", docdb1): 10.0,
+        ("docdb:docdb-1", "mongo_network_throughput", docdb1): 11.0,
+        ("docdb:docdb-1", "mongo_read_latency", docdb1): 12.0,
+        ("docdb:docdb-1", "mongo_write_latency", docdb1): 13.0,
+        ("docdb:docdb-1", "mongo_replica_lag", docdb1): 14.0,
+        ("docdb:docdb-2", "mongo_cpu_utilization", docdb2): 15.0,
+        ("docdb:docdb-2", "mongo_freeable_memory", docdb2): 16.0,
+        ("docdb:docdb-2", "mongo_network_throughput", docdb2): 17.0,
+        ("docdb:docdb-2", "mongo_read_latency", docdb2): 18.0,
+        ("docdb:docdb-2", "mongo_write_latency", docdb2): 19.0,
+        ("docdb:docdb-2", "mongo_replica_lag", docdb2): 20.0,
+        ("docdb-cluster:docdb-c", "mongo_volume_readiops", cluster): 22.0,
+        ("docdb-cluster:docdb-c", "mongo_volume_wriateiops", cluster): 23.0,
+        ("elasticache:redis-001", "redis_network_bandwidth_inallowance_exceeded", redis): 24.0,
+        ("elasticache:redis-001", "redis_network_bandwidthOut_allowance_exceeded", redis): 25.0,
+        ("elasticache:redis-001", "redis_network_conntrack_allowance_exceeded", redis): 26.0,
+        ("elasticache:redis-001", "redis_network_packetsPerSecond_allowance_exceeded", redis): 27.0,
+        ("elasticache:redis-001", "redis_engine_cpu_utilization", redis): 28.0,
+        ("elasticache:redis-001", "redis_cpu_utilization", redis): 29.0,
+        ("elasticache:redis-001", "redis_database_memory_usage_percentage", redis): 30.0,
+        ("elasticache:redis-001", "redis_curr_connections", redis): 31.0,
+        ("elasticache:redis-001", "redis_evictions", redis): 32.0,
+        ("elasticache:redis-001", "redis_cache_hit_rate", redis): 33.0,
+        ("elasticache:redis-001", "redis_replication_lag_seconds", redis): 34.0,
+        ("elasticache:redis-001", "redis_freeable_memory_bytes", redis): 35.0,
+        ("elasticache:redis-001", "redis_network_in_bytes", redis): 36.0,
+        ("elasticache:redis-001", "redis_network_out_bytes", redis): 37.0,
     }
-    assert self_metrics(result) == counts(calls=1, requested=35, missing=1, failed=0)
+    assert self_metrics(result) == counts(calls=1, requested=38, missing=1, failed=0)
     # Missing data is not a failure: every target is up.
     assert {t: o[0] for t, o in outcomes(result).items()} == {
         "pg-1": True,

@@ -53,6 +53,10 @@ CONTRACT = {
         "Sum",
         60,
     ),
+    # SPEC 16: DB load, per instance (absent without Performance Insights).
+    "pg_db_load": ("AWS/RDS", "DBLoad", "Average", 60),
+    "pg_db_load_cpu": ("AWS/RDS", "DBLoadCPU", "Average", 60),
+    "pg_db_load_non_cpu": ("AWS/RDS", "DBLoadNonCPU", "Average", 60),
     # SPEC 13.
     "redis_engine_cpu_utilization": ("AWS/ElastiCache", "EngineCPUUtilization", "Average", 60),
     "redis_cpu_utilization": ("AWS/ElastiCache", "CPUUtilization", "Average", 60),
@@ -78,14 +82,14 @@ def _table(made: list[declarations.Declaration]) -> dict[str, tuple[str, str, st
     }
 
 
-def test_all_29_contract_series_with_metric_statistic_and_period() -> None:
+def test_all_32_contract_series_with_metric_statistic_and_period() -> None:
     made = [
         *declarations.rds("pg-1", "DBInstanceIdentifier"),
         *declarations.docdb_instance("docdb-1"),
         *declarations.docdb_cluster("docdb-c"),
         *declarations.elasticache("redis-001"),
     ]
-    assert len(made) == 29
+    assert len(made) == 32
     assert _table(made) == CONTRACT
 
 
@@ -95,6 +99,9 @@ def test_aurora_instance_has_neither_free_storage_nor_burst_balance() -> None:
         "pg_memory_utilization",
         "pg_network_throughput",
         "pg_read_iops",
+        "pg_db_load",
+        "pg_db_load_cpu",
+        "pg_db_load_non_cpu",
     ]
 
 

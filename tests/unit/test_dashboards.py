@@ -138,7 +138,7 @@ def test_datasource_is_a_variable_never_a_fixed_uid(name: str) -> None:
 @pytest.mark.parametrize(
     ("name", "expected"),
     [
-        ("postgresql.json", ["datasource", "job", "instance"]),
+        ("postgresql.json", ["datasource", "job", "instance", "database_name"]),
         ("documentdb.json", ["datasource", "job", "instance", "docdb_instance", "docdb_cluster"]),
         ("elasticache.json", ["datasource", "job", "instance", "elasticache"]),
         ("collector-health.json", ["datasource", "job", "instance", "source"]),
@@ -167,6 +167,7 @@ def test_template_variables(name: str, expected: list[str]) -> None:
             "account",
             "region",
             "kind",
+            "database_name",
         }
 
 

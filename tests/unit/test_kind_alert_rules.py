@@ -17,11 +17,11 @@ from tests.dashboards import QUERYABLE_METRICS, ROOT, metric_names
 
 PROMETHEUS = ROOT / "prometheus"
 OPERATIONS = ROOT / "docs" / "operations.md"
-# rules file -> the source whose middleware_collector_up scopes its expressions
+# rules file -> the sources whose middleware_collector_up scopes its expressions
 KIND_RULES = {
-    "elasticache.rules.yml": "redis",
-    "documentdb.rules.yml": "cloudwatch",
-    "rds.rules.yml": "cloudwatch",
+    "elasticache.rules.yml": {"redis"},
+    "documentdb.rules.yml": {"cloudwatch", "mongo"},
+    "rds.rules.yml": {"cloudwatch"},
 }
 
 
@@ -74,11 +74,14 @@ def test_every_alert_fires_and_does_not_in_its_unit_tests(name: str) -> None:
 
 @pytest.mark.parametrize("name", sorted(KIND_RULES))
 def test_scoped_to_the_collector_described_and_with_a_runbook(name: str) -> None:
-    scope = f'and on (job, instance) middleware_collector_up{{source="{KIND_RULES[name]}"}}'
+    scopes = tuple(
+        f'and on (job, instance) middleware_collector_up{{source="{source}"}}'
+        for source in KIND_RULES[name]
+    )
     headings = set(re.findall(r"^### (\w+)$", OPERATIONS.read_text(), re.M))
     for rule in _rules(name):
         alert = rule["alert"]
-        assert rule["expr"].endswith(scope), alert
+        assert rule["expr"].endswith(scopes), alert
         assert metric_names(rule["expr"]) <= QUERYABLE_METRICS, alert
         assert set(rule["annotations"]) == {"summary", "description", "runbook_url"}, alert
         assert rule["annotations"]["runbook_url"] == f"docs/operations.md#{alert.lower()}"

@@ -11,7 +11,7 @@ from middleware_monitoring.config.postgres import PG_COLLECTOR_GROUPS, PG_DEFAUL
 PG = {"PG_DATABASE": "db.example.internal", "PG_USER": "monitor"}
 GROUPS = (
     "server, wraparound, transactions, locks, wait_events, replication, replication_slots, "
-    "database_stats, tables, statement_details"
+    "database_stats, tables, statement_details, indexes, vacuum"
 )
 
 
@@ -53,7 +53,7 @@ def test_none_turns_every_group_off() -> None:
 @pytest.mark.parametrize(
     ("value", "shown"),
     [
-        ("locks,vacuum", "'locks,vacuum'"),
+        ("locks,vacuums", "'locks,vacuums'"),
         ("-tables,locks", "'-tables,locks'"),
         (",", "','"),
         ("none,locks", "'none,locks'"),
@@ -67,9 +67,9 @@ def test_bad_lists_are_named_with_the_groups_expected(value: str, shown: str) ->
 
 
 def test_every_problem_in_one_message() -> None:
-    assert problems(PG_COLLECTORS="vacuum", PG_TABLES_TOP_N="1001", PG_PORT="x") == [
+    assert problems(PG_COLLECTORS="vacuums", PG_TABLES_TOP_N="1001", PG_PORT="x") == [
         "PG_TABLES_TOP_N: expected a whole number from 0 to 1000, got '1001'",
         f"PG_COLLECTORS: expected 'none' or a comma list of groups from {GROUPS} (all of them "
-        "'-name' to leave those out of the default set), got 'vacuum'",
+        "'-name' to leave those out of the default set), got 'vacuums'",
         "PG_PORT: expected a port number from 1 to 65535, got 'x'",
     ]

@@ -248,7 +248,7 @@ kafka: []
         f"{where}: postgres[2]: expected a mapping (name: ..., host: ...), got a string",
         f"{where}: postgres[0] (orders-db).colour: unknown key; expected name, host, port, "
         "dbname, user, secret_arn, iam_auth, password, sslmode, sslrootcert, rds_id, rds_type, "
-        "region, role_arn, queries_file",
+        "region, role_arn, queries_file, databases",
         f"{where}: postgres[0] (orders-db).iam_auth: expected true or false, got 'maybe'",
         f"{where}: postgres[0] (orders-db).sslmode: expected a string, got true/false (YAML "
         "reads yes, no, on and off unquoted as true/false: quote the value)",

@@ -220,7 +220,13 @@ def test_kms_decrypt_only_for_a_given_key_and_only_through_secrets_manager(rende
             "Action": "kms:Decrypt",
             "Resource": KMS_ARN,
             "Condition": {
-                "StringEquals": {"kms:ViaService": "secretsmanager.eu-west-1.amazonaws.com"}
+                "StringEquals": {
+                    "kms:ViaService": [
+                        "secretsmanager.eu-west-1.amazonaws.com",
+                        "ssm.eu-west-1.amazonaws.com",
+                        "s3.eu-west-1.amazonaws.com",
+                    ]
+                }
             },
         }
     ]
@@ -620,3 +626,19 @@ def test_performance_insights_reads_rds_metrics_only_when_on(rendered):
     }
     variables = on["CollectorFunction"]["Properties"]["Environment"]["Variables"]
     assert variables["PERFORMANCE_INSIGHTS"] == "true"
+
+
+def test_kms_decrypt_through_the_services_of_the_keys_own_region(rendered):
+    key = "arn:aws:kms:eu-central-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+    policies = _statements(
+        _deployed(rendered, TargetsParameter="/mm/targets", SecretsKmsKeyArn=key)
+    )
+    assert policies["secrets-decrypt"][0]["Condition"] == {
+        "StringEquals": {
+            "kms:ViaService": [
+                "secretsmanager.eu-central-1.amazonaws.com",
+                "ssm.eu-central-1.amazonaws.com",
+                "s3.eu-central-1.amazonaws.com",
+            ]
+        }
+    }

@@ -47,20 +47,27 @@ class SecretStore:
         self, settings: SecretStoreSettings, provider: SecretsProvider | None = None
     ) -> None:
         self._settings = settings
-        self._provider = provider
+        # A given provider (tests) serves every region.
+        self._given = provider
+        # One per region: a secret is read in the region its ARN names.
+        self._providers: dict[str | None, SecretsProvider] = {}
         self._lock = threading.Lock()
 
-    def _get_provider(self) -> SecretsProvider:
+    def _get_provider(self, secret_id: str) -> SecretsProvider:
+        if self._given is not None:
+            return self._given
+        region = secret_region(secret_id) or self._settings.region
         with self._lock:
-            if self._provider is None:
+            provider = self._providers.get(region)
+            if provider is None:
                 # Deferred: boto3 costs ~125 ms of cold start, paid only when a secret is used.
                 import boto3
                 from aws_lambda_powertools.utilities.parameters import SecretsProvider
 
-                config = AwsSessions.client_config(self._settings.region, max_attempts=MAX_ATTEMPTS)
+                config = AwsSessions.client_config(region, max_attempts=MAX_ATTEMPTS)
                 client = boto3.session.Session().client("secretsmanager", config=config)
-                self._provider = SecretsProvider(boto3_client=client)
-            return self._provider
+                provider = self._providers[region] = SecretsProvider(boto3_client=client)
+            return provider
 
     def read_json(
         self, secret_id: str, variable: str, *, refresh: bool = False, shape: str | None = None
@@ -73,7 +80,7 @@ class SecretStore:
 
         where = f"{variable} ({secret_id})"
         try:
-            provider = self._get_provider()
+            provider = self._get_provider(secret_id)
             raw = provider.get(
                 secret_id, max_age=self._settings.max_age_seconds, force_fetch=refresh
             )
@@ -103,6 +110,15 @@ class SecretStore:
             # A DocumentDB URI carries the escaped form; a driver's message may quote either.
             scrubber.add([password, quote_plus(password)])
         return value
+
+
+def secret_region(secret_id: str) -> str | None:
+    """The region a secret's ARN names (``arn:aws:secretsmanager:REGION:ACCOUNT:secret:...``);
+    None for a plain name, which is read in the function's region."""
+    parts = secret_id.split(":", 6)
+    if len(parts) == 7 and parts[0] == "arn" and parts[2] == "secretsmanager" and parts[3]:
+        return parts[3]
+    return None
 
 
 RDS_SHAPE: Final = (

@@ -25,6 +25,7 @@ from .config import (
     load_settings,
     reserved_names,
 )
+from .config.postgres import mark_server_carriers
 from .credentials import SecretStore
 from .health import replace_last_success
 from .http_answers import describe_pushgateway_failure
@@ -134,7 +135,7 @@ class Runtime:
             found, fresh = self.builder.discovery.specs({spec.target_name for spec in specs})
             specs += found
             complete = complete and fresh
-        return specs, complete
+        return mark_server_carriers(specs), complete
 
     @property
     def targets(self) -> list[Target]:

@@ -189,7 +189,7 @@ class TargetBuilder:
         from .docdb.source import DocumentDBSource
 
         login = docdb_secret_login(spec, self.secrets) if spec.secret_arn else None
-        return [DocumentDBSource(spec, login=login)]
+        return [DocumentDBSource(spec, login=login, bounds=self.settings.mongo_collections)]
 
     def _redis(self, spec: RedisSettings) -> list[Source]:
         # Imported here: the Redis client is paid for only when an ElastiCache node is.

@@ -85,6 +85,34 @@ RDS_INSTANCE_SERIES: Final = (
     Series("pg_read_iops", "ReadIOPS", "Average", MINUTE, "Disk read operations per second."),
     _BURST_BALANCE,
 )
+# SPEC 16: DB load (average active sessions), per instance, published only while
+# Performance Insights is on: without it they are absent, not missing (OPTIONAL_METRICS).
+DB_LOAD_SERIES: Final = (
+    Series(
+        "pg_db_load",
+        "DBLoad",
+        "Average",
+        MINUTE,
+        "DB load: average active sessions (Performance Insights on).",
+    ),
+    Series(
+        "pg_db_load_cpu",
+        "DBLoadCPU",
+        "Average",
+        MINUTE,
+        "DB load waiting on or using CPU: average active sessions.",
+    ),
+    Series(
+        "pg_db_load_non_cpu",
+        "DBLoadNonCPU",
+        "Average",
+        MINUTE,
+        "DB load waiting on anything but CPU: average active sessions.",
+    ),
+)
+# Metrics whose absence says something about the resource (a feature off), not about the
+# collector: not counted in middleware_cloudwatch_metrics_missing.
+OPTIONAL_METRICS: Final = frozenset((RDS, series.metric) for series in DB_LOAD_SERIES)
 # What an Aurora instance and cluster share with an RDS instance.
 AURORA_INSTANCE_SERIES: Final = tuple(
     s for s in RDS_INSTANCE_SERIES if s not in (_FREE_STORAGE, _BURST_BALANCE)
@@ -283,14 +311,20 @@ def _declare(
 
 def rds(identifier: str, rds_type: str) -> list[Declaration]:
     """``rds_type`` is the dimension name: DBInstanceIdentifier or DBClusterIdentifier."""
-    catalogue = AURORA_CLUSTER_SERIES if rds_type == "DBClusterIdentifier" else RDS_INSTANCE_SERIES
+    catalogue = (
+        AURORA_CLUSTER_SERIES
+        if rds_type == "DBClusterIdentifier"
+        else RDS_INSTANCE_SERIES + DB_LOAD_SERIES
+    )
     return _declare(RDS, ((rds_type, identifier),), catalogue)
 
 
 def aurora_instance(identifier: str) -> list[Declaration]:
     """An Aurora cluster's member: the instance metrics but FreeStorageSpace (the cluster
     volume is the cluster's, VolumeBytesUsed)."""
-    return _declare(RDS, (("DBInstanceIdentifier", identifier),), AURORA_INSTANCE_SERIES)
+    return _declare(
+        RDS, (("DBInstanceIdentifier", identifier),), AURORA_INSTANCE_SERIES + DB_LOAD_SERIES
+    )
 
 
 def docdb_instance(identifier: str) -> list[Declaration]:

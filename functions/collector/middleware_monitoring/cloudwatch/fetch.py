@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 
 from ..aws import AwsFailure, classify_failure
-from .declarations import Stat
+from .declarations import OPTIONAL_METRICS, Stat
 
 if TYPE_CHECKING:
     from mypy_boto3_cloudwatch import CloudWatchClient
@@ -74,7 +74,15 @@ class FetchResult:
             self.requested += queries
 
     def missing(self) -> list[Stat]:
-        return [s for s in self.stats if s not in self.values and s not in self.failures]
+        """Asked, not failed, without a datapoint; optional metrics (DB load without
+        Performance Insights) are not missing."""
+        return [
+            s
+            for s in self.stats
+            if s not in self.values
+            and s not in self.failures
+            and (s.namespace, s.metric) not in OPTIONAL_METRICS
+        ]
 
     def fail_unanswered(self, stats: Iterable[Stat], failure: AwsFailure) -> None:
         for stat in stats:

@@ -35,7 +35,7 @@ from .discovery import (
     ResourceKey,
     load_discovery,
 )
-from .docdb import DocDBSettings, load_docdb
+from .docdb import DocDBSettings, MongoCollectionBounds, load_docdb, load_mongo_collection_bounds
 from .elasticache import NODE_DEFAULTS, RedisSettings, redis_defaults
 from .env import LOG_LEVELS, ConfigError, EnvReader
 from .extra import with_extra
@@ -117,6 +117,8 @@ class Settings:
     serve: ServeSettings = field(default_factory=lambda: load_serve(EnvReader({})))
     kafka: KafkaSettings | None = None
     docdb: tuple[DocDBSettings, ...] = ()
+    # MONGO_COLLECTIONS_TOP_N / MONGO_COLLSTATS_PER_PASS: every DocumentDB target's bounds.
+    mongo_collections: MongoCollectionBounds = field(default_factory=MongoCollectionBounds)
     cloudwatch: CloudWatchSettings = field(
         default_factory=lambda: load_cloudwatch(EnvReader({}), RDS_TYPES[0])
     )
@@ -243,6 +245,7 @@ def load_settings(
         serve=load_serve(env),
         kafka=load_kafka(env),
         docdb=docdb,
+        mongo_collections=load_mongo_collection_bounds(env),
         cloudwatch=cloudwatch,
         emf_namespace=load_emf_namespace(env),
         emf_metrics=load_emf_metrics(env),

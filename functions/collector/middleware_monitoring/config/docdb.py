@@ -29,6 +29,32 @@ class DocDBSettings:
         return self.variable
 
 
+@dataclass(frozen=True)
+class MongoCollectionBounds:
+    """How much of a DocumentDB server's collections a pass reads (SPEC 18).
+
+    ``top_n`` (MONGO_COLLECTIONS_TOP_N): the largest collections across databases exported
+    with their collStats and $indexStats; 0 turns collection and index series off.
+    ``collstats_per_pass`` (MONGO_COLLSTATS_PER_PASS): collStats commands a pass may send,
+    the top N included; the others' sizes are refreshed in turn, so a server with more
+    collections is fully ranked after a few passes instead of one long pass."""
+
+    top_n: int = 20
+    collstats_per_pass: int = 100
+
+
+def load_mongo_collection_bounds(env: EnvReader) -> MongoCollectionBounds:
+    top_n = env.integer("MONGO_COLLECTIONS_TOP_N", 20, 0, 1000)
+    per_pass = env.integer("MONGO_COLLSTATS_PER_PASS", 100, 1, 10_000)
+    if per_pass < top_n:
+        env.problem(
+            "MONGO_COLLSTATS_PER_PASS",
+            f"must be at least MONGO_COLLECTIONS_TOP_N ({top_n}): the top collections are "
+            f"read every pass, got {per_pass}",
+        )
+    return MongoCollectionBounds(top_n, per_pass)
+
+
 _MONGO_INFO_EXAMPLE: Final = (
     '{"connect": {"address": "HOST", "port": "27017", "user": "USER", "pwd": "PASSWORD"}, '
     '"parameter": {"authSource": "admin", "tls": "true", "tlsCAFile": "global-bundle.pem", '

@@ -103,6 +103,14 @@ BUILTIN_PG_SERIES: Final = frozenset(
         "pg_wait_session_five_sec",
         "pg_wait_session_sec",
         "pg_custom_query_up",
+        "pg_db_load",
+        "pg_db_load_cpu",
+        "pg_db_load_non_cpu",
+        "pg_index_scans_total",
+        "pg_index_size_bytes",
+        "pg_vacuum_running",
+        "pg_vacuum_progress_ratio",
+        "pg_vacuum_seconds",
         "pg_custom_query_series_dropped",
     ]
 )

@@ -6,13 +6,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Final
+from typing import Final, TypeVar, cast
 
 from ..paths import DEFAULT_SEARCH_DIRS
 from .aws import HERE, AwsLocation
 from .env import FLAGS, EnvReader
 from .pg_queries import QueriesFile, read_queries_file
 
+TSpec = TypeVar("TSpec")
 RDS_TYPES: Final = ("DBInstanceIdentifier", "DBClusterIdentifier")
 PG_SSLMODES: Final = ("disable", "prefer", "require", "verify-ca", "verify-full")
 # Modes that send the password only over TLS: IAM auth tokens need one of them.
@@ -46,6 +47,8 @@ PG_COLLECTOR_GROUPS: Final = (
     "database_stats",
     "tables",
     "statement_details",
+    "indexes",
+    "vacuum",
 )
 PG_DEFAULT_COLLECTORS: Final = frozenset(PG_COLLECTOR_GROUPS)
 
@@ -86,6 +89,16 @@ class PostgresSettings:
     # PG_QUERIES_MAX_SERIES series per query.
     custom_queries: QueriesFile | None = None
     queries_max_series: int = 1000
+    # PG_DATABASES / databases: the per-database series of every database (all_databases)
+    # or of these, besides PG_DBNAME; at most database_connections kept open for them.
+    all_databases: bool = False
+    databases: tuple[str, ...] = ()
+    database_connections: int = 8
+    # PG_INDEXES_TOP_N: indexes the `indexes` group sends per database.
+    indexes_top_n: int = 20
+    # False on a target whose server (host and port) another target carries: it reads and
+    # sends only its database's series (the runtime decides, SPEC 16).
+    server_wide: bool = True
 
 
 def load_collectors(env: EnvReader) -> tuple[frozenset[str], int]:
@@ -115,6 +128,32 @@ def load_collectors(env: EnvReader) -> tuple[frozenset[str], int]:
     return frozenset(names), tables_top_n
 
 
+def server_key(spec: PostgresSettings) -> tuple[str, int] | None:
+    """The server a target reads (host and port as configured), or None when the secret
+    supplies them (not known before it is read)."""
+    if "host" in spec.from_secret or "port" in spec.from_secret or not spec.host:
+        return None
+    return (spec.host.lower().rstrip("."), spec.port)
+
+
+def mark_server_carriers(specs: list[TSpec]) -> list[TSpec]:
+    """Targets sharing a server (host and port) read what is server-wide once: the target
+    first by name carries the server's series (statements, QPS, activity, replication,
+    settings, database sizes and statistics); the others send their database's only."""
+    carriers: dict[tuple[str, int], str] = {}
+    for spec in specs:
+        if isinstance(spec, PostgresSettings) and (key := server_key(spec)) is not None:
+            carriers[key] = min(carriers.get(key, spec.target_name), spec.target_name)
+    marked: list[TSpec] = []
+    for spec in specs:
+        if isinstance(spec, PostgresSettings) and (key := server_key(spec)) is not None:
+            carries = carriers[key] == spec.target_name
+            if carries != spec.server_wide:
+                spec = cast(TSpec, replace(spec, server_wide=carries))
+        marked.append(spec)
+    return marked
+
+
 def is_rds_host(host: str) -> bool:
     return host.lower().rstrip(".").endswith(RDS_HOST_SUFFIXES)
 
@@ -137,12 +176,36 @@ def load_custom_queries(env: EnvReader, search_dirs: Sequence[Path]) -> QueriesF
     return queries
 
 
+def parse_databases(raw: str) -> tuple[bool, tuple[str, ...]] | None:
+    """PG_DATABASES / databases: ``all``, or database names, comma separated; None: empty."""
+    names = tuple(dict.fromkeys(name.strip() for name in raw.split(",") if name.strip()))
+    if not names:
+        return None
+    if names == ("all",):
+        return True, ()
+    return False, names
+
+
+def load_databases(env: EnvReader) -> tuple[bool, tuple[str, ...]]:
+    raw = env.text("PG_DATABASES")
+    if raw is None:
+        return False, ()
+    parsed = parse_databases(raw)
+    if parsed is None or (parsed[0] is False and "all" in parsed[1]):
+        env.problem(
+            "PG_DATABASES", f"expected 'all' or a comma list of database names, got {raw!r}"
+        )
+        return False, ()
+    return parsed
+
+
 def postgres_defaults(
     env: EnvReader, search_dirs: Sequence[Path] = DEFAULT_SEARCH_DIRS
 ) -> PostgresSettings:
     """What every PostgreSQL target shares (timeouts, top N, ...) from the PG_* option
     variables; the identity fields are blank, to be filled per target with ``replace``."""
     collectors, tables_top_n = load_collectors(env)
+    all_databases, databases = load_databases(env)
     return PostgresSettings(
         target_name="",
         host="",
@@ -163,6 +226,10 @@ def postgres_defaults(
         tables_top_n=tables_top_n,
         custom_queries=load_custom_queries(env, search_dirs),
         queries_max_series=env.integer("PG_QUERIES_MAX_SERIES", 1000, 1, 100000),
+        all_databases=all_databases,
+        databases=databases,
+        database_connections=env.integer("PG_DATABASE_CONNECTIONS", 8, 0, 100),
+        indexes_top_n=env.integer("PG_INDEXES_TOP_N", 20, 0, 1000),
     )
 
 

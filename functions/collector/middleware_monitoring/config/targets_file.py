@@ -30,6 +30,7 @@ from .postgres import (
     RDS_TYPES,
     PostgresSettings,
     default_sslmode,
+    parse_databases,
     tls_problem,
 )
 
@@ -50,6 +51,7 @@ POSTGRES_KEYS: Final = (
     "rds_type",
     *_LOCATION_KEYS,
     "queries_file",
+    "databases",
 )
 DOCDB_KEYS: Final = ("name", "host", "port", "user", "secret_arn", "password", "options")
 ELASTICACHE_KEYS: Final = (
@@ -114,6 +116,9 @@ class Entry:
         for key in value:
             if key not in keys:
                 self.problem(str(key), f"unknown key; expected {', '.join(keys)}")
+
+    def raw(self, key: str) -> Any:
+        return self._value.get(key)
 
     def has(self, key: str) -> bool:
         return self._value.get(key) not in (None, "")
@@ -241,6 +246,22 @@ def _queries_file(
     return queries
 
 
+def _databases(entry: Entry, defaults: PostgresSettings) -> tuple[bool, tuple[str, ...]]:
+    """``databases``: ``all``, a list of names, or a comma-separated string."""
+    value = entry.raw("databases")
+    if value is None:
+        return defaults.all_databases, defaults.databases
+    if isinstance(value, list) and all(isinstance(item, str) for item in value):
+        value = ",".join(value)
+    parsed = parse_databases(value) if isinstance(value, str) else None
+    if parsed is None or (not parsed[0] and "all" in parsed[1]):
+        entry.problem(
+            "databases", f"expected all or a list of database names, got {_type_name(value)}"
+        )
+        return defaults.all_databases, defaults.databases
+    return parsed
+
+
 def _postgres(
     entry: Entry,
     defaults: PostgresSettings,
@@ -272,6 +293,7 @@ def _postgres(
     database = entry.text("dbname") or defaults.database
     rds_type = entry.choice("rds_type", RDS_TYPES, RDS_TYPES[0])
     location = entry.location()
+    all_databases, databases = _databases(entry, defaults)
     if len(entry.problems) > before or name is None or host is None:
         return None
     from_secret = frozenset(
@@ -295,6 +317,8 @@ def _postgres(
         aws=location,
         origin=entry.where.replace(": ", " ", 1),
         custom_queries=custom_queries,
+        all_databases=all_databases,
+        databases=databases,
     )
 
 

@@ -1,4 +1,5 @@
-"""The DocumentDB source: every SPEC 3.4 series from one ``serverStatus``."""
+"""The DocumentDB source: every SPEC 3.4 series from one ``serverStatus``, then the largest
+collections, their indexes and the running operations (SPEC 18, ``collections.py``)."""
 
 from __future__ import annotations
 
@@ -13,9 +14,11 @@ from prometheus_client.core import GaugeMetricFamily, InfoMetricFamily
 from pymongo import MongoClient
 
 from ..config import DocDBSettings
+from ..config.docdb import MongoCollectionBounds
 from ..model import SourceFailure
 from ..tls import DEFAULT_SEARCH_DIRS
 from .client import classify, new_client
+from .collections import CollectionReader
 
 # (metric name, path in the serverStatus reply, help). Dashboards query these names.
 SERIES: Final[tuple[tuple[str, tuple[str, ...], str], ...]] = (
@@ -73,8 +76,12 @@ class DocumentDBSource:
         *,
         search_dirs: Sequence[Path] = DEFAULT_SEARCH_DIRS,
         login: Callable[[bool], tuple[str, str]] | None = None,
+        bounds: MongoCollectionBounds | None = None,
     ) -> None:
         self._settings = settings
+        self._collections = CollectionReader(
+            bounds or MongoCollectionBounds(), f"{settings.target_name} ({settings.address})"
+        )
         # (user, password) from MONGO_SECRET_ARN; ``True`` re-reads past the cache.
         self._login = login
         self._login_used: tuple[str, str] | None = None
@@ -103,7 +110,7 @@ class DocumentDBSource:
         if self._client is None:
             self._client = self._new_client(refresh=False)
         try:
-            # Only serverStatus: DocumentDB lacks most other diagnostic commands.
+            # serverStatus decides whether the target is up; the rest is optional.
             return self._client.admin.command("serverStatus")
         except Exception as exc:
             raise classify(exc, self._client) from None
@@ -138,3 +145,5 @@ class DocumentDBSource:
             value = _field(reply, path)
             if value is not None:
                 yield GaugeMetricFamily(name, documentation, value=value)
+        if self._client is not None:
+            yield from self._collections.collect(self._client)

@@ -6,7 +6,7 @@ import contextlib
 import socket
 import ssl
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -227,6 +227,19 @@ class PgConnection:
             self.close()
             raise classify(exc) from None
         return list(rows) if rows is not None else []
+
+    def for_database(self, database: str) -> PgConnection:
+        """A connection like this one (same settings and login) to another database."""
+        login = self._login
+
+        def other(refresh: bool) -> PgLogin:
+            return replace(login(refresh), database=database)
+
+        return PgConnection(
+            replace(self._settings, database=database),
+            login=other,
+            ca_search_dirs=self._ca_search_dirs,
+        )
 
     def run_described(self, sql: str) -> tuple[list[str], list[list[Any]]]:
         """Run one statement of unknown shape: its column names and its rows."""

@@ -211,8 +211,9 @@ class CustomQueries:
         except SourceFailure as failure:
             if self._failing.get(key) != failure.detail:
                 self._failing[key] = failure.detail
+                where = f" in database {database_name}" if database_name else ""
                 logger.warning(
-                    f"custom query {query.namespace} failed: {failure.detail}",
+                    f"custom query {query.namespace} failed{where}: {failure.detail}",
                     extra={
                         "target": self.target_name,
                         "source": "postgres",

@@ -133,6 +133,10 @@ def _database_stats(caps: Capabilities, settings: PostgresSettings) -> str:
 
 
 def _tables(caps: Capabilities, settings: PostgresSettings) -> str:
+    return tables_column(settings)
+
+
+def tables_column(settings: PostgresSettings) -> str:
     # Ties (many tables without dead tuples) are broken by name, so the N stay the same N.
     return f"""(SELECT coalesce(json_agg(json_build_array(
     current_database(), schemaname, relname, n_dead_tup, n_live_tup,
@@ -342,6 +346,8 @@ GROUPS: Final = (
     Group("database_stats", _database_stats, _database_families),
     Group("tables", _tables, _table_families),
 )
+# Groups read in each database (databases.py), not in the server-wide statement.
+PER_DATABASE: Final = frozenset({"tables"})
 _CTES: Final[Mapping[str, Callable[[Capabilities], str]]] = {
     "sessions": lambda caps: _SESSIONS,
     "blocked": _blocked,
@@ -376,7 +382,15 @@ class Health:
         self._settings = settings
         self._db = db
         self._capabilities = capabilities
-        self._groups = [group for group in GROUPS if group.name in settings.collectors]
+        # Server-wide groups only, and only on the target that carries its server's
+        # server-wide series; `tables` is read per database (databases.py).
+        self._groups = [
+            group
+            for group in GROUPS
+            if group.name in settings.collectors
+            and group.name not in PER_DATABASE
+            and settings.server_wide
+        ]
         self._failed: set[str] = set()  # groups that failed on the connection `_failed_on`
         self._failed_on = -1
         self._logged: set[str] = set()  # once per function instance

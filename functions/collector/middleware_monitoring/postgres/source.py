@@ -15,7 +15,7 @@ from ..model import SourceFailure, seconds_left
 from . import statements as sql
 from .capabilities import CapabilityCache
 from .connection import PgConnection, QueryFailure
-from .custom_queries import CustomQueries
+from .databases import Databases
 from .health import Health
 from .qps import (
     Kinds,
@@ -130,14 +130,11 @@ class PostgresSource:
         self._control_refused_on = -1  # the connection (PgConnection.opened) that refused it
         self._control_refusal_logged = False
         self._health = Health(settings, self._db, self._capabilities)
-        self._custom: CustomQueries | None = None
-        if settings.custom_queries is not None:
-            self._custom = CustomQueries(
-                settings.custom_queries, settings.queries_max_series, settings.target_name
-            )
+        self._databases = Databases(settings, self._db)
 
     def close(self) -> None:
         self._db.close()
+        self._databases.close()
 
     def down_families(self) -> Iterator[Metric]:
         yield _gauge("pg_up", PG_UP_HELP, 0)
@@ -157,8 +154,11 @@ class PostgresSource:
             self._database_sizes,
             self._health.collect,
             self._statements_and_qps,
-            self._custom_queries,
         )
+        if not self._settings.server_wide:
+            # Another target of the same server (host and port) reads and sends these.
+            sections = ()
+        sections = (*sections, self._per_database)
         for section in sections:
             try:
                 yield from section()
@@ -208,10 +208,8 @@ class PostgresSource:
             family.add_metric([name], size)
         yield family
 
-    def _custom_queries(self) -> Iterator[Metric]:
-        if self._custom is not None:
-            caps = self._capabilities.get()
-            yield from self._custom.collect(self._db, caps.server_version)
+    def _per_database(self) -> Iterator[Metric]:
+        yield from self._databases.collect(lambda: self._capabilities.get().server_version)
 
     # --- pg_stat_statements -------------------------------------------------------------
 
