@@ -59,7 +59,7 @@ def _series(result: PassResult) -> dict[tuple[str, str, frozenset[tuple[str, str
         (group.target, sample.name, frozenset(sample.labels.items())): sample.value
         for group in result.targets
         for family in group.families
-        if not family.name.startswith("middleware_collector_")
+        if not family.name.startswith(("middleware_collector_", "middleware_target_"))
         for sample in family.samples
     }
 

@@ -140,7 +140,7 @@ def test_prefer_and_require_are_encrypted_with_one_shared_context(
 ) -> None:
     """Every connect shares one context per CA file (and one unverified one): pg8000 made a
     new one per connect, loading CA certificates each time. ``prefer`` still takes TLS when
-    the server offers it and plain when it does not, and remembers the refusal."""
+    the server offers it and plain when it does not."""
     from middleware_monitoring.postgres.connection import ssl_context_for
 
     for mode in ("prefer", "require"):

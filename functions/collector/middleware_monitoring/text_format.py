@@ -140,7 +140,7 @@ def newest_samples(samples: Sequence[Sample]) -> Sequence[Sample]:
 def write_groups(groups: Iterable[TargetResult], label_instance: bool = True) -> bytes:
     """The groups' families as one text exposition: one block per family name (HELP and TYPE
     of its first family), every series labelled with its group's ``instance`` (when
-    ``label_instance``), each series' newest value without a timestamp."""
+    ``label_instance``) and written once, with its newest value and no timestamp."""
     with gc_paused():
         return _write_groups(groups, label_instance)
 
@@ -164,6 +164,11 @@ def _write_groups(groups: Iterable[TargetResult], label_instance: bool) -> bytes
         append(_header(block_name, mtype, first.documentation))
         suffixes = {name + suffix: suffix for suffix in _OM_SUFFIXES}
         extra: dict[str, list[str]] = {}
+        # Each series once (a source that yields one twice, two families of one name): the
+        # Pushgateway refuses a whole push for one repeated series, and a shard's pass is
+        # one push. The last value wins, at the series' first place.
+        lines = out
+        places: dict[str, int] = {}
         for target, family in members:
             instance = f'{INSTANCE}="{_label_value(target)}"' if label_instance else None
             for sample in newest_samples(family.samples):
@@ -174,13 +179,16 @@ def _write_groups(groups: Iterable[TargetResult], label_instance: bool) -> bytes
                     if type(value) is float and 0.0 <= value < 1e6
                     else floatToGoString(value)
                 )
-                line = f"{_metric_name(sample.name)}{text(sample.labels, instance)} {shown}\n"
+                series = f"{_metric_name(sample.name)}{text(sample.labels, instance)}"
                 suffix = suffixes.get(sample.name)
-                if suffix is None:
-                    append(line)
+                lines = out if suffix is None else extra.setdefault(suffix, [])
+                place = places.get(series)
+                if place is None:
+                    places[series] = len(lines)
+                    lines.append(f"{series} {shown}\n")
                 else:
-                    extra.setdefault(suffix, []).append(line)
-        for suffix, lines in sorted(extra.items()):
+                    lines[place] = f"{series} {shown}\n"
+        for suffix, block in sorted(extra.items()):
             append(_header(_metric_name(name + suffix), "gauge", first.documentation))
-            out.extend(lines)
+            out.extend(block)
     return "".join(out).encode()
