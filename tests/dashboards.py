@@ -362,6 +362,7 @@ EXTRA_METRICS = frozenset(
         "pg_vacuum_running",
         "pg_vacuum_progress_ratio",
         "pg_vacuum_seconds",
+        "pg_table_bloat_bytes",
         "middleware_cloudwatch_getmetricdata_calls",
         "middleware_cloudwatch_metrics_requested",
         "middleware_cloudwatch_metrics_missing",

@@ -69,6 +69,22 @@ def check_parameter(template: dict[str, Any], name: str, value: str) -> None:
             raise ParameterError(f"{name}: longer than {spec['MaxLength']}")
 
 
+def expand_language_extensions(template: dict[str, Any]) -> dict[str, Any]:
+    """What AWS::LanguageExtensions does before the SAM transform, for this template: its
+    Fn::ForEach loops (over literal lists) written out. The result is what SAM's translator
+    takes."""
+    out = dict(template)
+    expander = _Resolver(template, {})
+    for section in ("Conditions", "Resources", "Outputs"):
+        if section in template:
+            out[section] = expander.expand_for_each(template[section])
+    transforms = template.get("Transform")
+    if isinstance(transforms, list):
+        remaining = [name for name in transforms if name != "AWS::LanguageExtensions"]
+        out["Transform"] = remaining[0] if len(remaining) == 1 else remaining
+    return out
+
+
 @dataclass
 class Stack:
     name: str
@@ -102,8 +118,9 @@ class Stack:
 
     @property
     def events(self) -> list[dict[str, Any]]:
-        """Each schedule's Input, parsed as the function receives it, in schedule order."""
-        return [json.loads(s["Target"]["Input"]) for _, s in sorted(self.schedules.items())]
+        """Each schedule's Input, parsed as the function receives it, by shard."""
+        events = [json.loads(s["Target"]["Input"]) for s in self.schedules.values()]
+        return sorted(events, key=lambda event: (event.get("shard", 0), json.dumps(event)))
 
 
 def _as_text(value: Any) -> str:
@@ -155,7 +172,8 @@ def render(
     kept = {
         name: resource
         for name, resource in resources_in.items()
-        if "Condition" not in resource or resolver.condition(resource["Condition"])
+        if "Condition" not in resource
+        or resolver.condition(resolver.resolve(resource["Condition"]))
     }
     resources: dict[str, Any] = resolver.resolve(kept)
     return Stack(stack_name, region, values, resources)
@@ -321,6 +339,8 @@ def _summary(description: str, variables: list[str]) -> str:
     text = " ".join(description.split())
     for variable in variables:
         text = text.removeprefix(variable).lstrip(",. ")
+    # A page named in a description is a link from docs/deploy.md (its neighbour).
+    text = re.sub(r"\bdocs/([\w-]+\.md)", r"[docs/\1](\1)", text)
     return text.replace("|", "\\|")
 
 

@@ -91,6 +91,8 @@ def sam_build(work: Path, extra_files: Mapping[str, str]) -> SamArtifact:
     done = subprocess.run(
         [
             *(str(VENV_BIN / "sam"), "build", "--template-file", str(source / "template.yaml")),
+            # The template's Fn::ForEach (AWS::LanguageExtensions) is expanded by the CLI.
+            "--language-extensions",
             *("--build-dir", str(build), "--cache-dir", str(work / "cache")),
         ],
         cwd=work,

@@ -114,7 +114,10 @@ def named(samples: Samples, name: str) -> dict[frozenset[tuple[str, str]], float
 
 
 def info(kind: str, engine: str, version: str, klass: str, cluster: str, role: str, **tags: str):
+    # A cache node's also names its replication group and shard ("" for a cluster of no group).
+    node = {"replication_group": "", "shard": ""} if kind == "elasticache_node" else {}
     labels = {
+        **node,
         "kind": kind,
         "engine": engine,
         "engine_version": version,
@@ -323,6 +326,7 @@ def test_every_kind_found_by_its_tags_with_exact_labels_and_inventory(
         "DescribeDBInstances": 3,
         "DescribeDBClusters": 2,
         "DescribePendingMaintenanceActions": 1,
+        "DescribeReplicationGroups": 1,
         "DescribeCacheClusters": 1,
         "GetResources": 1,
     }
@@ -416,6 +420,7 @@ def test_more_than_one_page_of_every_list(
         "DescribeDBInstances": 3 + 2 + 2,
         "DescribeDBClusters": 1 + 2,
         "DescribePendingMaintenanceActions": 2,
+        "DescribeReplicationGroups": 1,
         "DescribeCacheClusters": 2,
         "GetResources": 2,
     }

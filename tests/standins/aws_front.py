@@ -12,6 +12,12 @@ else is passed to moto unchanged.
   for the instance ids in ``certificates``.
 - ``DbiResourceId`` (moto 5.2.5 gives every instance the same one) replaced in moto's
   DescribeDBInstances answers for the instance ids in ``resource_ids``.
+- DescribeReplicationGroups (moto's answer, which follows botocore's ReplicationGroup shape:
+  NodeGroups -> NodeGroupMembers, CurrentRole and ReadEndpoint with cluster mode off only)
+  with two corrections: every member's CacheNodeId is ``0001`` (a group's member cache
+  cluster has one node, numbered 0001; moto 5.2.5 puts the NodeGroupId there), and the
+  CurrentRole of the member cache clusters in ``roles`` (cluster id -> primary/replica)
+  replaced: a failover, which moto cannot make.
 - ``faults``: requests that match a ``Fault`` (action, region of the signature, role ARN of
   an AssumeRole) get its AWS error, encoded in the request's protocol (Query XML, or JSON
   1.1 for the tagging API) so botocore parses it as it would AWS's.
@@ -172,6 +178,7 @@ class AwsFront(StartStop):
         self.pending: dict[str, list[dict[str, Any]]] = {}
         self.certificates: dict[str, dt.datetime] = {}
         self.resource_ids: dict[str, str] = {}
+        self.roles: dict[str, str] = {}
         self.faults: list[Fault] = []
         self.calls: Counter[str] = Counter()
         self.delay_seconds = 0.0
@@ -211,7 +218,7 @@ class AwsFront(StartStop):
     def reset(self) -> None:
         self.docdb_clusters, self.docdb_instances = [], []
         self.pending, self.certificates, self.faults = {}, {}, []
-        self.resource_ids = {}
+        self.resource_ids, self.roles = {}, {}
         self.delay_seconds = 0.0
         with self._lock:
             self.calls.clear()
@@ -243,6 +250,8 @@ class AwsFront(StartStop):
             data = self._with_certificates(data)
         if status == 200 and request.action == "DescribeDBInstances" and self.resource_ids:
             data = self._with_resource_ids(data)
+        if status == 200 and request.action == "DescribeReplicationGroups":
+            data = self._group_members(data)
         self._reply(handler, status, data, headers)
 
     @staticmethod
@@ -328,6 +337,21 @@ class AwsFront(StartStop):
             if found is None:
                 found = ElementTree.SubElement(element, f"{ns}DbiResourceId")
             found.text = resource_id
+        return bytes(ElementTree.tostring(root))
+
+    def _group_members(self, data: bytes) -> bytes:
+        root = ElementTree.fromstring(data)
+        ns = root.tag[: root.tag.index("}") + 1] if root.tag.startswith("{") else ""
+        if ns:
+            ElementTree.register_namespace("", ns[1:-1])
+        for member in root.iter(f"{ns}NodeGroupMember"):
+            node = member.find(f"{ns}CacheNodeId")
+            if node is not None:
+                node.text = "0001"
+            role = self.roles.get(member.findtext(f"{ns}CacheClusterId") or "")
+            current = member.find(f"{ns}CurrentRole")
+            if role is not None and current is not None:
+                current.text = role
         return bytes(ElementTree.tostring(root))
 
     def _error(self, handler: BaseHTTPRequestHandler, request: _Request, fault: Fault) -> None:

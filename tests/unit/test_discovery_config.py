@@ -94,12 +94,13 @@ def test_tag_labels_are_valid_label_names() -> None:
     [
         (
             {"DISCOVER": "rds,redis,aurora"},
-            "DISCOVER: expected a comma list of rds, aurora, docdb, elasticache, got "
-            "'rds,redis,aurora' ('redis' unknown)",
+            "DISCOVER: expected a comma list of rds, aurora, docdb, elasticache, docdb-elastic, "
+            "got 'rds,redis,aurora' ('redis' unknown)",
         ),
         (
             {"DISCOVER": ","},
-            "DISCOVER: expected a comma list of rds, aurora, docdb, elasticache, got ','",
+            "DISCOVER: expected a comma list of rds, aurora, docdb, elasticache, docdb-elastic, "
+            "got ','",
         ),
         (
             {"DISCOVER": "rds", "DISCOVER_TAGS": "team=a,=b"},
@@ -146,7 +147,7 @@ def test_tag_labels_are_valid_label_names() -> None:
         (
             {"DISCOVER_TAGS": "team=a", "DISCOVER_PG_IAM_USER": "monitor"},
             "DISCOVER: is required when DISCOVER_TAGS, DISCOVER_PG_IAM_USER are set (the kinds "
-            "to find: rds, aurora, docdb, elasticache)",
+            "to find: rds, aurora, docdb, elasticache, docdb-elastic)",
         ),
     ],
 )

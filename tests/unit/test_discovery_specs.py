@@ -26,7 +26,7 @@ from middleware_monitoring.discovery.resources import (
     pending_counts,
     rds_instances,
 )
-from middleware_monitoring.discovery.source import InventorySource
+from middleware_monitoring.discovery.source import InventorySource, inventory_families
 from middleware_monitoring.discovery.specs import kind_prefixed, make_spec, target_name
 from middleware_monitoring.model import SourceFailure
 
@@ -203,7 +203,7 @@ def test_cache_nodes_with_and_without_node_details() -> None:
         },
     ]
     tags = {f"arn:aws:elasticache:{REGION}:{ACCOUNT}:cluster:orders-cache-001": {"team": "a"}}
-    found = cache_nodes(clusters, tags, ACCOUNT, REGION, everything)
+    found = cache_nodes(clusters, [], tags, ACCOUNT, REGION, everything)
     assert [(r.key.identifier, r.key.node, r.engine, r.cluster, r.host, r.port) for r in found] == [
         ("orders-cache-001", "0001", "redis", "orders-cache", "orders-cache-001.x", 6379),
         ("sessions", "0001", "valkey", "", None, None),
@@ -211,8 +211,136 @@ def test_cache_nodes_with_and_without_node_details() -> None:
     ]
     assert found[0].tags == (("team", "a"),) and found[1].tags == ()
     assert [r.tls for r in found] == [True, False, False]
-    only_tagged = cache_nodes(clusters, tags, ACCOUNT, REGION, lambda t: t.get("team") == "a")
+    only_tagged = cache_nodes(clusters, [], tags, ACCOUNT, REGION, lambda t: t.get("team") == "a")
     assert [r.key.identifier for r in only_tagged] == ["orders-cache-001"]
+
+
+def _group(
+    identifier: str, shards: dict[str, dict[str, str]], *, cluster_mode: bool
+) -> dict[str, Any]:
+    """A replication group as DescribeReplicationGroups answers it (botocore's model):
+    ``shards``: NodeGroupId -> member cache cluster -> CurrentRole. AWS gives CurrentRole
+    and ReadEndpoint only with cluster mode off."""
+
+    def member(cluster: str, role: str) -> dict[str, Any]:
+        answer: dict[str, Any] = {"CacheClusterId": cluster, "CacheNodeId": "0001"}
+        if not cluster_mode:
+            answer["ReadEndpoint"] = {"Address": f"{cluster}.x", "Port": 6379}
+            answer["CurrentRole"] = role
+        return answer
+
+    return {
+        "ReplicationGroupId": identifier,
+        "ARN": f"arn:aws:elasticache:{REGION}:{ACCOUNT}:replicationgroup:{identifier}",
+        "ClusterEnabled": cluster_mode,
+        "CacheNodeType": "cache.r7g.large",
+        "TransitEncryptionEnabled": True,
+        "Engine": "valkey",
+        "NodeGroups": [
+            {
+                "NodeGroupId": shard,
+                "NodeGroupMembers": [member(c, role) for c, role in members.items()],
+            }
+            for shard, members in shards.items()
+        ],
+    }
+
+
+def test_every_node_of_a_replication_group_with_its_shard_and_role() -> None:
+    sharded = _group(
+        "carts",
+        {
+            "0001": {"carts-0001-001": "", "carts-0001-002": ""},
+            "0002": {"carts-0002-001": "", "carts-0002-002": ""},
+        },
+        cluster_mode=True,
+    )
+    plain = _group(
+        "sessions",
+        {"0001": {"sessions-001": "primary", "sessions-002": "replica"}},
+        cluster_mode=False,
+    )
+    # DescribeCacheClusters knows one sharded member (its endpoint and version win) and a
+    # cluster of no group.
+    clusters: list[dict[str, Any]] = [
+        {
+            "CacheClusterId": "carts-0002-002",
+            "ARN": f"arn:aws:elasticache:{REGION}:{ACCOUNT}:cluster:carts-0002-002",
+            "Engine": "valkey",
+            "EngineVersion": "8.0",
+            "CacheNodeType": "cache.r7g.large",
+            "ReplicationGroupId": "carts",
+            "CacheNodes": [
+                {"CacheNodeId": "0001", "Endpoint": {"Address": "carts-0002-002.x", "Port": 6380}}
+            ],
+        },
+        {
+            "CacheClusterId": "solo",
+            "ARN": f"arn:aws:elasticache:{REGION}:{ACCOUNT}:cluster:solo",
+            "Engine": "redis",
+            "NumCacheNodes": 1,
+        },
+    ]
+    tags = {
+        f"arn:aws:elasticache:{REGION}:{ACCOUNT}:replicationgroup:carts": {"team": "a"},
+        f"arn:aws:elasticache:{REGION}:{ACCOUNT}:cluster:carts-0001-001": {"env": "prod"},
+    }
+    found = cache_nodes(clusters, [sharded, plain], tags, ACCOUNT, REGION, everything)
+    assert [
+        (
+            r.key.identifier,
+            r.key.node,
+            r.replication_group,
+            r.shard,
+            r.role,
+            r.host,
+            r.port,
+            r.engine_version,
+        )
+        for r in found
+    ] == [
+        ("carts-0001-001", "0001", "carts", "0001", "", None, None, ""),
+        ("carts-0001-002", "0001", "carts", "0001", "", None, None, ""),
+        ("carts-0002-001", "0001", "carts", "0002", "", None, None, ""),
+        ("carts-0002-002", "0001", "carts", "0002", "", "carts-0002-002.x", 6380, "8.0"),
+        ("sessions-001", "0001", "sessions", "0001", "primary", "sessions-001.x", 6379, ""),
+        ("sessions-002", "0001", "sessions", "0001", "replica", "sessions-002.x", 6379, ""),
+        ("solo", "0001", None, None, "", None, None, ""),
+    ]
+    # A node carries its group's tags and its own cache cluster's.
+    assert found[0].tags == (("env", "prod"), ("team", "a"))
+    assert found[1].tags == (("team", "a"),)
+    assert {r.cluster for r in found[:4]} == {"carts"}
+    assert [r.tls for r in found] == [True] * 6 + [False]
+    assert found[0].arn == f"arn:aws:elasticache:{REGION}:{ACCOUNT}:cluster:carts-0001-001"
+    # The tag filter sees the group's tags on every node of it.
+    team_a = cache_nodes(clusters, [sharded, plain], tags, ACCOUNT, REGION, lambda t: "team" in t)
+    assert [r.key.identifier for r in team_a] == [
+        "carts-0001-001",
+        "carts-0001-002",
+        "carts-0002-001",
+        "carts-0002-002",
+    ]
+
+
+def test_a_cache_node_info_series_names_its_group_shard_and_role() -> None:
+    plain = _group("sessions", {"0001": {"sessions-001": "replica"}}, cluster_mode=False)
+    (node,) = cache_nodes([], [plain], {}, ACCOUNT, REGION, everything)
+    (info,) = [f for f in inventory_families(node, ()) if f.name == "aws_resource_info"]
+    assert [s.labels for s in info.samples] == [
+        {
+            "kind": "elasticache_node",
+            "engine": "valkey",
+            "engine_version": "",
+            "instance_class": "cache.r7g.large",
+            "region": REGION,
+            "account": ACCOUNT,
+            "cluster": "sessions",
+            "role": "replica",
+            "replication_group": "sessions",
+            "shard": "0001",
+        }
+    ]
 
 
 def test_names_here_and_elsewhere() -> None:

@@ -9,6 +9,7 @@ import re
 from pathlib import Path
 
 from middleware_monitoring.bounds import DROPPED
+from middleware_monitoring.cloudwatch.declarations import DOCDB_ELASTIC_SERIES
 from middleware_monitoring.discovery.cache import ENRICHMENT_FAILURE
 from middleware_monitoring.kafka_stream import MESSAGES_SENT
 from middleware_monitoring.remote_write import SAMPLES_SENT
@@ -107,4 +108,7 @@ def test_metrics_page_lists_exactly_the_series_sent() -> None:
         # With a targets document in S3 only (tests/integration/test_targets_s3.py).
         SOURCE_UP,
         SOURCE_FAILURE,
+        # With a discovered DocumentDB Elastic cluster only
+        # (tests/integration/test_discovery_docdb_elastic.py).
+        *(series.output for series in DOCDB_ELASTIC_SERIES),
     }

@@ -11,7 +11,7 @@ from middleware_monitoring.config.postgres import PG_COLLECTOR_GROUPS, PG_DEFAUL
 PG = {"PG_DATABASE": "db.example.internal", "PG_USER": "monitor"}
 GROUPS = (
     "server, wraparound, transactions, locks, wait_events, replication, replication_slots, "
-    "database_stats, tables, statement_details, indexes, vacuum"
+    "database_stats, tables, statement_details, indexes, vacuum, bloat"
 )
 
 
@@ -27,8 +27,8 @@ def problems(**environ: str) -> list[str]:
     return caught.value.problems
 
 
-def test_default_is_every_group_and_twenty_tables() -> None:
-    assert frozenset(PG_COLLECTOR_GROUPS) == PG_DEFAULT_COLLECTORS
+def test_default_is_every_group_but_bloat_and_twenty_tables() -> None:
+    assert frozenset(PG_COLLECTOR_GROUPS) - {"bloat"} == PG_DEFAULT_COLLECTORS
     assert ", ".join(PG_COLLECTOR_GROUPS) == GROUPS
     assert collectors() == (PG_DEFAULT_COLLECTORS, 20)
 
@@ -43,6 +43,12 @@ def test_a_list_replaces_the_default_set() -> None:
 def test_minus_names_leave_groups_out_of_the_default_set() -> None:
     assert collectors(PG_COLLECTORS="-tables, -statement_details")[0] == (
         PG_DEFAULT_COLLECTORS - {"tables", "statement_details"}
+    )
+
+
+def test_plus_names_add_groups_to_the_default_set() -> None:
+    assert collectors(PG_COLLECTORS="+bloat, -statement_details")[0] == (
+        PG_DEFAULT_COLLECTORS - {"statement_details"} | {"bloat"}
     )
 
 
@@ -62,7 +68,8 @@ def test_none_turns_every_group_off() -> None:
 def test_bad_lists_are_named_with_the_groups_expected(value: str, shown: str) -> None:
     assert problems(PG_COLLECTORS=value) == [
         f"PG_COLLECTORS: expected 'none' or a comma list of groups from {GROUPS} (all of them "
-        f"'-name' to leave those out of the default set), got {shown}"
+        f"'-name' or '+name' to take those out of the default set or add them to it), got "
+        f"{shown}"
     ]
 
 
@@ -70,6 +77,7 @@ def test_every_problem_in_one_message() -> None:
     assert problems(PG_COLLECTORS="vacuums", PG_TABLES_TOP_N="1001", PG_PORT="x") == [
         "PG_TABLES_TOP_N: expected a whole number from 0 to 1000, got '1001'",
         f"PG_COLLECTORS: expected 'none' or a comma list of groups from {GROUPS} (all of them "
-        "'-name' to leave those out of the default set), got 'vacuums'",
+        "'-name' or '+name' to take those out of the default set or add them to it), got "
+        "'vacuums'",
         "PG_PORT: expected a port number from 1 to 65535, got 'x'",
     ]

@@ -14,6 +14,8 @@ import pytest
 from samcli.yamlhelper import yaml_parse  # type: ignore[import-untyped]
 from samtranslator.translator.transform import transform  # type: ignore[import-untyped]
 
+from tests.template_render import expand_language_extensions
+
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "template.yaml"
 
@@ -40,6 +42,8 @@ SPEC_VARIABLES = {
 }
 
 _NO_VALUE = object()
+# Where _resolve finds the template's Mappings (beside the parameters).
+_MAPPINGS = "::Mappings"
 
 
 class _NoManagedPolicies:
@@ -49,7 +53,9 @@ class _NoManagedPolicies:
 
 @pytest.fixture(scope="module")
 def rendered() -> dict[str, Any]:
-    template = yaml_parse(TEMPLATE.read_text())
+    # AWS::LanguageExtensions first (Fn::ForEach), as `sam build --language-extensions` and
+    # CloudFormation do, then SAM's own transform.
+    template = expand_language_extensions(yaml_parse(TEMPLATE.read_text()))
     # What `sam package` does: local paths become S3 locations before the transform.
     template["Resources"]["CollectorFunction"]["Properties"]["CodeUri"] = "s3://bucket/fn.zip"
     template["Resources"]["CaBundleLayer"]["Properties"]["ContentUri"] = "s3://bucket/layer.zip"
@@ -101,7 +107,11 @@ def _resolve(node: Any, params: dict[str, str], conditions: dict[str, Any]) -> A
             return str(_resolve(text, params, conditions)).split(separator)
         if key == "Fn::Select":
             index, items = value
-            return _resolve(items, params, conditions)[int(index)]
+            return _resolve(items, params, conditions)[int(_resolve(index, params, conditions))]
+        if key == "Fn::FindInMap":
+            map_name, top, second = (str(_resolve(v, params, conditions)) for v in value)
+            mappings: Any = params[_MAPPINGS]
+            return mappings[map_name][top][second]
         if key == "Fn::Join":
             separator, parts = value
             resolved = _resolve(parts, params, conditions)
@@ -127,6 +137,7 @@ def _deployed(rendered: dict[str, Any], **overrides: str) -> dict[str, Any]:
     for name, spec in rendered["Parameters"].items():
         if spec["Type"] == "CommaDelimitedList":
             resolved[name] = [item for item in params[name].split(",") if item]
+    resolved[_MAPPINGS] = rendered.get("Mappings", {})
     conditions = rendered["Conditions"]
     # A resource with a Condition that is false is not created.
     kept = {
@@ -312,14 +323,14 @@ def test_schedule_is_parameterised_and_never_retries(rendered):
     ]
 
 
-@pytest.mark.parametrize("shards", range(1, 9))
+@pytest.mark.parametrize("shards", [1, 2, 3, 8, 17, 63, 64])
 def test_shards_make_one_schedule_each_with_its_input(rendered, shards):
     schedules = _schedules(_deployed(rendered, Shards=str(shards), ScheduleMinutes="2"))
     assert {name: s["Target"]["Input"] for name, s in schedules.items()} == {
         f"Shard{i}Schedule": f'{{"shard": {i}, "shards": {shards}}}' for i in range(shards)
     }
     assert {s["ScheduleExpression"] for s in schedules.values()} == {"rate(2 minutes)"}
-    assert rendered["Parameters"]["Shards"]["MaxValue"] == 8
+    assert rendered["Parameters"]["Shards"]["MaxValue"] == 64
 
 
 def test_timeout_stays_below_the_shortest_schedule_interval(rendered):
@@ -472,6 +483,10 @@ DISCOVERY_ACTIONS = [
     "rds:DescribePendingMaintenanceActions",
     "elasticache:DescribeCacheClusters",
     "tag:GetResources",
+    "elasticache:DescribeReplicationGroups",
+    "docdb-elastic:ListClusters",
+    "docdb-elastic:GetCluster",
+    "docdb-elastic:ListTagsForResource",
 ]
 DISCOVERY_ROLES = (
     "arn:aws:iam::210987654321:role/monitoring-discovery,"

@@ -2,7 +2,8 @@
 that reaches the function's environment with an AllowedPattern, AllowedValues or a range,
 values the template lets through (every allowed value, the ends of each range, a few that
 each pattern matches) render a stack whose environment the configuration takes without a
-problem."""
+problem. And every shard count up to 64 gives schedules whose events the handler takes, with
+no resource written once per shard."""
 
 from __future__ import annotations
 
@@ -12,7 +13,14 @@ from typing import Any
 import pytest
 
 from middleware_monitoring.config import ConfigError, load_settings
-from tests.template_render import ParameterError, check_parameter, load_template, render
+from middleware_monitoring.shards import MAX_SHARDS, shard_from_event
+from tests.template_render import (
+    ParameterError,
+    check_parameter,
+    expand_language_extensions,
+    load_template,
+    render,
+)
 
 TEMPLATE = load_template()
 BASE = {"PushgatewayUrl": "http://pushgateway.internal:9091"}
@@ -28,7 +36,10 @@ CASES: dict[str, tuple[dict[str, str], list[str]]] = {
     "LogLevel": ({}, ["DEBUG", "INFO", "WARNING", "ERROR"]),
     "TargetsFile": ({}, ["targets.yaml", "fleet_1.json"]),
     "TargetsParameter": ({}, ["/mm/targets", "/team/a.b-c_d/targets"]),
-    "Discover": ({}, ["rds", "rds,aurora,docdb,elasticache", "elasticache,rds"]),
+    "Discover": (
+        {},
+        ["rds", "rds,aurora,docdb,elasticache", "elasticache,rds", "docdb-elastic,docdb"],
+    ),
     "DiscoverRegions": ({"Discover": "rds"}, ["eu-west-1", "us-gov-west-1,ap-southeast-2"]),
     "DiscoverOwnAccount": ({"Discover": "rds", "DiscoverRoleArns": ROLES}, ["true", "false"]),
     "DiscoverMaxAgeSeconds": ({"Discover": "rds"}, ["0", "86400"]),
@@ -129,3 +140,38 @@ def test_a_value_the_template_accepts_is_one_the_function_accepts(
 def test_the_template_refuses_what_the_function_would(name: str, value: str) -> None:
     with pytest.raises(ParameterError):
         check_parameter(TEMPLATE, name, value)
+
+
+def test_every_shard_count_gives_events_the_handler_takes():
+    spec = TEMPLATE["Parameters"]["Shards"]
+    assert (spec["MinValue"], spec["MaxValue"]) == (1, MAX_SHARDS)
+    for count in range(1, MAX_SHARDS + 1):
+        events = render({**BASE, "Shards": str(count)}, template=TEMPLATE).events
+        assert [shard_from_event(event) for event in events] == [
+            shard_from_event({"shard": i, "shards": count}) for i in range(count)
+        ]
+
+
+def test_shard_flags_say_which_shards_exist_for_each_count():
+    flags = TEMPLATE["Mappings"]["ShardFlags"]
+    assert set(flags) == {str(n) for n in range(1, MAX_SHARDS + 1)}
+    for n, entry in flags.items():
+        assert entry["Flags"].split(",") == ["1" if i < int(n) else "0" for i in range(64)]
+
+
+def test_no_resource_is_written_once_per_shard():
+    """One Fn::ForEach writes the schedules; no ShardNSchedule resource of its own."""
+    assert not [name for name in TEMPLATE["Resources"] if name.startswith("Shard")]
+    assert "AWS::LanguageExtensions" in TEMPLATE["Transform"]
+
+
+def test_each_shard_condition_is_used_by_its_schedule():
+    expanded = expand_language_extensions(TEMPLATE)
+    schedules = {
+        name: resource.get("Condition")
+        for name, resource in expanded["Resources"].items()
+        if resource["Type"] == "AWS::Scheduler::Schedule"
+    }
+    assert schedules == {f"Shard{i}Schedule": f"Shard{i}" for i in range(MAX_SHARDS)}
+    shard_conditions = {name for name in expanded["Conditions"] if name.startswith("Shard")}
+    assert shard_conditions == {f"Shard{i}" for i in range(MAX_SHARDS)}

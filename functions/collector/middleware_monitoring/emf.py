@@ -135,6 +135,7 @@ UNITS: Final[Mapping[str, MetricUnit]] = {
     "pg_db_load_non_cpu": _N,
     "pg_index_scans": _N,
     "pg_index_size_bytes": _B,
+    "pg_table_bloat_bytes": _B,
     "pg_vacuum_running": _N,
     "pg_vacuum_progress_ratio": MetricUnit.NoUnit,
     "pg_vacuum_seconds": _S,

@@ -62,6 +62,8 @@ def cloudwatch_declarations(spec: CloudWatchTarget) -> list[Declaration]:
         return declarations.docdb_instance(spec.identifier)
     if spec.kind == "docdb_cluster":
         return declarations.docdb_cluster(spec.identifier)
+    if spec.kind == "docdb_elastic":
+        return declarations.docdb_elastic(spec.identifier, spec.cluster_id or "")
     return declarations.elasticache(spec.identifier, spec.node)
 
 

@@ -13,6 +13,7 @@ from typing import Final
 RDS: Final = "AWS/RDS"
 DOCDB: Final = "AWS/DocDB"
 ELASTICACHE: Final = "AWS/ElastiCache"
+DOCDB_ELASTIC: Final = "AWS/DocDB-Elastic"
 
 # AWS publishes most of these once a minute; the cluster-volume metrics every 5 minutes.
 MINUTE: Final = 60
@@ -290,6 +291,81 @@ ELASTICACHE_ENGINE_SERIES: Final = (
     ),
 )
 ELASTICACHE_SERIES: Final = (*ELASTICACHE_ALLOWANCE_SERIES, *ELASTICACHE_ENGINE_SERIES)
+# SPEC 18: DocumentDB Elastic clusters, per cluster (dimensions ClusterId and ClusterName),
+# label cluster = the name. AWS documents DocumentDB's metrics as applying to elastic
+# clusters too; an elastic cluster's CPU is published for its shards' primaries.
+DOCDB_ELASTIC_SERIES: Final = (
+    Series(
+        "mongo_elastic_primary_cpu_utilization",
+        "PrimaryInstanceCPUUtilization",
+        "Average",
+        MINUTE,
+        "CPU utilization of the cluster's primary (writer) instances, percent.",
+    ),
+    Series(
+        "mongo_elastic_connections",
+        "DatabaseConnections",
+        "Average",
+        MINUTE,
+        "Open connections to the cluster.",
+    ),
+    Series(
+        "mongo_elastic_cursors_timed_out",
+        "DatabaseCursorsTimedOut",
+        "Sum",
+        MINUTE,
+        "Cursors that timed out in the minute.",
+    ),
+    Series(
+        "mongo_elastic_volume_bytes_used",
+        "VolumeBytesUsed",
+        "Average",
+        FIVE_MINUTES,
+        "Storage used by the cluster, bytes.",
+    ),
+    Series(
+        "mongo_elastic_opcounters_insert",
+        "OpcountersInsert",
+        "Sum",
+        MINUTE,
+        "Insert operations in the minute.",
+    ),
+    Series(
+        "mongo_elastic_opcounters_query",
+        "OpcountersQuery",
+        "Sum",
+        MINUTE,
+        "Queries in the minute.",
+    ),
+    Series(
+        "mongo_elastic_opcounters_update",
+        "OpcountersUpdate",
+        "Sum",
+        MINUTE,
+        "Update operations in the minute.",
+    ),
+    Series(
+        "mongo_elastic_opcounters_delete",
+        "OpcountersDelete",
+        "Sum",
+        MINUTE,
+        "Delete operations in the minute.",
+    ),
+    Series(
+        "mongo_elastic_read_iops",
+        "ReadIOPS",
+        "Average",
+        MINUTE,
+        "Disk read I/O operations per second.",
+    ),
+    Series(
+        "mongo_elastic_write_iops",
+        "WriteIOPS",
+        "Average",
+        MINUTE,
+        "Disk write I/O operations per second.",
+    ),
+)
 
 
 def _declare(
@@ -354,3 +430,13 @@ def elasticache(cluster: str, node: str | None = None) -> list[Declaration]:
         dimensions += (("CacheNodeId", node),)
         labels += (("CacheNodeId", node),)
     return _declare(ELASTICACHE, dimensions, ELASTICACHE_SERIES, labels)
+
+
+def docdb_elastic(name: str, cluster_id: str) -> list[Declaration]:
+    """A DocumentDB Elastic cluster: CloudWatch names it by ClusterId and ClusterName both."""
+    return _declare(
+        DOCDB_ELASTIC,
+        (("ClusterId", cluster_id), ("ClusterName", name)),
+        DOCDB_ELASTIC_SERIES,
+        (("cluster", name),),
+    )

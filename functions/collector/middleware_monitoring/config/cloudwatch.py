@@ -54,13 +54,17 @@ class CloudWatchTarget:
     target_name: str
     # What it is, which sets its series and dimension (cloudwatch.declarations): rds_instance,
     # aurora_cluster, aurora_instance (discovered only: an Aurora cluster's member, without
-    # FreeStorageSpace), docdb_instance, docdb_cluster or elasticache.
+    # FreeStorageSpace), docdb_instance, docdb_cluster, elasticache or docdb_elastic
+    # (discovered only: a DocumentDB Elastic cluster).
     kind: str
     identifier: str
     # ElastiCache: read per node (CacheClusterId + CacheNodeId).
     node: str | None = None
     aws: AwsLocation = HERE
     origin: str = ""
+    # DocumentDB Elastic (kind docdb_elastic, discovered only): the ClusterId dimension (the
+    # last part of the cluster's ARN); ``identifier`` is its name (ClusterName).
+    cluster_id: str | None = None
 
 
 def cloudwatch_target_name(kind: str, identifier: str, node: str | None = None) -> str:

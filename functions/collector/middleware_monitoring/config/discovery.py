@@ -20,7 +20,7 @@ from .env import EnvReader
 from .postgres import CA_BUNDLE, PostgresSettings
 
 # What DISCOVER may name, in the order units are refreshed and reported.
-DISCOVER_KINDS: Final = ("rds", "aurora", "docdb", "elasticache")
+DISCOVER_KINDS: Final = ("rds", "aurora", "docdb", "elasticache", "docdb-elastic")
 DEFAULT_SECRET_TAG: Final = "middleware-monitoring:secret-arn"
 DEFAULT_MAX_AGE_SECONDS: Final = 300
 DISCOVER_VARIABLES: Final = (

@@ -107,6 +107,7 @@ BUILTIN_PG_SERIES: Final = frozenset(
         "pg_db_load_cpu",
         "pg_db_load_non_cpu",
         "pg_index_scans_total",
+        "pg_table_bloat_bytes",
         "pg_index_size_bytes",
         "pg_vacuum_running",
         "pg_vacuum_progress_ratio",

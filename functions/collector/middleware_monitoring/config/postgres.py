@@ -49,8 +49,10 @@ PG_COLLECTOR_GROUPS: Final = (
     "statement_details",
     "indexes",
     "vacuum",
+    "bloat",
 )
-PG_DEFAULT_COLLECTORS: Final = frozenset(PG_COLLECTOR_GROUPS)
+# `bloat` is off by default: its catalog query costs more than the others together.
+PG_DEFAULT_COLLECTORS: Final = frozenset(PG_COLLECTOR_GROUPS) - {"bloat"}
 
 
 @dataclass(frozen=True)
@@ -102,9 +104,10 @@ class PostgresSettings:
 
 
 def load_collectors(env: EnvReader) -> tuple[frozenset[str], int]:
-    """PG_COLLECTORS: group names, comma separated, replacing the default set (all groups);
-    names that each start with '-' are taken out of the default set instead; ``none``: no
-    group. PG_TABLES_TOP_N: how many tables the ``tables`` group sends."""
+    """PG_COLLECTORS: group names, comma separated, replacing the default set (every group
+    but ``bloat``); names that each start with '-' or '+' take groups out of the default set
+    or add them to it instead; ``none``: no group. PG_TABLES_TOP_N: how many tables the
+    ``tables`` (and ``bloat``) group sends."""
     raw = env.text("PG_COLLECTORS")
     tables_top_n = env.integer("PG_TABLES_TOP_N", 20, 0, 1000)
     if raw is None:
@@ -112,19 +115,21 @@ def load_collectors(env: EnvReader) -> tuple[frozenset[str], int]:
     items = [item.strip() for item in raw.split(",") if item.strip()]
     if items == ["none"]:
         return frozenset(), tables_top_n
-    removing = [item.startswith("-") for item in items]
-    names = [item.removeprefix("-").strip() for item in items]
+    relative = [item.startswith(("-", "+")) for item in items]
+    names = [item.lstrip("-+").strip() for item in items]
     unknown = [name for name in names if name not in PG_COLLECTOR_GROUPS]
-    if not items or unknown or (any(removing) and not all(removing)):
+    if not items or unknown or (any(relative) and not all(relative)):
         env.problem(
             "PG_COLLECTORS",
             "expected 'none' or a comma list of groups from "
-            f"{', '.join(PG_COLLECTOR_GROUPS)} (all of them '-name' to leave those out of the "
-            f"default set), got {raw!r}",
+            f"{', '.join(PG_COLLECTOR_GROUPS)} (all of them '-name' or '+name' to take those "
+            f"out of the default set or add them to it), got {raw!r}",
         )
         return PG_DEFAULT_COLLECTORS, tables_top_n
-    if all(removing):
-        return PG_DEFAULT_COLLECTORS - set(names), tables_top_n
+    if all(relative):
+        removed = {name for item, name in zip(items, names, strict=True) if item[0] == "-"}
+        added = {name for item, name in zip(items, names, strict=True) if item[0] == "+"}
+        return (PG_DEFAULT_COLLECTORS - removed) | added, tables_top_n
     return frozenset(names), tables_top_n
 
 

@@ -12,9 +12,18 @@ Calls per refresh of an account/region (every call paged, PAGE_SIZE per page):
   lists found: when it fails (denied to a role whose policy lacks it, throttled, not
   implemented), the resources are still found, without the pending-maintenance series, and
   ``enrichment`` says why (middleware_discovery_enrichment_up{call}).
-- elasticache: DescribeCacheClusters (ShowCacheNodeInfo) and the Resource Groups Tagging
-  API's GetResources for ElastiCache, always (a node's login is in its secret tag):
-  DescribeCacheClusters has no tags, and ListTagsForResource would be one call per cluster.
+- elasticache: DescribeCacheClusters (ShowCacheNodeInfo: every node, a replication group's
+  members included, with endpoints and versions), DescribeReplicationGroups (each group's
+  nodes with their shard and, cluster mode off, their role: a failover shows at the next
+  refresh) and the Resource Groups Tagging API's GetResources for ElastiCache, always (a
+  node's login is in its secret tag): the Describe answers have no tags, and
+  ListTagsForResource would be one call per cluster. DescribeReplicationGroups enriches:
+  when it fails (say, denied to a role whose policy predates it) the nodes are still found,
+  without their shard and role.
+
+- docdb-elastic: ListClusters (its own API), then per cluster ListTagsForResource (the list
+  has no tags) and, for a cluster the tag filter keeps, GetCluster (its endpoint). Two
+  calls per cluster: elastic clusters are few (a handful per region).
 
 The tag filter is applied to the answers here (TagList, GetResources' tags), not by AWS:
 the RDS API filters by engine or id only.
@@ -30,16 +39,26 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
+from botocore.exceptions import ClientError
+
 from ..aws import AwsFailure, classify_failure
 from ..config import DiscoverySettings
-from .resources import Resource, cache_nodes, clusters_and_members, pending_counts, rds_instances
+from .resources import (
+    Resource,
+    cache_nodes,
+    clusters_and_members,
+    elastic_clusters,
+    pending_counts,
+    rds_instances,
+)
 
 PAGE_SIZE: Final = 100  # the most DescribeDB*, DescribeCacheClusters and GetResources return
 ENGINES: Final = {"rds": "postgres", "aurora": "aurora-postgresql", "docdb": "docdb"}
 PENDING_MAINTENANCE_CALL: Final = "DescribePendingMaintenanceActions"
+REPLICATION_GROUPS_CALL: Final = "DescribeReplicationGroups"
 # Calls that add to what the list calls found. (Tags are not among them: the RDS lists carry
 # TagList, and ElastiCache's GetResources is what its tag filter and logins are read from.)
-ENRICHMENT_CALLS: Final = (PENDING_MAINTENANCE_CALL,)
+ENRICHMENT_CALLS: Final = (PENDING_MAINTENANCE_CALL, REPLICATION_GROUPS_CALL)
 
 
 class DeadlinePassed(Exception):
@@ -99,6 +118,19 @@ class Location:
                 self.enrichment[PENDING_MAINTENANCE_CALL] = None
         return self._pending
 
+    def replication_groups(self) -> list[Mapping[str, Any]]:
+        """Every replication group of the region; [] when the call failed (the nodes are
+        then found by DescribeCacheClusters alone, without shard and role)."""
+        try:
+            groups = list(self.pages("elasticache", "describe_replication_groups"))
+        except DeadlinePassed:
+            raise
+        except Exception as exc:
+            self.enrichment[REPLICATION_GROUPS_CALL] = classify(exc)
+            return []
+        self.enrichment[REPLICATION_GROUPS_CALL] = None
+        return groups
+
     def check(self) -> None:
         if self.monotonic() >= self.deadline():
             raise DeadlinePassed
@@ -140,6 +172,7 @@ def describe_docdb(where: Location) -> list[Resource]:
 def describe_elasticache(where: Location) -> list[Resource]:
     where.check()
     clusters = list(where.pages("elasticache", "describe_cache_clusters", ShowCacheNodeInfo=True))
+    groups = where.replication_groups()
     settings = where.settings
     # Asked whether or not tags filter: a node's login is in its secret tag. One call per
     # 100 tagged resources; AWS filters here already (AND over the filters), and the local
@@ -154,7 +187,27 @@ def describe_elasticache(where: Location) -> list[Resource]:
             TagFilters=filters,
         )
     }
-    return cache_nodes(clusters, tags, where.account, where.region, settings.matches)
+    return cache_nodes(clusters, groups, tags, where.account, where.region, settings.matches)
+
+
+def describe_docdb_elastic(where: Location) -> list[Resource]:
+    where.check()
+    client = where.client("docdb-elastic")
+    kept: list[tuple[Mapping[str, Any], Mapping[str, str]]] = []
+    for listed in where.pages("docdb-elastic", "list_clusters"):
+        arn = str(listed["clusterArn"])
+        try:
+            tags = client.list_tags_for_resource(resourceArn=arn).get("tags") or {}
+            where.check()
+            if not where.settings.matches(tags):
+                continue
+            kept.append((client.get_cluster(clusterArn=arn)["cluster"], tags))
+        except ClientError as exc:
+            # Deleted between the list and this call: gone, not a failure of the unit.
+            if exc.response.get("Error", {}).get("Code") != "ResourceNotFoundException":
+                raise
+        where.check()
+    return elastic_clusters(kept, where.account, where.region)
 
 
 DESCRIBE: Final[Mapping[str, Callable[[Location], list[Resource]]]] = {
@@ -162,4 +215,5 @@ DESCRIBE: Final[Mapping[str, Callable[[Location], list[Resource]]]] = {
     "aurora": describe_aurora,
     "docdb": describe_docdb,
     "elasticache": describe_elasticache,
+    "docdb-elastic": describe_docdb_elastic,
 }

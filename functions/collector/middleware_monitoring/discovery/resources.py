@@ -2,6 +2,9 @@
 identity, endpoint, labels of the info series and the RDS inventory values. Plain data, no
 AWS call here: ``describe`` fetches, this module reads the answers.
 
+DocumentDB Elastic clusters (their own API, docdb-elastic) are one resource each, CloudWatch
+only: no instances are listed by that API.
+
 Aurora and DocumentDB instances follow their cluster: a cluster the tag filter keeps brings
 all its instances (their own tags are not consulted for the filter), each with its role
 (writer or reader) from the cluster's member list.
@@ -46,6 +49,12 @@ class Resource:
     # An RDS, Aurora or DocumentDB instance's DbiResourceId: its Enhanced Monitoring log
     # stream and its Performance Insights identifier. None for clusters and cache nodes.
     resource_id: str | None = None
+    # ElastiCache nodes of a replication group (DescribeReplicationGroups): the group, and
+    # the shard (NodeGroupId) the node serves; None for every other resource.
+    replication_group: str | None = None
+    shard: str | None = None
+    # DocumentDB Elastic clusters: the CloudWatch ClusterId dimension (the ARN's last part).
+    cloudwatch_id: str | None = None
 
     def tag(self, key: str) -> str | None:
         return dict(self.tags).get(key)
@@ -204,16 +213,88 @@ def clusters_and_members(
     return found
 
 
+@dataclass(frozen=True)
+class GroupMember:
+    """A node of a replication group, as DescribeReplicationGroups names it."""
+
+    group: Mapping[str, Any]
+    shard: str  # NodeGroupId
+    role: str  # CurrentRole: primary / replica; "" where AWS does not say (cluster mode on)
+    read_endpoint: Mapping[str, Any] | None
+
+
+def group_members(groups: Iterable[Mapping[str, Any]]) -> dict[tuple[str, str], GroupMember]:
+    """(CacheClusterId, CacheNodeId) -> its group, shard and role, for every node of every
+    replication group (NodeGroups -> NodeGroupMembers). AWS documents CurrentRole and
+    ReadEndpoint for cluster-mode-disabled groups only: a cluster-mode-enabled group's nodes
+    come with their shard and no role."""
+    members: dict[tuple[str, str], GroupMember] = {}
+    for group in groups:
+        for node_group in group.get("NodeGroups") or []:
+            shard = str(node_group.get("NodeGroupId", ""))
+            for member in node_group.get("NodeGroupMembers") or []:
+                cluster, node = member.get("CacheClusterId"), member.get("CacheNodeId")
+                if not cluster or not node:
+                    continue
+                role = str(member.get("CurrentRole") or "")
+                members[(str(cluster), str(node))] = GroupMember(
+                    group, shard, role, member.get("ReadEndpoint")
+                )
+    return members
+
+
 def cache_nodes(
     clusters: Iterable[Mapping[str, Any]],
+    groups: Iterable[Mapping[str, Any]],
     tags_by_arn: Mapping[str, dict[str, str]],
     account: str,
     region: str,
     matches: Matches,
 ) -> list[Resource]:
-    """Redis/Valkey nodes of DescribeCacheClusters (ShowCacheNodeInfo) answers; tags come
-    from the Resource Groups Tagging API (the Describe answer has none)."""
+    """Redis/Valkey nodes: every node of every replication group (DescribeReplicationGroups,
+    with its group, shard and role), completed by its cache cluster's DescribeCacheClusters
+    (ShowCacheNodeInfo) answer where there is one, then the nodes of cache clusters of no
+    group. Tags come from the Resource Groups Tagging API (the Describe answers have none):
+    a group's node carries its group's tags and its own cache cluster's."""
+    members = group_members(groups)
+    by_id = {str(c["CacheClusterId"]): c for c in clusters if c.get("CacheClusterId")}
     found: list[Resource] = []
+    seen: set[tuple[str, str]] = set()
+    for (identifier, node_id), member in members.items():
+        group = member.group
+        cluster = by_id.get(identifier, {})
+        engine = str(cluster.get("Engine") or group.get("Engine") or "redis")
+        arn = str(cluster.get("ARN") or _cluster_arn(group, identifier))
+        tags = {**tags_by_arn.get(str(group.get("ARN", "")), {}), **tags_by_arn.get(arn, {})}
+        seen.add((identifier, node_id))
+        if engine not in CACHE_ENGINES or not matches(tags):
+            continue
+        node: Mapping[str, Any] = next(
+            (n for n in cluster.get("CacheNodes") or [] if str(n.get("CacheNodeId")) == node_id),
+            {},
+        )
+        # The node's own endpoint (DescribeCacheClusters), else the member's ReadEndpoint
+        # (cluster mode off): a cluster-mode-enabled member has none in the group's answer.
+        host, port = _endpoint(node if node.get("Endpoint") else {"Endpoint": member.read_endpoint})
+        found.append(
+            Resource(
+                key=ResourceKey(account, region, "elasticache_node", identifier, node_id),
+                arn=arn,
+                engine=engine,
+                engine_version=str(cluster.get("EngineVersion", "")),
+                instance_class=str(cluster.get("CacheNodeType") or group.get("CacheNodeType", "")),
+                cluster=str(group.get("ReplicationGroupId", "")),
+                role=member.role,
+                tags=tuple(sorted(tags.items())),
+                host=host,
+                port=port,
+                tls=bool(
+                    cluster.get("TransitEncryptionEnabled", group.get("TransitEncryptionEnabled"))
+                ),
+                replication_group=str(group.get("ReplicationGroupId", "")),
+                shard=member.shard,
+            )
+        )
     for cluster in clusters:
         engine = str(cluster.get("Engine", ""))
         arn = str(cluster.get("ARN", ""))
@@ -229,6 +310,8 @@ def cache_nodes(
                 for n in range(1, int(cluster.get("NumCacheNodes", 1)) + 1)
             ]
         for node in nodes:
+            if (identifier, str(node["CacheNodeId"])) in seen:
+                continue  # a replication group's node, found above with its shard and role
             host, port = _endpoint(node)
             found.append(
                 Resource(
@@ -247,4 +330,40 @@ def cache_nodes(
                     tls=bool(cluster.get("TransitEncryptionEnabled")),
                 )
             )
+    return found
+
+
+def _cluster_arn(group: Mapping[str, Any], identifier: str) -> str:
+    """A member cache cluster's ARN, from its group's (same partition, region, account)."""
+    prefix, sep, _ = str(group.get("ARN", "")).rpartition(":replicationgroup:")
+    return f"{prefix}:cluster:{identifier}" if sep else ""
+
+
+def elastic_clusters(
+    clusters: Iterable[tuple[Mapping[str, Any], Mapping[str, str]]],
+    account: str,
+    region: str,
+) -> list[Resource]:
+    """DocumentDB Elastic clusters: GetCluster answers with the tags ListTagsForResource
+    gave (the filter already applied). CloudWatch names a cluster by its ClusterName and
+    its ClusterId, the last part of its ARN (``...:cluster/<id>``)."""
+    found: list[Resource] = []
+    for cluster, tags in clusters:
+        arn = str(cluster.get("clusterArn", ""))
+        name = str(cluster["clusterName"])
+        endpoint = cluster.get("clusterEndpoint")
+        found.append(
+            Resource(
+                key=ResourceKey(account, region, "docdb_elastic_cluster", name),
+                arn=arn,
+                engine="docdb-elastic",
+                engine_version="",  # GetCluster names none
+                instance_class="",  # no instance class: shards of shardCapacity vCPUs
+                cluster=name,
+                role="",
+                tags=tuple(sorted((str(k), str(v)) for k, v in tags.items())),
+                host=str(endpoint) if endpoint else None,
+                cloudwatch_id=arn.rpartition("/")[2] or None,
+            )
+        )
     return found

@@ -35,16 +35,24 @@ INFO_LABELS: Final = (
     "cluster",
     "role",
 )
+# An ElastiCache node's info series also names its replication group and shard (NodeGroupId),
+# "" for a cache cluster of no group; ``role`` is then primary / replica (SPEC 18).
+CACHE_NODE_LABELS: Final = ("replication_group", "shard")
 
 
 def inventory_families(
     resource: Resource, tag_labels: tuple[tuple[str, str], ...]
 ) -> Iterator[Metric]:
     key = resource.key
+    cache_node = key.kind == "elasticache_node"
     info = GaugeMetricFamily(
         INFO,
         "1 for each discovered AWS resource, labelled with what its Describe answer says.",
-        labels=[*INFO_LABELS, *(label for _, label in tag_labels)],
+        labels=[
+            *INFO_LABELS,
+            *(CACHE_NODE_LABELS if cache_node else ()),
+            *(label for _, label in tag_labels),
+        ],
     )
     info.add_metric(
         [
@@ -56,6 +64,7 @@ def inventory_families(
             key.account,
             resource.cluster,
             resource.role,
+            *((resource.replication_group or "", resource.shard or "") if cache_node else ()),
             *(resource.tag(tag) or "" for tag, _ in tag_labels),
         ],
         1.0,

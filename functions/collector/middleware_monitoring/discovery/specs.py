@@ -9,7 +9,8 @@ DISCOVER_CA_BUNDLE (the CA layer's global-bundle.pem).
 
 Names: the resource id, as the environment's CloudWatch ids name theirs
 (``cloudwatch_target_name``: ``orders-db``, ``docdb:orders-1``, ``docdb-cluster:orders``,
-``elasticache:orders-cache-001:0001``). A resource found with another account's role or in
+``elasticache:orders-cache-001:0001``, ``docdb-elastic:orders``). A DocumentDB Elastic
+cluster is CloudWatch only. A resource found with another account's role or in
 another region than the function's gets ``@<account>.<region>`` appended: ids are unique
 only within one account and region, and ``@`` is in no AWS id, so two never collide.
 """
@@ -45,6 +46,7 @@ CLOUDWATCH_KIND: Final = {
     "docdb_cluster": "docdb_cluster",
     "docdb_instance": "docdb_instance",
     "elasticache_node": "elasticache",
+    "docdb_elastic_cluster": "docdb_elastic",
 }
 # Kinds that may be logged in to (SQL, serverStatus), and the dimension of their RDS id.
 POSTGRES_KINDS: Final = {
@@ -88,7 +90,13 @@ def make_spec(
     key = resource.key
     where = origin(key)
     cloudwatch = CloudWatchTarget(
-        name, CLOUDWATCH_KIND[key.kind], key.identifier, key.node, location, where
+        name,
+        CLOUDWATCH_KIND[key.kind],
+        key.identifier,
+        key.node,
+        location,
+        where,
+        cluster_id=resource.cloudwatch_id,
     )
     if key.kind in POSTGRES_KINDS:
         postgres, note = _postgres(resource, name, location, settings, defaults, where)

@@ -1,5 +1,5 @@
 """What PostgreSQL shows only inside one database (SPEC 16): its tables, its indexes, the
-vacuums running on its tables, its bloat estimate, and the custom queries without
+vacuums running on its tables, its bloat estimate (bloat.py), and the custom queries without
 ``master``. Every group switched on is one JSON column of one statement, so a database costs
 one round trip per pass (plus its custom queries).
 
@@ -29,6 +29,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 from ..config import PostgresSettings
 from ..model import SourceFailure
+from .bloat import bloat_column, bloat_families
 from .connection import PgConnection, QueryFailure
 from .custom_queries import CustomQueries
 from .health import _table_families, tables_column
@@ -130,6 +131,7 @@ GROUPS: Final = (
     DatabaseGroup("tables", tables_column, _table_group_families),
     DatabaseGroup("indexes", _indexes, _index_families),
     DatabaseGroup("vacuum", _vacuum, _vacuum_families),
+    DatabaseGroup("bloat", bloat_column, bloat_families),
 )
 
 
