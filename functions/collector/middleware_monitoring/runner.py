@@ -13,7 +13,7 @@ import logging
 import threading
 import time
 from collections.abc import Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from typing import Final
 
 from prometheus_client import Metric
@@ -201,14 +201,15 @@ def run_pass(
             if is_passive(source):
                 results[t, s] = collect_source(target.name, source, deadline)
     pending = set(running)
-    while pending:
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            break
-        done, pending = wait(pending, timeout=remaining, return_when=FIRST_COMPLETED)
-        for future in done:
+    # as_completed, not wait(FIRST_COMPLETED) in a loop: each wait() goes over every pending
+    # future again, quadratic in a fleet's sources.
+    try:
+        for future in as_completed(running, timeout=max(0.0, deadline - time.monotonic())):
             t, s, _ = running[future]
             results[t, s] = future.result()
+            pending.discard(future)
+    except TimeoutError:
+        pass  # the deadline: what is still pending is reported below
     for future in pending:
         t, s, given_up = running[future]
         if future.done():  # finished between the last wait and now: its own result stands
