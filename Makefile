@@ -105,8 +105,15 @@ $(STAMP): $(REQS)
 	$(PY) -m pip install --disable-pip-version-check -q --no-deps -e .
 	@touch "$@"
 
+# Parallel workers (pytest-xdist), each with its own session servers; a module's tests stay on
+# one worker, longest modules first (tests/conftest.py). Most tests wait on servers and
+# timeouts, so more workers than CPUs pays. The slowest 20 are listed at the end; .ci/run
+# fails the suite past 10 minutes.
+TEST_WORKERS ?= 4
+PYTEST_PARALLEL := -n $(TEST_WORKERS) --dist loadscope --no-loadscope-reorder --durations=20
+
 test: install test-rules
-	$(VENV)/bin/pytest tests/unit tests/integration tests/faults
+	$(VENV)/bin/pytest $(PYTEST_PARALLEL) tests/unit tests/integration tests/faults
 
 # Alert rules: syntax, and their unit tests (prometheus/tests/*.test.yml).
 test-rules: system-packages

@@ -30,10 +30,12 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from bench.section import Goal, Section, Table
 
 ROOT = Path(__file__).resolve().parents[1]
 REGION = "us-east-1"
@@ -287,3 +289,60 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+
+
+# --- the report section (bench/section.py) -----------------------------------------------------
+
+GOAL_WARM_PASS_S = 5.0
+GOAL_PEAK_RSS_MB = 512.0
+
+
+def section(figures: Mapping[str, Any]) -> Section:
+    """How long a pass over a discovered fleet takes, cold and warm, with its AWS calls."""
+    cold_calls = sum(figures["cold_discovery_calls"].values())
+    warm_calls = sum(figures["warm_discovery_calls"])
+    return Section(
+        question=f"How long does a pass over {figures['resources']:,} discovered resources "
+        "take, and what does it ask AWS?",
+        method=(
+            f"{figures['resources']:,} resources found by their tags in the moto stand-in, "
+            f"{figures['logins']} of them RDS PostgreSQL instances with a login on real "
+            "PostgreSQL servers; one fresh worker process runs a cold pass, then warm passes "
+            "within DISCOVER_MAX_AGE_SECONDS. Warm pass = the median of the warm passes."
+        ),
+        command=".venv/bin/python -m bench.discovery",
+        table=Table(
+            ("pass", "time (s)", "discovery calls", "GetMetricData calls", "peak RSS (MB)"),
+            [
+                ("cold (discovers the fleet)", figures["cold_pass_s"], cold_calls, None, None),
+                (
+                    "warm (median)",
+                    figures["warm_pass_s"],
+                    warm_calls,
+                    figures["getmetricdata_calls"],
+                    figures["peak_rss_mb"],
+                ),
+                ("warm (slowest)", figures["warm_pass_max_s"], None, None, None),
+            ],
+        ),
+        goals=[
+            Goal(
+                f"warm pass of {figures['targets']:,} targets",
+                figures["warm_pass_s"],
+                GOAL_WARM_PASS_S,
+                "s",
+            ),
+            Goal("discovery calls on warm passes", warm_calls, 0, "calls"),
+            Goal(
+                "GetMetricData calls a warm pass, against ceil(queries / 500)",
+                figures["getmetricdata_calls"],
+                figures["getmetricdata_floor"],
+                "calls",
+            ),
+            Goal("peak RSS of the worker", figures["peak_rss_mb"], GOAL_PEAK_RSS_MB, "MB"),
+        ],
+        notes=[
+            f"{figures['postgres_up']} PostgreSQL targets up of {figures['logins']} with a "
+            f"login; {figures['cloudwatch_queries']:,} CloudWatch queries a warm pass."
+        ],
+    )

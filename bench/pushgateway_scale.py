@@ -1,16 +1,21 @@
-"""What one pass costs the Pushgateway at fleet size: the time to push N target groups of S
-series each (one PUT per group, as the function does), to a Pushgateway started as by default
-and to one started with ``--push.disable-consistency-check``.
+"""What a fleet's pass costs to push and to encode, and how the collector's own cost per
+target grows with the fleet.
 
     .venv/bin/python -m bench.pushgateway_scale [--quick]
 
-On every push the Pushgateway checks the new group against every series it holds, so the
-time of a pass grows with groups x series held; the flag turns that check off. The groups
-are synthetic: S gauge series each (10 label values of S/10 families), the shape of a
-PostgreSQL target's group; S is an input, the fleet section of `make bench` measures the
-real series per target. Each size is pushed three times into the same gateway (the first
-creates the groups, the next ones replace them, as every later pass does): the figure is the
-median of the replacing pushes. Not a test: the numbers depend on the machine.
+1. Push: the pass of N targets of S series each, sent by the Pushgateway sink (one PUT of the
+   collector's shard group, encoding included) to a Pushgateway started as by default
+   (consistency check on), against the floor: one plain PUT of the same body, already
+   encoded. Each is repeated and the median of the pushes that replace the group is kept.
+2. Encoding: CPU time per series (``time.process_time``, best of three) of the push body
+   (text_format.py), of prometheus_client's ``generate_latest`` on the same pass (what the
+   sink used before), and of remote write's series and ``WriteRequest``.
+3. Growth: ``run_pass`` over N synthetic targets (each one source yielding S series at once:
+   no database, only the collector's own machinery), the pass encoded as the push body;
+   wall time and the peak of memory traced (tracemalloc) per target, from 10 targets up.
+
+The targets are synthetic: S gauge series each (families of 10 label values), the shape of
+a PostgreSQL target's group. Not a test: the numbers depend on the machine.
 """
 
 from __future__ import annotations
@@ -20,126 +25,300 @@ import json
 import statistics
 import subprocess
 import time
-from collections.abc import Mapping
+import tracemalloc
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
+from urllib.request import Request, urlopen
 
-from prometheus_client import Metric
+from prometheus_client import CollectorRegistry, Metric, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 
 from bench.section import Goal, Section, Table
 from middleware_monitoring.config import PushgatewaySettings
-from middleware_monitoring.model import PassResult, TargetResult
+from middleware_monitoring.model import (
+    FrozenFamilies,
+    PassResult,
+    Target,
+    TargetResult,
+    with_instance_label,
+)
+from middleware_monitoring.remote_write import encode_write_request, pass_series
+from middleware_monitoring.runner import Workers, run_pass
 from middleware_monitoring.sinks import PushgatewaySink
+from middleware_monitoring.text_format import write_groups
 from tests.standins._process import free_port, http_ok, stop_process, wait_until
 
-# With the check off (what docs/sinks.md recommends past a few dozen targets), a pass of the
-# largest fleet must push in at most this: a small share of the 1-minute schedule.
-GOAL_PUSH_S = 1.0
-SERIES_PER_GROUP = 320
-FULL_GROUPS = (25, 50, 100, 200)
-QUICK_GROUPS = (4, 8)
+SERIES_PER_TARGET = 100
+FULL_TARGETS = (300, 1000)
+QUICK_TARGETS = (4, 8)
+FULL_GROWTH = (10, 100, 300, 1000)
+QUICK_GROWTH = (2, 4)
 PUSHES = 3
 COMMAND = ".venv/bin/python -m bench.pushgateway_scale"
+JOB = "bench-scale"
+COLLECTOR = "collector"
+
+# The issue's goals: the push within 1.5x one PUT of the same series; encoding at most 5 us a
+# series (written as ms per 1,000 series); per-target time and memory flat within 20%.
+GOAL_PUSH_RATIO = 1.5
+GOAL_ENCODE_MS_PER_1000 = 5.0
+GOAL_GROWTH_RATIO = 1.2
 
 
-def fleet_pass(groups: int, series: int) -> PassResult:
-    def group(i: int) -> TargetResult:
-        families: list[Metric] = []
-        for f in range(series // 10):
-            family = GaugeMetricFamily(f"bench_family_{f}", "A series.", labels=["database_name"])
-            for d in range(10):
-                family.add_metric([f"db{d}"], float(i))
-            families.append(family)
-        return TargetResult(f"pg-{i:03d}", families, [])
+def families(target: int, series: int) -> list[Metric]:
+    out: list[Metric] = []
+    for f in range(max(1, series // 10)):
+        family = GaugeMetricFamily(
+            f"bench_family_{f}", "A series.", labels=["database_name", "schema"]
+        )
+        for d in range(min(10, series)):
+            family.add_metric([f"db{d}", "public"], float(target * 10 + d) + 0.5)
+        out.append(family)
+    return out
 
-    return PassResult([group(i) for i in range(groups)], 0.0, TargetResult("collector", [], []))
+
+def fleet_pass(targets: int, series: int) -> PassResult:
+    return PassResult(
+        [
+            TargetResult(f"pg-{i:04d}", families(i, series), [], collected_at=1.8e9)
+            for i in range(targets)
+        ],
+        0.0,
+        TargetResult(COLLECTOR, [], []),
+    )
 
 
-def push_seconds(result: PassResult, consistency_check: bool) -> float:
-    """Median time of the pushes that replace the groups, on a fresh Pushgateway."""
-    port = free_port()
-    command = [
-        "prometheus-pushgateway",
-        f"--web.listen-address=127.0.0.1:{port}",
-        "--persistence.file=",
-        "--log.level=warn",
-        *([] if consistency_check else ["--push.disable-consistency-check"]),
-    ]
-    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
+class Gateway:
+    """A fresh default Pushgateway (consistency check on), stopped on exit."""
+
+    def __enter__(self) -> Gateway:
+        port = free_port()
+        self.url = f"http://127.0.0.1:{port}"
+        self._proc = subprocess.Popen(
+            [
+                "prometheus-pushgateway",
+                f"--web.listen-address=127.0.0.1:{port}",
+                "--persistence.file=",
+                "--log.level=warn",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        wait_until(
+            lambda: http_ok(f"{self.url}/-/ready"), what="Pushgateway", timeout=15, proc=self._proc
+        )
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        stop_process(self._proc)
+
+
+def median_seconds(run: Callable[[], object]) -> float:
+    """The median of the runs that replace the group (the first one creates it)."""
+    times = []
+    for _ in range(PUSHES):
+        started = time.perf_counter()
+        run()
+        times.append(time.perf_counter() - started)
+    return statistics.median(times[1:])
+
+
+def push_figures(targets: int, series: int) -> dict[str, Any]:
+    result = fleet_pass(targets, series)
+    body = write_groups(result.groups())
+    with Gateway() as gateway:
+        sink = PushgatewaySink(PushgatewaySettings(gateway.url, JOB, None, None, 60.0, 0))
+        pushed = median_seconds(lambda: sink.send(result, time.monotonic() + 600))
+        url = sink.group_url(COLLECTOR, 0)
+
+        def plain_put() -> None:
+            request = Request(url, data=body, method="PUT")
+            with urlopen(request, timeout=60) as answer:
+                answer.read()
+
+        floor = median_seconds(plain_put)
+    return {
+        "targets": targets,
+        "series": result.series_count(),
+        "push_s": round(pushed, 3),
+        "one_put_s": round(floor, 3),
+        "ratio": round(pushed / floor, 2) if floor else None,
+    }
+
+
+def cpu_ms_per_1000(run: Callable[[], object], series: int) -> float:
+    best = float("inf")
+    for _ in range(3):
+        started = time.process_time()
+        run()
+        best = min(best, time.process_time() - started)
+    return round(1000 * 1000 * best / series, 2)
+
+
+def encoding_figures(targets: int, series: int) -> dict[str, Any]:
+    result = fleet_pass(targets, series)
+    count = result.series_count()
+
+    def reference() -> bytes:
+        registry = CollectorRegistry(auto_describe=False)
+        registry.register(FrozenFamilies(with_instance_label(result.groups())))
+        return generate_latest(registry)
+
+    def remote_write() -> bytes:
+        return encode_write_request((s.labels, s.points) for s in pass_series(result, JOB, 1.8e9))
+
+    return {
+        "series": count,
+        "push_body_ms_per_1000": cpu_ms_per_1000(lambda: write_groups(result.groups()), count),
+        "generate_latest_ms_per_1000": cpu_ms_per_1000(reference, count),
+        "remote_write_ms_per_1000": cpu_ms_per_1000(remote_write, count),
+    }
+
+
+class Synthetic:
+    """One target's source: its series at once, no server."""
+
+    name = "synthetic"
+
+    def __init__(self, target: int, series: int) -> None:
+        self._families = families(target, series)
+
+    def collect(self) -> Iterator[Metric]:
+        yield from self._families
+
+
+def growth_row(targets: int, series: int, workers: Workers) -> dict[str, Any]:
+    fleet = [Target(f"pg-{i:04d}", [Synthetic(i, series)]) for i in range(targets)]
+
+    def one_pass() -> bytes:
+        result = run_pass(
+            fleet,
+            deadline=time.monotonic() + 600,
+            max_workers=32,
+            collector_instance=COLLECTOR,
+            workers=workers,
+        )
+        return write_groups(result.groups())
+
+    one_pass()  # warm: the pool's threads, the caches of names
+    seconds = statistics.median([_timed(one_pass) for _ in range(3)])
+    tracemalloc.start()
     try:
-        wait_until(lambda: http_ok(f"{url}/-/ready"), what="Pushgateway", timeout=15, proc=proc)
-        sink = PushgatewaySink(PushgatewaySettings(url, "bench-scale", None, None, 60.0, 0))
-        times = []
-        for _ in range(PUSHES):
-            started = time.perf_counter()
-            sink.send(result, time.monotonic() + 600)
-            times.append(time.perf_counter() - started)
-        return statistics.median(times[1:])
+        one_pass()
+        _, peak = tracemalloc.get_traced_memory()
     finally:
-        stop_process(proc)
+        tracemalloc.stop()
+    return {
+        "targets": targets,
+        "ms_per_target": round(1000 * seconds / targets, 3),
+        "kb_per_target": round(peak / 1024 / targets, 1),
+    }
+
+
+def _timed(run: Callable[[], object]) -> float:
+    started = time.perf_counter()
+    run()
+    return time.perf_counter() - started
 
 
 def measure(quick: bool) -> dict[str, Any]:
-    sizes = QUICK_GROUPS if quick else FULL_GROUPS
-    series = 20 if quick else SERIES_PER_GROUP
-    rows: dict[str, Any] = {}
-    for groups in sizes:
-        result = fleet_pass(groups, series)
-        checked = push_seconds(result, consistency_check=True)
-        unchecked = push_seconds(result, consistency_check=False)
-        rows[f"{groups} groups x {series} series"] = {
-            "groups": groups,
-            "series_per_group": series,
-            "push_s_default": round(checked, 3),
-            "push_s_consistency_check_off": round(unchecked, 3),
-            "ratio": round(checked / unchecked, 1) if unchecked else None,
-        }
-    return {"command": COMMAND + (" --quick" if quick else ""), "pushes": rows}
+    sizes = QUICK_TARGETS if quick else FULL_TARGETS
+    growth = QUICK_GROWTH if quick else FULL_GROWTH
+    series = 20 if quick else SERIES_PER_TARGET
+    workers = Workers(32)
+    try:
+        growth_rows = [growth_row(n, series, workers) for n in growth]
+    finally:
+        workers.close()
+    return {
+        "command": COMMAND + (" --quick" if quick else ""),
+        "series_per_target": series,
+        "pushes": {f"{n} targets": push_figures(n, series) for n in sizes},
+        "encoding": encoding_figures(sizes[-1], series),
+        "growth": {f"{row['targets']} targets": row for row in growth_rows},
+    }
+
+
+def _spread(values: list[float]) -> float:
+    """Largest over smallest: 1.0 is perfectly flat."""
+    low = min(values)
+    return round(max(values) / low, 2) if low > 0 else float("inf")
 
 
 def section(figures: Mapping[str, Any]) -> Section:
-    rows = list(figures["pushes"].values())
-    largest = max(rows, key=lambda row: row["groups"])
+    pushes = list(figures["pushes"].values())
+    encoding = figures["encoding"]
+    growth = list(figures["growth"].values())
+    rows: list[tuple[object, ...]] = [
+        (
+            f"push of {row['targets']} targets ({row['series']} series)",
+            row["push_s"],
+            row["one_put_s"],
+            f"{row['ratio']}x" if row["ratio"] is not None else "n/a",
+        )
+        for row in pushes
+    ]
+    time_spread = _spread([row["ms_per_target"] for row in growth])
+    memory_spread = _spread([row["kb_per_target"] for row in growth])
+    goals = [
+        Goal(
+            f"push of {row['targets']} targets against one PUT of the same series",
+            row["ratio"],
+            GOAL_PUSH_RATIO,
+            "x",
+        )
+        for row in pushes
+        if row["ratio"] is not None
+    ]
+    goals += [
+        Goal(
+            "push body encoding, CPU per 1,000 series",
+            encoding["push_body_ms_per_1000"],
+            GOAL_ENCODE_MS_PER_1000,
+            "ms",
+        ),
+        Goal(
+            "remote write encoding, CPU per 1,000 series",
+            encoding["remote_write_ms_per_1000"],
+            GOAL_ENCODE_MS_PER_1000,
+            "ms",
+        ),
+        Goal("time per target, largest over smallest fleet", time_spread, GOAL_GROWTH_RATIO, "x"),
+        Goal(
+            "memory per target, largest over smallest fleet",
+            memory_spread,
+            GOAL_GROWTH_RATIO,
+            "x",
+        ),
+    ]
+    growth_text = "; ".join(
+        f"{row['targets']} targets: {row['ms_per_target']} ms, {row['kb_per_target']} KB per target"
+        for row in growth
+    )
     return Section(
-        question="How long does a pass take to push N targets to one Pushgateway?",
+        question="What does a fleet's pass cost to push and to encode, per target and per series?",
         method=(
-            "One PUT per target group (as the function does), each group "
-            f"{largest['series_per_group']} gauge series, to a fresh Pushgateway started as by "
-            "default and to one started with `--push.disable-consistency-check`; each size "
-            "pushed three times, the median of the pushes that replace the groups."
+            f"Synthetic targets of {figures['series_per_target']} gauge series. Push: the "
+            "Pushgateway sink's one PUT of the shard group (encoding included) to a default "
+            "Pushgateway, against one plain PUT of the same body already encoded; the median "
+            "of the pushes that replace the group. Encoding: CPU time (best of three) on the "
+            f"largest pass ({encoding['series']} series). Growth: run_pass over synthetic "
+            "targets plus the push body, wall time and tracemalloc peak per target."
         ),
         command=str(figures["command"]),
-        table=Table(
-            ("targets", "default Pushgateway (s)", "consistency check off (s)", "slower by"),
-            [
-                (
-                    f"{row['groups']} targets",
-                    row["push_s_default"],
-                    row["push_s_consistency_check_off"],
-                    f"{row['ratio']}x" if row["ratio"] is not None else "n/a",
-                )
-                for row in rows
-            ],
-        ),
-        goals=[
-            Goal(
-                f"push of {largest['groups']} targets, consistency check off",
-                largest["push_s_consistency_check_off"],
-                GOAL_PUSH_S,
-                "s",
-            )
-        ],
+        table=Table(("scenario", "sink push (s)", "one PUT (s)", "ratio"), rows),
+        goals=goals,
         notes=[
-            f"A default Pushgateway takes {largest['push_s_default']} s for "
-            f"{largest['groups']} targets: it checks every pushed group against every series "
-            "it holds, so the time grows with groups x series held (docs/sinks.md)."
+            f"Encoding, CPU ms per 1,000 series: push body {encoding['push_body_ms_per_1000']}, "
+            f"prometheus_client's generate_latest {encoding['generate_latest_ms_per_1000']}, "
+            f"remote write {encoding['remote_write_ms_per_1000']}.",
+            f"Growth per target: {growth_text}.",
         ],
     )
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--quick", action="store_true")
     print(json.dumps(measure(parser.parse_args().quick), indent=2))
 

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench import provenance, render
+from bench import charts, docs_blocks, provenance, render
 from bench.harness import ROOT, Sizes, servers
 from bench.report import Part, goal, module_part
 
@@ -56,6 +56,8 @@ MODULE_SECTIONS: tuple[ModuleSection, ...] = (
     ModuleSection("pushgateway_scale", "bench.pushgateway_scale", "A fleet on one Pushgateway"),
     ModuleSection("enhanced_monitoring", "bench.enhanced_monitoring", "Enhanced Monitoring"),
     ModuleSection("cost_per_sink", "bench.cost_per_sink", "Cost per sink"),
+    ModuleSection("pg_databases", "bench.pg_databases", "PostgreSQL, every database of a server"),
+    ModuleSection("docdb_collections", "bench.docdb_collections", "DocumentDB collections"),
 )
 BUILTIN = ("reference", "cloudwatch", "exporter", "coldstart", "scaling", "floors", "fleet", "cost")
 
@@ -223,7 +225,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     figures_file = render.RESULTS_JSON if output == RESULTS else output.with_suffix(".json")
     render.dump(results, figures_file)
     output.write_text(text)
-    step(f"wrote {figures_file} and {output}")
+    stored = render.load(figures_file)
+    drawn = charts.draw(stored, output.parent)
+    step(f"wrote {figures_file}, {output} and {len(drawn)} charts")
+    if not partial:
+        # The docs' figures come from the run too (bench/docs_blocks.py).
+        for path in docs_blocks.rewrite_all(stored):
+            step(f"rewrote the bench blocks of {path.relative_to(ROOT)}")
 
 
 def records(

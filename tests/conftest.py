@@ -1,8 +1,10 @@
-"""Session-scoped stand-in servers. Each starts on first use and once per run."""
+"""Session-scoped stand-in servers. Each starts on first use and once per run (under
+pytest-xdist, once per worker: `make test` runs the suite on parallel workers)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -13,6 +15,58 @@ from tests.standins.prometheus import Prometheus
 from tests.standins.pushgateway import Pushgateway
 from tests.standins.redis import MONITOR, TOKEN, RedisServer
 from tests.standins.tls import TlsFiles, make_tls_files
+
+# `make test` runs on pytest-xdist workers, a module to a worker (`--dist loadscope`, the
+# scheduler below): module-, package- and class-scoped fixtures (a `sam build`, a whole quick
+# bench, a stopped-and-restarted server) are set up once, and a module's tests keep their
+# order. Modules whose tests are long and independent of each other go test by test.
+SPREAD_MODULES = frozenset({"tests/faults/test_config_fuzz.py"})
+# The longest modules first: one that starts last makes the run's tail.
+LONGEST_FIRST = (
+    "tests/integration/test_bench_smoke.py",
+    "tests/faults/test_config_fuzz.py",
+    "tests/integration/test_template_stacks.py",
+    "tests/integration/test_sam_build.py",
+    "tests/integration/test_dashboards_e2e.py",
+    "tests/integration/test_bench_discovery.py",
+    "tests/integration/test_postgres_failover.py",
+    "tests/faults/test_fleet_faults.py",
+    "tests/faults/test_pushgateway_faults.py",
+    "tests/faults/test_load.py",
+    "tests/integration/test_postgres_health.py",
+    "tests/integration/test_postgres_health_capabilities.py",
+    "tests/integration/test_discovery.py",
+    "tests/integration/test_postgres.py",
+)
+
+
+def _module(nodeid: str) -> str:
+    return nodeid.split("::", 1)[0]
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The longest modules first, each module's own order kept (after pytest's own
+    reordering by fixture parameters, which runs before this)."""
+    rank = {module: i for i, module in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(_module(item.nodeid), len(rank)))
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """`--dist loadscope`, a work unit per module (a test per unit for SPREAD_MODULES), in
+    collection order (`--no-loadscope-reorder`). xdist's own `loadgroup` cannot be used: it
+    marks groups by rewriting node ids, which pytest 9 no longer reads."""
+    if config.getvalue("dist") != "loadscope":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class ModuleScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            module = _module(nodeid)
+            return nodeid if module in SPREAD_MODULES else module
+
+    return ModuleScheduling(config, log)
 
 
 def _postgres(version: int) -> Iterator[PostgresServer]:

@@ -8,7 +8,7 @@ import math
 
 import pytest
 
-from bench.discovery import QUICK, measure
+from bench.discovery import QUICK, measure, section
 
 pytestmark = pytest.mark.bench
 
@@ -36,3 +36,16 @@ def test_quick_discovery_bench() -> None:
     # cluster's 3) are not due again yet.
     assert figures["cloudwatch_queries"] == 6 * (6 + 3) + 4 + 2 * (4 + 3) + 2 * 6 + 2 * 14
     assert figures["peak_rss_mb"] > 0
+    made = section(figures)
+    assert made.question == (
+        f"How long does a pass over {QUICK.resources:,} discovered resources take, and what "
+        "does it ask AWS?"
+    )
+    assert [(g.what, g.measured, g.met) for g in made.goals][1:3] == [
+        ("discovery calls on warm passes", 0, True),
+        (
+            "GetMetricData calls a warm pass, against ceil(queries / 500)",
+            figures["getmetricdata_calls"],
+            True,
+        ),
+    ]

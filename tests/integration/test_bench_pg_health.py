@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from bench.pg_health import measure
+from bench.pg_health import GOAL_OVER_FLOOR, measure, section
 
 pytestmark = pytest.mark.bench
 
@@ -15,8 +15,8 @@ def test_measure_quick() -> None:
     assert figures["pg_stat_statements_entries"] >= 200
     assert figures["passes"] == 5
     # A warm pass: liveness, activity, users, sizes, health, extension version, snapshot
-    # header, calls, top N, and the database's own statement (its tables, indexes and
-    # vacuums, read per database): ten statements, no classification or text left to fetch.
+    # header, calls, top N, the database's own (tables, indexes, vacuums): ten statements,
+    # no classification or text left to fetch.
     assert figures["statements_per_warm_pass"] == 10
     # Every group adds series: the statement details alone are 5 per statement.
     assert figures["series_per_warm_pass"] > figures["series_per_warm_pass_without_health"]
@@ -41,3 +41,12 @@ def test_measure_quick() -> None:
         "series_per_warm_pass",
         "series_per_warm_pass_without_health",
     }
+    made = section(figures)
+    assert [row[0] for row in made.table.rows] == [
+        "every collector group (default)",
+        "PG_COLLECTORS=none",
+        "floor: the default pass's statements, replayed",
+    ]
+    assert [(g.measured, g.limit, g.unit) for g in made.goals] == [
+        (figures["warm_pass_over_floor"], GOAL_OVER_FLOOR, "x")
+    ]

@@ -1,24 +1,50 @@
-"""`bench/pushgateway_scale.py` on its smallest size, so it cannot rot: every size pushed to
-both gateways, each push accepted (times are only reported)."""
+"""`bench/pushgateway_scale.py` on its smallest sizes, so it cannot rot: every push accepted
+by a real Pushgateway (the sink's and the plain PUT of the same body), the encoders run on
+the same pass, the growth rows made; times are only reported."""
 
 from __future__ import annotations
 
 import pytest
 
-from bench.pushgateway_scale import GOAL_PUSH_S, QUICK_GROUPS, measure, section
+from bench.pushgateway_scale import (
+    GOAL_ENCODE_MS_PER_1000,
+    GOAL_GROWTH_RATIO,
+    GOAL_PUSH_RATIO,
+    QUICK_GROWTH,
+    QUICK_TARGETS,
+    measure,
+    section,
+)
 
 pytestmark = pytest.mark.bench
 
 
-def test_both_gateways_take_every_size() -> None:
+def test_every_size_is_pushed_encoded_and_grown() -> None:
     figures = measure(quick=True)
     assert figures["command"] == ".venv/bin/python -m bench.pushgateway_scale --quick"
-    assert list(figures["pushes"]) == [f"{n} groups x 20 series" for n in QUICK_GROUPS]
-    for row in figures["pushes"].values():
-        assert row["push_s_default"] > 0 and row["push_s_consistency_check_off"] > 0
+    assert list(figures["pushes"]) == [f"{n} targets" for n in QUICK_TARGETS]
+    for n, row in zip(QUICK_TARGETS, figures["pushes"].values(), strict=True):
+        # 20 series a target: 2 families of 10 databases.
+        assert row["series"] == 20 * n
+        assert row["push_s"] > 0 and row["one_put_s"] > 0
+    assert figures["encoding"]["series"] == 20 * QUICK_TARGETS[-1]
+    assert set(figures["encoding"]) == {
+        "series",
+        "push_body_ms_per_1000",
+        "generate_latest_ms_per_1000",
+        "remote_write_ms_per_1000",
+    }
+    assert [row["targets"] for row in figures["growth"].values()] == list(QUICK_GROWTH)
+    assert all(row["kb_per_target"] > 0 for row in figures["growth"].values())
     made = section(figures)
-    assert made.question == "How long does a pass take to push N targets to one Pushgateway?"
-    assert [row[0] for row in made.table.rows] == [f"{n} targets" for n in QUICK_GROUPS]
-    assert [(g.what, g.limit, g.unit) for g in made.goals] == [
-        (f"push of {QUICK_GROUPS[-1]} targets, consistency check off", GOAL_PUSH_S, "s")
+    assert made.question.endswith("?")
+    assert [row[0] for row in made.table.rows] == [
+        f"push of {n} targets ({20 * n} series)" for n in QUICK_TARGETS
+    ]
+    assert [(g.limit, g.unit) for g in made.goals] == [
+        *[(GOAL_PUSH_RATIO, "x")] * len(QUICK_TARGETS),
+        (GOAL_ENCODE_MS_PER_1000, "ms"),
+        (GOAL_ENCODE_MS_PER_1000, "ms"),
+        (GOAL_GROWTH_RATIO, "x"),
+        (GOAL_GROWTH_RATIO, "x"),
     ]

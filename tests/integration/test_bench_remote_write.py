@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from bench.remote_write import measure
+from bench.remote_write import measure, section
 
 pytestmark = pytest.mark.bench
 
@@ -39,3 +39,9 @@ def test_reference_fleet_cost_and_delivery() -> None:
     # DBInstanceReplicaLag and DBLoad* were declared.
     assert (send["groups"], send["series"], send["samples"]) == (7, 265, 417)
     assert send["snappy_bytes"] < send["protobuf_bytes"]
+    made = section(figures)
+    assert [row[0] for row in made.table.rows] == ["reference fleet (6 targets)"]
+    assert [(g.measured, g.limit, g.met) for g in made.goals] == [
+        (2.76, 2.76, True),
+        (rw["points_delivered"], rw["points_expected"], True),
+    ]

@@ -105,7 +105,9 @@ def test_quick_run_has_every_section(quick_report: tuple[str, bytes, int]) -> No
         "## 9. Fake section",
         "## 10. Absent section",
         "## 11. How long does a push of N targets take on a default Pushgateway?",
-        "## 12. Time per section",
+        # Gathered from the fleet and scaling sections' figures, with its chart.
+        "## 12. How do the warm pass and peak memory grow with the number of targets?",
+        "## 13. Time per section",
     ]
 
 
@@ -272,6 +274,9 @@ def test_quick_run_stores_raw_figures_and_renders_again_from_them(
         "figures": {"pushes": {"25": {"push_s": 0.229}, "200": {"push_s": 11.53}}, "quick": True},
     }
     assert stored["sections"]["absent"]["figures"] is None
+    # The chart of the gathering section, drawn beside the report.
+    chart = quick_report_json().parent / "charts" / "scaling.png"
+    assert chart.read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
     again = tmp_path / "again.md"
     render.main(["--results", str(quick_report_json()), "--output", str(again)])
     assert again.read_text() == text

@@ -431,3 +431,31 @@ def test_a_target_no_pass_collected_for_five_minutes_is_disconnected(
         runtime.collect(20.0, Shard(1, 2))
         assert held() == 4
     assert held() == 0
+
+
+def test_a_push_the_pushgateway_refuses_names_the_series_and_its_reason(
+    tmp_path: Path, fleet_pg: PostgresServer, pushgateway: Pushgateway, job: str, function: Make
+) -> None:
+    # Another deployment pushed pg_up as a counter: the Pushgateway refuses a gauge of it.
+    pushgateway_push(
+        pushgateway,
+        job,
+        {"collector": "eu", "shard": "0"},
+        '# TYPE pg_up counter\npg_up{instance="theirs"} 1\n',
+    )
+    document = {"postgres": [pg_entry(fleet_pg, "orders")]}
+    inv = function(environ(tmp_path, document, pushgateway, job)).invoke()
+    group = f"{pushgateway.url}/metrics/job/{job}/collector/collector/shard/0"
+    assert str(inv.error).startswith(f"Pushgateway {group} did not accept the pass (")
+    # Which side of the clash it names depends on the order it checks in: ours or theirs.
+    ours = (
+        f'pg_up{{collector="collector",instance="orders",job="{job}",shard="0"}} is not a COUNTER'
+    )
+    theirs = f'pg_up{{collector="eu",instance="theirs",job="{job}",shard="0"}} is not a GAUGE'
+    assert any(
+        str(inv.error).endswith(
+            f"targets): HTTP 400 Bad Request: series {named} (pushed metrics are invalid or "
+            "inconsistent with existing metrics)"
+        )
+        for named in (ours, theirs)
+    ), inv.error

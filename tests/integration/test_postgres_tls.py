@@ -133,3 +133,49 @@ def test_missing_bundle_names_where_it_looked(tls_server: PostgresServer, tmp_pa
         "tls",
         f"CA file global-bundle.pem not found in {tmp_path}",
     )
+
+
+def test_prefer_and_require_are_encrypted_with_one_shared_context(
+    tls_server: PostgresServer, tls_files: TlsFiles, pg15: PostgresServer
+) -> None:
+    """Every connect shares one context per CA file (and one unverified one): pg8000 made a
+    new one per connect, loading CA certificates each time. ``prefer`` still takes TLS when
+    the server offers it and plain when it does not."""
+    from middleware_monitoring.postgres.connection import ssl_context_for
+
+    for mode in ("prefer", "require"):
+        settings = settings_for(tls_server, sslmode=mode, sslrootcert="")
+        connection = PgConnection(settings)
+        try:
+            ssl = connection.run("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()")
+        finally:
+            connection.close()
+        assert ssl == [[True]], mode
+    verified = [
+        ssl_context_for(settings_for(tls_server, "verify-full", str(tls_files.ca)))
+        for _ in range(3)
+    ]
+    assert verified[0] is verified[1] is verified[2]
+    unverified = {
+        id(ssl_context_for(settings_for(tls_server, mode, ""))) for mode in ("prefer", "require")
+    }
+    assert len(unverified) == 1
+
+    # A server without TLS (the session's plain one): prefer connects plain, twice.
+    plain = settings_for(pg15, sslmode="prefer", sslrootcert="")
+    connection = PgConnection(plain)
+    try:
+        for _ in range(2):
+            assert connection.run("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()") == [
+                [False]
+            ]
+            connection.close()
+    finally:
+        connection.close()
+    # ... and require does not.
+    with pytest.raises(SourceFailure) as refused:
+        PgConnection(settings_for(pg15, sslmode="require", sslrootcert="")).run("SELECT 1")
+    assert (refused.value.reason, refused.value.detail) == (
+        "tls",
+        "the server refuses TLS (PG_SSLMODE asks for it)",
+    )

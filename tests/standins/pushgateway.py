@@ -15,6 +15,7 @@ from tests.standins._process import (
     http_ok,
     http_request,
     require_binary,
+    wait_until,
 )
 
 BINARY = "prometheus-pushgateway"
@@ -60,8 +61,10 @@ class Pushgateway(ServerProcess):
     # -- inspection ----------------------------------------------------------------------
 
     def wipe(self) -> None:
-        """Delete every group (admin API)."""
+        """Delete every group (admin API), and wait until it is done: the Pushgateway answers
+        202 and applies the wipe later, so a read right after it may still see the groups."""
         http_request(f"{self.url}/api/v1/admin/wipe", method="PUT")
+        wait_until(lambda: not self.groups(), what="Pushgateway wipe", timeout=10)
 
     def delete_job(self, job: str) -> None:
         """Delete every group of ``job`` (a test's own), so the session's Pushgateway does not

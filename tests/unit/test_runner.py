@@ -281,3 +281,35 @@ def test_freshness_a_pass_timestamp_and_each_targets_last_full_success() -> None
     healthy.sources.append(Failing())
     second = run([healthy])
     assert value(second, "a", "middleware_target_last_success_timestamp_seconds") == succeeded
+
+
+def test_one_pool_serves_every_pass_until_a_worker_is_left_stuck() -> None:
+    from middleware_monitoring.runner import Workers
+
+    workers = Workers(4)
+    healthy = [Target(f"t{i}", [Steady()]) for i in range(6)]
+
+    def run_with(targets: list[Target], budget: float = 5.0) -> PassResult:
+        return run_pass(
+            targets,
+            deadline=time.monotonic() + budget,
+            max_workers=4,
+            collector_instance="collector",
+            workers=workers,
+        )
+
+    for _ in range(3):
+        result = run_with(healthy)
+        assert all(t.up for t in result.targets)
+    # The same pool over three passes.
+    assert workers.pools_made == 1
+    stuck = Stuck()
+    try:
+        run_with([Target("stuck", [stuck]), *healthy], budget=0.3)
+        # The stuck worker keeps a thread of that pool: the next pass gets a new one.
+        after = run_with(healthy)
+        assert all(t.up for t in after.targets)
+        assert workers.pools_made == 2
+    finally:
+        stuck.release.set()
+        workers.close()

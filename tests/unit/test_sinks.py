@@ -181,6 +181,31 @@ def test_a_rejected_push_names_the_series_and_the_reason_and_is_not_retried(
     )
 
 
+def test_several_refused_series_name_the_first_and_count_the_others(
+    gateway: FakeGateway,
+) -> None:
+    first = (
+        'collected metric "pg_query_calls_total" { label:<name:"instance" value:"db1" > '
+        'label:<name:"queryid" value:"7" > counter:<value:3 > } was collected before with '
+        "the same name and label values"
+    )
+    second = first.replace('value:"7"', 'value:"8"')
+    gateway.script = [
+        (
+            400,
+            "pushed metrics are invalid or inconsistent with existing metrics: 2 error(s) "
+            f"occurred:\n* {first}\n* {second}\n",
+        )
+    ]
+    with pytest.raises(PushError) as caught:
+        PushgatewaySink(settings(gateway.url, retries=0)).send(one_target_pass())
+    assert str(caught.value).endswith(
+        'HTTP 400 Bad Request: series pg_query_calls_total{instance="db1",queryid="7"} was '
+        "collected before with the same name and label values (and 1 more) (pushed metrics "
+        "are invalid or inconsistent with existing metrics)"
+    )
+
+
 def test_a_body_the_gateway_cannot_parse_is_named_by_its_line(gateway: FakeGateway) -> None:
     gateway.script = [(400, "text format parsing error in line 3: expected float as value")]
     with pytest.raises(PushError) as caught:

@@ -72,6 +72,9 @@ def _pass() -> PassResult:
         )
         calls.add_metric(["1", "SELECT 1"], 12, created=1.7e9)
         calls.add_metric(["2", "SELECT $1 /* x */"], 1e20)
+        # pg_stat_statements can list one statement twice (toplevel and nested): one series,
+        # the last value.
+        calls.add_metric(["2", "SELECT $1 /* x */"], 2e20)
         odd = GaugeMetricFamily("middleware_odd_values", "Odd.", labels=["kind", "instance"])
         for kind, value in (
             ("nan", math.nan),
@@ -125,6 +128,11 @@ def test_prometheus_clients_parser_reads_every_series_back() -> None:
     )
     # The series' newest point, whatever the order the points came in.
     assert parsed[("pg_cpu_utilization", frozenset({("instance", "db1")}))] == 9.0
+    repeated = (
+        "pg_query_calls_total",
+        frozenset({("instance", "db1"), ("queryid", "2"), ("query", "SELECT $1 /* x */")}),
+    )
+    assert parsed[repeated] == 2e20
     # A series' own instance label gives way to its target's.
     assert (
         parsed[("middleware_odd_values", frozenset({("instance", "db1"), ("kind", "big")}))]
@@ -133,5 +141,5 @@ def test_prometheus_clients_parser_reads_every_series_back() -> None:
     assert math.isnan(
         parsed[("middleware_odd_values", frozenset({("instance", "db1"), ("kind", "nan")}))]
     )
-    # Per target: 1 + 3 + 3 (one _created) + 8 + 1 + 1 + 2 + 1; and the collector's one.
+    # Per target: 1 + 3 + 3 (one _created, one repeated) + 8 + 1 + 1 + 2 + 1; the collector's.
     assert len(parsed) == 2 * 20 + 1

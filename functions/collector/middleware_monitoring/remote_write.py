@@ -40,6 +40,7 @@ from prometheus_client.samples import Sample
 
 from . import __version__
 from .config import ConfigError, RemoteWriteSettings
+from .gc_pause import gc_paused
 from .health import health_families
 from .http_answers import basic_authorization, http_status
 from .logs import scrubber
@@ -87,6 +88,9 @@ Points = list[tuple[int, float]]
 # --- the WriteRequest, by hand (prometheus/prompb/remote.proto and types.proto) ------------
 
 
+_DOUBLE: Final = struct.Struct("<d")
+
+
 def _varint(value: int) -> bytes:
     out = bytearray()
     value &= (1 << 64) - 1  # int64 as protobuf puts it on the wire (two's complement)
@@ -106,7 +110,15 @@ def encode_write_request(series: Iterable[tuple[Sequence[Label], Points]]) -> by
     """``WriteRequest{timeseries: [TimeSeries{labels: [Label{name, value}], samples:
     [Sample{value: double = 1, timestamp: int64 = 2}]}]}``; labels as given (sorted by name,
     as the protocol asks)."""
+    with gc_paused():
+        return _encode_write_request(series)
+
+
+def _encode_write_request(series: Iterable[tuple[Sequence[Label], Points]]) -> bytes:
     labels_cache: dict[Label, bytes] = {}
+    # A target's values share one timestamp: each one's varint is encoded once.
+    stamps: dict[int, bytes] = {}
+    pack = _DOUBLE.pack
     out = bytearray()
     for labels, points in series:
         body = bytearray()
@@ -117,9 +129,19 @@ def encode_write_request(series: Iterable[tuple[Sequence[Label], Points]]) -> by
                 labels_cache[label] = encoded
             body += encoded
         for millis, value in points:
-            sample = b"\x09" + struct.pack("<d", value) + b"\x10" + _varint(millis)
-            body += _field(2, sample)
-        out += _field(1, bytes(body))
+            stamp = stamps.get(millis)
+            if stamp is None:
+                stamp = stamps[millis] = b"\x10" + _varint(millis)
+            # Sample{value = 1 (fixed64), timestamp = 2 (varint)}, as field 2 of the series;
+            # its length (9 + at most 11 bytes) always fits one varint byte.
+            body += b"\x12"
+            body.append(9 + len(stamp))
+            body += b"\x09"
+            body += pack(value)
+            body += stamp
+        out += b"\x0a"
+        out += _varint(len(body))
+        out += body
     return bytes(out)
 
 
@@ -133,7 +155,7 @@ def compress(data: bytes) -> bytes:
 # --- from a pass to series ------------------------------------------------------------------
 
 
-@dataclass
+@dataclass(slots=True)
 class Series:
     labels: tuple[Label, ...]
     points: Points
@@ -150,24 +172,39 @@ def pass_series(
     """Every sample of the pass as remote-write series; a timestamped sample already sent on
     an earlier pass (a CloudWatch value offered again until a newer datapoint comes) is
     left out. ``_created`` samples are left out too: they are not values."""
+    with gc_paused():
+        return _pass_series(result, job, now, sent)
+
+
+def _pass_series(
+    result: PassResult, job: str, now: float, sent: SentTimestamps | None
+) -> list[Series]:
     by_labels: dict[tuple[Label, ...], Series] = {}
     grouping = {"job": job, "collector": result.collector.target, "shard": str(result.shard)}
+    # The sorted label names of each set of a sample's own names, with the ones added here:
+    # a family's samples share them, so the sort is done once, not once per sample.
+    orders: dict[tuple[str, ...], tuple[str, ...]] = {}
+    added = ("__name__", *grouping, "instance")
     for group in result.groups():
         # SQL, serverStatus and INFO values at the time their target was collected.
         collected_ms = int((group.collected_at or now) * 1000)
+        # What overrides a sample's own label of the same name.
+        fixed = {**grouping, "instance": group.target}
         for family in group.families:
             for sample in family.samples:
-                if sample.name.endswith("_created"):
+                name = sample.name
+                if name.endswith("_created"):
                     continue
+                own = sample.labels
+                names = tuple(own)
+                order = orders.get(names)
+                if order is None:
+                    order = orders[names] = tuple(sorted({*names, *added}))
                 labels = tuple(
-                    sorted(
-                        {
-                            **sample.labels,
-                            "__name__": sample.name,
-                            **grouping,
-                            "instance": group.target,
-                        }.items()
-                    )
+                    [
+                        (k, name if k == "__name__" else fixed[k] if k in fixed else own[k])
+                        for k in order
+                    ]
                 )
                 stamped = sample.timestamp is not None
                 millis = int(float(sample.timestamp or 0) * 1000) if stamped else collected_ms
@@ -181,8 +218,9 @@ def pass_series(
     for series in by_labels.values():
         if not series.points:
             continue
-        # In time order, one value per timestamp (the last given wins).
-        series.points = sorted(dict(series.points).items())
+        if len(series.points) > 1:
+            # In time order, one value per timestamp (the last given wins).
+            series.points = sorted(dict(series.points).items())
         out.append(series)
     return out
 

@@ -39,7 +39,7 @@ from .pushgateway_groups import (
     read_groups,
     shard_group,
 )
-from .runner import run_pass
+from .runner import Workers, run_pass
 from .shards import ALL, Shard
 from .sinks import PushgatewaySink, Sink, StdoutSink
 from .targets import TargetBuilder
@@ -82,6 +82,7 @@ class Runtime:
         if settings.targets_s3_uri is not None:
             self._s3 = TargetsS3Object(settings, self.builder.sessions)
         self._built: dict[str, _Built] = {}
+        self._workers = Workers(settings.max_workers)
         # Read back from the Pushgateway: set by the caller that pushes there (app, CLI).
         self.pushgateway = False
         # Targets whose last success times were read back (or found absent) once.
@@ -175,6 +176,7 @@ class Runtime:
             deadline=deadline,
             max_workers=self.settings.max_workers,
             collector_instance=self.settings.collector_instance,
+            workers=self._workers,
             prefetches=[
                 *([self.builder.cloudwatch] if cloudwatch else []),
                 *(reads for reads in insights if reads.planned),
@@ -292,6 +294,7 @@ class Runtime:
     def close(self) -> None:
         for built in self._built.values():
             built.target.close()
+        self._workers.close()
 
 
 def _leftover_groups(groups: Groups, collector: str, shard: Shard) -> list[GroupKey]:

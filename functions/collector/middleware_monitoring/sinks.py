@@ -213,8 +213,11 @@ class PushgatewaySink:
 # The Pushgateway's answer to a push it refuses names the series in its protobuf text form:
 # ``collected metric "x" { label:<name:"a" value:"1" > gauge:<value:1 > } is not a COUNTER``.
 _COLLECTED = re.compile(
-    r'collected metric "(?P<name>[^"]+)" \{ (?P<fields>.*) \} (?P<reason>[^}]*)$'
+    r'collected metric "(?P<name>[^"]+)" \{ (?P<fields>.*?) \} '
+    r"(?P<reason>.*?)(?= \* collected metric |$)"
 )
+# Several at once: ``... existing metrics: 42 error(s) occurred: * collected metric ...``.
+_ERRORS = re.compile(r"(?P<count>[0-9]+) error\(s\) occurred:? ?\*? ?")
 _LABEL = re.compile(r'label:<name:"(?P<name>[^"]*)" value:"(?P<value>(?:[^"\\]|\\.)*)" >')
 # A body it cannot parse: ``text format parsing error in line 7: ...``.
 _LINE = re.compile(r"\bline (?P<line>[0-9]+)\b")
@@ -237,9 +240,14 @@ def describe_rejection(exc: HTTPError, body: bytes) -> str:
         labels = ",".join(
             f'{label["name"]}="{label["value"]}"' for label in _LABEL.finditer(found["fields"])
         )
-        context = answer[: found.start()].rstrip(": ")
-        return f"{status}: series {found['name']}{{{labels}}} {found['reason']}" + (
-            f" ({context})" if context else ""
+        context = answer[: found.start()]
+        errors = _ERRORS.search(context)
+        more = int(errors["count"]) - 1 if errors is not None else 0
+        context = (context[: errors.start()] if errors is not None else context).rstrip(": *")
+        return (
+            f"{status}: series {found['name']}{{{labels}}} {found['reason'].strip()}"
+            + (f" (and {more} more)" if more > 0 else "")
+            + (f" ({context})" if context else "")
         )
     line = _LINE.search(answer)
     if line is not None:

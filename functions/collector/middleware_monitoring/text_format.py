@@ -20,6 +20,7 @@ from prometheus_client.openmetrics.exposition import escape_label_name, escape_m
 from prometheus_client.samples import Sample
 from prometheus_client.utils import floatToGoString
 
+from .gc_pause import gc_paused
 from .model import TargetResult
 
 INSTANCE: Final = "instance"
@@ -83,21 +84,36 @@ def _block(family: Metric) -> tuple[str, str]:
     return _metric_name(name), mtype
 
 
-def labels_text(labels: Mapping[str, str], instance: str | None) -> str:
-    """``{a="1",instance="db1"}``: the labels sorted by name, ``instance`` set when given."""
-    if instance is not None:
-        if INSTANCE in labels:
-            items = [item for item in labels.items() if item[0] != INSTANCE]
-        else:
-            items = list(labels.items())
-        items.append((INSTANCE, instance))
-    elif not labels:
-        return ""
-    else:
-        items = list(labels.items())
-    if len(items) > 1:
-        items.sort()
-    return "{" + ",".join([f'{_label_name(k)}="{_label_value(v)}"' for k, v in items]) + "}"
+class _LabelWriter:
+    """``labels_text`` for a whole pass, at a fraction of its cost: a family's samples share
+    their label names, so their sorted order (with ``instance`` in its place) is worked out
+    once per set of names, and a label's text once per name and value (``schema="public"``
+    repeats across every target)."""
+
+    def __init__(self) -> None:
+        self._orders: dict[tuple[str, ...], tuple[str, ...]] = {}
+        self._pairs: dict[tuple[str, str], str] = {}
+
+    def text(self, labels: Mapping[str, str], instance_pair: str | None) -> str:
+        names = tuple(labels)
+        order = self._orders.get(names)
+        if order is None:
+            wanted = {*names, INSTANCE} if instance_pair is not None else set(names)
+            order = self._orders[names] = tuple(sorted(wanted))
+        if not order:
+            return ""
+        pairs = self._pairs
+        parts = []
+        for name in order:
+            if name == INSTANCE and instance_pair is not None:
+                parts.append(instance_pair)
+                continue
+            key = (name, labels[name])
+            pair = pairs.get(key)
+            if pair is None:
+                pair = pairs[key] = f'{_label_name(name)}="{_label_value(key[1])}"'
+            parts.append(pair)
+        return "{" + ",".join(parts) + "}"
 
 
 def _time_of(sample: Sample) -> float:
@@ -124,7 +140,12 @@ def newest_samples(samples: Sequence[Sample]) -> Sequence[Sample]:
 def write_groups(groups: Iterable[TargetResult], label_instance: bool = True) -> bytes:
     """The groups' families as one text exposition: one block per family name (HELP and TYPE
     of its first family), every series labelled with its group's ``instance`` (when
-    ``label_instance``), each series' newest value without a timestamp."""
+    ``label_instance``) and written once, with its newest value and no timestamp."""
+    with gc_paused():
+        return _write_groups(groups, label_instance)
+
+
+def _write_groups(groups: Iterable[TargetResult], label_instance: bool) -> bytes:
     by_name: dict[str, list[tuple[str, Metric]]] = {}
     for group in groups:
         for family in group.families:
@@ -135,25 +156,39 @@ def write_groups(groups: Iterable[TargetResult], label_instance: bool = True) ->
                 members.append((group.target, family))
     out: list[str] = []
     append = out.append
+    writer = _LabelWriter()
+    text = writer.text
     for name, members in by_name.items():
         first = members[0][1]
         block_name, mtype = _block(first)
         append(_header(block_name, mtype, first.documentation))
         suffixes = {name + suffix: suffix for suffix in _OM_SUFFIXES}
         extra: dict[str, list[str]] = {}
+        # Each series once (a source that yields one twice, two families of one name): the
+        # Pushgateway refuses a whole push for one repeated series, and a shard's pass is
+        # one push. The last value wins, at the series' first place.
+        lines = out
+        places: dict[str, int] = {}
         for target, family in members:
-            instance = target if label_instance else None
+            instance = f'{INSTANCE}="{_label_value(target)}"' if label_instance else None
             for sample in newest_samples(family.samples):
-                line = (
-                    f"{_metric_name(sample.name)}{labels_text(sample.labels, instance)} "
-                    f"{_value(sample.value)}\n"
+                value = sample.value
+                # _value inlined: this loop runs once per series of the pass.
+                shown = (
+                    repr(value)
+                    if type(value) is float and 0.0 <= value < 1e6
+                    else floatToGoString(value)
                 )
+                series = f"{_metric_name(sample.name)}{text(sample.labels, instance)}"
                 suffix = suffixes.get(sample.name)
-                if suffix is None:
-                    append(line)
+                lines = out if suffix is None else extra.setdefault(suffix, [])
+                place = places.get(series)
+                if place is None:
+                    places[series] = len(lines)
+                    lines.append(f"{series} {shown}\n")
                 else:
-                    extra.setdefault(suffix, []).append(line)
-        for suffix, lines in sorted(extra.items()):
+                    lines[place] = f"{series} {shown}\n"
+        for suffix, block in sorted(extra.items()):
             append(_header(_metric_name(name + suffix), "gauge", first.documentation))
-            out.extend(lines)
+            out.extend(block)
     return "".join(out).encode()

@@ -16,6 +16,7 @@ start the first query looks back over the window (CLOUDWATCH_LOOKBACK_SECONDS).
 
 from __future__ import annotations
 
+import itertools
 import logging
 import threading
 import time
@@ -109,8 +110,13 @@ class CloudWatchBatch:
         self._client_lock = threading.Lock()
         self._clock = clock
         self._monotonic = monotonic
-        # Weakly, in the order made: a source goes with its target, its statistics with it.
-        self._sources: list[weakref.ref[CloudWatchSource]] = []
+        # Weakly, in the order made: a source goes with its target, its statistics with it
+        # (an entry leaves by itself; rebuilding a list per new source was quadratic in a
+        # cold start's targets).
+        self._sources: weakref.WeakValueDictionary[int, CloudWatchSource] = (
+            weakref.WeakValueDictionary()
+        )
+        self._made = itertools.count()
         self._current: _Pass | None = None
         # Keyed by Stat, so it survives a target being rebuilt between passes.
         self._state: dict[Stat, _StatState] = {}
@@ -119,13 +125,13 @@ class CloudWatchBatch:
     def source(self, declarations: Iterable[Declaration]) -> CloudWatchSource:
         """A target's CloudWatch source; its queries join every pass's batch."""
         source = CloudWatchSource(self, list(declarations))
-        self._sources = [*(ref for ref in self._sources if ref() is not None), weakref.ref(source)]
+        self._sources[next(self._made)] = source
         return source
 
     @property
     def stats(self) -> list[Stat]:
         """The statistics of every source still in use."""
-        sources = [source for ref in self._sources if (source := ref()) is not None]
+        sources = list(self._sources.values())
         return list(dict.fromkeys(d.stat for source in sources for d in source.declarations))
 
     def client(self) -> CloudWatchClient:
@@ -202,10 +208,12 @@ class CloudWatchBatch:
         its pass gave up changes nothing: its points were never handed out."""
         result = current.result
         late = self._monotonic() > current.deadline
+        # A set: membership in the list of queries was quadratic in the pass's statistics.
+        asked = set(result.stats)
         with self._state_lock:
             for stat in current.stats:
                 state = self._state.setdefault(stat, _StatState())
-                if stat in result.stats and not late and stat not in result.failures:
+                if stat in asked and not late and stat not in result.failures:
                     points = sorted(result.points.get(stat, {}).items())
                     state.asked_until = current.asked_until
                     state.newest = points[-1] if points else None
@@ -214,7 +222,7 @@ class CloudWatchBatch:
                     if fresh:
                         state.handed_until = fresh[-1][0]
                     current.points[stat] = fresh or points[-1:]
-                elif stat not in result.stats and state.newest is not None:
+                elif stat not in asked and state.newest is not None:
                     current.points[stat] = [state.newest]
         current.done.set()
 

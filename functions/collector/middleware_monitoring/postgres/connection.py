@@ -5,17 +5,18 @@ from __future__ import annotations
 import contextlib
 import socket
 import ssl
+import struct
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import pg8000.native
 from pg8000.exceptions import DatabaseError, InterfaceError
 
 from ..config import PostgresSettings
 from ..model import SourceFailure
-from ..tls import DEFAULT_SEARCH_DIRS, resolve_ca_file, verifying_context
+from ..tls import DEFAULT_SEARCH_DIRS, resolve_ca_file, unverified_context, verifying_context
 from .statements import MARKER
 
 APPLICATION_NAME = "middleware-monitoring"
@@ -99,16 +100,16 @@ def classify(exc: BaseException) -> SourceFailure:
 
 def ssl_context_for(
     settings: PostgresSettings, search_dirs: Sequence[Path] = DEFAULT_SEARCH_DIRS
-) -> ssl.SSLContext | bool | None:
-    """pg8000's encoding of libpq's sslmode: False = plain, None = TLS if the server offers
-    it (unverified, like libpq's prefer), True = TLS required, a context = TLS verified."""
+) -> ssl.SSLContext | None:
+    """The TLS context of libpq's sslmode, None for plain (disable): unverified for prefer and
+    require, verified for verify-ca and verify-full. The contexts are shared by every
+    connect (tls.py); pg8000 made a new default one per connect for prefer and require,
+    loading the system's CA certificates each time."""
     mode = settings.sslmode
     if mode == "disable":
-        return False
-    if mode == "prefer":
         return None
-    if mode == "require":
-        return True
+    if mode in ("prefer", "require"):
+        return unverified_context()
     if settings.sslrootcert is None:
         raise SourceFailure("tls", f"PG_SSLMODE={mode} needs PG_SSLROOTCERT (the CA bundle)")
     try:
@@ -116,6 +117,39 @@ def ssl_context_for(
     except FileNotFoundError as exc:
         raise SourceFailure("tls", str(exc)) from None
     return verifying_context(ca_file, check_hostname=mode == "verify-full")
+
+
+# PostgreSQL's SSLRequest: length 8, code 80877103.
+_SSL_REQUEST: Final = struct.pack("!ii", 8, 80877103)
+
+
+def open_socket(
+    host: str, port: int, timeout: float, context: ssl.SSLContext | None, required: bool
+) -> socket.socket:
+    """The connection pg8000 is then given, TLS negotiated as pg8000 does it but with a
+    shared context: the server's ``S`` wraps the socket; anything else goes on in plain for
+    ``prefer`` (the next read fails if the server went away) and is refused otherwise."""
+    try:
+        sock = socket.create_connection((host, port), timeout)
+    except OSError as exc:
+        # pg8000's own wording, which classify() reads.
+        raise InterfaceError(
+            f"Can't create a connection to host {host} and port {port} "
+            f"(timeout is {timeout} and source_address is None)."
+        ) from exc
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+        if context is None:
+            return sock
+        sock.sendall(_SSL_REQUEST)
+        if sock.recv(1) == b"S":
+            return context.wrap_socket(sock, server_hostname=host)
+        if required:
+            raise InterfaceError("Server refuses SSL")
+        return sock
+    except BaseException:
+        sock.close()
+        raise
 
 
 @dataclass(frozen=True)
@@ -177,6 +211,20 @@ class PgConnection:
 
     def _connect(self, login: PgLogin) -> pg8000.native.Connection:
         settings = self._settings
+        # Socket timeout: bounds connect and every read, a backstop for statement_timeout.
+        timeout = settings.connect_timeout_seconds + settings.statement_timeout_ms / 1000
+        try:
+            sock = open_socket(
+                login.host,
+                login.port,
+                timeout,
+                ssl_context_for(settings, self._ca_search_dirs),
+                required=settings.sslmode != "prefer",
+            )
+        except SourceFailure:
+            raise
+        except Exception as exc:
+            raise classify(exc) from None
         try:
             return pg8000.native.Connection(
                 user=login.user,
@@ -184,9 +232,9 @@ class PgConnection:
                 host=login.host,
                 port=login.port,
                 database=login.database,
-                ssl_context=ssl_context_for(settings, self._ca_search_dirs),
-                # Socket timeout: bounds connect and every read, a backstop for statement_timeout.
-                timeout=settings.connect_timeout_seconds + settings.statement_timeout_ms / 1000,
+                sock=sock,
+                ssl_context=False,
+                timeout=timeout,
                 application_name=APPLICATION_NAME,
                 startup_params={
                     "statement_timeout": str(settings.statement_timeout_ms),
@@ -194,6 +242,7 @@ class PgConnection:
                 },
             )
         except Exception as exc:
+            sock.close()
             raise classify(exc) from None
 
     def run(self, sql: str, **params: Any) -> list[list[Any]]:
