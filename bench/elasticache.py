@@ -20,10 +20,13 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Mapping
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
+from bench.section import Goal, Section, Table, quantity
+from bench.section import number as count
 from middleware_monitoring.config import load_settings
 from middleware_monitoring.model import Target
 from middleware_monitoring.redis import info
@@ -209,3 +212,60 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+
+
+# --- the report section (bench/section.py) -----------------------------------------------------
+
+
+def section(figures: Mapping[str, Any]) -> Section:
+    """A node's INFO and a fleet's pass, with what the client costs the cold start."""
+    setup = figures["setup"]
+    one = figures["one_node"]
+    fleet = figures["fleet_pass"]
+    client = figures["client"]
+    nodes = setup["nodes"]
+    return Section(
+        question=f"How long does a pass over {nodes} ElastiCache nodes take, and what does "
+        "one node's INFO cost?",
+        method=(
+            f"{setup['redis_servers']} redis-server 7.0 processes with "
+            f"{setup['keys_per_server']:,} keys each, {nodes} node targets pointed at them in "
+            "turn, each with its own source and connection; passes run as the function runs "
+            f"them ({setup['max_workers']} workers). Medians of warm passes."
+        ),
+        command=".venv/bin/python -m bench.elasticache",
+        table=Table(
+            ("scenario", "median (ms)", "slowest (ms)", "targets up"),
+            [
+                ("one node: INFO round trip", one["warm_info_round_trip_ms_median"], None, 1),
+                (
+                    "one node: INFO and all its series",
+                    one["warm_collect_ms_median (INFO + all series)"],
+                    one["warm_collect_ms_p95"],
+                    1,
+                ),
+                (f"{nodes} nodes: cold pass (connects)", fleet["cold_pass_ms"], None, None),
+                (
+                    f"{nodes} nodes: warm pass",
+                    fleet["warm_pass_ms_median"],
+                    fleet["warm_pass_ms_max"],
+                    fleet["warm_pass_up_min"],
+                ),
+            ],
+        ),
+        goals=[
+            Goal(
+                f"every one of the {nodes} nodes up on every warm pass",
+                fleet["warm_pass_up_min"],
+                nodes,
+                "",
+                at_most=False,
+            )
+        ],
+        notes=[
+            f"valkey {client['valkey_version']}: a {count(client['wheel_kib'])} KiB wheel, "
+            f"{quantity(client['extra_cold_start_import_ms_median'], 'ms')} more cold-start "
+            "import, only when an ElastiCache target exists. The slowest column of the "
+            "one-node row is the 95th percentile."
+        ],
+    )

@@ -22,11 +22,12 @@ import argparse
 import json
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 from typing import Any
 
 from bench.pg_warm_pass import fill
+from bench.section import Goal, Section, Table, quantity
 from middleware_monitoring.config import PostgresSettings, load_settings
 from middleware_monitoring.postgres.connection import ALIVE_SQL, PgConnection
 from middleware_monitoring.postgres.source import PostgresSource
@@ -133,3 +134,62 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+
+
+# --- the report section (bench/section.py) -----------------------------------------------------
+
+# The warm pass against the same statements without the product (as bench/pg_databases.py).
+GOAL_OVER_FLOOR = 1.5
+
+
+def section(figures: Mapping[str, Any]) -> Section:
+    """What the health collectors add to a warm PostgreSQL pass, against its floor."""
+    entries = figures["pg_stat_statements_entries"]
+    return Section(
+        question="What do the PostgreSQL health collectors add to a warm pass, and how far "
+        "is the pass from its floor?",
+        method=(
+            f"One PostgreSQL {figures['postgres_version']} target whose pg_stat_statements "
+            f"holds {entries:,} entries; {figures['passes']} warm passes of the source's "
+            "collect() with every collector group (the default) and with PG_COLLECTORS=none, "
+            "alternating with the floor: the statements of one recorded warm pass run back to "
+            "back over one plain pg8000 connection. Medians."
+        ),
+        command=".venv/bin/python -m bench.pg_health",
+        table=Table(
+            ("pass", "warm pass (ms)", "statements", "series"),
+            [
+                (
+                    "every collector group (default)",
+                    figures["warm_pass_ms"],
+                    figures["statements_per_warm_pass"],
+                    figures["series_per_warm_pass"],
+                ),
+                (
+                    "PG_COLLECTORS=none",
+                    figures["warm_pass_without_health_ms"],
+                    None,
+                    figures["series_per_warm_pass_without_health"],
+                ),
+                (
+                    "floor: the default pass's statements, replayed",
+                    figures["floor_ms"],
+                    figures["statements_per_warm_pass"],
+                    None,
+                ),
+            ],
+        ),
+        goals=[
+            Goal(
+                "warm pass with every group, against its floor",
+                figures["warm_pass_over_floor"],
+                GOAL_OVER_FLOOR,
+                "x",
+            )
+        ],
+        notes=[
+            f"The health groups add {quantity(figures['health_additions_ms'], 'ms')} a pass "
+            "(median of paired passes), of which the health statement itself takes "
+            f"{quantity(figures['health_statement_floor_ms'], 'ms')} at its floor."
+        ],
+    )

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from bench.elasticache import measure
+from bench.elasticache import measure, section
 from tests.dashboards import REDIS_INFO_ALWAYS
 
 pytestmark = pytest.mark.bench
@@ -29,3 +29,7 @@ def test_measure_quick() -> None:
     assert all(
         value > 0 for group in ("one_node", "fleet_pass") for value in figures[group].values()
     )
+    made = section(figures)
+    nodes = figures["setup"]["nodes"]
+    assert [(g.measured, g.limit, g.met) for g in made.goals] == [(nodes, nodes, True)]
+    assert len(made.table.rows) == 4

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from bench.pg_health import measure
+from bench.pg_health import GOAL_OVER_FLOOR, measure, section
 
 pytestmark = pytest.mark.bench
 
@@ -41,3 +41,12 @@ def test_measure_quick() -> None:
         "series_per_warm_pass",
         "series_per_warm_pass_without_health",
     }
+    made = section(figures)
+    assert [row[0] for row in made.table.rows] == [
+        "every collector group (default)",
+        "PG_COLLECTORS=none",
+        "floor: the default pass's statements, replayed",
+    ]
+    assert [(g.measured, g.limit, g.unit) for g in made.goals] == [
+        (figures["warm_pass_over_floor"], GOAL_OVER_FLOOR, "x")
+    ]

@@ -79,3 +79,22 @@ def test_nothing_to_plot_draws_nothing(tmp_path: Path) -> None:
     assert charts.draw(results, tmp_path) == []
     assert charts.scaling_section(results) is None and charts.cost_section(results) is None
     assert "charts/" not in render(results)
+
+
+def test_figures_an_older_run_stored_render_flat_with_a_note() -> None:
+    results = copy.deepcopy(load(RESULTS_JSON))
+    results["sections"] = {
+        "question": {
+            "number": 1,
+            "title": "Question section",
+            "module": "tests.integration.bench_fake_question",
+            "seconds": 1.0,
+            "figures": {"quick": False},  # no "pushes": measured before section() read them
+        }
+    }
+    text = render(results)
+    assert (
+        "Stored by a run of older code: `tests.integration.bench_fake_question.section()` "
+        "needs the figure 'pushes' it did not measure; `make bench` measures it."
+    ) in text
+    assert "| quick | false |" in text
