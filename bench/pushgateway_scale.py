@@ -6,7 +6,7 @@ target grows with the fleet.
 1. Push: the pass of N targets of S series each, sent by the Pushgateway sink (one PUT of the
    collector's shard group, encoding included) to a Pushgateway started as by default
    (consistency check on), against the floor: one plain PUT of the same body, already
-   encoded. Each is repeated and the median of the pushes that replace the group is kept.
+   encoded. They alternate, and the median of the pushes that replace the group is kept.
 2. Encoding: CPU time per series (``time.process_time``, best of three) of the push body
    (text_format.py), of prometheus_client's ``generate_latest`` on the same pass (what the
    sink used before), and of remote write's series and ``WriteRequest``.
@@ -53,7 +53,7 @@ FULL_TARGETS = (300, 1000)
 QUICK_TARGETS = (4, 8)
 FULL_GROWTH = (10, 100, 300, 1000)
 QUICK_GROWTH = (2, 4)
-PUSHES = 3
+PUSHES = 6
 COMMAND = ".venv/bin/python -m bench.pushgateway_scale"
 JOB = "bench-scale"
 COLLECTOR = "collector"
@@ -113,22 +113,15 @@ class Gateway:
         stop_process(self._proc)
 
 
-def median_seconds(run: Callable[[], object]) -> float:
-    """The median of the runs that replace the group (the first one creates it)."""
-    times = []
-    for _ in range(PUSHES):
-        started = time.perf_counter()
-        run()
-        times.append(time.perf_counter() - started)
-    return statistics.median(times[1:])
-
-
 def push_figures(targets: int, series: int) -> dict[str, Any]:
+    """The sink's push and the plain PUT, in turns (a machine whose load drifts weighs on
+    both alike); the first pair creates the group and is left out."""
     result = fleet_pass(targets, series)
     body = write_groups(result.groups())
+    pushed: list[float] = []
+    floor: list[float] = []
     with Gateway() as gateway:
         sink = PushgatewaySink(PushgatewaySettings(gateway.url, JOB, None, None, 60.0, 0))
-        pushed = median_seconds(lambda: sink.send(result, time.monotonic() + 600))
         url = sink.group_url(COLLECTOR, 0)
 
         def plain_put() -> None:
@@ -136,13 +129,16 @@ def push_figures(targets: int, series: int) -> dict[str, Any]:
             with urlopen(request, timeout=60) as answer:
                 answer.read()
 
-        floor = median_seconds(plain_put)
+        for _ in range(PUSHES):
+            pushed.append(_timed(lambda: sink.send(result, time.monotonic() + 600)))
+            floor.append(_timed(plain_put))
+    push_s, one_put_s = statistics.median(pushed[1:]), statistics.median(floor[1:])
     return {
         "targets": targets,
         "series": result.series_count(),
-        "push_s": round(pushed, 3),
-        "one_put_s": round(floor, 3),
-        "ratio": round(pushed / floor, 2) if floor else None,
+        "push_s": round(push_s, 3),
+        "one_put_s": round(one_put_s, 3),
+        "ratio": round(push_s / one_put_s, 2) if one_put_s else None,
     }
 
 
