@@ -19,10 +19,11 @@ from tests.standins.prometheus import Prometheus
 
 Make = Callable[[Mapping[str, str]], LambdaFunction]
 UPTIME = DOCDB_EXACT[("mongo_uptime_seconds", frozenset())]
-# A pass's samples: the DocumentDB target's serverStatus values, its own health (up,
-# duration, last success of the source and of the target) and the pass-wide duration,
-# timestamp and targets up/down.
-PASS_SAMPLES = len(DOCDB_EXACT) + 4 + 4
+# A pass's samples: the DocumentDB target's serverStatus values and its currentOp's
+# mongo_oldest_op_seconds (0: nothing runs on the stand-in), its own health (up, duration,
+# last success of the source and of the target) and the pass-wide duration, timestamp,
+# targets up/down and middleware_series_sent.
+PASS_SAMPLES = len(DOCDB_EXACT) + 1 + 4 + 5
 
 
 @pytest.fixture

@@ -30,11 +30,11 @@ def test_quick_discovery_bench() -> None:
     # Warm, within DISCOVER_MAX_AGE_SECONDS: not one discovery call.
     assert figures["warm_discovery_calls"] == [0]
     assert figures["getmetricdata_calls"] == math.ceil(figures["cloudwatch_queries"] / 500)
-    # The last warm pass, a minute after the one before: 6 RDS instances x 6, the Aurora
-    # cluster 4 + 2 instances x 4, 2 DocumentDB instances x 6, 2 cache nodes x 14; the
-    # 5-minute Volume* metrics (the Aurora cluster's and the DocumentDB cluster's 3) are not
-    # due again yet.
-    assert figures["cloudwatch_queries"] == 6 * 6 + 4 + 2 * 4 + 2 * 6 + 2 * 14
+    # The last warm pass, a minute after the one before: 6 RDS instances x (6 + 3 DBLoad*),
+    # the Aurora cluster 4 + 2 instances x (4 + 3 DBLoad*), 2 DocumentDB instances x 6, 2
+    # cache nodes x 14; the 5-minute Volume* metrics (the Aurora cluster's and the DocumentDB
+    # cluster's 3) are not due again yet.
+    assert figures["cloudwatch_queries"] == 6 * (6 + 3) + 4 + 2 * (4 + 3) + 2 * 6 + 2 * 14
     assert figures["peak_rss_mb"] > 0
     made = section(figures)
     assert made.question == (

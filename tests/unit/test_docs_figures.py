@@ -115,3 +115,20 @@ def test_a_stale_block_is_rewritten_from_results() -> None:
     assert "63 ms" not in fresh
     with pytest.raises(KeyError, match="unknown bench block 'nope'"):
         docs_blocks.rendered("nope", results)
+
+
+def test_make_bench_rewrites_the_blocks_of_every_document(tmp_path: Path) -> None:
+    results = load(RESULTS_JSON)
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "README.md").write_text("no blocks\n")
+    block = "<!-- bench: remote_write.cost -->\ntyped\n<!-- /bench -->\n"
+    (tmp_path / "docs" / "cost.md").write_text("# Cost\n" + block)
+    assert docs_blocks.rewrite_all(results, tmp_path) == [tmp_path / "docs" / "cost.md"]
+    assert (tmp_path / "docs" / "cost.md").read_text() == (
+        "# Cost\n<!-- bench: remote_write.cost -->\n"
+        + docs_blocks.rendered("remote_write.cost", results)
+        + "<!-- /bench -->\n"
+    )
+    # A section the run did not measure leaves its block as it was.
+    unmeasured = {**results, "sections": {}}
+    assert docs_blocks.rewrite(block, unmeasured) == block

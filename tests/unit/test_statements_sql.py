@@ -5,6 +5,7 @@ renamed in 1.8 and split in 1.11). The real servers cover 1.10/1.11/1.12
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -188,6 +189,19 @@ def test_replica_lag_from_aurora_replica_status_on_aurora() -> None:
     assert "pg_stat_replication" not in aurora
     plain = health.health_sql([by_name["replication"]], PG14, _settings())
     assert "FROM pg_stat_replication" in plain and "aurora" not in plain
+
+
+def test_replicas_without_the_slots_view_are_still_read() -> None:
+    # The slot only names a replica: a server without pg_replication_slots loses the
+    # replication_slots group, not the replicas' lag.
+    by_name = {group.name: group for group in health.GROUPS}
+    with_view = health.health_sql([by_name["replication"]], PG14, _settings())
+    assert "FROM pg_replication_slots s WHERE s.active_pid = r.pid" in with_view
+    without = health.health_sql(
+        [by_name["replication"]], replace(PG14, slots_view=False), _settings()
+    )
+    assert "pg_replication_slots" not in without
+    assert "FROM pg_stat_replication r" in without and "NULL::name)" in without
 
 
 def test_replica_names_are_unique_and_stay_across_reconnects() -> None:

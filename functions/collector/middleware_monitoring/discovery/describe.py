@@ -39,9 +39,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from botocore.exceptions import ClientError
-
-from ..aws import AwsFailure, classify_failure
+from ..aws import AwsFailure, aws_error_code, classify_failure
 from ..config import DiscoverySettings
 from .resources import (
     Resource,
@@ -202,9 +200,11 @@ def describe_docdb_elastic(where: Location) -> list[Resource]:
             if not where.settings.matches(tags):
                 continue
             kept.append((client.get_cluster(clusterArn=arn)["cluster"], tags))
-        except ClientError as exc:
-            # Deleted between the list and this call: gone, not a failure of the unit.
-            if exc.response.get("Error", {}).get("Code") != "ResourceNotFoundException":
+        except Exception as exc:
+            # Deleted between the list and this call: gone, not a failure of the unit. The
+            # code is read from the reply, not by botocore's class: this module is imported
+            # on every pass, AWS or not, and botocore is imported only when AWS is called.
+            if aws_error_code(exc) != "ResourceNotFoundException":
                 raise
         where.check()
     return elastic_clusters(kept, where.account, where.region)

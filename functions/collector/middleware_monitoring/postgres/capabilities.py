@@ -17,7 +17,8 @@ CAPABILITIES_SQL: Final = f"""{MARKER} SELECT
   pg_has_role('pg_read_all_stats', 'USAGE'),
   CASE WHEN to_regprocedure('pg_catalog.pg_control_system()') IS NOT NULL
        THEN has_function_privilege('pg_catalog.pg_control_system()', 'EXECUTE') END,
-  to_regprocedure('aurora_replica_status()') IS NOT NULL"""
+  to_regprocedure('aurora_replica_status()') IS NOT NULL,
+  to_regclass('pg_catalog.pg_replication_slots') IS NOT NULL"""
 
 
 @dataclass(frozen=True)
@@ -30,6 +31,9 @@ class Capabilities:
     control_readable: bool
     # aurora_replica_status() exists: Aurora PostgreSQL.
     aurora: bool
+    # pg_replication_slots exists: the replication group names a replica by its slot. Without
+    # the view only the replication_slots group is lost, not the replicas' lag.
+    slots_view: bool = True
 
 
 class CapabilityCache:
@@ -42,8 +46,10 @@ class CapabilityCache:
 
     def get(self) -> Capabilities:
         if self._known is None or self._asked_on != self._db.opened:
-            version, all_stats, control, aurora = self._db.run(CAPABILITIES_SQL)[0]
+            version, all_stats, control, aurora, slots = self._db.run(CAPABILITIES_SQL)[0]
             # Read after the statement: it may have opened the connection it was asked on.
             self._asked_on = self._db.opened
-            self._known = Capabilities(int(version), bool(all_stats), bool(control), bool(aurora))
+            self._known = Capabilities(
+                int(version), bool(all_stats), bool(control), bool(aurora), bool(slots)
+            )
         return self._known

@@ -104,11 +104,16 @@ def _replication(caps: Capabilities, settings: PostgresSettings) -> str:
     # replay_lag is NULL when a replica has caught up and nothing was written since: no lag.
     # The slot a replica streams through (the slot whose active_pid is its walsender) names
     # it across reconnects; its client_port does not.
-    return """(SELECT coalesce(json_agg(json_build_array(
+    slot = (
+        "(SELECT s.slot_name FROM pg_replication_slots s WHERE s.active_pid = r.pid LIMIT 1)"
+        if caps.slots_view
+        else "NULL::name"
+    )
+    return f"""(SELECT coalesce(json_agg(json_build_array(
     r.application_name, host(r.client_addr), r.client_port, r.pid,
     CASE WHEN r.replay_lag IS NOT NULL THEN extract(epoch FROM r.replay_lag)::float8
          WHEN r.replay_lsn = r.sent_lsn THEN 0 END,
-    (SELECT s.slot_name FROM pg_replication_slots s WHERE s.active_pid = r.pid LIMIT 1))
+    {slot})
     ORDER BY r.pid), '[]')
  FROM pg_stat_replication r
  WHERE r.state <> 'backup')"""
