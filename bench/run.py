@@ -65,6 +65,7 @@ BUILTIN = ("reference", "cloudwatch", "exporter", "coldstart", "scaling", "floor
 BUILTIN_SECTIONS: dict[str, tuple[str, str]] = {
     "reference": ("bench.headline", "reference_section"),
     "cloudwatch": ("bench.headline", "cloudwatch_section"),
+    "exporter": ("bench.exporter_compare", "section"),
     "coldstart": ("bench.coldstart", "section"),
     "scaling": ("bench.scaling", "section"),
     "floors": ("bench.floors", "section"),
@@ -164,7 +165,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             timed(
                 "exporter",
                 "3. pg_stat_statements vs prometheus-postgres-exporter",
-                lambda: (exporter_compare.compare(s, sizes), None),
+                lambda: exporter_compare.compare(s, sizes),
             )
             timed(
                 "coldstart",

@@ -97,7 +97,8 @@ def test_quick_run_has_every_section(quick_report: tuple[str, bytes, int]) -> No
         "## 1. How long does a warm pass of the reference fleet take, against the older approach?",
         "## 2. Does each CloudWatch series carry the newest value, and how many calls and "
         "clients does a pass make?",
-        "## 3. pg_stat_statements: product against prometheus-postgres-exporter",
+        "## 3. How long does a scrape of pg_stat_statements take, against "
+        "prometheus-postgres-exporter?",
         "## 4. How long does a cold start take, and how much memory does a function instance use?",
         "## 5. How does the warm pass grow with the number of targets, against the older approach?",
         "## 6. How far is each source's warm pass from the bare work it must do?",
