@@ -220,6 +220,30 @@ def test_quick_run_fleet_holds_one_connection_per_target(
     )
 
 
+def test_quick_run_cold_start_from_the_sam_artifact(quick_report: tuple[str, bytes, int]) -> None:
+    """Section 4 measures the `sam build` artifact beside the repository's code, from its
+    stored figures."""
+    text = quick_report[0]
+    part = text.split("## 4. ", 1)[1].split("## 5. ", 1)[0]
+    rows = [line.split(" | ")[0] for line in part.splitlines() if line.startswith("| ")]
+    assert rows[1:] == [
+        "| reference fleet (6 targets), from the repository",
+        "| PostgreSQL-only configuration, from the repository",
+        "| reference fleet (6 targets), from the `sam build` artifact",
+    ]
+    stored = json.loads(quick_report_json().read_text())["sections"]["coldstart"]
+    assert (stored["module"], stored["declare"]) == ("bench.coldstart", "section")
+    artifact = stored["figures"]["configurations"]["sam_artifact"]
+    assert set(artifact) == {
+        "wall_s",
+        "import_s",
+        "first_invocation_s",
+        "warm_invocation_s",
+        "rss_mb",
+    }
+    assert artifact["wall_s"] > artifact["import_s"] + artifact["first_invocation_s"] > 0
+
+
 def test_quick_run_exporter_section(quick_report: tuple[str, bytes, int]) -> None:
     text = quick_report[0]
     if shutil.which("prometheus-postgres-exporter") is None:
@@ -272,17 +296,19 @@ def test_quick_run_renders_a_question_section_with_its_goal(
         "200 targets | at most 5 s | 11.5 s | NOT met: 6.53 s (131%) over |"
     ]
     # Every goal of the run is in the summary: the built-in sections' too (CloudWatch values
-    # and calls, cold start's memory; the fleet's are judged at 100 targets only).
+    # and calls, cold start's memory from the repository and from the artifact; the fleet's
+    # are judged at 100 targets only).
     assert [line.split("](", 1)[0] for line in summary.splitlines() if line.startswith("| [")] == [
         "| [2",
         "| [2",
+        "| [4",
         "| [4",
         "| [11",
     ]
     assert (
         "| [4](#4-how-long-does-a-cold-start-take-and-how-much-memory-does-a-function-instance-"
-        "use) | peak RSS of a function instance, reference fleet, within the template's "
-        "MemorySize | at most 256 MB |" in summary
+        "use) | peak RSS of a function instance, reference fleet (6 targets), from the `sam "
+        "build` artifact, within the template's MemorySize | at most 256 MB |" in summary
     )
 
 
