@@ -436,16 +436,18 @@ def test_a_target_no_pass_collected_for_five_minutes_is_disconnected(
 def test_a_push_the_pushgateway_refuses_names_the_series_and_its_reason(
     tmp_path: Path, fleet_pg: PostgresServer, pushgateway: Pushgateway, job: str, function: Make
 ) -> None:
-    # Another deployment pushed pg_up as a counter: the Pushgateway refuses a gauge of it.
-    pushgateway_push(
-        pushgateway,
-        job,
-        {"collector": "eu", "shard": "0"},
-        '# TYPE pg_up counter\npg_up{instance="theirs"} 1\n',
-    )
-    document = {"postgres": [pg_entry(fleet_pg, "orders")]}
-    inv = function(environ(tmp_path, document, pushgateway, job)).invoke()
-    group = f"{pushgateway.url}/metrics/job/{job}/collector/collector/shard/0"
+    # A Pushgateway of its own: the session's holds other tests' pg_up as a gauge.
+    with Pushgateway() as own:
+        # Another deployment pushed pg_up as a counter: the Pushgateway refuses a gauge of it.
+        pushgateway_push(
+            own,
+            job,
+            {"collector": "eu", "shard": "0"},
+            '# TYPE pg_up counter\npg_up{instance="theirs"} 1\n',
+        )
+        document = {"postgres": [pg_entry(fleet_pg, "orders")]}
+        inv = function(environ(tmp_path, document, own, job)).invoke()
+        group = f"{own.url}/metrics/job/{job}/collector/collector/shard/0"
     assert str(inv.error).startswith(f"Pushgateway {group} did not accept the pass (")
     # Which side of the clash it names depends on the order it checks in: ours or theirs.
     ours = (

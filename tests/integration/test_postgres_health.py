@@ -11,6 +11,7 @@ import functools
 import threading
 import time
 from collections.abc import Callable, Iterator
+from functools import partial
 from typing import Any
 
 import pg8000.native
@@ -483,11 +484,17 @@ def test_streaming_replica_with_replay_paused(server: PostgresServer, closer: Cl
         )
         poll(lambda: (scalar(server, lag) or 0) > 0.5, "a replay lag")
         passes: list[tuple[float, float, Samples]] = []
+
+        def grown(than: float) -> bool:
+            return (scalar(server, lag) or 0) > than
+
         for _ in range(2):
             before = scalar(server, lag)
             samples = ok_pass(primary_source)
-            passes.append((before, scalar(server, lag), samples))
-            time.sleep(1.5)
+            after = scalar(server, lag)
+            passes.append((before, after, samples))
+            # The next pass must see a longer lag than this one did: wait for it to grow.
+            poll(partial(grown, after), "the replay lag to grow")
         on_replica = ok_pass(replica_source)
     finally:
         stop.set()

@@ -657,3 +657,9 @@ def test_kms_decrypt_through_the_services_of_the_keys_own_region(rendered):
             ]
         }
     }
+
+
+def test_databases_parameter_becomes_pg_databases(rendered):
+    default = _variables(_deployed(rendered))
+    given = _variables(_deployed(rendered, PgDatabases="all"))
+    assert (default["PG_DATABASES"], given["PG_DATABASES"]) == ("", "all")
