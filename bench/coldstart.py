@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 import statistics
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from bench.fleet import FleetSpec, collector_env
@@ -22,6 +22,7 @@ from bench.harness import (
     worker_command,
 )
 from bench.report import Figure, Part, counted, ms
+from bench.section import Goal, Section, Table, number
 
 LAMBDA_SMALLEST_MB = 128  # input: the smallest memory size Lambda offers
 # Heavy packages imported only where first used; whether a configuration loaded them is
@@ -150,4 +151,112 @@ def cold_start(s: Servers, sizes: Sizes, spec: FleetSpec) -> tuple[Part, dict[st
         "memory_mb": memory_mb,
         "runs": sizes.runs,
         "command": command,
+        # The report's section (section() below) reads these.
+        "passes": passes,
+        "lambda_smallest_mb": LAMBDA_SMALLEST_MB,
+        "configurations": {
+            "reference": {
+                "wall_s": full_wall,
+                "import_s": full_import,
+                "first_invocation_s": full_first,
+                "warm_invocation_s": full_warm,
+                "rss_mb": rss_full,
+                "lazy_loaded": {pkg: pkg in loaded_full for pkg in LAZY},
+                "import_ms_traced": round(sum(t for _, t in breakdown), 1),
+            },
+            "postgres_only": {
+                "wall_s": pg_wall,
+                "import_s": pg_import,
+                "first_invocation_s": pg_first,
+                "warm_invocation_s": pg_warm,
+                "rss_mb": rss_pg,
+                "lazy_loaded": {pkg: pkg in loaded_pg for pkg in LAZY},
+                "import_ms_traced": round(sum(breakdown_pg.values()), 1),
+            },
+        },
+        "import_ms_by_package": [
+            {
+                "package": name,
+                "reference_ms": round(t, 1),
+                "postgres_only_ms": round(breakdown_pg.get(name, 0.0), 1),
+            }
+            for name, t in breakdown[:14]
+        ],
     }
+
+
+# The configurations of the section, as the report names them.
+CONFIGURATIONS = {
+    "reference": "reference fleet (6 targets)",
+    "postgres_only": "PostgreSQL-only configuration",
+}
+
+
+def section(figures: Mapping[str, Any]) -> Section:
+    """The report's section (bench/section.py), from the stored figures only."""
+    configs = figures["configurations"]
+    passes = figures["passes"]
+    memory_mb = figures["memory_mb"]
+    rows = [
+        (
+            CONFIGURATIONS[key],
+            c["wall_s"] * 1000,
+            c["import_s"] * 1000,
+            c["first_invocation_s"] * 1000,
+            c["warm_invocation_s"] * 1000,
+            c["rss_mb"],
+        )
+        for key, c in configs.items()
+    ]
+    loaded = "; ".join(
+        f"{pkg}: "
+        + ", ".join(
+            f"{CONFIGURATIONS[key]} {'yes' if c['lazy_loaded'][pkg] else 'no'}"
+            for key, c in configs.items()
+        )
+        for pkg in configs["reference"]["lazy_loaded"]
+    )
+    heaviest = ", ".join(
+        f"{p['package']} {number(p['reference_ms'])} ms"
+        for p in figures["import_ms_by_package"][:5]
+    )
+    return Section(
+        question="How long does a cold start take, and how much memory does a function instance "
+        "use?",
+        method=(
+            f"Median of {figures['runs']} fresh processes per configuration: process wall is "
+            "spawn to exit of `bench/worker.py handler` (interpreter start, handler import, "
+            f"first invocation with its push to the Pushgateway, {passes - 1} warm invocations, "
+            "exit); warm invocation is pass + push. Peak RSS is `Maximum resident set size` of "
+            "`/usr/bin/time -v`, the largest over the runs."
+        ),
+        command=str(figures["command"]),
+        table=Table(
+            (
+                "configuration",
+                "process wall (ms)",
+                "handler import (ms)",
+                "first invocation (ms)",
+                "warm invocation (ms)",
+                "peak RSS (MB)",
+            ),
+            rows,
+        ),
+        goals=[
+            Goal(
+                "peak RSS of a function instance, reference fleet, within the template's "
+                "MemorySize",
+                configs["reference"]["rss_mb"],
+                memory_mb,
+                "MB",
+            )
+        ],
+        notes=[
+            f"Within Lambda's smallest size ({figures['lambda_smallest_mb']} MB): "
+            + ("yes" if configs["reference"]["rss_mb"] < figures["lambda_smallest_mb"] else "no")
+            + " for the reference fleet.",
+            f"Heavy packages imported where first used, loaded after the first invocation: "
+            f"{loaded}.",
+            f"Import self time by package (`-X importtime`, one traced run), heaviest: {heaviest}.",
+        ],
+    )

@@ -3,7 +3,7 @@ as Lambda (GB-seconds from the measured warm invocation and the template's memor
 CloudWatch metrics it requests per pass (counted); the older exporter as what it is, a
 process that runs all month (the smallest Fargate task, or the smallest EC2 instance), plus
 the GetMetricStatistics requests it makes per pass (counted). Prices and sizes are inputs,
-stated in the report; a remote-write module's monthly figures join as rows when it ran."""
+stated in the report. What remote write and each sink cost: their own sections."""
 
 from __future__ import annotations
 
@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from bench.harness import ROOT, template_default
-from bench.report import Figure, Part, flatten, ms, times, usd
+from bench.report import ms
+from bench.section import Section, Table, quantity
 
 
 def prices() -> dict[str, Any]:
@@ -60,25 +61,13 @@ HOSTS = (
 )
 
 
-def remote_write_rows(figures: Mapping[str, Any] | None) -> list[tuple[str, float, str]]:
-    """(name, monthly USD, command) for every ``...monthly_usd`` figure of bench/remote_write.py's
-    ``cost`` answer."""
-    if not figures or "cost" not in figures:
-        return []
-    command = str(figures.get("command", "bench/remote_write.py measure()"))
-    return [
-        (f"cost{name}" if name.startswith("[") else f"cost.{name}", float(value), command)
-        for name, value in flatten(figures["cost"])
-        if name.endswith("monthly_usd") and isinstance(value, int | float)
-    ]
-
-
-def cost(
+def cost_figures(
     reference: Mapping[str, Any],
     cold: Mapping[str, Any],
     fleet: Mapping[int, Mapping[str, Any]] | None,
-    remote_write: Mapping[str, Any] | None,
-) -> Part:
+) -> dict[str, Any]:
+    """A month at list prices, from sections 1, 2, 4 and 7's figures: results.json's
+    ``cost`` figures, which ``section()`` renders."""
     schedule_minutes = int(template_default("ScheduleMinutes"))
     memory_mb = int(cold["memory_mb"])
     passes = HOURS_PER_MONTH * 60 // schedule_minutes
@@ -95,77 +84,111 @@ def cost(
     base_cw = passes * requests * GETMETRICSTATISTICS_PER_REQUEST
     gb_s, ours_lambda = lambda_month(cold["warm_invocation_s"])
     base_rss = float(reference["base_rss_mb"])
-    part = Part("8", "Cost: a month at list prices")
-    rows: list[tuple[Any, ...]] = [
-        (
-            f"product, reference fleet: Lambda {memory_mb} MB",
-            f"{passes:,} invocations x {ms(cold['warm_invocation_s'])} = {gb_s:,.0f} GB-s",
-            usd(ours_lambda),
-            f"{metrics} metrics/pass: {usd(ours_cw)}",
-            usd(ours_lambda + ours_cw),
-        )
+    rows: list[dict[str, Any]] = [
+        {
+            "scenario": f"product, reference fleet: Lambda {memory_mb} MB",
+            "runs_as": f"{passes:,} invocations x {ms(cold['warm_invocation_s'])} = "
+            f"{gb_s:,.0f} GB-s",
+            "compute_usd": ours_lambda,
+            "cloudwatch_usd": ours_cw,
+            "cloudwatch_counted": f"{metrics} metrics a pass",
+        }
     ]
     for host in HOSTS:
-        compute = HOURS_PER_MONTH * host.hourly_usd
         fits = "fits" if base_rss < host.memory_gb * 1024 else "does NOT fit"
         rows.append(
-            (
-                f"older approach, reference fleet: {host.name}",
-                f"{HOURS_PER_MONTH} h; its peak RSS {base_rss:.0f} MB {fits}",
-                usd(compute),
-                f"{requests} requests/pass: {usd(base_cw)}",
-                usd(compute + base_cw),
-            )
+            {
+                "scenario": f"older approach, reference fleet: {host.name}",
+                "runs_as": f"{HOURS_PER_MONTH} h; its peak RSS {base_rss:.0f} MB {fits}",
+                "compute_usd": HOURS_PER_MONTH * host.hourly_usd,
+                "cloudwatch_usd": base_cw,
+                "cloudwatch_counted": f"{requests} requests a pass",
+            }
         )
-    cheapest_host = min(HOSTS, key=lambda h: h.hourly_usd)
-    base_total = HOURS_PER_MONTH * cheapest_host.hourly_usd + base_cw
     if fleet:
         n = max(fleet)
         fleet_gb_s, fleet_lambda = lambda_month(fleet[n]["warm_invocation_s"])
         fits = "fits" if fleet[n]["rss_mb"] < memory_mb else "does NOT fit"
         rows.append(
-            (
-                f"product, {n} PostgreSQL targets (section 7): Lambda {memory_mb} MB",
-                f"{passes:,} invocations x {ms(fleet[n]['warm_invocation_s'])} = "
+            {
+                "scenario": f"product, {n} PostgreSQL targets (section 7): Lambda {memory_mb} MB",
+                "runs_as": f"{passes:,} invocations x {ms(fleet[n]['warm_invocation_s'])} = "
                 f"{fleet_gb_s:,.0f} GB-s; its peak RSS {fleet[n]['rss_mb']:.0f} MB {fits}",
-                usd(fleet_lambda),
-                "none (no CloudWatch ids)",
-                usd(fleet_lambda),
-            )
+                "compute_usd": fleet_lambda,
+                "cloudwatch_usd": 0.0,
+                "cloudwatch_counted": "none (no CloudWatch ids)",
+            }
         )
-    extra = remote_write_rows(remote_write)
-    rows += [(f"bench/remote_write.py: {name}", "", "", "", usd(value)) for name, value, _ in extra]
-    part.figures.append(
-        Figure(
-            "8",
-            f"Monthly cost, reference fleet, a pass every {schedule_minutes} min",
-            f"{usd(ours_lambda + ours_cw)} (Lambda {usd(ours_lambda)} + GetMetricData "
-            f"{usd(ours_cw)})",
-            f"older approach, cheapest host: {usd(base_total)}",
-            times(base_total / (ours_lambda + ours_cw)),
-            "computed from sections 1, 2 and 4 (bench/cost.py)",
-        )
+    for row in rows:
+        row["total_usd"] = row["compute_usd"] + row["cloudwatch_usd"]
+    cheapest_host = min(HOSTS, key=lambda h: h.hourly_usd)
+    return {
+        "schedule_minutes": schedule_minutes,
+        "passes_per_month": passes,
+        "memory_mb": memory_mb,
+        "product_usd": ours_lambda + ours_cw,
+        "older_cheapest_host_usd": HOURS_PER_MONTH * cheapest_host.hourly_usd + base_cw,
+        "prices": {
+            "lambda_per_gb_second": LAMBDA_GB_SECOND,
+            "getmetricdata_per_1000_metrics": GETMETRICDATA_PER_METRIC * 1000,
+            "getmetricstatistics_per_1000_requests": GETMETRICSTATISTICS_PER_REQUEST * 1000,
+            "region": PRICES["region"],
+            "read_on": PRICES["read_on"],
+        },
+        "rows": rows,
+    }
+
+
+def section(figures: Mapping[str, Any]) -> Section:
+    """Section 8 of the report (bench/section.py), from the stored figures only."""
+    price = figures["prices"]
+    return Section(
+        question="What does a month cost at list prices, against the older approach on a host "
+        "of its own?",
+        method=(
+            f"A pass every {figures['schedule_minutes']} min (template.yaml's ScheduleMinutes "
+            f"default): {figures['passes_per_month']:,} passes in a 30-day month; the older "
+            "exporter is taken to be scraped at the same cadence (an input). Product: every "
+            "invocation billed at the measured warm invocation (pass + push, section 4), "
+            f"rounded up to the ms, x {figures['memory_mb']} MB (template.yaml's MemorySize "
+            f"default), at ${price['lambda_per_gb_second']} per GB-s plus $0.20 per million "
+            f"requests; GetMetricData at ${price['getmetricdata_per_1000_metrics']:.2f} per "
+            "1,000 metrics requested (section 2's count). Older approach: its host runs all "
+            f"month ({HOURS_PER_MONTH} h), its peak RSS (section 1) against the host's memory; "
+            f"GetMetricStatistics at ${price['getmetricstatistics_per_1000_requests']:.2f} per "
+            f"1,000 requests. List prices, {price['region']}, read {price['read_on']}, "
+            "on-demand, no free tier (bench/prices.json)."
+        ),
+        command="computed from sections 1, 2, 4 and 7 (bench/cost.py)",
+        table=Table(
+            (
+                "scenario",
+                "runs as",
+                "compute per month ($)",
+                "CloudWatch API per month ($)",
+                "counted",
+                "total per month ($)",
+            ),
+            [
+                (
+                    r["scenario"],
+                    r["runs_as"],
+                    round(r["compute_usd"], 2),
+                    round(r["cloudwatch_usd"], 2),
+                    r["cloudwatch_counted"],
+                    round(r["total_usd"], 2),
+                )
+                for r in figures["rows"]
+            ],
+        ),
+        no_goal="A comparison with the older approach, which sets no limit.",
+        notes=[
+            "The reference fleet costs "
+            f"{quantity(figures['product_usd'], '$')} a month with the product against "
+            f"{quantity(figures['older_cheapest_host_usd'], '$')} for the older approach on "
+            "its cheapest host ("
+            f"{quantity(figures['older_cheapest_host_usd'] / figures['product_usd'], 'x')}).",
+            "What remote write, EMF and each sink cost at fleet sizes: the remote write and "
+            "cost per sink sections.",
+        ],
     )
-    part.add(
-        f"A pass every {schedule_minutes} min (template.yaml's ScheduleMinutes default): "
-        f"{passes:,} passes in a 30-day month; the older exporter is taken to be scraped at the "
-        "same cadence (an input). Product: every invocation billed at the measured warm "
-        "invocation (pass + push, section 4), rounded up to the ms, x "
-        f"{memory_mb} MB (template.yaml's MemorySize default), at ${LAMBDA_GB_SECOND} per "
-        "GB-s plus $0.20 per million requests; "
-        f"CloudWatch GetMetricData at ${GETMETRICDATA_PER_METRIC * 1000:.2f} per 1,000 metrics "
-        "requested, counted per pass (section 2's run). Older approach: the host runs all "
-        f"month ({HOURS_PER_MONTH} h), its peak RSS (section 1's runs) against the host's "
-        f"memory; GetMetricStatistics at ${GETMETRICSTATISTICS_PER_REQUEST * 1000:.2f} per "
-        "1,000 requests, counted per pass (section 2's run). Prices: list prices, "
-        f"{PRICES['region']}, read {PRICES['read_on']}, on-demand, no free tier (inputs in "
-        "bench/prices.json).",
-        "",
-    )
-    part.table(("approach", "runs as", "compute / month", "CloudWatch API / month", "total"), rows)
-    if extra:
-        part.add(
-            "Rows from bench/remote_write.py are its own figures (section Remote write), as it "
-            "returned them."
-        )
-    return part

@@ -14,12 +14,13 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 from bench.harness import ROOT, Servers, Sizes, child_env, start_pg
 from bench.report import Figure, Part, median_ratio, ms
+from bench.section import Section, Table
 
 EXPORTER = "prometheus-postgres-exporter"
 EXPORTER_ROLE = "bench_exporter"
@@ -148,7 +149,7 @@ class Churn:
         self._conn.close()
 
 
-def compare(s: Servers, sizes: Sizes) -> Part:
+def compare(s: Servers, sizes: Sizes) -> tuple[Part, dict[str, Any]]:
     from middleware_monitoring.config import load_settings
     from tests.standins._process import free_port
 
@@ -156,9 +157,11 @@ def compare(s: Servers, sizes: Sizes) -> Part:
     binary = shutil.which(EXPORTER)
     if binary is None:
         part.add(f"Not measured: `{EXPORTER}` is not installed (`make bench` installs it).")
-        return part
+        return part, {"exporter": EXPORTER, "installed": False}
     version = exporter_version(binary)
     rows: list[tuple[Any, ...]] = []
+    measured: list[dict[str, Any]] = []
+    top_n = 0
     letters = iter("abcdefghijklmnop")
     sizes_run = [sizes.statements] + ([sizes.large_statements] if sizes.large_statements else [])
     for size in sizes_run:
@@ -280,6 +283,20 @@ def compare(s: Servers, sizes: Sizes) -> Part:
                         f"{len(queryids(exp_body, 'pg_stat_statements_calls'))}",
                     )
                 )
+                measured.append(
+                    {
+                        "entries": entries,
+                        "text_mb": round(text_bytes / 1e6, 1),
+                        "workload": workload,
+                        "new_in_top_n_product": statistics.median(new_ours),
+                        "new_in_top_n_exporter": statistics.median(new_exp),
+                        "product_scrape_s": o_med,
+                        "exporter_scrape_s": e_med,
+                        "ratio": statistics.median(ratios),
+                        "series_product": len(queryids(ours_body, "pg_query_calls")),
+                        "series_exporter": len(queryids(exp_body, "pg_stat_statements_calls")),
+                    }
+                )
                 part.figures.append(
                     Figure(
                         f"3{next(letters)}",
@@ -328,4 +345,84 @@ def compare(s: Servers, sizes: Sizes) -> Part:
         ),
         rows,
     )
-    return part
+    return part, {
+        "exporter": EXPORTER,
+        "installed": True,
+        "version": version,
+        "flags": list(EXPORTER_FLAGS),
+        "role": EXPORTER_ROLE,
+        "top_n": top_n,
+        "scrapes": sizes.exporter_scrapes,
+        "churn_per_scrape": sizes.churn_per_scrape,
+        "churn_base_ms": CHURN_BASE_MS,
+        "churn_step_ms": CHURN_STEP_MS,
+        "workloads": measured,
+    }
+
+
+def section(figures: Mapping[str, Any]) -> Section:
+    """Section 3 of the report (bench/section.py), from the stored figures only."""
+    question = (
+        "How long does a scrape of pg_stat_statements take, against prometheus-postgres-exporter?"
+    )
+    columns = (
+        "pg_stat_statements",
+        "texts (MB)",
+        "workload",
+        "new in top N (product / exporter)",
+        "product scrape (ms)",
+        "exporter scrape (ms)",
+        "exporter / product (x)",
+        "statement series (product / exporter)",
+    )
+    command = (
+        "curl http://127.0.0.1:PORT/metrics (`python -m middleware_monitoring serve`) vs "
+        f"{figures['exporter']} --extend.query-path=queries-SIZE.yaml"
+    )
+    if not figures["installed"]:
+        return Section(
+            question=question,
+            method=f"Not measured: `{figures['exporter']}` is not installed (`make bench` "
+            "installs it).",
+            command=command,
+            table=Table(columns, []),
+            no_goal="Not measured.",
+        )
+    return Section(
+        question=question,
+        method=(
+            f"`{figures['exporter']}` as installed here (it reports `{figures['version']}`), "
+            f"with one custom query and everything else off ({' '.join(figures['flags'])}): "
+            "the product's top-N statement query written out by `exporter_queries()` in "
+            f"bench/exporter_compare.py, logged in as `{figures['role']}`, whose statements "
+            "are not tracked. The product runs in pull mode (`python -m middleware_monitoring "
+            f"serve`). Both scraped alternately after two warm-up scrapes, {figures['scrapes']} "
+            "times per workload; medians, the ratio the median of the per-scrape ratios. "
+            f"*steady*: nothing runs between scrapes; *new statements*: "
+            f"{figures['churn_per_scrape']} new distinct statements before every scrape, each "
+            f"with a pg_sleep {figures['churn_step_ms']} ms longer than the one before (from "
+            f"{figures['churn_base_ms']} ms), to enter the top N by total time."
+        ),
+        command=command + " " + " ".join(figures["flags"]),
+        table=Table(
+            columns,
+            [
+                (
+                    f"{w['entries']:,} entries",
+                    w["text_mb"],
+                    w["workload"],
+                    f"{w['new_in_top_n_product']:g} / {w['new_in_top_n_exporter']:g}",
+                    w["product_scrape_s"] * 1000,
+                    w["exporter_scrape_s"] * 1000,
+                    round(w["ratio"], 2),
+                    f"{w['series_product']} / {w['series_exporter']}",
+                )
+                for w in figures["workloads"]
+            ],
+        ),
+        no_goal="A comparison with prometheus-postgres-exporter, which sets no limit.",
+        notes=[
+            f"Both return the top {figures['top_n']} statements; *new in top N* counts the "
+            "queryids of a scrape's top N that were not in the previous scrape (median)."
+        ],
+    )

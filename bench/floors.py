@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import statistics
 import time
+from collections.abc import Mapping
 from typing import Any
 
 from bench import cloudwatch_data
 from bench.fleet import FleetSpec
 from bench.harness import Servers, Sizes, run_worker, shown, worker_command
 from bench.report import Figure, Part, counted, median_ratio, ms
+from bench.section import Section, Table
 
 FLOORS = {
     "postgres": "the product's SQL of that pass, replayed back to back over one open connection",
@@ -21,7 +23,7 @@ FLOORS = {
 }
 
 
-def floors(s: Servers, sizes: Sizes, reference: FleetSpec) -> Part:
+def floors(s: Servers, sizes: Sizes, reference: FleetSpec) -> tuple[Part, dict[str, Any]]:
     env = s.aws_env()
     specs = {
         "postgres": FleetSpec(
@@ -39,6 +41,7 @@ def floors(s: Servers, sizes: Sizes, reference: FleetSpec) -> Part:
     }
     part = Part("6", "Floors: each source's warm pass against the same work without the product")
     rows: list[tuple[Any, ...]] = []
+    measured: dict[str, Any] = {"passes": sizes.floor_passes, "sources": {}}
     for source, spec in specs.items():
         if source == "cloudwatch":
             # Pass k runs on a clock k minutes ahead (bench/worker.py on_schedule) and looks
@@ -67,6 +70,15 @@ def floors(s: Servers, sizes: Sizes, reference: FleetSpec) -> Part:
                 what,
             )
         )
+        measured["sources"][source] = {
+            "targets": spec.targets,
+            "cloudwatch_queries": spec.cloudwatch_queries,
+            "product_warm_pass_s": statistics.median(product),
+            "floor_s": statistics.median(floor),
+            "ratio": statistics.median(ratios),
+            "floor_is": what,
+            "command": command,
+        }
         part.figures.append(
             Figure(
                 "6",
@@ -86,4 +98,50 @@ def floors(s: Servers, sizes: Sizes, reference: FleetSpec) -> Part:
         "",
     )
     part.table(("source", "targets", "product warm pass", "floor", "ratio", "floor is"), rows)
-    return part
+    return part, measured
+
+
+SOURCES = {
+    "postgres": "PostgreSQL (one target)",
+    "cloudwatch": "CloudWatch (the reference fleet's ids)",
+    "mongo": "DocumentDB (serverStatus)",
+}
+
+
+def section(figures: Mapping[str, Any]) -> Section:
+    """Section 6 of the report (bench/section.py), from the stored figures only."""
+    sources = figures["sources"]
+    return Section(
+        question="How far is each source's warm pass from the bare work it must do?",
+        method=(
+            "One worker process per source builds the product's Runtime for that source's "
+            "targets of the reference fleet alone, runs one cold pass, then "
+            f"{figures['passes']} times: a warm pass (`Runtime.collect()`), then the floor, the "
+            "same work without the product. Medians; the ratio is the median of the per-pass "
+            "ratios (product / floor)."
+        ),
+        command="; ".join(str(f["command"]) for f in sources.values()),
+        table=Table(
+            (
+                "source",
+                "targets",
+                "product warm pass (ms)",
+                "floor (ms)",
+                "product / floor (x)",
+                "the floor is",
+            ),
+            [
+                (
+                    SOURCES.get(key, key),
+                    f["targets"],
+                    f["product_warm_pass_s"] * 1000,
+                    f["floor_s"] * 1000,
+                    round(f["ratio"], 2),
+                    f["floor_is"],
+                )
+                for key, f in sources.items()
+            ],
+        ),
+        no_goal="No limit is stated for the reference fleet's sources; the every-database and "
+        "health sections judge PostgreSQL against its floor.",
+    )

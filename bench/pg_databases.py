@@ -16,8 +16,10 @@ import argparse
 import json
 import statistics
 import time
+from collections.abc import Mapping
 from typing import Any
 
+from bench.section import Goal, Section, Table
 from middleware_monitoring.config import PostgresSettings, load_settings
 from middleware_monitoring.postgres.connection import ALIVE_SQL, PgConnection
 from middleware_monitoring.postgres.source import PostgresSource
@@ -139,6 +141,54 @@ def measure(quick: bool) -> dict[str, Any]:
         "warm_pass_over_floor": round(warm_ms / floor_ms, 2),
         "goal_over_floor": GOAL,
     }
+
+
+def section(figures: Mapping[str, Any]) -> Section:
+    """The report's section (bench/section.py), from the stored figures only."""
+    databases = figures["databases"]
+    tables = figures["tables_per_database"]
+    return Section(
+        question=(
+            f"How long does a warm pass take over every database of a server "
+            f"({databases} databases of {tables} tables)?"
+        ),
+        method=(
+            f"A PostgreSQL {figures['postgres_version']} with {databases} databases of "
+            f"{tables} tables each (every table with an index), read by one target with "
+            "PG_DATABASES=all and PG_DATABASE_CONNECTIONS covering them all. The warm pass "
+            "(the source's collect()) against its floor: the very statements of one recorded "
+            "warm pass, each run on its database's own open pg8000 connection, back to back. "
+            f"Median of {figures['passes']} passes, alternating with the floor."
+        ),
+        command=".venv/bin/python -m bench.pg_databases",
+        table=Table(
+            ("scenario", "time (ms)", "statements", "series", "databases read"),
+            [
+                (
+                    "warm pass, PG_DATABASES=all",
+                    figures["warm_pass_ms"],
+                    figures["statements_per_warm_pass"],
+                    figures["series_per_warm_pass"],
+                    figures["databases_read"],
+                ),
+                (
+                    "the same statements run directly (floor)",
+                    figures["floor_ms"],
+                    figures["statements_per_warm_pass"],
+                    None,
+                    figures["databases_read"],
+                ),
+            ],
+        ),
+        goals=[
+            Goal(
+                "warm pass over every database, over the floor of its statements",
+                figures["warm_pass_over_floor"],
+                figures["goal_over_floor"],
+                "x",
+            )
+        ],
+    )
 
 
 def main() -> None:

@@ -10,6 +10,7 @@ import json
 import math
 import os
 import statistics
+from collections.abc import Mapping
 from typing import Any
 
 from bench.harness import (
@@ -24,6 +25,7 @@ from bench.harness import (
     worker_command,
 )
 from bench.report import Figure, Part, counted, goal, ms
+from bench.section import Goal, Section, Table, number
 
 GOAL_TARGETS = 100
 GOAL_WARM_SECONDS = 2.0
@@ -127,6 +129,21 @@ def pg_fleet(s: Servers, sizes: Sizes) -> tuple[Part, dict[int, dict[str, Any]]]
             "workers": workers,
             "held": held,
             "up": up,
+            # The report's section (section() below) reads these too.
+            "cold_start_s": cold,
+            "first_pass_s": first_pass,
+            "connections_per_server": [c["product"] for c in last["connections"]],
+            "servers": len(fleet),
+            "databases_per_server": per_server,
+            "logins_per_server": sizes.fleet_logins,
+            "statements_per_server": s.statements,
+            "runs": sizes.fleet_runs,
+            "passes": sizes.fleet_passes,
+            "nproc": os.cpu_count() or 1,
+            "memory_mb": int(template_default("MemorySize")),
+            "command": " ".join(
+                [*TIMER, shown(worker_command("handler", path, sizes.fleet_passes))]
+            ),
         }
         rows.append(
             (
@@ -222,3 +239,110 @@ def pg_fleet(s: Servers, sizes: Sizes) -> tuple[Part, dict[int, dict[str, Any]]]
             f"was {largest}: not judged."
         )
     return part, measured
+
+
+def section(figures: Mapping[str, Any]) -> Section:
+    """The report's section (bench/section.py), from the stored figures only: ``figures`` maps
+    each fleet size (a string key in results.json) to its figures."""
+    sizes = sorted((int(n), m) for n, m in figures.items())
+    smallest, small = sizes[0]
+    largest, big = sizes[-1]
+    rows = [
+        (
+            f"{n:,} PostgreSQL targets",
+            f"{m['up']}/{n}",
+            m["workers"],
+            m["warm_pass_s"] * 1000,
+            m["warm_invocation_s"] * 1000,
+            m["cpu_s"] * 1000,
+            m["servers_cpu_s"] * 1000,
+            m["cold_start_s"] * 1000,
+            m["rss_mb"],
+            round(m["rss_mb"] / n, 2),
+            " + ".join(str(c) for c in m["connections_per_server"]) + f" = {m['held']}",
+        )
+        for n, m in sizes
+    ]
+    goals: list[Goal] = []
+    notes: list[str] = []
+    if largest == GOAL_TARGETS:
+        goals.append(
+            Goal(
+                f"warm pass of {GOAL_TARGETS} PostgreSQL targets, default workers",
+                round(big["warm_pass_s"], 3),
+                GOAL_WARM_SECONDS,
+                "s",
+            )
+        )
+        goals.append(
+            Goal(
+                f"peak RSS per target at {GOAL_TARGETS} targets",
+                round(big["rss_mb"] / largest, 2),
+                GOAL_RSS_MB_PER_TARGET,
+                "MB",
+            )
+        )
+        if largest > smallest:
+            goals.append(
+                Goal(
+                    f"peak RSS growth per added target, {smallest} to {largest} targets",
+                    round((big["rss_mb"] - small["rss_mb"]) / (largest - smallest), 2),
+                    GOAL_RSS_MB_PER_TARGET,
+                    "MB",
+                )
+            )
+        if big["up"] != largest:
+            notes.append(f"Only {big['up']} of {largest} targets were up at {largest}.")
+        floor = (big["cpu_s"] + big["servers_cpu_s"]) / big["nproc"]
+        notes.append(
+            f"The function and the servers share this machine's {big['nproc']} CPUs: at "
+            f"{largest} targets a warm pass used {number(big['cpu_s'])} s of the function's "
+            f"CPU and {number(big['servers_cpu_s'])} s of the servers', so it could not take "
+            f"less than {number(floor * 1000)} ms here."
+        )
+    notes.append(
+        f"Peak RSS within template.yaml's MemorySize default ({big['memory_mb']} MB): "
+        + ", ".join(
+            f"{n} targets {'yes' if m['rss_mb'] < m['memory_mb'] else 'NO'}" for n, m in sizes
+        )
+        + "."
+    )
+    return Section(
+        question="How long does a warm pass of a PostgreSQL fleet from a targets file take, and "
+        "how much memory does it use?",
+        method=(
+            f"{big['servers']} PostgreSQL servers (each with {big['statements_per_server']:,} "
+            f"pg_stat_statements entries, {big['databases_per_server']} databases and "
+            f"{big['logins_per_server']} pg_monitor logins); every target an entry of a "
+            f"targets file (TARGETS_FILE). Per size, {big['runs']} fresh function instances "
+            f"(import, {big['passes']} invocations with their push); medians over the "
+            "instances, peak RSS the largest. Warm pass: the pass's own duration after the "
+            "first invocation; warm invocation adds the push; cold start = import + first "
+            "invocation; CPU: the function's process and the PostgreSQL servers' while the "
+            "pass ran; connections held: the product's client backends in pg_stat_activity "
+            "after the last invocation."
+        ),
+        command=str(big["command"]),
+        table=Table(
+            (
+                "fleet",
+                "up",
+                "workers",
+                "warm pass (ms)",
+                "warm invocation (ms)",
+                "function CPU per pass (ms)",
+                "servers' CPU per pass (ms)",
+                "cold start (ms)",
+                "peak RSS (MB)",
+                "RSS per target (MB)",
+                "connections held (per server)",
+            ),
+            rows,
+        ),
+        goals=goals,
+        no_goal=""
+        if goals
+        else f"The goals are judged at {GOAL_TARGETS} targets; this run's "
+        f"largest size was {largest}.",
+        notes=notes,
+    )

@@ -13,12 +13,14 @@ bench/results.json (``SCHEMA``)::
      "load_average": {"start": [1m, 5m, 15m], "end": [...]}, "elapsed_s": 339.2,
      "budget_s": 600.0,
      "sections": {"<key>": {"number": 9, "title": "...", "module": "bench.x" | null,
+                            "declare": "reference_section" | absent (default "section"),
                             "seconds": 7.5, "figures": {...} | null,
                             "part": {"lines": [...], "figures": [...]} | absent}}}
 
 ``figures`` is what the section's ``measure()`` returned, as it returned it (``null``: not
 run). A section whose module declares ``section(figures)`` (bench/section.py) renders from
-them; the built-in sections of bench/run.py that have not moved to that form yet store the
+them (a built-in section names its module and function, bench/run.py ``BUILTIN_SECTIONS``);
+the built-in sections of bench/run.py that have not moved to that form yet store the
 report text their run made under ``part``, and a module without ``section()`` gets the
 figures flattened into one table (bench/report.py ``module_part``).
 """
@@ -50,12 +52,14 @@ def part_record(part: Part) -> dict[str, Any]:
 
 
 def section_of(record: Mapping[str, Any]) -> Section | None:
-    """The section a module declares for its stored figures, or None when it declares none."""
+    """The section a module declares for its stored figures, or None when it declares none
+    (a built-in section stored by older code: module null, its text under "part")."""
     module = record.get("module")
     figures = record.get("figures")
     if not module or figures is None or importlib.util.find_spec(module) is None:
         return None
-    declare = getattr(importlib.import_module(module), "section", None)
+    # A module with more than one section (bench/headline.py) names the one in "declare".
+    declare = getattr(importlib.import_module(module), record.get("declare") or "section", None)
     if declare is None:
         return None
     made = declare(figures)

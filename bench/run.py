@@ -60,6 +60,18 @@ MODULE_SECTIONS: tuple[ModuleSection, ...] = (
     ModuleSection("docdb_collections", "bench.docdb_collections", "DocumentDB collections"),
 )
 BUILTIN = ("reference", "cloudwatch", "exporter", "coldstart", "scaling", "floors", "fleet", "cost")
+# Built-in sections that render from their stored figures: key -> (module, its function
+# making the Section). Their results.json record names them, as a module section's does.
+BUILTIN_SECTIONS: dict[str, tuple[str, str]] = {
+    "reference": ("bench.headline", "reference_section"),
+    "cloudwatch": ("bench.headline", "cloudwatch_section"),
+    "exporter": ("bench.exporter_compare", "section"),
+    "coldstart": ("bench.coldstart", "section"),
+    "scaling": ("bench.scaling", "section"),
+    "floors": ("bench.floors", "section"),
+    "cost": ("bench.cost", "section"),
+    "fleet": ("bench.pg_fleet", "section"),
+}
 
 
 def run_module(section: ModuleSection, quick: bool) -> tuple[Mapping[str, Any] | None, float]:
@@ -153,7 +165,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             timed(
                 "exporter",
                 "3. pg_stat_statements vs prometheus-postgres-exporter",
-                lambda: (exporter_compare.compare(s, sizes), None),
+                lambda: exporter_compare.compare(s, sizes),
             )
             timed(
                 "coldstart",
@@ -161,7 +173,7 @@ def main(argv: Sequence[str] | None = None) -> None:
                 lambda: coldstart.cold_start(s, sizes, reference),
             )
             timed("scaling", "5. scaling", lambda: scaling.scaling(s, sizes))
-            timed("floors", "6. floors", lambda: (floors.floors(s, sizes, reference), None))
+            timed("floors", "6. floors", lambda: floors.floors(s, sizes, reference))
             timed("fleet", "7. fleet (issue 13)", lambda: pg_fleet.pg_fleet(s, sizes))
     module_figures: dict[str, Mapping[str, Any] | None] = {}
     for index, section in enumerate(MODULE_SECTIONS):
@@ -176,17 +188,13 @@ def main(argv: Sequence[str] | None = None) -> None:
         )
     if "cost" in wanted:
         step("8. cost")
-        from bench.cost import cost
+        from bench.cost import cost_figures
 
         if {"reference", "cloudwatch", "coldstart"} <= data.keys():
-            parts.append(
-                cost(
-                    {**data["reference"], **data["cloudwatch"]},
-                    data["coldstart"],
-                    data.get("fleet"),
-                    module_figures.get("remote_write"),
-                )
+            data["cost"] = cost_figures(
+                {**data["reference"], **data["cloudwatch"]}, data["coldstart"], data.get("fleet")
             )
+            parts.append(Part("8", "Cost: a month at list prices"))
         else:
             parts.append(
                 Part("8", "Cost: a month at list prices", ["Not run: needs sections 1, 2 and 4."])
@@ -257,6 +265,17 @@ def records(
             }
             continue
         key = builtin_keys[part.number]
+        if key in BUILTIN_SECTIONS and data.get(key) is not None:
+            module_name, declare = BUILTIN_SECTIONS[key]
+            out[key] = {
+                "number": int(part.number),
+                "title": part.title,
+                "module": module_name,
+                "declare": declare,
+                "seconds": round(part.seconds, 3),
+                "figures": data.get(key),
+            }
+            continue
         out[key] = {
             "number": int(part.number),
             "title": part.title,

@@ -5,12 +5,14 @@ pass against warm pass."""
 from __future__ import annotations
 
 import statistics
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from bench import cloudwatch_data
 from bench.fleet import scaled
 from bench.harness import PG_VERSION, Servers, Sizes, peak_rss, run_worker, shown, worker_command
 from bench.report import Figure, Part, counted, median_ratio, ms, warm
+from bench.section import Section, Table, number
 
 
 def scaling(s: Servers, sizes: Sizes) -> tuple[Part, list[dict[str, Any]]]:
@@ -74,7 +76,31 @@ def scaling(s: Servers, sizes: Sizes) -> tuple[Part, list[dict[str, Any]]]:
                 command,
             )
         )
-        measured.append({"n": n, "ours_s": ours_s, "base_s": base_s, "rss": peak_rss(ours_runs)})
+        measured.append(
+            {
+                "n": n,
+                "ours_s": ours_s,
+                "base_s": base_s,
+                "rss": peak_rss(ours_runs),
+                # The report's section (section() below) reads these too.
+                "base_rss_mb": peak_rss(base_runs),
+                "ratio": statistics.median(ratios),
+                "postgres": len(spec.postgres),
+                "workers": last["max_workers"],
+                "up": last["up"],
+                "targets": last["targets"],
+                "cloudwatch_queries": spec.cloudwatch_queries,
+                "getmetricdata_calls": ours_calls,
+                "getmetricstatistics_calls": base_calls,
+                "floor_calls": spec.floor_calls,
+                "slowest_source_s": dict(last["slowest_source_s"]),
+                "runs": sizes.scaling_runs,
+                "passes": sizes.scaling_passes,
+                "statements": s.statements,
+                "postgres_version": PG_VERSION,
+                "command": command,
+            }
+        )
     part.add(
         "n targets in the reference mix, repeated in order (a PostgreSQL target with its RDS "
         "metrics, a DocumentDB target, two DocumentDB instances, a DocumentDB cluster, an "
@@ -114,3 +140,68 @@ def scaling(s: Servers, sizes: Sizes) -> tuple[Part, list[dict[str, Any]]]:
         *slowest,
     )
     return part, measured
+
+
+def section(figures: Sequence[Mapping[str, Any]]) -> Section:
+    """The report's section (bench/section.py), from the stored figures only: one entry per
+    size (a list, as bench/charts.py reads it)."""
+    sizes = sorted(figures, key=lambda m: int(m["n"]))
+    largest = sizes[-1]
+    rows = [
+        (
+            f"{m['n']:,} targets ({m['postgres']} PostgreSQL)",
+            f"{m['up']}/{m['targets']}",
+            m["ours_s"] * 1000,
+            m["base_s"] * 1000,
+            round(m["ratio"], 2),
+            m["cloudwatch_queries"],
+            m["getmetricdata_calls"],
+            m["getmetricstatistics_calls"],
+            m["rss"],
+            m["base_rss_mb"],
+        )
+        for m in sizes
+    ]
+    slowest = ", ".join(
+        f"{name} {number(t * 1000)} ms" for name, t in sorted(largest["slowest_source_s"].items())
+    )
+    return Section(
+        question="How does the warm pass grow with the number of targets, against the older "
+        "approach?",
+        method=(
+            "n targets of the reference mix, repeated in order (a PostgreSQL target with its RDS "
+            "metrics, a DocumentDB target, two DocumentDB instances, a DocumentDB cluster, an "
+            "ElastiCache cluster; bench/fleet.py); PostgreSQL targets alternate between two "
+            f"PostgreSQL {largest['postgres_version']} servers with {largest['statements']:,} "
+            "statements each; CloudWatch on the moto stand-in, seeded before each size. Both "
+            f"approaches: {largest['runs']} runs of {largest['passes']} passes, one fresh "
+            "worker process each; a run's figure is the median of its passes after the first, "
+            "the table the median over the runs and of the per-run ratios (older / product). "
+            "The older approach runs without its pg_sleep(1) (section 1 shows the sleep)."
+        ),
+        command=str(largest["command"]),
+        table=Table(
+            (
+                "fleet",
+                "up",
+                "product warm pass (ms)",
+                "older approach (ms)",
+                "older / product (x)",
+                "CloudWatch queries",
+                "GetMetricData calls",
+                "GetMetricStatistics calls",
+                "product peak RSS (MB)",
+                "older peak RSS (MB)",
+            ),
+            rows,
+        ),
+        no_goal="A comparison with the older approach, which sets no limit; the goals for "
+        "fleets are judged in the fleet section.",
+        notes=[
+            "GetMetricData calls against their floor ceil(queries / 500): "
+            + ", ".join(f"{m['n']} targets {m['floor_calls']}" for m in sizes)
+            + ".",
+            f"Longest single source of the product's last pass at {largest['n']} targets: "
+            f"{slowest}.",
+        ],
+    )

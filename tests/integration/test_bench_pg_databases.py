@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from bench.pg_databases import measure
+from bench.pg_databases import GOAL, measure, section
 
 pytestmark = pytest.mark.bench
 
@@ -31,3 +31,14 @@ def test_measure_quick() -> None:
         "warm_pass_over_floor",
         "goal_over_floor",
     }
+    made = section(figures)
+    assert made.question == (
+        "How long does a warm pass take over every database of a server (3 databases of 5 tables)?"
+    )
+    assert [row[0] for row in made.table.rows] == [
+        "warm pass, PG_DATABASES=all",
+        "the same statements run directly (floor)",
+    ]
+    assert [(g.measured, g.limit, g.unit) for g in made.goals] == [
+        (figures["warm_pass_over_floor"], GOAL, "x")
+    ]
