@@ -189,7 +189,7 @@ def build_baseline(spec: FleetSpec, *, sleep: bool = True) -> Any:
         for p in spec.postgres
     ]
     for rds_id in [p["rds_id"] for p in spec.postgres if p.get("rds_id")] + spec.rds_instances:
-        add(d.RDS, (("DBInstanceIdentifier", rds_id),), d.RDS_INSTANCE_SERIES)
+        add(d.RDS, (("DBInstanceIdentifier", rds_id),), d.RDS_INSTANCE_SERIES + d.DB_LOAD_SERIES)
     doc_targets = [
         DocTarget(
             doc["name"],

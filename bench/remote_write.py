@@ -538,22 +538,29 @@ def _servers() -> Iterator[tuple[Any, Any, Any]]:
     from tests.standins.prometheus import Prometheus
     from tests.standins.pushgateway import Pushgateway
 
-    logging.getLogger("middleware_monitoring").setLevel(logging.ERROR)
-    with (
-        MotoServer() as aws,
-        Prometheus(None, remote_write_receiver=True) as prom,
-        Pushgateway() as gw,
-    ):
-        saved = {name: os.environ.get(name) for name in aws.env()}
-        os.environ.update(aws.env())  # boto3's credential chain, as in Lambda
-        try:
-            yield aws, prom, gw
-        finally:
-            for name, value in saved.items():
-                if value is None:
-                    os.environ.pop(name, None)
-                else:
-                    os.environ[name] = value
+    # Quiet while measuring, and as it was afterwards: the smoke test runs in a pytest
+    # process whose later tests read the package's warnings.
+    package = logging.getLogger("middleware_monitoring")
+    level = package.level
+    package.setLevel(logging.ERROR)
+    try:
+        with (
+            MotoServer() as aws,
+            Prometheus(None, remote_write_receiver=True) as prom,
+            Pushgateway() as gw,
+        ):
+            saved = {name: os.environ.get(name) for name in aws.env()}
+            os.environ.update(aws.env())  # boto3's credential chain, as in Lambda
+            try:
+                yield aws, prom, gw
+            finally:
+                for name, value in saved.items():
+                    if value is None:
+                        os.environ.pop(name, None)
+                    else:
+                        os.environ[name] = value
+    finally:
+        package.setLevel(level)
 
 
 def measure(quick: bool) -> dict[str, Any]:

@@ -110,6 +110,7 @@ def cloudwatch_outputs() -> set[str]:
 
     catalogues = (
         d.RDS_INSTANCE_SERIES,
+        d.DB_LOAD_SERIES,
         d.AURORA_CLUSTER_SERIES,
         d.DOCDB_INSTANCE_SERIES,
         d.DOCDB_CLUSTER_SERIES,

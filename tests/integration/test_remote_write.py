@@ -104,8 +104,9 @@ def test_a_pass_arrives_with_exact_values_at_exact_timestamps(
         [f.samples[0].value for f in r.collector.families if f.name == requested_name]
         for r in (first, second)
     ]
-    # One family per pass, the 6 RDS instance metrics (BurstBalance among them) in each.
-    assert requested == [[6.0], [6.0]]
+    # One family per pass, the 9 metrics of an RDS instance in each: 6 (BurstBalance among
+    # them) and DBLoad, DBLoadCPU, DBLoadNonCPU, asked even where Performance Insights is off.
+    assert requested == [[9.0], [9.0]]
     cpu = f'pg_cpu_utilization{{job="{job}"}}'
     prom = remote_write_receiver
     prom.wait_for(f"count_over_time({cpu}[20m])", predicate=bool)
