@@ -317,7 +317,8 @@ def section(figures: Mapping[str, Any]) -> Section:
         question="How long does a cold start take, and how much memory does a function instance "
         "use?",
         method=(
-            f"Median of {figures['runs']} fresh processes per configuration: process wall is "
+            f"Median of {counted(figures['runs'], 'fresh process', 'fresh processes')} per "
+            "configuration: process wall is "
             "spawn to exit of `bench/worker.py handler` (interpreter start, handler import, "
             f"first invocation with its push to the Pushgateway, {passes - 1} warm invocations, "
             "exit); warm invocation is pass + push. Peak RSS is `Maximum resident set size` of "

@@ -124,7 +124,8 @@ def reference_section(figures: Mapping[str, Any]) -> Section:
         question="How long does a warm pass of the reference fleet take, against the older "
         "approach?",
         method=(
-            f"The reference fleet: {figures['description']}. {figures['runs']} runs; in each, "
+            f"The reference fleet: {figures['description']}. "
+            f"{counted(figures['runs'], 'run')}; in each, "
             f"one fresh worker process per approach, one after the other: the product "
             f"({figures['passes']} passes, `Runtime.collect()`, no push), the older approach "
             f"(bench/baseline_exporter.py, a labelled re-implementation running its targets one "
