@@ -21,6 +21,7 @@ a machine busy with something else slows both alike.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import statistics
@@ -52,9 +53,14 @@ def _fixed(resource_id: str) -> Callable[[], str | None]:
 
 
 def seed(logs: Any, ids: list[str], now: float) -> None:
-    logs.create_log_group(logGroupName=LOG_GROUP)
+    # moto keeps its resources per process, not per server: in a test worker another test's
+    # server may have made the group (or a stream) already.
+    exists = logs.exceptions.ResourceAlreadyExistsException
+    with contextlib.suppress(exists):
+        logs.create_log_group(logGroupName=LOG_GROUP)
     for resource_id in ids:
-        logs.create_log_stream(logGroupName=LOG_GROUP, logStreamName=resource_id)
+        with contextlib.suppress(exists):
+            logs.create_log_stream(logGroupName=LOG_GROUP, logStreamName=resource_id)
         event = rds_postgres_event(resource_id, resource_id, now)
         logs.put_log_events(
             logGroupName=LOG_GROUP,

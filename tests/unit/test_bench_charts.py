@@ -22,9 +22,10 @@ def test_scaling_points_come_from_the_fleet_scaling_and_discovery_figures() -> N
     discovery = results["sections"]["discovery"]["figures"]
     assert warm["discovered fleet"] == [(discovery["targets"], discovery["warm_pass_s"])]
     pushes = results["sections"]["pushgateway_scale"]["figures"]["pushes"].values()
-    assert charts.push_series(results)["default Pushgateway"] == sorted(
-        (p["groups"], p["push_s_default"]) for p in pushes
-    )
+    assert charts.push_series(results) == {
+        "the sink's push, one group": sorted((p["targets"], p["push_s"]) for p in pushes),
+        "one PUT of the same body": sorted((p["targets"], p["one_put_s"]) for p in pushes),
+    }
 
 
 def test_cost_rows_per_fleet_and_interval() -> None:
