@@ -211,12 +211,15 @@ def run_worker(
     timed: bool = False,
     python_flags: Sequence[str] = (),
     timeout: float = 900,
+    prefix: Sequence[str] = (),
 ) -> dict[str, Any]:
-    """Run one worker process; with ``timed``, under ``/usr/bin/time -v`` (its peak RSS)."""
+    """Run one worker process; with ``timed``, under ``/usr/bin/time -v`` (its peak RSS);
+    ``prefix`` runs before it and ends by exec-ing it (bench/lambda_sizes.py: into a cgroup)."""
     command = worker_command(mode, spec_path, passes, *flags)
     command[1:1] = list(python_flags)
     if timed:
         command = [*TIMER, *command]
+    command = [*prefix, *command]
     started = time.perf_counter()
     proc = subprocess.run(
         command,

@@ -36,6 +36,8 @@ INPUTS: dict[str, set[str]] = {
         "60 s",
         "1.5x",
         "1.3x",
+        # the Lambda sizes section: the memory sizes it emulates, Lambda's one-vCPU size
+        *("256 MB", "1,024 MB", "1,769 MB"),
     },
     # metric periods; list prices
     "docs/cloudwatch.md": {"60 s", "300 s", "$0.01", "$0.003"},
