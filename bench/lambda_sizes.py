@@ -29,7 +29,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from bench.harness import run_worker, shown, template_default, worker_command
+from bench.harness import TIMER, run_worker, shown, template_default, worker_command
 from bench.section import Goal, Section, Table, number
 
 CGROUP_ROOT = Path("/sys/fs/cgroup/cpu")
@@ -158,13 +158,18 @@ def measure(quick: bool) -> dict[str, Any]:
                     )
                 )
                 with cpu_quota(mb) as prefix:
-                    run = run_worker("handler", spec, passes, prefix=prefix, timeout=300)
+                    # Under /usr/bin/time, as section 4: its child starts from a small
+                    # process, so the peak RSS is the worker's own (a child forked from
+                    # this large one would count this one's pages in its ru_maxrss).
+                    run = run_worker(
+                        "handler", spec, passes, prefix=prefix, timed=True, timeout=300
+                    )
                     shell, procs = prefix[:3], Path(prefix[3])
                     command = " ".join(
                         [
                             shlex.join(shell),
                             f"{CGROUP_ROOT}/<group>/{procs.name}",
-                            shown(worker_command("handler", spec, passes)),
+                            shown([*TIMER, *worker_command("handler", spec, passes)]),
                         ]
                     )
                 warm = run["invocations"][1:]

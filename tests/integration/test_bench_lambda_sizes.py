@@ -4,6 +4,7 @@ this machine cannot make a CPU-quota cgroup, the test asserts the module says so
 
 from __future__ import annotations
 
+import resource
 from pathlib import Path
 
 import pytest
@@ -86,8 +87,15 @@ def test_measure_quick() -> None:
         assert memory["warm_per_target_s"] == round(measured["warm_invocation_s"] / 3, 5)
     assert figures["command"].startswith(
         '/bin/sh -c \'echo $$ > "$0" && exec "$@"\' /sys/fs/cgroup/cpu/<group>/cgroup.procs '
+    )
+    assert figures["command"].endswith(
         ".venv/bin/python -m bench.worker handler handler-3.json --passes 2"
     )
+    # Peak RSS is the worker's own, from /usr/bin/time: a worker forked straight from this
+    # process would report at least this process's resident pages at the fork.
+    ours = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    rss = {mb: m["sizes"]["3"]["peak_rss_mb"] for mb, m in figures["memory_mb"].items()}
+    assert all(0 < value < ours for value in rss.values()), (rss, ours)
     # Every group the run made is gone.
     assert our_groups() <= before
     made = section(figures)
