@@ -41,13 +41,12 @@ from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler
-from typing import Any, Self
+from typing import Any
 from urllib.parse import parse_qs
 from xml.etree import ElementTree
 from xml.sax.saxutils import escape
 
-from tests.standins._process import StartStop
-from tests.standins.http import ThreadedHttpServer
+from tests.standins.http import HttpStandin
 
 RDS_NAMESPACE = "http://rds.amazonaws.com/doc/2014-10-31/"
 # The element name of each list's items in RDS Query answers (botocore's locationName).
@@ -170,7 +169,7 @@ def _page(items: list[Any], params: Mapping[str, list[str]]) -> tuple[list[Any],
     return items[start:end], (str(end) if end < len(items) else None)
 
 
-class AwsFront(StartStop):
+class AwsFront(HttpStandin):
     def __init__(self, upstream: str) -> None:
         self.upstream = upstream.rstrip("/")
         self.docdb_clusters: list[dict[str, Any]] = []
@@ -184,36 +183,14 @@ class AwsFront(StartStop):
         self.delay_seconds = 0.0
         self._released = threading.Event()
         self._lock = threading.Lock()
-        front = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, format: str, *args: object) -> None:
-                pass
-
-            def do_POST(self) -> None:
-                front._serve(self)
-
-            do_GET = do_POST
-
-        self._http = ThreadedHttpServer(Handler)
-        self.port = self._http.port
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        super().__init__()
 
     def env(self) -> dict[str, str]:
         return {f"AWS_ENDPOINT_URL_{service}": self.url for service in SERVICES}
 
-    def start(self) -> Self:
-        self._http.start()
-        return self
-
     def stop(self) -> None:
         self._released.set()  # slow answers still pending end now
-        self._http.stop()
+        super().stop()
 
     def reset(self) -> None:
         self.docdb_clusters, self.docdb_instances = [], []

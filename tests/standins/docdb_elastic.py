@@ -27,14 +27,13 @@ import threading
 from collections import Counter
 from collections.abc import Mapping
 from http.server import BaseHTTPRequestHandler
-from typing import Any, Self
+from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import botocore.session
 from botocore.validate import ParamValidator
 
-from tests.standins._process import StartStop
-from tests.standins.http import ThreadedHttpServer
+from tests.standins.http import HttpStandin
 
 ROUTES = (
     ("ListClusters", re.compile(r"/clusters")),
@@ -74,7 +73,7 @@ def elastic_cluster(
     }
 
 
-class DocDBElasticServer(StartStop):
+class DocDBElasticServer(HttpStandin):
     def __init__(self) -> None:
         self.model = botocore.session.get_session().get_service_model("docdb-elastic")
         self.clusters: list[dict[str, Any]] = []
@@ -84,35 +83,10 @@ class DocDBElasticServer(StartStop):
         self.calls: Counter[str] = Counter()
         self.refused: list[str] = []
         self._lock = threading.Lock()
-        server = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, format: str, *args: object) -> None:
-                pass
-
-            def do_GET(self) -> None:
-                server._serve(self)
-
-            do_POST = do_GET
-
-        self._http = ThreadedHttpServer(Handler)
-        self.port = self._http.port
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        super().__init__()
 
     def env(self) -> dict[str, str]:
         return {"AWS_ENDPOINT_URL_DOCDB_ELASTIC": self.url}
-
-    def start(self) -> Self:
-        self._http.start()
-        return self
-
-    def stop(self) -> None:
-        self._http.stop()
 
     def reset(self) -> None:
         self.clusters, self.tags, self.faults, self.refused = [], {}, {}, []

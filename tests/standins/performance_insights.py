@@ -31,15 +31,14 @@ from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler
-from typing import Any, Self
+from typing import Any
 
 import botocore.session
 from botocore.parsers import JSONParser
 from botocore.serialize import JSONSerializer
 from botocore.validate import ParamValidator
 
-from tests.standins._process import StartStop
-from tests.standins.http import ThreadedHttpServer
+from tests.standins.http import HttpStandin
 
 TARGET_PREFIX = "PerformanceInsightsv20180227"
 
@@ -89,7 +88,9 @@ def _bounds(value: Any, shape: Any, path: str, problems: list[str]) -> None:
         problems.append(f"{path}: {value}, at most {limit}")
 
 
-class PerformanceInsightsServer(StartStop):
+class PerformanceInsightsServer(HttpStandin):
+    http_methods = ("POST",)
+
     def __init__(self) -> None:
         self.model = botocore.session.get_session().get_service_model("pi")
         self.resources: dict[str, Resource] = {}
@@ -97,33 +98,10 @@ class PerformanceInsightsServer(StartStop):
         self.refused: list[str] = []
         self.requests: list[dict[str, Any]] = []
         self._lock = threading.Lock()
-        server = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, format: str, *args: object) -> None:
-                pass
-
-            def do_POST(self) -> None:
-                server._serve(self)
-
-        self._http = ThreadedHttpServer(Handler)
-        self.port = self._http.port
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        super().__init__()
 
     def env(self) -> dict[str, str]:
         return {"AWS_ENDPOINT_URL_PI": self.url}
-
-    def start(self) -> Self:
-        self._http.start()
-        return self
-
-    def stop(self) -> None:
-        self._http.stop()
 
     # --- serving --------------------------------------------------------------------------
 
