@@ -6,8 +6,11 @@ process (the servers are threads of this one):
 
 - AWS calls of the cold pass and of warm passes within DISCOVER_MAX_AGE_SECONDS (goal: no
   Describe or tagging call), counted per operation as botocore sends them;
-- the warm pass's time (median and slowest of the warm passes; goal: under 5 s here), and
-  the worker's peak RSS (goal: under 512 MB);
+- the warm pass's time (median and slowest of the warm passes) against its floor: the very
+  GetMetricData requests the pass made (recorded as botocore is asked them), replayed right
+  after it with one plain boto3 client, CONCURRENT_CALLS at a time, against the same moto
+  server (goal: the pass within 1.3x of the replay; median of the per-pass ratios);
+- the worker's peak RSS (goal: under 512 MB);
 - GetMetricData calls against the CloudWatch queries of the pass (goal: ceil(q / 500)).
 
 CloudWatch data is put only for the 50 PostgreSQL instances: moto's GetMetricData scans
@@ -36,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.section import Goal, Section, Table
+from middleware_monitoring.cloudwatch.fetch import CONCURRENT_CALLS
 
 ROOT = Path(__file__).resolve().parents[1]
 REGION = "us-east-1"
@@ -163,7 +167,7 @@ def stand_ins(size: Size, workdir: Path) -> Iterator[dict[str, str]]:
 def measure(quick: bool) -> dict[str, Any]:
     """One run: the fleet built, then a worker process doing a cold pass and warm passes."""
     size = QUICK if quick else FULL
-    passes = 2 if quick else 4
+    passes = 2 if quick else 6
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="bench-discovery-") as tmp:
         workdir = Path(tmp)
@@ -197,6 +201,12 @@ def measure(quick: bool) -> dict[str, Any]:
         "cold_discovery_calls": out["passes"][0]["discovery_calls"],
         "warm_pass_s": statistics.median(p["seconds"] for p in warm),
         "warm_pass_max_s": max(p["seconds"] for p in warm),
+        "replay_s": statistics.median(p["replay_s"] for p in warm),
+        "replayed_calls": warm[-1]["replayed_calls"],
+        "concurrent_calls": CONCURRENT_CALLS,
+        "warm_pass_over_replay": round(
+            statistics.median(p["seconds"] / p["replay_s"] for p in warm), 2
+        ),
         "warm_discovery_calls": [sum(p["discovery_calls"].values()) for p in warm],
         "cloudwatch_queries": queries,
         "getmetricdata_calls": out["passes"][-1]["getmetricdata_calls"],
@@ -221,46 +231,111 @@ def run_worker(spec_path: Path) -> dict[str, Any]:
     # result), the level from the environment.
     setup_logging(stream=sys.stderr, level=os.environ["LOG_LEVEL"])
     count_aws_calls()
+    recorder = GetMetricDataRecorder()
     runtime = Runtime.from_environ(os.environ)
+    plain = plain_cloudwatch()
     passes: list[dict[str, Any]] = []
     try:
         with rds_hosts_on_localhost():
             for index in range(spec["passes"]):
                 API_CALLS.clear()
                 on_schedule(runtime, index)
-                began = time.perf_counter()
-                result = runtime.collect(50.0)
-                seconds = time.perf_counter() - began
+                with recorder:
+                    began = time.perf_counter()
+                    result = runtime.collect(50.0)
+                    seconds = time.perf_counter() - began
                 collector = {
                     f.name: f.samples[0].value
                     for f in result.collector.families
                     if f.samples and f.name.startswith("middleware_cloudwatch_")
                 }
-                passes.append(
-                    {
-                        "seconds": round(seconds, 3),
-                        "targets": len(result.targets),
-                        "postgres_up": sum(
-                            1
-                            for t in result.targets
-                            for o in t.outcomes
-                            if o.source == "postgres" and o.up
-                        ),
-                        "discovery_calls": {
-                            op: n for op, n in API_CALLS.items() if op in DISCOVERY_CALLS
-                        },
-                        "other_calls": {
-                            op: n for op, n in API_CALLS.items() if op not in DISCOVERY_CALLS
-                        },
-                        "getmetricdata_calls": collector[
-                            "middleware_cloudwatch_getmetricdata_calls"
-                        ],
-                        "cloudwatch_queries": collector["middleware_cloudwatch_metrics_requested"],
-                    }
-                )
+                one: dict[str, Any] = {
+                    "seconds": round(seconds, 3),
+                    "targets": len(result.targets),
+                    "postgres_up": sum(
+                        1
+                        for t in result.targets
+                        for o in t.outcomes
+                        if o.source == "postgres" and o.up
+                    ),
+                    "discovery_calls": {
+                        op: n for op, n in API_CALLS.items() if op in DISCOVERY_CALLS
+                    },
+                    "other_calls": {
+                        op: n for op, n in API_CALLS.items() if op not in DISCOVERY_CALLS
+                    },
+                    "getmetricdata_calls": collector["middleware_cloudwatch_getmetricdata_calls"],
+                    "cloudwatch_queries": collector["middleware_cloudwatch_metrics_requested"],
+                }
+                # The floor, right after the pass it replays: its very GetMetricData
+                # requests, with one plain client at the product's concurrency.
+                requests = recorder.requests
+                one["replay_s"] = round(replay(plain, requests), 3)
+                one["replayed_calls"] = len(requests)
+                one["replayed_queries"] = sum(len(r["MetricDataQueries"]) for r in requests)
+                passes.append(one)
     finally:
         runtime.close()
     return {"passes": passes, "maxrss_mb": peak_rss_mb()}
+
+
+class GetMetricDataRecorder:
+    """While entered, the arguments of every GetMetricData call this process makes, in the
+    order made (first pages only: a replay follows NextToken itself, as the product does)."""
+
+    def __init__(self) -> None:
+        from botocore.client import BaseClient
+
+        self.requests: list[dict[str, Any]] = []
+        self._on = False
+        # Typed stubs do not declare it; every client method call goes through it.
+        original = getattr(BaseClient, "_make_api_call")  # noqa: B009
+
+        def recording(client: Any, operation_name: str, api_params: dict[str, Any]) -> Any:
+            if self._on and operation_name == "GetMetricData" and "NextToken" not in api_params:
+                self.requests.append(dict(api_params))
+            return original(client, operation_name, api_params)
+
+        setattr(BaseClient, "_make_api_call", recording)  # noqa: B010
+
+    def __enter__(self) -> None:
+        self.requests = []
+        self._on = True
+
+    def __exit__(self, *exc: object) -> None:
+        self._on = False
+
+
+def plain_cloudwatch() -> Any:
+    """One plain boto3 CloudWatch client, its connection pool sized like the product's."""
+    import boto3
+    from botocore.config import Config
+
+    return boto3.session.Session().client(
+        "cloudwatch",
+        region_name=REGION,
+        endpoint_url=os.environ["AWS_ENDPOINT_URL"],
+        config=Config(max_pool_connections=CONCURRENT_CALLS + 1),
+    )
+
+
+def replay(client: Any, requests: list[dict[str, Any]]) -> float:
+    """Seconds to make ``requests`` (GetMetricData arguments) again, pages followed, at the
+    product's concurrency (fetch.CONCURRENT_CALLS); answers dropped."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def call(request: dict[str, Any]) -> None:
+        request = dict(request)
+        while True:
+            token = client.get_metric_data(**request).get("NextToken")
+            if not token:
+                return
+            request["NextToken"] = token
+
+    began = time.perf_counter()
+    with ThreadPoolExecutor(CONCURRENT_CALLS) as pool:
+        list(pool.map(call, requests))
+    return time.perf_counter() - began
 
 
 def peak_rss_mb() -> float:
@@ -293,7 +368,7 @@ if __name__ == "__main__":
 
 # --- the report section (bench/section.py) -----------------------------------------------------
 
-GOAL_WARM_PASS_S = 5.0
+GOAL_OVER_REPLAY = 1.3  # the warm pass within 1.3x of its GetMetricData calls replayed
 GOAL_PEAK_RSS_MB = 512.0
 
 
@@ -308,7 +383,11 @@ def section(figures: Mapping[str, Any]) -> Section:
             f"{figures['resources']:,} resources found by their tags in the moto stand-in, "
             f"{figures['logins']} of them RDS PostgreSQL instances with a login on real "
             "PostgreSQL servers; one fresh worker process runs a cold pass, then warm passes "
-            "within DISCOVER_MAX_AGE_SECONDS. Warm pass = the median of the warm passes."
+            "within DISCOVER_MAX_AGE_SECONDS, each followed by its floor: the very "
+            "GetMetricData requests it made, replayed with one plain boto3 client at the "
+            f"product's concurrency ({figures['concurrent_calls']} calls at a time) against "
+            "the same moto server, answers dropped. Warm pass and replay = medians; the ratio "
+            "is the median of the per-pass ratios (warm pass / replay)."
         ),
         command=".venv/bin/python -m bench.discovery",
         table=Table(
@@ -323,14 +402,22 @@ def section(figures: Mapping[str, Any]) -> Section:
                     figures["peak_rss_mb"],
                 ),
                 ("warm (slowest)", figures["warm_pass_max_s"], None, None, None),
+                (
+                    "its GetMetricData calls replayed with plain boto3 (median)",
+                    figures["replay_s"],
+                    None,
+                    figures["replayed_calls"],
+                    None,
+                ),
             ],
         ),
         goals=[
             Goal(
-                f"warm pass of {figures['targets']:,} targets",
-                figures["warm_pass_s"],
-                GOAL_WARM_PASS_S,
-                "s",
+                f"warm pass of {figures['targets']:,} targets over its GetMetricData calls "
+                "replayed",
+                figures["warm_pass_over_replay"],
+                GOAL_OVER_REPLAY,
+                "x",
             ),
             Goal("discovery calls on warm passes", warm_calls, 0, "calls"),
             Goal(
@@ -343,6 +430,9 @@ def section(figures: Mapping[str, Any]) -> Section:
         ],
         notes=[
             f"{figures['postgres_up']} PostgreSQL targets up of {figures['logins']} with a "
-            f"login; {figures['cloudwatch_queries']:,} CloudWatch queries a warm pass."
+            f"login; {figures['cloudwatch_queries']:,} CloudWatch queries a warm pass.",
+            "moto answers each GetMetricData query by scanning every datapoint it holds, so "
+            "the replay is mostly moto's time; in AWS both would be shorter, the product's "
+            "own work the same.",
         ],
     )

@@ -59,6 +59,7 @@ MODULE_SECTIONS: tuple[ModuleSection, ...] = (
     ModuleSection("pg_databases", "bench.pg_databases", "PostgreSQL, every database of a server"),
     ModuleSection("docdb_collections", "bench.docdb_collections", "DocumentDB collections"),
     ModuleSection("lambda_sizes", "bench.lambda_sizes", "MemorySize and Shards"),
+    ModuleSection("pg_cold", "bench.pg_cold", "PostgreSQL, collector CPU per cold target"),
 )
 BUILTIN = ("reference", "cloudwatch", "exporter", "coldstart", "scaling", "floors", "fleet", "cost")
 # Built-in sections that render from their stored figures: key -> (module, its function

@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 # Units a goal may be stated in, with how a value of that unit is written.
-UNITS = ("ms", "s", "MB", "$", "%", "x", "calls", "series", "")
+UNITS = ("ms", "s", "MB", "$", "%", "x", "calls", "series", "µs", "")
 
 
 def number(value: float, digits: int = 3) -> str:

@@ -2,7 +2,7 @@
 servers (moto and the DocumentDB stand-in are Python threads in the bench's process) never
 share an interpreter with what is measured. Prints one JSON object on its last line.
 
-    python -m bench.worker ours|baseline|handler|floor SPEC_FILE [--passes N]
+    python -m bench.worker ours|baseline|handler|floor|first-pass-floor SPEC_FILE [--passes N]
         [--no-sleep] [--source postgres|cloudwatch|mongo]
 
 - ``ours``: the product's Runtime for the fleet, ``collect()`` N times (the first is cold).
@@ -18,6 +18,9 @@ share an interpreter with what is measured. Prints one JSON object on its last l
   by the floor for the same work without the product: the SQL the product ran in that pass,
   replayed back to back over one connection (``postgres``); one GetMetricData call with the
   same queries (``cloudwatch``); one serverStatus (``mongo``).
+- ``first-pass-floor``: the floor of a cold instance's first pass over a PostgreSQL fleet
+  (SPEC_FILE as for ``handler``): a bare connect per target, and each server's server-wide
+  statements once (``run_first_pass_floor``).
 """
 
 from __future__ import annotations
@@ -159,6 +162,26 @@ def measure_cpu(runtime: Any, postmasters: list[int], into: list[tuple[float, fl
 
     runtime.collect = measured
     runtime._bench_measured = True
+
+
+def measure_first_pass(postmasters: list[int], into: list[tuple[float, float]]) -> None:
+    """Record the process CPU (and the servers') of the next pass of any Runtime: the first
+    pass of the cold function instance, whose runtime does not exist yet."""
+    from middleware_monitoring.runtime import Runtime
+
+    collect = Runtime.collect
+
+    def measured(self: Any, *args: Any, **kwargs: Any) -> Any:
+        Runtime.collect = collect  # type: ignore[method-assign]
+        servers_before = server_cpu_seconds(postmasters)
+        cpu_before = time.process_time()
+        result = collect(self, *args, **kwargs)
+        into.append(
+            (time.process_time() - cpu_before, server_cpu_seconds(postmasters) - servers_before)
+        )
+        return result
+
+    Runtime.collect = measured  # type: ignore[method-assign]
 
 
 def on_schedule(runtime: Any, index: int) -> None:
@@ -303,16 +326,24 @@ def run_handler(spec: dict[str, Any], passes: int) -> dict[str, Any]:
     module_spec.loader.exec_module(app)
     imported = time.perf_counter()
     invocations: list[float] = []
+    invocation_cpu: list[float] = []
     postmasters = [int(x["pid"]) for x in spec.get("count_at", []) if "pid" in x]
     pass_cpu: list[tuple[float, float]] = []
+    first_pass_cpu: list[tuple[float, float]] = []
     summaries: list[Any] = []
     rss_after_first = 0.0
     for index in range(passes):
         if app._runtime is not None:
             on_schedule(app._runtime, index)
             measure_cpu(app._runtime, postmasters, pass_cpu)
+        else:
+            # The runtime is built inside the first invocation: its first pass is measured
+            # on the class, for that one call.
+            measure_first_pass(postmasters, first_pass_cpu)
         started = time.perf_counter()
+        cpu_started = time.process_time()
         summaries.append(app.lambda_handler({}, FakeContext()))
+        invocation_cpu.append(time.process_time() - cpu_started)
         invocations.append(time.perf_counter() - started)
         if not rss_after_first:
             rss_after_first = maxrss_mb()
@@ -321,6 +352,12 @@ def run_handler(spec: dict[str, Any], passes: int) -> dict[str, Any]:
         "import_s": imported - before_import,
         "invocations": invocations,
         "pass_cpu_s": [own for own, _ in pass_cpu],
+        # The cold function instance's first pass (the runtime built before it excluded), and
+        # each whole invocation's process CPU: the pass, encoding the push body, the push.
+        "first_pass_cpu_s": first_pass_cpu[0][0] if first_pass_cpu else None,
+        "first_pass_servers_cpu_s": first_pass_cpu[0][1] if first_pass_cpu else None,
+        "invocation_cpu_s": invocation_cpu,
+        "series": [int(s["series"]) for s in summaries],
         "pass_servers_cpu_s": [servers for _, servers in pass_cpu],
         "pass_durations": [float(s["duration_seconds"]) for s in summaries],
         "summary": summaries[-1],
@@ -375,6 +412,150 @@ def postgres_floor(spec: Any) -> tuple[Callable[[], None], Callable[[], None], C
             original(conn, sql, **params)
 
     return start, floor, lambda: len(replay)
+
+
+def server_wide_statements(settings: Any) -> list[tuple[str, dict[str, Any]]]:
+    """The statements a cold target carrying its server's series runs for them in its first
+    pass (statements with their classification and texts, both QPS snapshots, activity,
+    database sizes, health), in order, as the product issues them: recorded from a cold
+    PostgresSource with its per-database reads left out (they are not server-wide) and its
+    QPS window not waited."""
+    from middleware_monitoring.postgres.connection import PgConnection
+    from middleware_monitoring.postgres.source import PostgresSource
+
+    log: list[tuple[str, dict[str, Any]]] = []
+
+    class Recording(PgConnection):
+        def run(self, sql: str, **params: Any) -> list[list[Any]]:
+            log.append((sql, params))
+            return super().run(sql, **params)
+
+    source = PostgresSource(settings, Recording(settings), sleep=lambda _: None)
+    source._per_database = lambda: iter(())  # type: ignore[method-assign]
+    try:
+        for _ in source.collect():
+            pass
+    finally:
+        source.close()
+    return log
+
+
+def warm_statements(settings: Any) -> list[tuple[str, dict[str, Any]]]:
+    """The statements a target runs on its connection in a warm pass (its second), in order,
+    the liveness check included."""
+    from middleware_monitoring.postgres.connection import ALIVE_SQL, PgConnection
+    from middleware_monitoring.postgres.source import PostgresSource
+
+    log: list[tuple[str, dict[str, Any]]] = []
+
+    class Recording(PgConnection):
+        def run(self, sql: str, **params: Any) -> list[list[Any]]:
+            log.append((sql, params))
+            return super().run(sql, **params)
+
+        def ensure_alive(self) -> None:
+            if self.is_open:
+                log.append((ALIVE_SQL, {}))
+            super().ensure_alive()
+
+    source = PostgresSource(settings, Recording(settings), sleep=lambda _: None)
+    try:
+        for _ in source.collect():
+            pass
+        log.clear()
+        for _ in source.collect():
+            pass
+    finally:
+        source.close()
+    return log
+
+
+def run_first_pass_floor(spec: dict[str, Any], passes: int) -> dict[str, Any]:
+    """The floor of a cold function instance's first pass over a fleet of PostgreSQL targets
+    (SPEC_FILE: the handler's, its env naming a TARGETS_FILE): one bare pg8000 connect per
+    target (the target's own login, database and TLS as its sslmode negotiates it), and on
+    the connection of each server's carrier (the target first by name) that server's
+    server-wide statements, recorded beforehand, back to back. All targets are run in a pool
+    of COLLECTOR_MAX_WORKERS threads, as the product runs them; the pool is made before the
+    clock starts. ``passes`` floors, each with fresh connects."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import pg8000.native
+
+    from middleware_monitoring.config import PostgresSettings
+    from middleware_monitoring.postgres.connection import open_socket, ssl_context_for
+    from middleware_monitoring.runtime import Runtime
+
+    env: dict[str, str] = spec.get("env", spec)
+    os.environ.update(env)
+    runtime = Runtime.from_environ(env)
+    try:
+        targets = [t for t in runtime.specs()[0] if isinstance(t, PostgresSettings)]
+        workers = runtime.settings.max_workers
+    finally:
+        runtime.close()
+    recorded = {t.target_name: server_wide_statements(t) for t in targets if t.server_wide}
+
+    def connect(settings: PostgresSettings) -> pg8000.native.Connection:
+        timeout = settings.connect_timeout_seconds + settings.statement_timeout_ms / 1000
+        sock = open_socket(
+            settings.host,
+            settings.port,
+            timeout,
+            ssl_context_for(settings),
+            required=settings.sslmode != "prefer",
+        )
+        return pg8000.native.Connection(
+            user=settings.user,
+            password=settings.password or None,
+            host=settings.host,
+            port=settings.port,
+            database=settings.database,
+            sock=sock,
+            ssl_context=False,
+            timeout=timeout,
+        )
+
+    def replay(
+        conn: pg8000.native.Connection, statements: list[tuple[str, dict[str, Any]]]
+    ) -> pg8000.native.Connection:
+        for sql, params in statements:
+            conn.run(sql, **params)
+        return conn
+
+    def target(settings: PostgresSettings) -> pg8000.native.Connection:
+        return replay(connect(settings), recorded.get(settings.target_name, []))
+
+    floors: list[float] = []
+    warm_cpu: list[float] = []
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        for _ in range(passes):
+            started = time.perf_counter()
+            connections = list(pool.map(target, targets))
+            floors.append(time.perf_counter() - started)
+            for conn in connections:
+                conn.close()
+        # The CPU floor of a warm pass: each target's warm statements over an open
+        # connection, in the same pool, the process's CPU.
+        warm = list(pool.map(warm_statements, targets))
+        connections = list(pool.map(connect, targets))
+        try:
+            for _ in range(passes):
+                cpu_before = time.process_time()
+                list(pool.map(replay, connections, warm))
+                warm_cpu.append(time.process_time() - cpu_before)
+        finally:
+            for conn in connections:
+                conn.close()
+    return {
+        "floor": floors,
+        "warm_floor_cpu_s": warm_cpu,
+        "warm_statements": sum(len(log) for log in warm),
+        "connects": len(targets),
+        "servers": len(recorded),
+        "server_wide_statements": sum(len(log) for log in recorded.values()),
+        "workers": workers,
+    }
 
 
 def cloudwatch_floor(runtime: Any) -> tuple[Callable[[], None], Callable[[], int]]:
@@ -474,7 +655,9 @@ def run_floor(spec: Any, passes: int, source: str) -> dict[str, Any]:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("mode", choices=("ours", "baseline", "handler", "floor"))
+    parser.add_argument(
+        "mode", choices=("ours", "baseline", "handler", "floor", "first-pass-floor")
+    )
     parser.add_argument("spec", type=Path)
     parser.add_argument("--passes", type=int, default=3)
     parser.add_argument("--no-sleep", action="store_true")
@@ -483,6 +666,8 @@ def main() -> None:
     text = args.spec.read_text()
     if args.mode == "handler":
         out = run_handler(json.loads(text), args.passes)
+    elif args.mode == "first-pass-floor":
+        out = run_first_pass_floor(json.loads(text), args.passes)
     else:
         from bench.fleet import FleetSpec
 

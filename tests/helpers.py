@@ -3,6 +3,7 @@ source, a connection) and the environment a child process of the product runs wi
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -82,3 +83,32 @@ def closing(thing: T) -> Iterator[T]:
         yield thing
     finally:
         close(thing)
+
+
+@contextmanager
+def log_records(level: int, *, root_level: int | None = None) -> Iterator[list[logging.LogRecord]]:
+    """The records the product logs at ``level`` and above while the block runs, unscrubbed
+    (a secret must not be there in the first place); with ``root_level``, the other
+    libraries' records too (pymongo's, botocore's), at that level and above."""
+    records: list[logging.LogRecord] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            # Reached twice when the package logger propagates to the root logger.
+            if not any(kept is record for kept in records):
+                records.append(record)
+
+    handler = Keep(min(level, root_level or level))
+    levels = {logging.getLogger("middleware_monitoring"): level}
+    if root_level is not None:
+        levels[logging.getLogger()] = root_level
+    saved = [(logger, logger.level) for logger in levels]
+    for logger, wanted in levels.items():
+        logger.addHandler(handler)
+        logger.setLevel(wanted)
+    try:
+        yield records
+    finally:
+        for logger, was in saved:
+            logger.removeHandler(handler)
+            logger.setLevel(was)

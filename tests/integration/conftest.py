@@ -1,11 +1,14 @@
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.integration.deployed import SamArtifact, packaged_targets, sam_build
 from tests.integration.pg_helpers import prepare
+from tests.standins.aws import MotoServer
+from tests.standins.aws_front import AwsFront
 from tests.standins.postgres import PostgresServer
 from tests.standins.redis import RedisServer
 
@@ -36,3 +39,14 @@ def sam_artifact(
     to app.py (TARGETS_FILE=targets.yaml) naming the session's PostgreSQL and redis-server."""
     pg, redis = fleet_servers
     return sam_build(tmp_path_factory.mktemp("sam"), {"targets.yaml": packaged_targets(pg, redis)})
+
+
+@pytest.fixture
+def front(clean_moto: MotoServer, monkeypatch: pytest.MonkeyPatch) -> Iterator[AwsFront]:
+    """The AWS stand-ins as the function sees them: moto for CloudWatch, Logs and Secrets
+    Manager, the front (then moto) for RDS, DocumentDB, ElastiCache, STS and tagging;
+    credentials and endpoints from the process environment, as botocore reads them in Lambda."""
+    with AwsFront(clean_moto.endpoint_url) as made:
+        for name, value in {**clean_moto.env(), **made.env()}.items():
+            monkeypatch.setenv(name, value)
+        yield made

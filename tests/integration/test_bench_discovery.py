@@ -9,6 +9,7 @@ import math
 import pytest
 
 from bench.discovery import QUICK, measure, section
+from middleware_monitoring.cloudwatch.fetch import CONCURRENT_CALLS
 
 pytestmark = pytest.mark.bench
 
@@ -36,10 +37,29 @@ def test_quick_discovery_bench() -> None:
     # cluster's 3) are not due again yet.
     assert figures["cloudwatch_queries"] == 6 * (6 + 3) + 4 + 2 * (4 + 3) + 2 * 6 + 2 * 14
     assert figures["peak_rss_mb"] > 0
+    # The floor: the warm pass's very GetMetricData requests, replayed after it with a plain
+    # client (the same calls and queries), its time beside the pass's.
+    warm = figures["passes"][1]
+    assert (warm["replayed_calls"], warm["replayed_queries"]) == (
+        warm["getmetricdata_calls"],
+        warm["cloudwatch_queries"],
+    )
+    assert figures["replayed_calls"] == figures["getmetricdata_calls"]
+    assert figures["replay_s"] > 0
+    assert figures["warm_pass_over_replay"] == round(warm["seconds"] / warm["replay_s"], 2)
+    assert figures["concurrent_calls"] == CONCURRENT_CALLS
     made = section(figures)
     assert made.question == (
         f"How long does a pass over {QUICK.resources:,} discovered resources take, and what "
         "does it ask AWS?"
+    )
+    ratio = made.goals[0]
+    assert (ratio.what, ratio.measured, ratio.limit, ratio.unit, ratio.at_most) == (
+        f"warm pass of {QUICK.resources:,} targets over its GetMetricData calls replayed",
+        figures["warm_pass_over_replay"],
+        1.3,
+        "x",
+        True,
     )
     assert [(g.what, g.measured, g.met) for g in made.goals][1:3] == [
         ("discovery calls on warm passes", 0, True),

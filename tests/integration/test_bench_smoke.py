@@ -220,6 +220,25 @@ def test_quick_run_fleet_holds_one_connection_per_target(
     )
 
 
+def test_quick_run_fleet_measures_the_first_pass_floor_and_cpu_per_series(
+    quick_report: tuple[str, bytes, int],
+) -> None:
+    """At its largest size the fleet section measures the first pass's floor (a bare
+    connect per target, each server's server-wide statements once) and the CPU of the
+    first pass and of a warm invocation per series."""
+    largest = json.loads(quick_report_json().read_text())["sections"]["fleet"]["figures"]["4"]
+    assert (largest["first_pass_floor_connects"], largest["first_pass_floor_passes"]) == (4, 1)
+    assert largest["first_pass_floor_workers"] == largest["workers"]
+    # Two servers, each with its carrier's statements: at least extension version, snapshot
+    # header, calls (twice: the cold QPS window), classification, top N, activity, users, sizes.
+    assert largest["first_pass_floor_statements"] >= 2 * 9
+    assert largest["first_pass_floor_s"] > 0 and largest["first_pass_cpu_s"] > 0
+    assert largest["series"] > 0
+    assert largest["cpu_us_per_series"] == pytest.approx(
+        largest["warm_invocation_cpu_s"] / largest["series"] * 1e6
+    )
+
+
 def test_quick_run_cold_start_from_the_sam_artifact(quick_report: tuple[str, bytes, int]) -> None:
     """Section 4 measures the `sam build` artifact beside the repository's code, from its
     stored figures."""

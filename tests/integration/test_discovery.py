@@ -21,7 +21,7 @@ from middleware_monitoring.model import PassResult
 from middleware_monitoring.runtime import Runtime
 from middleware_monitoring.targets import TargetBuilder
 from tests.faults.harness import key
-from tests.helpers import Closer
+from tests.helpers import Closer, log_records
 from tests.integration.pg_helpers import APP_DB, MONITOR, MONITOR_PASSWORD, prepare
 from tests.integration.test_postgres_tls import start_tls_server
 from tests.rds_names import rds_hosts_on_localhost
@@ -50,32 +50,9 @@ Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
 
 @pytest.fixture
-def front(clean_moto: MotoServer, monkeypatch: pytest.MonkeyPatch) -> Iterator[AwsFront]:
-    """The AWS stand-ins as the function sees them: moto for CloudWatch and Secrets Manager,
-    the front (then moto) for RDS, ElastiCache, STS and tagging; credentials and endpoints
-    from the process environment, as botocore reads them in Lambda."""
-    with AwsFront(clean_moto.endpoint_url) as made:
-        for name, value in {**clean_moto.env(), **made.env()}.items():
-            monkeypatch.setenv(name, value)
-        yield made
-
-
-@pytest.fixture
 def records() -> Iterator[list[logging.LogRecord]]:
-    kept: list[logging.LogRecord] = []
-
-    class Keep(logging.Handler):
-        def emit(self, record: logging.LogRecord) -> None:
-            kept.append(record)
-
-    handler = Keep(logging.INFO)
-    package = logging.getLogger("middleware_monitoring")
-    level = package.level
-    package.setLevel(logging.INFO)
-    package.addHandler(handler)
-    yield kept
-    package.removeHandler(handler)
-    package.setLevel(level)
+    with log_records(logging.INFO) as records:
+        yield records
 
 
 def settings_of(moto: MotoServer, front: AwsFront, **env: str) -> Settings:

@@ -9,13 +9,12 @@ from __future__ import annotations
 import pytest
 
 from tests.helpers import Closer
-from tests.integration.test_discovery import front, groups, named, runtime_of, settings_of
+from tests.integration.test_discovery import groups, named, runtime_of, settings_of
 from tests.standins.aws import MotoServer
 from tests.standins.aws_front import AwsFront, Fault
 from tests.standins.discovered import ACCOUNT, REGION, create_cache_cluster, tag_list
 
 pytestmark = pytest.mark.integration
-__all__ = ["front"]  # the fixture, used by name
 
 PAYMENTS = {"team": "payments"}
 

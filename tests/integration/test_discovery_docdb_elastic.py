@@ -13,7 +13,7 @@ import pytest
 from middleware_monitoring.cloudwatch import declarations
 from middleware_monitoring.cloudwatch.declarations import DOCDB_ELASTIC_SERIES, Stat
 from tests.helpers import Closer
-from tests.integration.test_discovery import front, groups, named, runtime_of, settings_of
+from tests.integration.test_discovery import groups, named, runtime_of, settings_of
 from tests.standins.aws import MotoServer
 from tests.standins.aws_front import AwsFront
 from tests.standins.cloudwatch import put
@@ -21,7 +21,6 @@ from tests.standins.discovered import ACCOUNT, REGION
 from tests.standins.docdb_elastic import DocDBElasticServer, elastic_cluster
 
 pytestmark = pytest.mark.integration
-__all__ = ["front"]  # the fixture, used by name
 
 ORDERS_ID = "8f1e6a3c-0b2d-4c5e-9f70-1a2b3c4d5e6f"
 LEDGER_ID = "0c9d8e7f-6a5b-4c3d-2e1f-0a9b8c7d6e5f"

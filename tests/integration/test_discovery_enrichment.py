@@ -12,7 +12,7 @@ import pytest
 
 from middleware_monitoring.config import load_settings
 from middleware_monitoring.runtime import Runtime
-from tests.helpers import Closer
+from tests.helpers import Closer, log_records
 from tests.standins.aws import MotoServer
 from tests.standins.aws_front import AwsFront, Fault
 from tests.standins.discovered import ACCOUNT, REGION, create_rds_instance
@@ -27,17 +27,8 @@ Samples = dict[str, dict[tuple[str, frozenset[tuple[str, str]]], float]]
 
 @pytest.fixture
 def records() -> Iterator[list[logging.LogRecord]]:
-    kept: list[logging.LogRecord] = []
-
-    class Keep(logging.Handler):
-        def emit(self, record: logging.LogRecord) -> None:
-            kept.append(record)
-
-    handler = Keep(logging.WARNING)
-    package = logging.getLogger("middleware_monitoring")
-    package.addHandler(handler)
-    yield kept
-    package.removeHandler(handler)
+    with log_records(logging.WARNING) as records:
+        yield records
 
 
 def three_tagged_instances(moto: MotoServer) -> None:

@@ -20,7 +20,7 @@ from middleware_monitoring.docdb.source import DocumentDBSource
 from middleware_monitoring.model import PassResult, Target, TargetResult
 from middleware_monitoring.runner import run_pass
 from middleware_monitoring.runtime import Runtime, build_sink
-from tests.helpers import closing
+from tests.helpers import closing, log_records
 from tests.standins._process import free_port
 from tests.standins.docdb import DocDBServer, Nx27017Server
 from tests.standins.pushgateway import Pushgateway
@@ -70,26 +70,8 @@ def docdb(tls_files: TlsFiles) -> Iterator[DocDBServer]:
 def captured_logs() -> Iterator[list[logging.LogRecord]]:
     """Every record of every logger (pymongo's debug output included), unscrubbed: the
     password must not be there in the first place."""
-    records: list[logging.LogRecord] = []
-
-    class Keep(logging.Handler):
-        def emit(self, record: logging.LogRecord) -> None:
-            # Reached twice when the package logger propagates to the root logger.
-            if not any(kept is record for kept in records):
-                records.append(record)
-
-    handler = Keep(logging.DEBUG)
-    loggers = [logging.getLogger(), logging.getLogger("middleware_monitoring")]
-    saved = [(lg, lg.level) for lg in loggers]
-    for lg in loggers:
-        lg.addHandler(handler)
-        lg.setLevel(logging.DEBUG)
-    try:
+    with log_records(logging.DEBUG, root_level=logging.DEBUG) as records:
         yield records
-    finally:
-        for lg, level in saved:
-            lg.removeHandler(handler)
-            lg.setLevel(level)
 
 
 def settings_for(info: dict[str, Any] | list[dict[str, Any]]) -> tuple[DocDBSettings, ...]:

@@ -12,6 +12,7 @@ import pytest
 
 from middleware_monitoring.config import load_settings
 from middleware_monitoring.runtime import Runtime
+from tests.helpers import log_records
 from tests.standins.aws import MotoServer
 from tests.standins.docdb import DocDBServer
 from tests.standins.tls import TlsFiles, make_tls_files
@@ -43,23 +44,8 @@ def aws(moto_server: MotoServer, monkeypatch: pytest.MonkeyPatch) -> MotoServer:
 
 @pytest.fixture
 def records() -> Iterator[list[logging.LogRecord]]:
-    kept: list[logging.LogRecord] = []
-
-    class Keep(logging.Handler):
-        def emit(self, record: logging.LogRecord) -> None:
-            if not any(k is record for k in kept):
-                kept.append(record)
-
-    handler = Keep(logging.DEBUG)
-    package = logging.getLogger("middleware_monitoring")
-    level = package.level
-    package.setLevel(logging.DEBUG)
-    for logger in (logging.getLogger(), package):
-        logger.addHandler(handler)
-    yield kept
-    for logger in (logging.getLogger(), package):
-        logger.removeHandler(handler)
-    package.setLevel(level)
+    with log_records(logging.DEBUG, root_level=logging.WARNING) as records:
+        yield records
 
 
 def secret(aws: MotoServer, password: str) -> str:

@@ -18,9 +18,9 @@ from middleware_monitoring.config import load_settings
 from middleware_monitoring.insights.os_metrics import parse_event
 from middleware_monitoring.model import PassResult, TargetResult
 from middleware_monitoring.runtime import Runtime
-from tests.helpers import Closer
+from tests.helpers import Closer, log_records
 from tests.standins.aws import MotoServer
-from tests.standins.aws_front import AwsFront, docdb_cluster, docdb_instance
+from tests.standins.aws_front import AwsFront
 from tests.standins.discovered import ACCOUNT, REGION, create_aurora_cluster, create_rds_instance
 from tests.standins.rdsosmetrics import aurora_postgres_event, put_event, rds_postgres_event
 from tests.unit.test_os_metrics import series
@@ -33,29 +33,9 @@ NOW = TAKEN + 30
 
 
 @pytest.fixture
-def front(clean_moto: MotoServer, monkeypatch: pytest.MonkeyPatch) -> Iterator[AwsFront]:
-    with AwsFront(clean_moto.endpoint_url) as made:
-        for name, value in {**clean_moto.env(), **made.env()}.items():
-            monkeypatch.setenv(name, value)
-        yield made
-
-
-@pytest.fixture
 def records() -> Iterator[list[logging.LogRecord]]:
-    kept: list[logging.LogRecord] = []
-
-    class Keep(logging.Handler):
-        def emit(self, record: logging.LogRecord) -> None:
-            kept.append(record)
-
-    handler = Keep(logging.INFO)
-    package = logging.getLogger("middleware_monitoring")
-    level = package.level
-    package.setLevel(logging.INFO)
-    package.addHandler(handler)
-    yield kept
-    package.removeHandler(handler)
-    package.setLevel(level)
+    with log_records(logging.INFO) as records:
+        yield records
 
 
 def runtime_of(closer: Closer, moto: MotoServer, front: AwsFront, **env: str) -> Runtime:
@@ -110,26 +90,8 @@ def test_discovered_instances_carry_exactly_what_their_newest_event_says(
     }
     front.resource_ids.update(ids)
     orders, audit = ids["orders-db"], ids["audit-db"]
-    front.docdb_clusters.append(
-        docdb_cluster(
-            "sessions",
-            account=ACCOUNT,
-            region=REGION,
-            members={"sessions-1": True},
-            host="sessions.cluster-abc.docdb.amazonaws.com",
-            port=27017,
-        )
-    )
-    front.docdb_instances.append(
-        docdb_instance(
-            "sessions-1",
-            cluster="sessions",
-            account=ACCOUNT,
-            region=REGION,
-            host="sessions-1.abc.docdb.amazonaws.com",
-            port=27017,
-            resource_id="db-SESSIONS1",
-        )
+    front.add_docdb_cluster(
+        "sessions", "sessions-1", account=ACCOUNT, region=REGION, resource_id="db-SESSIONS1"
     )
     # An older event first: the newest one is what counts.
     put_event(logs, orders, rds_postgres_event(orders, "orders-db", TAKEN - 60), TAKEN - 60)

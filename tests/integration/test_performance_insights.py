@@ -16,7 +16,7 @@ from middleware_monitoring.model import PassResult, TargetResult
 from middleware_monitoring.runtime import Runtime
 from tests.helpers import Closer
 from tests.standins.aws import MotoServer
-from tests.standins.aws_front import AwsFront, docdb_cluster, docdb_instance
+from tests.standins.aws_front import AwsFront
 from tests.standins.discovered import ACCOUNT, REGION, create_aurora_cluster, create_rds_instance
 from tests.standins.performance_insights import (
     PerformanceInsightsServer,
@@ -78,26 +78,8 @@ def test_db_load_by_wait_event_and_statement_exact(
     front.resource_ids.update(
         {"orders-db": "db-ORDERSDB", "billing-db": "db-BILLINGDB", "ledger-1": "db-LEDGER1"}
     )
-    front.docdb_clusters.append(
-        docdb_cluster(
-            "sessions",
-            account=ACCOUNT,
-            region=REGION,
-            members={"sessions-1": True},
-            host="sessions.cluster-abc.docdb.amazonaws.com",
-            port=27017,
-        )
-    )
-    front.docdb_instances.append(
-        docdb_instance(
-            "sessions-1",
-            cluster="sessions",
-            account=ACCOUNT,
-            region=REGION,
-            host="sessions-1.abc.docdb.amazonaws.com",
-            port=27017,
-            resource_id="db-SESSIONS1",
-        )
+    front.add_docdb_cluster(
+        "sessions", "sessions-1", account=ACCOUNT, region=REGION, resource_id="db-SESSIONS1"
     )
     # Twelve wait events: only the ten largest are asked for and sent.
     quiet = [WaitEvent("Client", f"Event{n}", 0.01 * n) for n in range(1, 10)]

@@ -222,6 +222,44 @@ def test_targets_sharing_a_server_read_it_once(every: PostgresServer, tmp_path: 
     assert tables_b == {DB_B}
 
 
+def test_targets_sharing_a_server_with_every_database_read_each_once(
+    every: PostgresServer, tmp_path: Path
+) -> None:
+    """Both targets say `databases: all`: each database's series go out once, its own
+    database's with each target, every other database's with the first target by name."""
+    entry = (
+        "{{name: {name}, host: 127.0.0.1, port: {port}, dbname: {db}, user: {user}, "
+        "password: {pw}, databases: all}}"
+    )
+    (tmp_path / "targets.yaml").write_text(
+        "postgres:\n"
+        + "".join(
+            "  - "
+            + entry.format(name=name, port=every.port, db=db, user=MONITOR, pw=MONITOR_PASSWORD)
+            + "\n"
+            for name, db in (("every-b", DB_B), ("every-a", DB_A))
+        )
+    )
+    settings = load_settings(
+        {"TARGETS_FILE": str(tmp_path / "targets.yaml"), "PG_QPS_SAMPLE_SECONDS": "0"}
+    )
+    with closing(Runtime(settings)) as runtime:
+        result = runtime.collect(30.0)
+    assert all(t.up for t in result.targets), [t.outcomes for t in result.targets]
+    read_by = {
+        t.target: sorted(
+            {
+                s.labels["database_name"]
+                for f in t.families
+                for s in f.samples
+                if s.name == "pg_table_live_tuples"
+            }
+        )
+        for t in result.targets
+    }
+    assert read_by == {"every-a": sorted([DB_A, APP_DB]), "every-b": [DB_B]}
+
+
 # --- vacuum progress ---------------------------------------------------------------------
 
 

@@ -307,3 +307,67 @@ def test_two_stacks_on_one_pushgateway_and_job_keep_each_others_targets(
     series = job_series(pushgateway, gateway)
     for name, stack in stacks.items():
         assert_landed(series, stack, {f"{name}-pg-0", f"{name}-redis"})
+
+
+def test_emf_stale_alarms_watch_what_each_shard_prints(sam_artifact, fleet_servers):
+    """Each shard's stale alarm (no Prometheus rule reads CloudWatch) names exactly the
+    namespace, metric and dimension set of the pass timestamp that shard's pass prints: an
+    alarm on any other dimension set would watch a metric nobody writes, and alarm forever."""
+    pg, _ = fleet_servers
+    stack = render(
+        {
+            "MetricsSink": "emf",
+            "EmfNamespace": "Fleet",
+            "Shards": "2",
+            "ExtraSettings": QUICK,
+            **pg_parameters(pg, "emf-pg"),
+        },
+        stack_name="emf-fleet",
+    )
+    alarms = {
+        name: resource["Properties"]
+        for name, resource in stack.resources.items()
+        if name.endswith("StaleAlarm")
+    }
+    watched = {
+        (
+            alarm["Namespace"],
+            alarm["MetricName"],
+            frozenset((d["Name"], d["Value"]) for d in alarm["Dimensions"]),
+        )
+        for alarm in alarms.values()
+    }
+    printed = set()
+    for event in stack.events:
+        invocation = cold_start(
+            sam_artifact, stack.environment, [event], lambda_env={"AWS_REGION": "eu-west-1"}
+        )
+        for line in invocation.log.splitlines():
+            if not line.startswith("{") or "_aws" not in line:
+                continue
+            document = json.loads(line)
+            for directive in document["_aws"]["CloudWatchMetrics"]:
+                names = {metric["Name"] for metric in directive["Metrics"]}
+                if "middleware_pass_timestamp_seconds" not in names:
+                    continue
+                for dimensions in directive["Dimensions"]:
+                    printed.add(
+                        (
+                            directive["Namespace"],
+                            "middleware_pass_timestamp_seconds",
+                            frozenset((name, document[name]) for name in dimensions),
+                        )
+                    )
+    assert len(alarms) == 2
+    assert (
+        printed
+        == watched
+        == {
+            (
+                "Fleet",
+                "middleware_pass_timestamp_seconds",
+                frozenset({("instance", "emf-fleet"), ("shard", str(shard))}),
+            )
+            for shard in range(2)
+        }
+    )

@@ -188,6 +188,32 @@ class AwsFront(HttpStandin):
     def env(self) -> dict[str, str]:
         return {f"AWS_ENDPOINT_URL_{service}": self.url for service in SERVICES}
 
+    def add_docdb_cluster(
+        self, cluster: str, writer: str, *, account: str, region: str, resource_id: str
+    ) -> None:
+        """A DocumentDB cluster of one instance, its writer, at the usual endpoint names."""
+        self.docdb_clusters.append(
+            docdb_cluster(
+                cluster,
+                account=account,
+                region=region,
+                members={writer: True},
+                host=f"{cluster}.cluster-abc.docdb.amazonaws.com",
+                port=27017,
+            )
+        )
+        self.docdb_instances.append(
+            docdb_instance(
+                writer,
+                cluster=cluster,
+                account=account,
+                region=region,
+                host=f"{writer}.abc.docdb.amazonaws.com",
+                port=27017,
+                resource_id=resource_id,
+            )
+        )
+
     def stop(self) -> None:
         self._released.set()  # slow answers still pending end now
         super().stop()

@@ -36,6 +36,8 @@ INPUTS: dict[str, set[str]] = {
         "60 s",
         "1.5x",
         "1.3x",
+        # the fleet's first pass and memory per added target
+        *("2x", "0.5 MB", "50 ms"),
         # the Lambda sizes section: the memory sizes it emulates, Lambda's one-vCPU size
         *("256 MB", "1,024 MB", "1,769 MB"),
     },

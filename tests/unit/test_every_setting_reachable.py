@@ -121,6 +121,21 @@ def test_json_form_carries_values_with_semicolons():
             ],
         ),
         ('{"PG_USER": ["a"]}', ["EXTRA_SETTINGS: PG_USER: expected a string or a number"]),
+        *(
+            (
+                raw,
+                [
+                    f"EXTRA_SETTINGS: {key} holds a password and EXTRA_SETTINGS is shown in "
+                    "clear (the ExtraSettings parameter); give it through its own parameter "
+                    "(NoEcho) or a secret ARN"
+                ],
+            )
+            for key, raw in (
+                ("PG_PWD", "PG_USER=monitor;PG_PWD=hunter2"),
+                ("PUSHGATEWAY_PASSWORD", '{"PUSHGATEWAY_PASSWORD": "hunter2"}'),
+                ("MONGO_INFO", 'MONGO_INFO={"connect": {"pwd": "hunter2"}}'),
+            )
+        ),
     ],
 )
 def test_a_bad_pair_is_a_configuration_error_that_echoes_no_value(raw, problems):

@@ -85,3 +85,38 @@ def test_databases_of_a_targets_file_entry(tmp_path: Path) -> None:
         "TARGETS_FILE (t.yaml): postgres[0] (a).databases: expected all or a list of database "
         "names, got a number"
     ]
+
+
+def test_each_database_of_a_shared_server_is_read_by_one_target() -> None:
+    """Own databases stay with their target; PG_DATABASES is read by the first target by name
+    that asks for each database; an earlier `all` leaves the later targets their own only."""
+    specs = [
+        spec("c-list", "db1", database="c", databases=("a", "x", "y")),
+        spec("a-all", "db1", database="a", all_databases=True),
+        spec("b-list", "db1", database="b", databases=("x", "z")),
+        spec("d-alone", "db2", database="a", all_databases=True),
+    ]
+    got = {
+        s.target_name: (s.server_wide, sorted(s.databases_read_elsewhere), s.all_read_elsewhere)
+        for s in mark_server_carriers(specs)
+    }
+    assert got == {
+        "a-all": (True, ["b", "c"], False),
+        "b-list": (False, ["a", "c"], True),
+        "c-list": (False, ["a", "b", "x", "z"], True),
+        "d-alone": (True, [], False),
+    }
+
+
+def test_lists_share_out_their_databases_without_all() -> None:
+    specs = [
+        spec("b", "db1", database="b", databases=("x", "a")),
+        spec("a", "db1", databases=("x", "y")),
+    ]
+    got = {
+        s.target_name: (sorted(s.databases_read_elsewhere), s.all_read_elsewhere)
+        for s in mark_server_carriers(specs)
+    }
+    # Target "a" (first by name) reads x and y besides its own; "b" reads its own and the
+    # database "a" of its list, not x.
+    assert got == {"a": (["b"], False), "b": (["postgres", "x", "y"], False)}

@@ -230,6 +230,35 @@ def test_kinds_keep_a_byte_per_statement_and_forget_what_left() -> None:
     assert kinds.get(-5, "other") == "other"
 
 
+def test_kinds_taken_packed_as_the_server_classifies() -> None:
+    """statements.CLASSIFY_SQL's row: big-endian int8 queryids in ascending order, and a
+    code byte each (kind 0 other, 1 read, 2 write, 3 own; plus 4 when out of the top N)."""
+    from middleware_monitoring.postgres.qps import Kinds
+
+    def ids(*queryids: int) -> bytes:
+        return b"".join(struct.pack(">q", q) for q in queryids)
+
+    kinds = Kinds()
+    kinds.add_packed(ids(-5, 7, 12, 30), bytes([1, 3, 4, 2]))
+    assert dict(kinds.items()) == {-5: "read", 7: "own", 12: "other", 30: "write"}
+    assert kinds.excluded_from_top() == {7, 12}
+    # Newcomers merge into what is known; a queryid classified again takes its new code.
+    kinds.add_packed(ids(8, 30), bytes([1 | 4, 1]))
+    assert dict(kinds.items()) == {-5: "read", 7: "own", 8: "read", 12: "other", 30: "read"}
+    assert kinds.excluded_from_top() == {7, 8, 12}
+    kinds.add_packed(None, None)  # string_agg of no statement is NULL
+    assert len(kinds) == 5
+    with pytest.raises(ValueError, match="2 queryids with 1 kinds"):
+        kinds.add_packed(ids(1, 2), bytes([1]))
+
+
+def test_queryids_go_to_the_server_as_the_text_of_an_array() -> None:
+    from middleware_monitoring.postgres.statements import bigint_array
+
+    assert bigint_array([-9_000_000_000_000_000_000, 0, 42]) == "{-9000000000000000000,0,42}"
+    assert bigint_array([]) == "{}"
+
+
 def packed(calls: dict[tuple[int, int, int, int], int]) -> PackedCalls:
     """As statements.calls_sql sends them: big-endian int8 quintuples in key order."""
     return PackedCalls(b"".join(struct.pack(">5q", *key, n) for key, n in sorted(calls.items())))

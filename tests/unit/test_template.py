@@ -390,6 +390,55 @@ def test_errors_alarm_watches_the_function_and_notifies_the_optional_topic(rende
     assert alarm["AlarmActions"] == [topic]
 
 
+def _stale_alarms(resources: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {
+        name: resource["Properties"]
+        for name, resource in resources.items()
+        if name.endswith("StaleAlarm")
+    }
+
+
+def test_a_stale_alarm_per_shard_only_with_emf(rendered):
+    """No Prometheus rule reads CloudWatch: with EMF each shard's alarm sees it stop."""
+    assert _stale_alarms(_deployed(rendered, Shards="3")) == {}
+    assert _stale_alarms(_deployed(rendered, Shards="3", MetricsSink="remote_write")) == {}
+    alarms = _stale_alarms(
+        _deployed(
+            rendered, Shards="3", MetricsSink="emf", EmfNamespace="Fleet", ScheduleMinutes="5"
+        )
+    )
+    assert sorted(alarms) == ["Shard0StaleAlarm", "Shard1StaleAlarm", "Shard2StaleAlarm"]
+    for shard, (name, alarm) in enumerate(sorted(alarms.items())):
+        assert (alarm["Namespace"], alarm["MetricName"], alarm["Statistic"]) == (
+            "Fleet",
+            "middleware_pass_timestamp_seconds",
+            "SampleCount",
+        ), name
+        assert alarm["Dimensions"] == [
+            {"Name": "instance", "Value": "mm"},
+            {"Name": "shard", "Value": str(shard)},
+        ]
+        # Three 5-minute intervals without a pass: 5 periods of 3 minutes, all empty.
+        assert (alarm["Period"], alarm["EvaluationPeriods"], alarm["DatapointsToAlarm"]) == (
+            180,
+            "5",
+            "5",
+        )
+        assert (alarm["Threshold"], alarm["ComparisonOperator"], alarm["TreatMissingData"]) == (
+            1,
+            "LessThanThreshold",
+            "breaching",
+        )
+        assert "AlarmActions" not in alarm
+    named = _stale_alarms(
+        _deployed(rendered, MetricsSink="emf", CollectorInstanceName="prod-collector")
+    )
+    assert named["Shard0StaleAlarm"]["Dimensions"][0] == {
+        "Name": "instance",
+        "Value": "prod-collector",
+    }
+
+
 AMP_URL = (
     "https://aps-workspaces.eu-west-1.amazonaws.com/workspaces/ws-1a2b3c4d/api/v1/remote_write"
 )

@@ -77,7 +77,7 @@ CASES: dict[str, tuple[dict[str, str], list[str]]] = {
     "PerformanceInsights": ({}, ["true", "false"]),
     "EmfMetrics": ({"MetricsSink": "emf"}, ["", "pg_up", "pg_*,redis_up", "pg_[ab]?"]),
     "SeriesBudget": ({}, ["", "1", "20000"]),
-    "ScheduleMinutes": ({}, ["1", "5", "1440"]),
+    "ScheduleMinutes": ({}, ["1", "5", "480"]),
     "TargetsS3Uri": ({}, ["s3://fleet-config/targets.yaml", "s3://a.b-c/d/e f.json"]),
     "TargetsMaxAgeSeconds": ({"TargetsParameter": "/mm/targets"}, ["0", "86400"]),
     "EnhancedMonitoringProcesses": ({"EnhancedMonitoring": "true"}, ["0", "100"]),
@@ -165,13 +165,16 @@ def test_no_resource_is_written_once_per_shard():
     assert "AWS::LanguageExtensions" in TEMPLATE["Transform"]
 
 
-def test_each_shard_condition_is_used_by_its_schedule():
+def test_each_shard_condition_is_used_by_its_schedule_and_its_stale_alarm():
     expanded = expand_language_extensions(TEMPLATE)
-    schedules = {
+    shard_resources = {
         name: resource.get("Condition")
         for name, resource in expanded["Resources"].items()
-        if resource["Type"] == "AWS::Scheduler::Schedule"
+        if name.startswith("Shard")
     }
-    assert schedules == {f"Shard{i}Schedule": f"Shard{i}" for i in range(MAX_SHARDS)}
+    assert shard_resources == {
+        **{f"Shard{i}Schedule": f"Shard{i}" for i in range(MAX_SHARDS)},
+        **{f"Shard{i}StaleAlarm": f"Shard{i}Emf" for i in range(MAX_SHARDS)},
+    }
     shard_conditions = {name for name in expanded["Conditions"] if name.startswith("Shard")}
-    assert shard_conditions == {f"Shard{i}" for i in range(MAX_SHARDS)}
+    assert shard_conditions == set(shard_resources.values())

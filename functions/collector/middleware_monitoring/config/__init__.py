@@ -15,7 +15,6 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Final
 from urllib.parse import quote_plus
 
 from ..paths import DEFAULT_SEARCH_DIRS
@@ -37,7 +36,7 @@ from .discovery import (
 )
 from .docdb import DocDBSettings, MongoCollectionBounds, load_docdb, load_mongo_collection_bounds
 from .elasticache import NODE_DEFAULTS, RedisSettings, redis_defaults
-from .env import LOG_LEVELS, ConfigError, EnvReader
+from .env import LOG_LEVELS, SECRET_VARIABLES, ConfigError, EnvReader
 from .extra import with_extra
 from .insights import InsightsSettings, load_insights
 from .outputs import (
@@ -161,9 +160,6 @@ class Settings:
                 # The URI carries the escaped form; either may end up in a driver's message.
                 values.append(quote_plus(password or ""))
         return list(dict.fromkeys(value for value in values if value))
-
-
-SECRET_VARIABLES: Final = ("PG_PWD", "PUSHGATEWAY_PASSWORD", "MONGO_INFO")
 
 
 def reserved_names(collector_instance: str) -> re.Pattern[str]:

@@ -8,6 +8,10 @@ from collections.abc import Iterable, Mapping
 from typing import Any, Final
 from urllib.parse import urlsplit
 
+# Variables that hold a password: never echoed, and never given through EXTRA_SETTINGS (whose
+# template parameter is shown in clear).
+SECRET_VARIABLES: Final = ("PG_PWD", "PUSHGATEWAY_PASSWORD", "MONGO_INFO")
+
 LOG_LEVELS: Final = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 FLAGS: Final = {"true": True, "false": False, "1": True, "0": False, "yes": True, "no": False}
 

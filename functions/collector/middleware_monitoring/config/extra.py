@@ -11,8 +11,10 @@ Two forms:
 Rules: a KEY is an environment variable's name (``A-Z``, digits, ``_``), given once. A
 variable that is also set (non-empty) in the environment itself with another value is a
 conflict, reported as a configuration error naming it: a template parameter (or Lambda)
-already sets it, and one place must say it. An empty variable in the environment (a template
-parameter left empty) is filled from EXTRA_SETTINGS. Values are never echoed in errors.
+already sets it, and one place must say it. A variable holding a password (PG_PWD,
+PUSHGATEWAY_PASSWORD, MONGO_INFO) is refused: the parameter is shown in clear. An empty
+variable in the environment (a template parameter left empty) is filled from EXTRA_SETTINGS.
+Values are never echoed in errors.
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ import json
 import re
 from collections.abc import Mapping, MutableMapping
 from typing import Final
+
+from .env import SECRET_VARIABLES
 
 VARIABLE: Final = "EXTRA_SETTINGS"
 _NAME = re.compile(r"[A-Z][A-Z0-9_]*")
@@ -79,6 +83,11 @@ def _parse_json(text: str) -> tuple[dict[str, str], list[str]]:
 def _add(pairs: dict[str, str], key: str, value: str) -> list[str]:
     if key == VARIABLE:
         return [f"{VARIABLE}: cannot set {VARIABLE} itself"]
+    if key in SECRET_VARIABLES:
+        return [
+            f"{VARIABLE}: {key} holds a password and {VARIABLE} is shown in clear (the "
+            "ExtraSettings parameter); give it through its own parameter (NoEcho) or a secret ARN"
+        ]
     if key in pairs:
         return [f"{VARIABLE}: {key} is given twice; give it once"]
     pairs[key] = value

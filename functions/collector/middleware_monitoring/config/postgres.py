@@ -101,6 +101,11 @@ class PostgresSettings:
     # False on a target whose server (host and port) another target carries: it reads and
     # sends only its database's series (the runtime decides, SPEC 16).
     server_wide: bool = True
+    # Of its PG_DATABASES, those another target of the same server reads (its own database,
+    # or one that target asked for first), or all of them (an earlier target reads `all`):
+    # each database of a server is read once a pass (the runtime decides).
+    databases_read_elsewhere: frozenset[str] = frozenset()
+    all_read_elsewhere: bool = False
 
 
 def load_collectors(env: EnvReader) -> tuple[frozenset[str], int]:
@@ -142,19 +147,36 @@ def server_key(spec: PostgresSettings) -> tuple[str, int] | None:
 
 
 def mark_server_carriers(specs: list[TSpec]) -> list[TSpec]:
-    """Targets sharing a server (host and port) read what is server-wide once: the target
+    """Targets sharing a server (host and port) read each thing once a pass. The target
     first by name carries the server's series (statements, QPS, activity, replication,
-    settings, database sizes and statistics); the others send their database's only."""
-    carriers: dict[tuple[str, int], str] = {}
+    settings, database sizes and statistics); the others send their databases' only. Each
+    target reads its own database (PG_DBNAME); a database of PG_DATABASES is read by the
+    first target by name that asks for it, unless it is another target's own database."""
+    servers: dict[tuple[str, int], list[PostgresSettings]] = {}
     for spec in specs:
         if isinstance(spec, PostgresSettings) and (key := server_key(spec)) is not None:
-            carriers[key] = min(carriers.get(key, spec.target_name), spec.target_name)
+            servers.setdefault(key, []).append(spec)
+    marked_by_name: dict[str, PostgresSettings] = {}
+    for sharing in servers.values():
+        sharing.sort(key=lambda target: target.target_name)
+        owned = {target.database for target in sharing}
+        claimed: set[str] = set()
+        all_claimed = False
+        for position, target in enumerate(sharing):
+            marked_by_name[target.target_name] = replace(
+                target,
+                server_wide=position == 0,
+                databases_read_elsewhere=frozenset((owned | claimed) - {target.database}),
+                all_read_elsewhere=all_claimed,
+            )
+            all_claimed = all_claimed or target.all_databases
+            claimed.update(target.databases)
     marked: list[TSpec] = []
     for spec in specs:
-        if isinstance(spec, PostgresSettings) and (key := server_key(spec)) is not None:
-            carries = carriers[key] == spec.target_name
-            if carries != spec.server_wide:
-                spec = cast(TSpec, replace(spec, server_wide=carries))
+        if isinstance(spec, PostgresSettings) and server_key(spec) is not None:
+            new = marked_by_name[spec.target_name]
+            if new != spec:
+                spec = cast(TSpec, new)
         marked.append(spec)
     return marked
 

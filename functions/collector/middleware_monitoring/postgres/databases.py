@@ -171,14 +171,18 @@ class Databases:
         self._connections.clear()
 
     def names(self) -> list[str]:
-        """The databases to read this pass, the target's own first."""
+        """The databases to read this pass, the target's own first; not those another
+        target of the same server reads."""
         own = self._settings.database
+        if self._settings.all_read_elsewhere:
+            return [own]
         if self._settings.all_databases:
             rows = self._db.run(DATABASES_SQL, excluded=list(EXCLUDED_DATABASES))
             others = [str(row[0]) for row in rows]
         else:
             others = list(self._settings.databases)
-        return [own, *(name for name in others if name != own)]
+        elsewhere = self._settings.databases_read_elsewhere
+        return [own, *(name for name in others if name != own and name not in elsewhere)]
 
     def collect(self, server_version: Callable[[], int]) -> Iterator[Metric]:
         """Each family once, with every database's samples (a name twice in one exposition

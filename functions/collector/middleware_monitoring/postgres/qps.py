@@ -28,6 +28,8 @@ from array import array
 from bisect import bisect_left
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
+from itertools import compress
+from typing import Final
 
 EntryKey = tuple[int, int, int, int]  # (userid, dbid, queryid, toplevel 1 or 0)
 _WIDTH = 5  # int8 values an entry: its key, then its calls
@@ -114,11 +116,30 @@ class Kinds(Mapping[int, str]):
         return queryids.difference(self._ids)
 
     def add(self, rows: Iterable[tuple[int, str, bool]]) -> None:
-        """(queryid, kind, trivial) rows of statements.CLASSIFY_SQL."""
+        """(queryid, kind, trivial) of each statement."""
         codes = dict(zip(self._ids, self._codes, strict=True))
         for queryid, kind, trivial in rows:
             codes[queryid] = self.NAMES.index(kind) | (self._TRIVIAL if trivial else 0)
         self._store(codes)
+
+    def add_packed(self, queryids: bytes | None, codes: bytes | None) -> None:
+        """statements.CLASSIFY_SQL's row: big-endian int8 queryids in ascending order and a
+        code byte each (NULL, NULL when nothing was classified). A cold target's thousands
+        of statements are taken as they come, without a Python object each."""
+        ids = array("q")
+        ids.frombytes(queryids or b"")
+        if sys.byteorder == "little":
+            ids.byteswap()  # int8send is big-endian
+        packed = bytearray(codes or b"")
+        if len(packed) != len(ids):
+            raise ValueError(f"{len(ids)} queryids with {len(packed)} kinds")
+        if not self._ids:
+            self._ids, self._codes = ids, packed
+            self._excluded = frozenset(compress(ids, packed.translate(_EXCLUDED)))
+            return
+        merged = dict(zip(self._ids, self._codes, strict=True))
+        merged.update(zip(ids, packed, strict=True))
+        self._store(merged)
 
     def keep(self, present: set[int]) -> None:
         """Forget the entries pg_stat_statements no longer holds (evicted, reset)."""
@@ -133,8 +154,13 @@ class Kinds(Mapping[int, str]):
         ordered = sorted(codes)
         self._ids = array("q", ordered)
         self._codes = bytearray(codes[q] for q in ordered)
-        own = self.NAMES.index("own")
-        self._excluded = frozenset(q for q, c in codes.items() if c & self._TRIVIAL or c & 3 == own)
+        self._excluded = frozenset(compress(self._ids, self._codes.translate(_EXCLUDED)))
+
+
+# Kinds' code -> 1 when the statement stays out of the top N (trivial, or own: kind 3).
+_EXCLUDED: Final = bytes(
+    1 if code & Kinds._TRIVIAL or code & 3 == Kinds.NAMES.index("own") else 0 for code in range(256)
+)
 
 
 @dataclass(frozen=True)

@@ -286,8 +286,10 @@ class PostgresSource:
     def _classify(self, queryids: set[int]) -> None:
         unknown = self._kinds.unknown(queryids)
         if unknown:
-            rows = self._db.run(sql.CLASSIFY_SQL, queryids=sorted(unknown))
-            self._kinds.add((queryid, kind, trivial) for queryid, kind, trivial in rows)
+            packed_ids, codes = self._db.run(
+                sql.CLASSIFY_SQL, queryids=sql.bigint_array(sorted(unknown))
+            )[0]
+            self._kinds.add_packed(packed_ids, codes)
 
     def _forget_gone(self, present: set[int]) -> None:
         """Keep caches as small as pg_stat_statements itself (entries get evicted)."""

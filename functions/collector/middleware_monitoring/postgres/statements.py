@@ -3,6 +3,7 @@ RDS keeps 1.10 after an upgrade to 17 until someone runs ALTER EXTENSION ... UPD
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Final
 
@@ -132,35 +133,55 @@ def snapshot_header_sql(extversion: str, *, control_readable: bool) -> str:
     )
 
 
-# Statement kind, computed on the server so only a word per statement crosses the wire, and
+# Statement kind, computed on the server so only a byte per statement crosses the wire, and
 # whether the statement stays out of the top N (trivial utility statements, and statements
-# whose text may hold a password).
+# whose text may hold a password): qps.Kinds' code, kind (0 other, 1 read, 2 write, 3 own)
+# plus 4 when it stays out. Packed like calls_sql: one row of two byteas in queryid order,
+# big-endian int8 queryids and a code byte each; a cold target classifies thousands of
+# statements, and a row each cost the collector about 60 ms of CPU for 5,000 (pg8000 makes
+# Python objects of every row and of every element of a bigint[] parameter: the queryids
+# are sent as the text of an array, see bigint_array).
 # Leading comments, blanks and parentheses are stripped; normalised texts have no literals,
 # so a DML word inside a WITH is a data-modifying CTE. Row-locking clauses (FOR UPDATE,
 # FOR NO KEY UPDATE) are removed first: WITH ... SELECT ... FOR UPDATE is a read that locks
 # rows, like SELECT ... FOR UPDATE, not a write.
 _BODY = r"lower(regexp_replace(s.query, '^(\s|/\*([^*]|\*+[^*/])*\*+/|--[^\n]*(\n|$)|\()*', ''))"
 _UNLOCKED = r"regexp_replace(body, '\mfor\s+(no\s+key\s+)?update\M', '', 'g')"
-CLASSIFY_SQL: Final = f"""{MARKER} SELECT queryid,
+CLASSIFY_SQL: Final = f"""{MARKER} SELECT
+  string_agg(int8send(queryid), ''::bytea ORDER BY queryid),
+  string_agg(set_byte('\\x00'::bytea, 0, code), ''::bytea ORDER BY queryid)
+FROM (
+SELECT queryid,
   CASE
-    WHEN own THEN 'own'
-    WHEN body ~ '^(insert|update|delete|merge|truncate)\\M' THEN 'write'
-    WHEN body ~ '^copy\\M' AND body !~ '^copy\\s*\\(' AND body ~ '\\mfrom\\M' THEN 'write'
-    WHEN body ~ '^with\\M' AND {_UNLOCKED} ~ '\\m(insert|update|delete|merge)\\M' THEN 'write'
-    WHEN body ~ '^(select|with|values|table|show|fetch|explain|copy)\\M' THEN 'read'
-    ELSE 'other'
-  END,
+    WHEN own THEN 3
+    WHEN body ~ '^(insert|update|delete|merge|truncate)\\M' THEN 2
+    WHEN body ~ '^copy\\M' AND body !~ '^copy\\s*\\(' AND body ~ '\\mfrom\\M' THEN 2
+    WHEN body ~ '^with\\M' AND {_UNLOCKED} ~ '\\m(insert|update|delete|merge)\\M' THEN 2
+    WHEN body ~ '^(select|with|values|table|show|fetch|explain|copy)\\M' THEN 1
+    ELSE 0
+  END
+  + CASE WHEN
   body ~ '^(begin|commit|rollback|start|end|abort|savepoint|release|set|reset|show|discard)\\M'
     OR body ~ '^(deallocate|listen|unlisten|notify|prepare\\s+transaction)\\M'
     -- Role, server and subscription statements keep passwords (a PASSWORD clause, OPTIONS,
     -- a CONNECTION string) in their text, which is not normalised.
     OR body ~ '^(create|alter)\\s+(role|user|group|server|subscription)\\M'
+  THEN 4 ELSE 0 END AS code
 FROM (
   SELECT DISTINCT ON (s.queryid) s.queryid, {_BODY} AS body,
          starts_with(s.query, '{MARKER}') AS own
   FROM pg_stat_statements(true) s
   WHERE s.queryid = ANY(CAST(:queryids AS bigint[]))
-) AS classified"""
+) AS classified
+) AS coded"""
+
+
+def bigint_array(values: Iterable[int]) -> str:
+    """A bigint[] parameter as the text of an array literal: pg8000 converts a list element
+    by element in Python, a cost that grows with the thousands of queryids a cold target
+    classifies; the server casts the text (CAST(:p AS bigint[]))."""
+    return "{" + ",".join(map(str, values)) + "}"
+
 
 TEXT_SQL: Final = (
     f"{MARKER} SELECT DISTINCT ON (s.queryid) s.queryid, "

@@ -1,0 +1,238 @@
+"""Collector CPU per cold PostgreSQL target, one target per server: a fresh function
+instance's first pass over targets that each carry their own server's series (statements
+with their classification and texts, the QPS snapshots, activity, database sizes, health),
+its process CPU time divided by the targets.
+
+    .venv/bin/python -m bench.pg_cold [--quick]
+
+Starts 20 PostgreSQL 17 servers (quick: 2) with TLS, each holding the same 5,000
+pg_stat_statements entries (quick: 200), every tenth with a 10 KB text: one server is made
+and filled, stopped (pg_stat_statements saves its entries), and its data directory copied
+for the others, which is much quicker than filling each. Every target is an entry of a
+targets file with sslmode verify-full against the CA that signed the servers' certificate,
+as the template deploys it for RDS. Goal: under 50 ms of collector CPU per cold target.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import pwd
+import shutil
+import statistics
+import subprocess
+import tempfile
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+from bench.harness import LONG_EVERY, run_worker, shown, worker_command
+from bench.pg_warm_pass import fill
+from bench.section import Goal, Section, Table
+from tests.standins.postgres import PostgresServer
+from tests.standins.pushgateway import Pushgateway
+from tests.standins.tls import make_tls_files
+
+PG_VERSION = 17
+GOAL_CPU_MS_PER_TARGET = 50.0
+RUNS = 2  # fresh function instances; the figure is their median
+
+
+def server_tls(directory: Path) -> tuple[dict[str, str], Path]:
+    """Server settings for TLS and the CA verifying it. The server runs as the postgres
+    user, which must read the certificate and own the key (it refuses one others can read)."""
+    files = make_tls_files(directory / "made")
+    keys = directory / "server"
+    keys.mkdir()
+    keys.chmod(0o755)
+    cert, key = keys / "server.pem", keys / "server.key"
+    shutil.copy(files.server_cert, cert)
+    shutil.copy(files.server_key, key)
+    key.chmod(0o600)
+    if os.geteuid() == 0:
+        owner = pwd.getpwnam("postgres")
+        for path in (cert, key):
+            os.chown(path, owner.pw_uid, owner.pw_gid)
+    return {"ssl": "on", "ssl_cert_file": str(cert), "ssl_key_file": str(key)}, files.ca
+
+
+def copy_of(template: PostgresServer, settings: Mapping[str, str | int]) -> PostgresServer:
+    """A server started on a copy of ``template``'s (stopped) data directory."""
+    server = PostgresServer(PG_VERSION, settings=dict(settings))
+    server.base_dir = Path(tempfile.mkdtemp(prefix=f"standin-pg{PG_VERSION}-"))
+    server.base_dir.chmod(0o755)
+    # cp -a keeps the owner (the postgres user) and the modes PostgreSQL insists on.
+    subprocess.run(
+        ["cp", "-a", str(template.data_dir), str(server.data_dir)], check=True, timeout=120
+    )
+    if os.geteuid() == 0:
+        owner = pwd.getpwnam("postgres")
+        os.chown(server.base_dir, owner.pw_uid, owner.pw_gid)
+    server._initialized = True
+    return server.start()
+
+
+@contextlib.contextmanager
+def fleet(servers: int, statements: int, workdir: Path) -> Iterator[tuple[list[Any], Path]]:
+    tls, ca = server_tls(workdir)
+    settings: dict[str, str | int] = {
+        **tls,
+        "pg_stat_statements.max": max(10_000, 2 * statements),
+        "shared_buffers": "16MB",
+        "max_connections": 20,
+    }
+    with contextlib.ExitStack() as stack:
+        template = PostgresServer(PG_VERSION, settings=settings)
+        stack.callback(template.cleanup)
+        template.start()
+        fill(template, statements, long_every=LONG_EVERY)
+        template.stop()  # a clean stop saves the entries, which each copy loads
+        started: list[PostgresServer] = []
+        for _ in range(servers):
+            server = copy_of(template, settings)
+            stack.callback(server.cleanup)
+            started.append(server)
+        yield started, ca
+
+
+def measure(quick: bool) -> dict[str, Any]:
+    servers, statements = (2, 200) if quick else (20, 5000)
+    with contextlib.ExitStack() as stack:
+        workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-pg-cold-")))
+        # The servers run as the postgres user, which reads their certificate from here.
+        workdir.chmod(0o755)
+        started, ca = stack.enter_context(fleet(servers, statements, workdir))
+        gateway = stack.enter_context(Pushgateway())
+        document = {
+            "postgres": [
+                {
+                    "name": f"cold-pg-{i}",
+                    "host": server.host,
+                    "port": server.port,
+                    "dbname": "postgres",
+                    "user": server.superuser,
+                    "password": server.password,
+                    "sslmode": "verify-full",
+                    "sslrootcert": str(ca),
+                }
+                for i, server in enumerate(started)
+            ]
+        }
+        targets_file = workdir / "targets.json"
+        targets_file.write_text(json.dumps(document))
+        env = {
+            "AWS_REGION": "us-east-1",
+            "LOG_LEVEL": "WARNING",
+            "TARGETS_FILE": str(targets_file),
+            "PUSHGATEWAY_URL": gateway.url,
+            "PUSHGATEWAY_JOB": "bench-pg-cold",
+            "POWERTOOLS_SERVICE_NAME": "middleware-monitoring",
+        }
+        spec = workdir / "handler-cold.json"
+        spec.write_text(
+            json.dumps(
+                {
+                    "env": env,
+                    "count_at": [
+                        {
+                            "host": s.host,
+                            "port": s.port,
+                            "user": s.superuser,
+                            "password": s.password,
+                            "pid": s.pid,
+                        }
+                        for s in started
+                    ],
+                }
+            )
+        )
+        runs = [run_worker("handler", spec, 2) for _ in range(1 if quick else RUNS)]
+    first_cpu = statistics.median(r["first_pass_cpu_s"] for r in runs)
+    servers_cpu = statistics.median(r["first_pass_servers_cpu_s"] for r in runs)
+    warm_cpu = statistics.median(r["pass_cpu_s"][0] for r in runs)
+    return {
+        "postgres_version": PG_VERSION,
+        "servers": servers,
+        "targets": servers,
+        "statements_per_server": statements,
+        "sslmode": "verify-full",
+        "runs": len(runs),
+        "up": runs[-1]["first_summary"]["targets_up"],
+        "first_pass_s": round(statistics.median(r["pass_durations"][0] for r in runs), 3),
+        "first_pass_cpu_ms": round(first_cpu * 1000, 1),
+        "first_pass_servers_cpu_ms": round(servers_cpu * 1000, 1),
+        "cpu_ms_per_cold_target": round(first_cpu * 1000 / servers, 2),
+        "servers_cpu_ms_per_cold_target": round(servers_cpu * 1000 / servers, 2),
+        "warm_pass_cpu_ms_per_target": round(warm_cpu * 1000 / servers, 2),
+        "goal_cpu_ms_per_target": GOAL_CPU_MS_PER_TARGET,
+        "command": shown(worker_command("handler", spec, 2)),
+    }
+
+
+def section(figures: Mapping[str, Any]) -> Section:
+    """The report's section (bench/section.py), from the stored figures only."""
+    n = figures["targets"]
+    return Section(
+        question=(
+            "How much collector CPU does a cold PostgreSQL target take when each target is "
+            f"its own server ({n} servers)?"
+        ),
+        method=(
+            f"{n} PostgreSQL {figures['postgres_version']} servers with TLS, each holding "
+            f"{figures['statements_per_server']:,} pg_stat_statements entries, one target "
+            f"each (a targets file, sslmode {figures['sslmode']} against the servers' CA), so "
+            "every target carries its server's series: statements with their classification "
+            "and texts, the QPS snapshots, activity, database sizes, health. A fresh function "
+            "instance (`bench/worker.py handler`) runs its first pass, then a warm one; CPU "
+            "is the worker process's (user + system) during the pass, and the servers' "
+            f"(every process of theirs, from /proc) meanwhile. Median of {figures['runs']} "
+            "fresh instances."
+        ),
+        command=str(figures["command"]),
+        table=Table(
+            (
+                "pass",
+                "collector CPU (ms)",
+                "collector CPU per target (ms)",
+                "servers' CPU per target (ms)",
+                "targets up",
+            ),
+            [
+                (
+                    f"first pass of a cold instance, {n} targets",
+                    figures["first_pass_cpu_ms"],
+                    figures["cpu_ms_per_cold_target"],
+                    figures["servers_cpu_ms_per_cold_target"],
+                    f"{figures['up']}/{n}",
+                ),
+                (
+                    "the warm pass after it",
+                    round(figures["warm_pass_cpu_ms_per_target"] * n, 1),
+                    figures["warm_pass_cpu_ms_per_target"],
+                    None,
+                    f"{figures['up']}/{n}",
+                ),
+            ],
+        ),
+        goals=[
+            Goal(
+                "collector CPU per cold target, one target per server",
+                figures["cpu_ms_per_cold_target"],
+                figures["goal_cpu_ms_per_target"],
+                "ms",
+            )
+        ],
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="2 servers of 200 statements")
+    args = parser.parse_args()
+    print(json.dumps(measure(args.quick), indent=2))
+
+
+if __name__ == "__main__":
+    main()

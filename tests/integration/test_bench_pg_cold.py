@@ -1,0 +1,37 @@
+"""bench/pg_cold.py on its quick size, so it cannot rot between benchmark runs. No timing is
+asserted (speed is what the bench reports); what the run counted is."""
+
+from __future__ import annotations
+
+import pytest
+
+from bench.pg_cold import GOAL_CPU_MS_PER_TARGET, measure, section
+
+pytestmark = pytest.mark.bench
+
+
+def test_measure_quick() -> None:
+    figures = measure(quick=True)
+    # Two servers made from one filled and copied, each target up over verify-full TLS.
+    assert (figures["servers"], figures["targets"], figures["up"]) == (2, 2, 2)
+    assert (figures["statements_per_server"], figures["sslmode"], figures["runs"]) == (
+        200,
+        "verify-full",
+        1,
+    )
+    assert figures["first_pass_cpu_ms"] > 0
+    assert figures["cpu_ms_per_cold_target"] == pytest.approx(
+        figures["first_pass_cpu_ms"] / 2, abs=0.05
+    )
+    made = section(figures)
+    assert made.question == (
+        "How much collector CPU does a cold PostgreSQL target take when each target is its "
+        "own server (2 servers)?"
+    )
+    assert [row[0] for row in made.table.rows] == [
+        "first pass of a cold instance, 2 targets",
+        "the warm pass after it",
+    ]
+    assert [(g.measured, g.limit, g.unit) for g in made.goals] == [
+        (figures["cpu_ms_per_cold_target"], GOAL_CPU_MS_PER_TARGET, "ms")
+    ]
