@@ -321,6 +321,27 @@ def test_one_pool_serves_every_pass_until_a_worker_is_left_stuck() -> None:
         workers.close()
 
 
+def test_the_garbage_collector_is_paused_for_the_pass_and_back_after() -> None:
+    """A pass's families live until it is sent: the cyclic collector, triggered by their
+    number, would walk the growing heap again and again. Sources run with it paused (also
+    a source that fails), and it is on again once the pass is over."""
+    import gc
+
+    seen: list[bool] = []
+
+    class Watching:
+        name = "watching"
+
+        def collect(self) -> Iterator[Metric]:
+            seen.append(gc.isenabled())
+            yield GaugeMetricFamily("watched", "A value.", value=1)
+
+    assert gc.isenabled()
+    run([Target("db1", [Watching(), Failing()]), Target("db2", [Watching()])])
+    assert seen == [False, False]
+    assert gc.isenabled()
+
+
 class Windowed:
     """A source with a sampling window, like a cold PostgreSQL's QPS: a first reading,
     a wait of ``window`` seconds, a second reading. ``collect()`` waits in place (``sleep``),
