@@ -25,6 +25,7 @@ import statistics
 import subprocess
 import tempfile
 from collections.abc import Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -90,10 +91,20 @@ def fleet(servers: int, statements: int, workdir: Path) -> Iterator[tuple[list[A
         fill(template, statements, long_every=LONG_EVERY)
         template.stop()  # a clean stop saves the entries, which each copy loads
         started: list[PostgresServer] = []
-        for _ in range(servers):
-            server = copy_of(template, settings)
-            stack.callback(server.cleanup)
-            started.append(server)
+        errors: list[BaseException] = []
+        # Copying and starting is mostly waiting (disk, the server getting ready): a few at
+        # a time.
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            for future in [pool.submit(copy_of, template, settings) for _ in range(servers)]:
+                try:
+                    server = future.result()
+                except Exception as error:  # the others are still stopped and removed
+                    errors.append(error)
+                    continue
+                stack.callback(server.cleanup)
+                started.append(server)
+        if errors:
+            raise errors[0]
         yield started, ca
 
 

@@ -440,6 +440,36 @@ def server_wide_statements(settings: Any) -> list[tuple[str, dict[str, Any]]]:
     return log
 
 
+def warm_statements(settings: Any) -> list[tuple[str, dict[str, Any]]]:
+    """The statements a target runs on its connection in a warm pass (its second), in order,
+    the liveness check included."""
+    from middleware_monitoring.postgres.connection import ALIVE_SQL, PgConnection
+    from middleware_monitoring.postgres.source import PostgresSource
+
+    log: list[tuple[str, dict[str, Any]]] = []
+
+    class Recording(PgConnection):
+        def run(self, sql: str, **params: Any) -> list[list[Any]]:
+            log.append((sql, params))
+            return super().run(sql, **params)
+
+        def ensure_alive(self) -> None:
+            if self.is_open:
+                log.append((ALIVE_SQL, {}))
+            super().ensure_alive()
+
+    source = PostgresSource(settings, Recording(settings), sleep=lambda _: None)
+    try:
+        for _ in source.collect():
+            pass
+        log.clear()
+        for _ in source.collect():
+            pass
+    finally:
+        source.close()
+    return log
+
+
 def run_first_pass_floor(spec: dict[str, Any], passes: int) -> dict[str, Any]:
     """The floor of a cold function instance's first pass over a fleet of PostgreSQL targets
     (SPEC_FILE: the handler's, its env naming a TARGETS_FILE): one bare pg8000 connect per
@@ -466,7 +496,7 @@ def run_first_pass_floor(spec: dict[str, Any], passes: int) -> dict[str, Any]:
         runtime.close()
     recorded = {t.target_name: server_wide_statements(t) for t in targets if t.server_wide}
 
-    def target(settings: PostgresSettings) -> pg8000.native.Connection:
+    def connect(settings: PostgresSettings) -> pg8000.native.Connection:
         timeout = settings.connect_timeout_seconds + settings.statement_timeout_ms / 1000
         sock = open_socket(
             settings.host,
@@ -475,7 +505,7 @@ def run_first_pass_floor(spec: dict[str, Any], passes: int) -> dict[str, Any]:
             ssl_context_for(settings),
             required=settings.sslmode != "prefer",
         )
-        conn = pg8000.native.Connection(
+        return pg8000.native.Connection(
             user=settings.user,
             password=settings.password or None,
             host=settings.host,
@@ -485,11 +515,19 @@ def run_first_pass_floor(spec: dict[str, Any], passes: int) -> dict[str, Any]:
             ssl_context=False,
             timeout=timeout,
         )
-        for sql, params in recorded.get(settings.target_name, ()):
+
+    def replay(
+        conn: pg8000.native.Connection, statements: list[tuple[str, dict[str, Any]]]
+    ) -> pg8000.native.Connection:
+        for sql, params in statements:
             conn.run(sql, **params)
         return conn
 
+    def target(settings: PostgresSettings) -> pg8000.native.Connection:
+        return replay(connect(settings), recorded.get(settings.target_name, []))
+
     floors: list[float] = []
+    warm_cpu: list[float] = []
     with ThreadPoolExecutor(max_workers=workers) as pool:
         for _ in range(passes):
             started = time.perf_counter()
@@ -497,8 +535,22 @@ def run_first_pass_floor(spec: dict[str, Any], passes: int) -> dict[str, Any]:
             floors.append(time.perf_counter() - started)
             for conn in connections:
                 conn.close()
+        # The CPU floor of a warm pass: each target's warm statements over an open
+        # connection, in the same pool, the process's CPU.
+        warm = list(pool.map(warm_statements, targets))
+        connections = list(pool.map(connect, targets))
+        try:
+            for _ in range(passes):
+                cpu_before = time.process_time()
+                list(pool.map(replay, connections, warm))
+                warm_cpu.append(time.process_time() - cpu_before)
+        finally:
+            for conn in connections:
+                conn.close()
     return {
         "floor": floors,
+        "warm_floor_cpu_s": warm_cpu,
+        "warm_statements": sum(len(log) for log in warm),
         "connects": len(targets),
         "servers": len(recorded),
         "server_wide_statements": sum(len(log) for log in recorded.values()),

@@ -10,6 +10,8 @@ from bench.pushgateway_scale import (
     GOAL_ENCODE_MS_PER_1000,
     GOAL_GROWTH_RATIO,
     GOAL_PUSH_RATIO,
+    GROWTH_MIN_PASSES,
+    GROWTH_SERIES_QUICK,
     QUICK_GROWTH,
     QUICK_TARGETS,
     measure,
@@ -35,7 +37,12 @@ def test_every_size_is_pushed_encoded_and_grown() -> None:
         "remote_write_ms_per_1000",
     }
     assert [row["targets"] for row in figures["growth"].values()] == list(QUICK_GROWTH)
-    assert all(row["kb_per_target"] > 0 for row in figures["growth"].values())
+    for row in figures["growth"].values():
+        assert row["kb_per_target"] > 0
+        assert row["cpu_ms_per_target"] > 0 and row["ms_per_target"] > 0
+        # Each size measures at least GROWTH_SERIES_QUICK series (20 a target).
+        assert row["passes"] >= max(GROWTH_MIN_PASSES, GROWTH_SERIES_QUICK // (20 * row["targets"]))
+    assert figures["empty_pass_cpu_ms"] > 0
     made = section(figures)
     assert made.question.endswith("?")
     assert [row[0] for row in made.table.rows] == [

@@ -9,15 +9,19 @@ import re
 import threading
 import time
 from collections.abc import Iterator
+from functools import partial
+from typing import Any
 
 import pg8000.native
 import pytest
 from pg8000.exceptions import DatabaseError
+from prometheus_client import Metric
 
-from middleware_monitoring.model import pass_deadline
+from middleware_monitoring.model import Later, Source, Target, pass_deadline
 from middleware_monitoring.postgres import source as pg_source
 from middleware_monitoring.postgres import statements
 from middleware_monitoring.postgres.source import SNAPSHOT_MARGIN_SECONDS, PostgresSource
+from middleware_monitoring.runner import run_pass
 from tests.helpers import Closer
 from tests.integration.pg_helpers import (
     APP,
@@ -463,6 +467,127 @@ def test_qps_cold_start_window(pg: PostgresServer, clock: ManualClock, closer: C
     rates = {name: value(samples, name) for name in ("pg_qps_read", "pg_qps_write", "pg_qps_all")}
     # 25 reads in the 0.5 s window (a binary fraction: the rate is exact).
     assert rates == {"pg_qps_read": 50.0, "pg_qps_write": 0.0, "pg_qps_all": 50.0}
+
+
+class WindowSeen:
+    """PostgreSQL sources in a real pass whose cold-start windows the test sees: the first
+    window to end (the runner submits its second step) waits until every source's window
+    has begun, runs the workload, and moves the sources' clock over the window; then every
+    second snapshot is taken. So each rate is the workload over one exact window."""
+
+    def __init__(self, sources: list[PostgresSource], clock: ManualClock, work: Any) -> None:
+        self.sources = sources
+        self.clock = clock
+        self.work = work
+        self.begun = threading.Semaphore(0)
+        self.ended = False
+        self.lock = threading.Lock()
+
+    def wrapped(self, source: PostgresSource) -> Source:
+        seen = self
+
+        class Seen:
+            name = source.name
+
+            def collect(self) -> Iterator[Metric]:
+                raise AssertionError("the runner takes the steps")
+
+            def steps(self) -> Iterator[Metric | Later]:
+                for step in source.steps():
+                    if isinstance(step, Later):
+                        seen.begun.release()
+                        yield Later(step.delay, partial(seen.end, step), step.dropped)
+                    else:
+                        yield step
+
+        return Seen()
+
+    def end(self, step: Later) -> Iterator[Metric]:
+        with self.lock:
+            if not self.ended:
+                for _ in self.sources:  # every window has begun (a condition, not a time)
+                    assert self.begun.acquire(timeout=30)
+                self.work()
+                self.clock.sleep(step.delay)
+                self.ended = True
+        yield from step.then()
+
+
+def test_cold_start_windows_of_many_targets_in_one_pass(
+    pg: PostgresServer, clock: ManualClock, closer: Closer
+) -> None:
+    """8 cold targets, 2 workers: every window overlaps the others' (the runner holds no
+    worker while one runs) and each target gets the exact rates over its own window."""
+    reads, inserts, updates = 20, 6, 4
+    sources = [
+        closer(PostgresSource(settings_for(pg, PG_QPS_SAMPLE_SECONDS="0.25"), clock=clock))
+        for _ in range(8)
+    ]
+    seen = WindowSeen(sources, clock, lambda: workload(pg, reads, inserts, updates, "many"))
+    targets = [Target(f"pg{i}", [seen.wrapped(src)]) for i, src in enumerate(sources)]
+    result = run_pass(
+        targets, deadline=time.monotonic() + 60, max_workers=2, collector_instance="collector"
+    )
+    assert seen.ended
+    assert clock.slept == [0.25]
+    for group in result.targets:
+        got = {
+            s.name: s.value
+            for family in group.families
+            for s in family.samples
+            if s.name.startswith("pg_qps_") or s.name in ("pg_up", "middleware_collector_up")
+        }
+        # 20 reads, 10 writes (6 inserts, 4 updates) and TRUNCATE (a write) and CREATE TABLE
+        # (other: in all only) over the 0.25 s window.
+        assert got == {
+            "pg_up": 1.0,
+            "middleware_collector_up": 1.0,
+            "pg_qps_read": 80.0,
+            "pg_qps_write": 44.0,
+            "pg_qps_all": 128.0,
+        }, group.target
+
+
+def test_a_cold_start_window_without_a_worker_before_the_deadline(
+    pg: PostgresServer, closer: Closer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The only worker is held by a server gone silent until after the deadline: the
+    window's second snapshot never runs. The target's other series go out, pg_qps_* are
+    absent (the same debug line as when no window fits), and the next pass rates from the
+    first snapshot."""
+    caplog.set_level(logging.DEBUG, logger="middleware_monitoring")
+    src = closer(PostgresSource(settings_for(pg, PG_QPS_SAMPLE_SECONDS="0.25")))
+    release = threading.Event()
+
+    class Silent:
+        name = "silent"
+
+        def collect(self) -> Iterator[Metric]:
+            release.wait(30)
+            yield from ()
+
+    targets = [Target("pg", [src]), Target("silent", [Silent()])]
+    try:
+        result = run_pass(
+            targets, deadline=time.monotonic() + 3, max_workers=1, collector_instance="c"
+        )
+    finally:
+        release.set()
+    targets[1].in_flight["silent"].result(timeout=30)
+    group = result.targets[0]
+    got = {s.name for family in group.families for s in family.samples}
+    assert {"pg_up", "pg_total_connections", "pg_query_calls"} <= got
+    assert got & QPS_NAMES == set()
+    assert group.up
+    [line] = [r for r in caplog.records if r.getMessage().startswith("no QPS sampling window")]
+    assert line.levelno == logging.DEBUG
+    assert re.fullmatch(
+        r"no QPS sampling window this pass: 0\.000 s left before the pass deadline, "
+        r"0\.\d{3} s kept for the second snapshot",
+        line.getMessage(),
+    )
+    warm = ok_pass(src)
+    assert names(warm) & QPS_NAMES == QPS_NAMES
 
 
 def test_cold_start_window_ends_before_the_pass_deadline(

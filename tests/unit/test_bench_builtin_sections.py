@@ -77,6 +77,8 @@ def test_fleet_section_judges_the_first_pass_and_cpu_per_series_when_measured() 
         "warm_invocation_cpu_s": 0.096,
         "series": 2400,
         "cpu_us_per_series": 40.0,
+        "warm_floor_cpu_s": 0.048,
+        "warm_floor_statements": 201,
     }
     made = fleet_section({"10": fleet_entry(10, 0.2, 0.25, 59.5), "100": big})
     assert [(g.what, g.measured, g.limit, g.unit, g.met) for g in made.goals][3:] == [
@@ -103,6 +105,11 @@ def test_fleet_section_judges_the_first_pass_and_cpu_per_series_when_measured() 
         "First pass: 1,800 ms against a floor of 1,200 ms" in note
         and "100 bare pg8000 connects" in note
         and "a pool of 32 threads" in note
+        for note in made.notes
+    )
+    assert any(
+        "took 48 ms of CPU: 20 µs per series before anything is made of their rows" in note
+        and "The statements of a warm pass alone (201:" in note
         for note in made.notes
     )
 

@@ -73,6 +73,24 @@ def test_byte_for_byte_what_the_protobuf_runtime_writes() -> None:
     assert encode_write_request(series) == expected.SerializeToString()
 
 
+def test_series_longer_than_the_table_of_lengths_byte_for_byte() -> None:
+    """A series' length is looked up for most series (under 2,048 bytes) and encoded for
+    longer ones: a long label value (one sample) and many samples (one label) both cross it."""
+    series = [
+        ((("__name__", "q"), ("query", "SELECT " + "x, " * 900)), [(1_800_000_000_000, 2.5)]),
+        ((("__name__", "many"),), [(1_800_000_000_000 + i, float(i + 1)) for i in range(150)]),
+        ((("__name__", "short"),), [(1_800_000_000_000, 3.0)]),
+    ]
+    expected = WriteRequest()
+    for labels, points in series:
+        ts = expected.timeseries.add()
+        for name, text in labels:
+            ts.labels.add(name=name, value=text)
+        for millis, number in points:
+            ts.samples.add(value=number, timestamp=millis)
+    assert encode_write_request(series) == expected.SerializeToString()
+
+
 def test_nan_and_negative_timestamps_survive() -> None:
     (labels, points) = decode(encode_write_request([((("__name__", "n"),), [(-5, math.nan)])]))[0]
     assert labels == {"__name__": "n"}

@@ -13,7 +13,7 @@ from prometheus_client import Metric
 from prometheus_client.core import GaugeMetricFamily
 
 from middleware_monitoring.logs import scrubber
-from middleware_monitoring.model import PassResult, SourceFailure, Target
+from middleware_monitoring.model import Later, PassResult, SourceFailure, Target, in_place
 from middleware_monitoring.runner import run_pass
 
 
@@ -401,3 +401,204 @@ def test_one_pool_serves_every_pass_until_a_worker_is_left_stuck() -> None:
     finally:
         stuck.release.set()
         workers.close()
+
+
+def test_the_garbage_collector_is_paused_for_the_pass_and_back_after() -> None:
+    """A pass's families live until it is sent: the cyclic collector, triggered by their
+    number, would walk the growing heap again and again. Sources run with it paused (also
+    a source that fails), and it is on again once the pass is over."""
+    import gc
+
+    seen: list[bool] = []
+
+    class Watching:
+        name = "watching"
+
+        def collect(self) -> Iterator[Metric]:
+            seen.append(gc.isenabled())
+            yield GaugeMetricFamily("watched", "A value.", value=1)
+
+    assert gc.isenabled()
+    run([Target("db1", [Watching(), Failing()]), Target("db2", [Watching()])])
+    assert seen == [False, False]
+    assert gc.isenabled()
+
+
+class Windowed:
+    """A source with a sampling window, like a cold PostgreSQL's QPS: a first reading,
+    a wait of ``window`` seconds, a second reading. ``collect()`` waits in place (``sleep``),
+    ``steps()`` hands the wait to the runner."""
+
+    def __init__(self, name: str, events: list[str], window: float, slept: list[float]) -> None:
+        self.name = name
+        self.events = events
+        self.window = window
+        self.slept = slept
+        self.dropped = 0
+        self.fail_first = False
+        self.fail_second = False
+
+    def collect(self) -> Iterator[Metric]:
+        def sleep(seconds: float) -> None:
+            self.slept.append(seconds)
+            time.sleep(seconds)
+
+        return in_place(self.steps(), sleep)
+
+    def steps(self) -> Iterator[Metric | Later]:
+        self.events.append(f"first {self.name}")
+        yield GaugeMetricFamily("first_value", "Read before the window.", value=1)
+        yield Later(self.window, self._second, self._dropped)
+        yield GaugeMetricFamily("after_value", "Read after the first step's window began.", value=2)
+        if self.fail_first:
+            raise SourceFailure("statement_timeout", "the first step failed")
+
+    def _second(self) -> Iterator[Metric]:
+        self.events.append(f"second {self.name}")
+        yield GaugeMetricFamily("second_value", "Read when the window ended.", value=3)
+        if self.fail_second:
+            raise SourceFailure("timeout", "the second step failed")
+
+    def _dropped(self) -> None:
+        self.dropped += 1
+
+
+def test_sampling_windows_overlap_and_hold_no_worker() -> None:
+    """8 cold sources, 2 workers: every window begins before any ends (all first readings
+    come before any second), no worker sleeps, and each target gets all its series."""
+    events: list[str] = []
+    slept: list[float] = []
+    sources = [Windowed(f"w{i}", events, 0.05, slept) for i in range(8)]
+    targets = [Target(source.name, [source]) for source in sources]
+    result = run_pass(
+        targets, deadline=time.monotonic() + 30, max_workers=2, collector_instance="collector"
+    )
+    firsts = [e for e in events if e.startswith("first")]
+    assert firsts == [f"first w{i}" for i in range(8)]
+    assert events[:8] == firsts
+    assert sorted(events[8:]) == [f"second w{i}" for i in range(8)]
+    # The old runner called collect(), which sleeps on the worker: 8 sleeps, 4 per worker.
+    assert slept == []
+    for source in sources:
+        assert samples(result, source.name) == {
+            ("first_value", ()): 1.0,
+            ("after_value", ()): 2.0,
+            ("second_value", ()): 3.0,
+            ("middleware_collector_up", (("source", source.name),)): 1.0,
+        }
+        assert source.dropped == 0
+
+
+def test_a_failure_before_or_after_the_window_is_the_sources_and_logged_once(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.WARNING, logger="middleware_monitoring")
+    events: list[str] = []
+    early, late = Windowed("early", events, 0.0, []), Windowed("late", events, 0.0, [])
+    early.fail_first, late.fail_second = True, True
+    result = run([Target("early", [early]), Target("late", [late])])
+    for source, reason in ((early, "statement_timeout"), (late, "timeout")):
+        # What each step delivered goes out; the source is down with the failure met.
+        assert samples(result, source.name) == {
+            ("first_value", ()): 1.0,
+            ("after_value", ()): 2.0,
+            ("second_value", ()): 3.0,
+            ("middleware_collector_up", (("source", source.name),)): 0.0,
+            ("middleware_collector_failure", (("reason", reason), ("source", source.name))): 1.0,
+        }
+    assert sorted((r.source, r.reason) for r in caplog.records) == [  # type: ignore[attr-defined]
+        ("early", "statement_timeout"),
+        ("late", "timeout"),
+    ]
+    assert samples(result, "collector")[("middleware_pass_targets", (("state", "down"),))] == 2.0
+
+
+def test_a_window_ending_after_the_deadline_is_dropped_not_waited_for() -> None:
+    events: list[str] = []
+    late = Windowed("late", events, 3600.0, [])
+    result = run([Target("late", [late]), Target("healthy", [Steady()])], budget=30)
+    assert events == ["first late"]
+    assert late.dropped == 1
+    # The source is up with what its first step read; the second reading is absent.
+    assert samples(result, "late") == {
+        ("first_value", ()): 1.0,
+        ("after_value", ()): 2.0,
+        ("middleware_collector_up", (("source", "late"),)): 1.0,
+    }
+    assert samples(result, "healthy")[("steady_value", ())] == 42.0
+
+
+def test_a_window_that_gets_no_worker_before_the_deadline_is_dropped(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """One worker, held by a stuck server until after the deadline: the window ends in
+    time but its second step never gets the worker. It is dropped (the source says so
+    itself), never run later, and the source stays up with its first step's series."""
+    caplog.set_level(logging.WARNING, logger="middleware_monitoring")
+    events: list[str] = []
+    windowed, stuck = Windowed("windowed", events, 0.0, []), StuckWithUp()
+    targets = [Target("windowed", [windowed]), Target("stuck", [stuck])]
+    try:
+        result = run_pass(
+            targets, deadline=time.monotonic() + 0.5, max_workers=1, collector_instance="c"
+        )
+        assert windowed.dropped == 1
+        assert samples(result, "windowed") == {
+            ("first_value", ()): 1.0,
+            ("after_value", ()): 2.0,
+            ("middleware_collector_up", (("source", "windowed"),)): 1.0,
+        }
+        assert (
+            samples(result, "stuck")[
+                ("middleware_collector_failure", (("reason", "deadline"), ("source", "stuck")))
+            ]
+            == 1.0
+        )
+        assert [(r.source, r.reason) for r in caplog.records] == [("stuck", "deadline")]  # type: ignore[attr-defined]
+    finally:
+        stuck.release.set()
+    targets[1].in_flight["stuck"].result(timeout=5)
+    # Its second step was cancelled, not left to run after the pass.
+    assert targets[0].in_flight["windowed"].cancelled()
+    assert events == ["first windowed"]
+
+
+def test_a_second_step_stuck_at_the_deadline_is_given_up_like_any_source() -> None:
+    class StuckSecond(Windowed):
+        def __init__(self) -> None:
+            super().__init__("stuck_second", [], 0.0, [])
+            self.release = threading.Event()
+
+        def down_families(self) -> Iterator[Metric]:
+            yield GaugeMetricFamily("windowed_up", "1 if it answered.", value=0)
+
+        def _second(self) -> Iterator[Metric]:
+            self.release.wait(10)
+            yield from super()._second()
+
+    source = StuckSecond()
+    target = Target("s", [source])
+    try:
+        result = run([target], budget=0.5)
+    finally:
+        source.release.set()
+    target.in_flight[source.name].result(timeout=5)
+    # As when a source hangs in one step: its always-series, down by deadline.
+    assert samples(result, "s") == {
+        ("windowed_up", ()): 0.0,
+        ("middleware_collector_up", (("source", "stuck_second"),)): 0.0,
+        (
+            "middleware_collector_failure",
+            (("reason", "deadline"), ("source", "stuck_second")),
+        ): 1.0,
+    }
+    assert source.dropped == 0
+
+
+def test_in_place_waits_where_the_window_is() -> None:
+    events: list[str] = []
+    slept: list[float] = []
+    source = Windowed("w", events, 0.01, slept)
+    names = [family.name for family in source.collect()]
+    assert names == ["first_value", "second_value", "after_value"]
+    assert slept == [0.01]

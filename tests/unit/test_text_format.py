@@ -143,3 +143,26 @@ def test_prometheus_clients_parser_reads_every_series_back() -> None:
     )
     # Per target: 1 + 3 + 3 (one _created, one repeated) + 8 + 1 + 1 + 2 + 1; the collector's.
     assert len(parsed) == 2 * 20 + 1
+
+
+def test_a_label_set_given_in_another_order_is_the_same_series() -> None:
+    """The writer remembers each label set's text by its labels as given: the same labels in
+    another order are still one series (the last value, at its first place), in every target
+    that repeats them, and without the instance label too."""
+    sizes = Metric("pg_table_size_bytes", "Size.", "gauge")
+    sizes.add_sample("pg_table_size_bytes", {"schema": "public", "table": "t"}, 1.0)
+    sizes.add_sample("pg_table_size_bytes", {"table": "u", "schema": "public"}, 2.0)
+    sizes.add_sample("pg_table_size_bytes", {"table": "t", "schema": "public"}, 3.0)
+    groups = [TargetResult(name, [sizes], []) for name in ("db1", "db2")]
+    written = write_groups(groups)
+    assert written == _reference(groups)
+    assert written.decode().splitlines()[2:] == [
+        'pg_table_size_bytes{instance="db1",schema="public",table="t"} 3.0',
+        'pg_table_size_bytes{instance="db1",schema="public",table="u"} 2.0',
+        'pg_table_size_bytes{instance="db2",schema="public",table="t"} 3.0',
+        'pg_table_size_bytes{instance="db2",schema="public",table="u"} 2.0',
+    ]
+    assert write_groups(groups, label_instance=False).decode().splitlines()[2:] == [
+        'pg_table_size_bytes{schema="public",table="t"} 3.0',
+        'pg_table_size_bytes{schema="public",table="u"} 2.0',
+    ]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -37,6 +37,35 @@ def pass_deadline(deadline: float) -> Iterator[None]:
         _PASS_DEADLINE.reset(token)
 
 
+@dataclass(frozen=True)
+class Later:
+    """The rest of a source's collection, ``delay`` seconds after it was yielded: what
+    ``steps()`` yields where ``collect()`` would wait (a sampling window). The runner runs
+    ``then`` (on a worker, like the first step; it yields families and may raise
+    ``SourceFailure``) once the delay has passed, so no worker is held while it waits; one
+    that cannot start before the pass deadline is not run: ``dropped`` is called instead
+    (under the pass deadline, on the pass's thread) and the series it would have added are
+    absent this pass."""
+
+    delay: float
+    then: Callable[[], Iterator[Metric]]
+    dropped: Callable[[], None] = lambda: None
+
+
+def in_place(
+    steps: Iterable[Metric | Later], sleep: Callable[[float], None] = time.sleep
+) -> Iterator[Metric]:
+    """A source's ``steps()`` as ``collect()``: each ``Later`` waited for where it is
+    yielded, on the calling thread (outside a runner: tests, benches, a direct caller)."""
+    for step in steps:
+        if isinstance(step, Later):
+            if step.delay > 0:
+                sleep(step.delay)
+            yield from step.then()
+        else:
+            yield step
+
+
 class SourceFailure(Exception):
     """A source could not deliver (all or part of) its values.
 
@@ -60,7 +89,12 @@ class Source(Protocol):
     gives up waiting for it (``pg_up 0``, ``mongo_up 0``: SPEC says they are always there);
     ``close()``: drop its connections; and ``passive = True``: it only reads what a prefetch
     fetched (CloudWatch), so it needs no worker thread of its own. A passive source may say
-    with ``ready()`` that reading it now would not wait; the pass reads those first."""
+    with ``ready()`` that reading it now would not wait; the pass reads those first.
+
+    A source that waits on purpose (a sampling window) defines ``steps()``: what
+    ``collect()`` yields, except that where ``collect()`` would wait it yields a ``Later``
+    (``collect()`` is then ``in_place(self.steps())``). The runner calls ``steps()`` when it
+    is there, so the wait holds no worker and the windows of many targets overlap."""
 
     name: str
 
@@ -128,6 +162,9 @@ class SourceResult:
     succeeded_at: float | None = None
     # Wall-clock time its values were read (the end of its collection).
     collected_at: float | None = None
+    # What is still to run (``Later``), each with when it is due (a ``time.monotonic()``
+    # value); the source's result is complete once they ran or were dropped.
+    later: tuple[tuple[float, Later], ...] = ()
 
 
 @dataclass

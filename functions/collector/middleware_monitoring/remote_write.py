@@ -106,6 +106,25 @@ def _field(number: int, payload: bytes) -> bytes:
     return _varint(number << 3 | 2) + _varint(len(payload)) + payload
 
 
+# The varints of the lengths of most series' messages (a few hundred bytes); longer ones are
+# encoded as they come. Made without _varint: at import, in every cold start.
+_LENGTHS: Final = tuple(
+    bytes((n,)) if n < 0x80 else bytes(((n & 0x7F) | 0x80, n >> 7)) for n in range(2048)
+)
+
+
+class _LabelFields(dict[Label, bytes]):
+    """A label's encoded field (``TimeSeries.labels``, field 1), made on first use: labels
+    repeat across series (``job``, ``collector``, a target's ``instance``), so a request's
+    series mostly reuse what is encoded."""
+
+    def __missing__(self, label: Label) -> bytes:
+        encoded = self[label] = _field(
+            1, _field(1, label[0].encode()) + _field(2, label[1].encode())
+        )
+        return encoded
+
+
 def encode_write_request(series: Iterable[tuple[Sequence[Label], Points]]) -> bytes:
     """``WriteRequest{timeseries: [TimeSeries{labels: [Label{name, value}], samples:
     [Sample{value: double = 1, timestamp: int64 = 2}]}]}``; labels as given (sorted by name,
@@ -115,34 +134,48 @@ def encode_write_request(series: Iterable[tuple[Sequence[Label], Points]]) -> by
 
 
 def _encode_write_request(series: Iterable[tuple[Sequence[Label], Points]]) -> bytes:
-    labels_cache: dict[Label, bytes] = {}
-    # A target's values share one timestamp: each one's varint is encoded once.
-    stamps: dict[int, bytes] = {}
+    label_field = _LabelFields().__getitem__
+    # A target's values share one timestamp: each one's pieces are encoded once.
+    stamps: dict[int, tuple[bytes, bytes, int]] = {}
     pack = _DOUBLE.pack
+    lengths = _LENGTHS
+    join = b"".join
     out = bytearray()
     for labels, points in series:
-        body = bytearray()
-        for label in labels:
-            encoded = labels_cache.get(label)
-            if encoded is None:
-                encoded = _field(1, _field(1, label[0].encode()) + _field(2, label[1].encode()))
-                labels_cache[label] = encoded
-            body += encoded
+        encoded = join(map(label_field, labels))
+        if len(points) == 1:
+            # Most series: one sample, written straight into the request.
+            millis, value = points[0]
+            pieces = stamps.get(millis) or _sample_pieces(stamps, millis)
+            size = len(encoded) + pieces[2]
+            out += b"\x0a"
+            out += lengths[size] if size < len(lengths) else _varint(size)
+            out += encoded
+            out += pieces[0]
+            out += pack(value)
+            out += pieces[1]
+            continue
+        body = bytearray(encoded)
         for millis, value in points:
-            stamp = stamps.get(millis)
-            if stamp is None:
-                stamp = stamps[millis] = b"\x10" + _varint(millis)
-            # Sample{value = 1 (fixed64), timestamp = 2 (varint)}, as field 2 of the series;
-            # its length (9 + at most 11 bytes) always fits one varint byte.
-            body += b"\x12"
-            body.append(9 + len(stamp))
-            body += b"\x09"
+            pieces = stamps.get(millis) or _sample_pieces(stamps, millis)
+            body += pieces[0]
             body += pack(value)
-            body += stamp
+            body += pieces[1]
         out += b"\x0a"
-        out += _varint(len(body))
+        out += lengths[len(body)] if len(body) < len(lengths) else _varint(len(body))
         out += body
     return bytes(out)
+
+
+def _sample_pieces(
+    stamps: dict[int, tuple[bytes, bytes, int]], millis: int
+) -> tuple[bytes, bytes, int]:
+    """What goes before and after a sample's value, and the sample's length:
+    Sample{value = 1 (fixed64), timestamp = 2 (varint)} as field 2 of its series (its length,
+    9 + at most 11 bytes, always fits one varint byte)."""
+    stamp = b"\x10" + _varint(millis)
+    pieces = stamps[millis] = (bytes((0x12, 9 + len(stamp), 0x09)), stamp, 11 + len(stamp))
+    return pieces
 
 
 def compress(data: bytes) -> bytes:
@@ -163,7 +196,11 @@ class Series:
     stamped: bool
 
     def key(self) -> SeriesKey:
-        return dict(self.labels)["__name__"], frozenset(self.labels)
+        return _series_key(self.labels)
+
+
+def _series_key(labels: tuple[Label, ...]) -> SeriesKey:
+    return dict(labels)["__name__"], frozenset(labels)
 
 
 def pass_series(
@@ -179,49 +216,62 @@ def pass_series(
 def _pass_series(
     result: PassResult, job: str, now: float, sent: SentTimestamps | None
 ) -> list[Series]:
-    by_labels: dict[tuple[Label, ...], Series] = {}
+    # Each series' points, in the order of its first sample.
+    by_labels: dict[tuple[Label, ...], Points] = {}
+    # The series whose first sample carried its own time (CloudWatch).
+    stamped: set[tuple[Label, ...]] = set()
     grouping = {"job": job, "collector": result.collector.target, "shard": str(result.shard)}
     # The sorted label names of each set of a sample's own names, with the ones added here:
     # a family's samples share them, so the sort is done once, not once per sample.
     orders: dict[tuple[str, ...], tuple[str, ...]] = {}
     added = ("__name__", *grouping, "instance")
+    # The added labels are the same pair objects in every series that has them: a pass's
+    # series are kept until sent, and a pair made per series was a quarter of their cost.
+    names: dict[str, Label] = {}
     for group in result.groups():
         # SQL, serverStatus and INFO values at the time their target was collected.
         collected_ms = int((group.collected_at or now) * 1000)
         # What overrides a sample's own label of the same name.
-        fixed = {**grouping, "instance": group.target}
+        fixed: dict[str, Label] = {
+            label: (label, value)
+            for label, value in (*grouping.items(), ("instance", group.target))
+        }
         for family in group.families:
             for sample in family.samples:
                 name = sample.name
                 if name.endswith("_created"):
                     continue
                 own = sample.labels
-                names = tuple(own)
-                order = orders.get(names)
+                own_names = tuple(own)
+                order = orders.get(own_names)
                 if order is None:
-                    order = orders[names] = tuple(sorted({*names, *added}))
-                labels = tuple(
-                    [
-                        (k, name if k == "__name__" else fixed[k] if k in fixed else own[k])
-                        for k in order
-                    ]
-                )
-                stamped = sample.timestamp is not None
-                millis = int(float(sample.timestamp or 0) * 1000) if stamped else collected_ms
-                series = by_labels.get(labels)
-                if series is None:
-                    series = by_labels[labels] = Series(labels, [], stamped)
-                if stamped and sent is not None and not sent.is_new(series.key(), millis / 1000):
+                    order = orders[own_names] = tuple(sorted({*own_names, *added}))
+                name_pair = names.get(name)
+                if name_pair is None:
+                    name_pair = names[name] = ("__name__", name)
+                fixed["__name__"] = name_pair
+                labels = tuple([fixed[k] if k in fixed else (k, own[k]) for k in order])
+                timestamp = sample.timestamp
+                if timestamp is None:
+                    # One hash of the labels, not two: most series are new.
+                    by_labels.setdefault(labels, []).append((collected_ms, float(sample.value)))
                     continue
-                series.points.append((millis, float(sample.value)))
+                millis = int(float(timestamp) * 1000)
+                known = len(by_labels)
+                points = by_labels.setdefault(labels, [])
+                if len(by_labels) > known:
+                    stamped.add(labels)
+                if sent is not None and not sent.is_new(_series_key(labels), millis / 1000):
+                    continue
+                points.append((millis, float(sample.value)))
     out: list[Series] = []
-    for series in by_labels.values():
-        if not series.points:
+    for labels, points in by_labels.items():
+        if not points:
             continue
-        if len(series.points) > 1:
+        if len(points) > 1:
             # In time order, one value per timestamp (the last given wins).
-            series.points = sorted(dict(series.points).items())
-        out.append(series)
+            points = sorted(dict(points).items())
+        out.append(Series(labels, points, bool(stamped) and labels in stamped))
     return out
 
 

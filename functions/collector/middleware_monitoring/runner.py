@@ -4,22 +4,31 @@ Sources are independent of each other, also within one target: a PostgreSQL that
 past the deadline (and is ``busy`` on the next pass) never hides the same instance's
 CloudWatch values, which are what matter most then. Passive sources (they read a prefetch,
 like CloudWatch's one batched call per pass) are read on the pass's own thread, so waiting
-for the batch never holds a worker that an active source could use.
+for the batch never holds a worker that an active source could use. Likewise a source's
+wait on purpose (``model.Later``: a cold-start QPS window) is kept on a timer heap by the
+pass's thread, and its rest is submitted to the pool when due: the windows of many cold
+targets overlap while the workers serve other targets.
 """
 
 from __future__ import annotations
 
+import heapq
+import itertools
 import logging
+import queue
 import threading
 import time
-from collections.abc import Sequence
-from concurrent.futures import Future, ThreadPoolExecutor, as_completed
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
 from typing import Final
 
 from prometheus_client import Metric
 
+from .gc_pause import gc_paused
 from .health import health_families, pass_families, target_success_family
 from .model import (
+    Later,
     PassResult,
     Prefetch,
     Source,
@@ -55,21 +64,29 @@ def collect_source(
     source: Source,
     deadline: float,
     abandoned: threading.Event | None = None,
+    steps: Callable[[], Iterable[Metric | Later]] | None = None,
 ) -> SourceResult:
-    """Run one source; its failure is an outcome, never an exception. ``abandoned`` is set
-    when the pass gave up waiting and already logged the source down: a failure met
-    afterwards is that same failure, so it is not logged a second time (in Lambda it would
-    show up in a later invocation's log). ``deadline`` is visible to the source through
+    """Run one source (its ``steps()`` when it has them, else ``collect()``), or one
+    ``Later`` of it (``steps``: its ``then``); its failure is an outcome, never an
+    exception, and what it left for later is in the result. ``abandoned`` is set when the
+    pass gave up waiting and already logged the source down: a failure met afterwards is
+    that same failure, so it is not logged a second time (in Lambda it would show up in a
+    later invocation's log). ``deadline`` is visible to the source through
     ``model.seconds_left()``."""
+    run = steps or getattr(source, "steps", None) or source.collect
     started = time.monotonic()
     families: list[Metric] = []
+    later: list[tuple[float, Later]] = []
     reason: str | None = None
     detail: str | None = None
     unforeseen: Exception | None = None
     with pass_deadline(deadline):
         try:
-            for family in source.collect():
-                families.append(family)
+            for item in run():
+                if isinstance(item, Later):
+                    later.append((time.monotonic() + item.delay, item))
+                else:
+                    families.append(item)
         except SourceFailure as failure:
             reason, detail = failure.reason, failure.detail
         except Exception as exc:  # a bug or an unforeseen error must not cost the other sources
@@ -77,9 +94,8 @@ def collect_source(
     duration = time.monotonic() - started
     finished = time.time()
     if reason is None:
-        return SourceResult(
-            families, SourceOutcome(source.name, True, duration), finished, finished
-        )
+        outcome = SourceOutcome(source.name, True, duration)
+        return SourceResult(families, outcome, finished, finished, tuple(later))
     (logger.debug if abandoned is not None and abandoned.is_set() else logger.warning)(
         "source down",
         extra={"target": target, "source": source.name, "reason": reason, "detail": detail},
@@ -87,7 +103,7 @@ def collect_source(
         exc_info=unforeseen,
     )
     outcome = SourceOutcome(source.name, False, duration, reason, detail)
-    return SourceResult(families, outcome, None, finished)
+    return SourceResult(families, outcome, None, finished, tuple(later))
 
 
 def _given_up(target: str, source: Source, reason: str, detail: str, waited: float) -> SourceResult:
@@ -100,6 +116,55 @@ def _given_up(target: str, source: Source, reason: str, detail: str, waited: flo
         extra={"target": target, "source": source.name, "reason": reason, "detail": detail},
     )
     return SourceResult(families, SourceOutcome(source.name, False, waited, reason, detail))
+
+
+@dataclass(eq=False)
+class _Job:
+    """One active source in one pass, and what its steps delivered so far."""
+
+    key: tuple[int, int]  # (target index, source index): names are unique, positions keep order
+    target: Target
+    source: Source
+    given_up: threading.Event = field(default_factory=threading.Event)
+    result: SourceResult | None = None
+    started: float = 0.0  # when its first step started (time.monotonic())
+
+    def add(self, result: SourceResult) -> None:
+        """Join a step's result to the earlier ones': the source is up when every step was,
+        a failure is the first met, and its duration runs from its start to its last step."""
+        earlier = self.result
+        if earlier is None:
+            self.result = result
+            self.started = time.monotonic() - result.outcome.duration_seconds
+            return
+        up = earlier.outcome.up and result.outcome.up
+        failed = earlier.outcome if not earlier.outcome.up else result.outcome
+        outcome = SourceOutcome(
+            self.source.name,
+            up,
+            time.monotonic() - self.started,
+            None if up else failed.reason,
+            None if up else failed.detail,
+        )
+        self.result = SourceResult(
+            [*earlier.families, *result.families],
+            outcome,
+            result.collected_at if up else None,
+            result.collected_at,
+        )
+
+
+def _drop(job: _Job, later: Later, deadline: float) -> None:
+    """A step that cannot start before the deadline: the source says so (its own log
+    line) and its result stands without what that step would have added."""
+    try:
+        with pass_deadline(deadline):
+            later.dropped()
+    except Exception:  # its log line is not worth the pass
+        logger.exception(
+            "dropping a later step failed",
+            extra={"target": job.target.name, "source": job.source.name},
+        )
 
 
 def _target_result(target: Target, results: list[SourceResult]) -> TargetResult:
@@ -174,74 +239,138 @@ def run_pass(
     """Collect every target; ``deadline`` is a ``time.monotonic()`` value after which
     unfinished sources are reported down instead of waited for. ``prefetches`` start first
     and run alongside the sources (e.g. one CloudWatch batch that several targets read).
-    ``workers``: the function instance's pool (None: one for this pass alone)."""
+    ``workers``: the function instance's pool (None: one for this pass alone).
+
+    The cyclic garbage collector is paused for the pass, as for encoding it (gc_pause.py):
+    the pass's families all live until it is sent, and the collector, triggered by their
+    number, walked the whole growing heap again and again (a 1,000-target pass spent three
+    times the CPU per target of a 100-target one in it). What cyclic garbage the pass makes
+    is collected once the collector is back on."""
+    with gc_paused():
+        return _run_pass(
+            targets,
+            deadline=deadline,
+            max_workers=max_workers,
+            collector_instance=collector_instance,
+            prefetches=prefetches,
+            workers=workers,
+        )
+
+
+def _run_pass(
+    targets: list[Target],
+    *,
+    deadline: float,
+    max_workers: int,
+    collector_instance: str,
+    prefetches: Sequence[Prefetch],
+    workers: Workers | None,
+) -> PassResult:
     started = time.monotonic()
     for prefetch in prefetches:
         prefetch.start(deadline)
     own = workers is None
     workers = workers or Workers(max_workers)
     pool = workers.pool()
-    # Keyed by (target index, source index): names are unique, but positions keep order.
     results: dict[tuple[int, int], SourceResult] = {}
-    running: dict[Future[SourceResult], tuple[int, int, threading.Event]] = {}
-    active = [
-        (t, s, target, source)
+    jobs = [
+        _Job((t, s), target, source)
         for t, target in enumerate(targets)
         for s, source in enumerate(target.sources)
         if not is_passive(source)
     ]
     # Sources that were down last pass go last (a stable sort keeps the order otherwise).
-    active.sort(key=lambda job: job[3].name in job[2].down_last_pass)
-    for t, s, target, source in active:
-        earlier = target.in_flight.get(source.name)
+    jobs.sort(key=lambda job: job.source.name in job.target.down_last_pass)
+    # Each step submitted, and the Later it runs (None: the source's first step). Workers
+    # put what they finish on ``finished``: one get per step, where wait(FIRST_COMPLETED) in
+    # a loop would go over every pending future again, quadratic in a fleet's sources.
+    running: dict[Future[SourceResult], tuple[_Job, Later | None]] = {}
+    finished: queue.SimpleQueue[Future[SourceResult]] = queue.SimpleQueue()
+    # Laters waiting for their time: (due, order, job, later), soonest first.
+    timers: list[tuple[float, int, _Job, Later]] = []
+    order = itertools.count()
+    submitted: list[Future[SourceResult]] = []
+
+    def submit(job: _Job, later: Later | None) -> None:
+        steps = later.then if later is not None else None
+        future = pool.submit(
+            collect_source, job.target.name, job.source, deadline, job.given_up, steps
+        )
+        job.target.in_flight[job.source.name] = future
+        running[future] = (job, later)
+        submitted.append(future)
+        future.add_done_callback(finished.put)
+
+    def done(job: _Job, result: SourceResult, closing: bool = False) -> None:
+        job.add(result)
+        for due, later in result.later:
+            if closing or due >= deadline:
+                _drop(job, later, deadline)
+            else:
+                heapq.heappush(timers, (due, next(order), job, later))
+
+    for job in jobs:
+        earlier = job.target.in_flight.get(job.source.name)
         if earlier is not None and not earlier.done():
             # Starting it again would stack threads and connections on one stuck server.
-            results[t, s] = _given_up(target.name, source, BUSY_REASON, BUSY_DETAIL, 0.0)
+            results[job.key] = _given_up(job.target.name, job.source, BUSY_REASON, BUSY_DETAIL, 0.0)
             continue
-        given_up = threading.Event()
-        future = pool.submit(collect_source, target.name, source, deadline, given_up)
-        target.in_flight[source.name] = future
-        running[future] = (t, s, given_up)
+        submit(job, None)
     # Passive sources only wait for their prefetch (bounded by the deadline) and read it.
     # Those that can be read at once go first (the discovery inventory, a prefetch already
     # done): their work then overlaps the prefetches still running instead of following the
     # slowest of them.
-    waiting: list[tuple[int, int, Target, Source]] = []
+    unready: list[tuple[int, int, Target, Source]] = []
     for t, target in enumerate(targets):
         for s, source in enumerate(target.sources):
             if not is_passive(source):
                 continue
             if is_ready(source):
-                results[t, s] = collect_source(target.name, source, deadline)
+                results[t, s] = collect_source(target.name, source, deadline, steps=source.collect)
             else:
-                waiting.append((t, s, target, source))
-    for t, s, target, source in waiting:
-        results[t, s] = collect_source(target.name, source, deadline)
-    pending = set(running)
-    # as_completed, not wait(FIRST_COMPLETED) in a loop: each wait() goes over every pending
-    # future again, quadratic in a fleet's sources.
-    try:
-        for future in as_completed(running, timeout=max(0.0, deadline - time.monotonic())):
-            t, s, _ = running[future]
-            results[t, s] = future.result()
-            pending.discard(future)
-    except TimeoutError:
-        pass  # the deadline: what is still pending is reported below
-    for future in pending:
-        t, s, given_up = running[future]
-        if future.done():  # finished between the last wait and now: its own result stands
-            results[t, s] = future.result()
-            continue
-        given_up.set()
-        results[t, s] = _given_up(
-            targets[t].name,
-            targets[t].sources[s],
-            DEADLINE_REASON,
-            DEADLINE_DETAIL,
-            time.monotonic() - started,
-        )
+                unready.append((t, s, target, source))
+    for t, s, target, source in unready:
+        results[t, s] = collect_source(target.name, source, deadline, steps=source.collect)
+    while running or timers:
+        now = time.monotonic()
+        while timers and timers[0][0] <= now:
+            _, _, job, due_now = heapq.heappop(timers)
+            submit(job, due_now)
+        wake = min(deadline, timers[0][0]) if timers else deadline
+        if now >= deadline:
+            break
+        try:
+            future = finished.get(timeout=wake - now)
+        except queue.Empty:
+            continue  # a timer is due, or the deadline has come
+        job, _ = running.pop(future)
+        done(job, future.result())
+    # The deadline: what never got its time or a worker is dropped (the source stays up
+    # with what it delivered); what is still running is given up on, as before.
+    for _, _, job, waiting in timers:
+        _drop(job, waiting, deadline)
+    for future, (job, step) in running.items():
+        if step is not None and future.cancel():
+            _drop(job, step, deadline)
+        elif future.done():  # finished between the last wait and now: its own result stands
+            done(job, future.result(), closing=True)
+        else:
+            job.given_up.set()
+    for job in jobs:
+        if job.key in results:
+            continue  # busy
+        if job.given_up.is_set() or job.result is None:
+            results[job.key] = _given_up(
+                job.target.name,
+                job.source,
+                DEADLINE_REASON,
+                DEADLINE_DETAIL,
+                time.monotonic() - started,
+            )
+        else:
+            results[job.key] = job.result
     # Stuck workers are left to their own socket timeouts; the pass does not wait for them.
-    workers.ran(list(running))
+    workers.ran(submitted)
     if own:
         workers.close()
 

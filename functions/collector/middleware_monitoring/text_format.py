@@ -84,36 +84,49 @@ def _block(family: Metric) -> tuple[str, str]:
     return _metric_name(name), mtype
 
 
-class _LabelWriter:
-    """``labels_text`` for a whole pass, at a fraction of its cost: a family's samples share
-    their label names, so their sorted order (with ``instance`` in its place) is worked out
-    once per set of names, and a label's text once per name and value (``schema="public"``
-    repeats across every target)."""
+class _SeriesWriter:
+    """Each series' text but its ``instance`` for a whole pass, at a fraction of
+    ``labels_text``'s cost: a label set (with its sample's name) repeats across the targets
+    of a fleet (``database_name="postgres",schema="public"``), so its text, cut where the
+    target's ``instance`` goes, is worked out once; a family's samples share their label
+    names, so their sorted order (with ``instance`` in its place) is worked out once per set
+    of names, and a label's text once per name and value."""
 
-    def __init__(self) -> None:
+    def __init__(self, label_instance: bool) -> None:
+        self._label_instance = label_instance
         self._orders: dict[tuple[str, ...], tuple[str, ...]] = {}
         self._pairs: dict[tuple[str, str], str] = {}
+        # (sample name, *label items): the series' cut text, filled by the caller.
+        self.cuts: dict[tuple[object, ...], tuple[str, str]] = {}
 
-    def text(self, labels: Mapping[str, str], instance_pair: str | None) -> str:
+    def cut(self, name: str, labels: Mapping[str, str]) -> tuple[str, str]:
+        """(head, tail): the series' text is ``head + 'instance="<target>"' + tail`` (just
+        ``head + tail`` without the instance label)."""
         names = tuple(labels)
         order = self._orders.get(names)
         if order is None:
-            wanted = {*names, INSTANCE} if instance_pair is not None else set(names)
+            wanted = {*names, INSTANCE} if self._label_instance else set(names)
             order = self._orders[names] = tuple(sorted(wanted))
+        metric = _metric_name(name)
         if not order:
-            return ""
+            return metric, ""
         pairs = self._pairs
-        parts = []
-        for name in order:
-            if name == INSTANCE and instance_pair is not None:
-                parts.append(instance_pair)
+        before: list[str] = []
+        after: list[str] = []
+        parts = before
+        for label in order:
+            if label == INSTANCE and self._label_instance:
+                parts = after
                 continue
-            key = (name, labels[name])
+            key = (label, labels[label])
             pair = pairs.get(key)
             if pair is None:
-                pair = pairs[key] = f'{_label_name(name)}="{_label_value(key[1])}"'
+                pair = pairs[key] = f'{_label_name(label)}="{_label_value(key[1])}"'
             parts.append(pair)
-        return "{" + ",".join(parts) + "}"
+        if not self._label_instance:
+            return metric + "{" + ",".join(before) + "}", ""
+        head = metric + "{" + "".join(pair + "," for pair in before)
+        return head, "".join("," + pair for pair in after) + "}"
 
 
 def _time_of(sample: Sample) -> float:
@@ -156,8 +169,8 @@ def _write_groups(groups: Iterable[TargetResult], label_instance: bool) -> bytes
                 members.append((group.target, family))
     out: list[str] = []
     append = out.append
-    writer = _LabelWriter()
-    text = writer.text
+    writer = _SeriesWriter(label_instance)
+    cuts = writer.cuts
     for name, members in by_name.items():
         first = members[0][1]
         block_name, mtype = _block(first)
@@ -168,9 +181,9 @@ def _write_groups(groups: Iterable[TargetResult], label_instance: bool) -> bytes
         # Pushgateway refuses a whole push for one repeated series, and a shard's pass is
         # one push. The last value wins, at the series' first place.
         lines = out
-        places: dict[str, int] = {}
+        places: dict[tuple[str, str, str], int] = {}
         for target, family in members:
-            instance = f'{INSTANCE}="{_label_value(target)}"' if label_instance else None
+            instance = f'{INSTANCE}="{_label_value(target)}"' if label_instance else ""
             for sample in newest_samples(family.samples):
                 value = sample.value
                 # _value inlined: this loop runs once per series of the pass.
@@ -179,15 +192,25 @@ def _write_groups(groups: Iterable[TargetResult], label_instance: bool) -> bytes
                     if type(value) is float and 0.0 <= value < 1e6
                     else floatToGoString(value)
                 )
-                series = f"{_metric_name(sample.name)}{text(sample.labels, instance)}"
-                suffix = suffixes.get(sample.name)
+                sample_name = sample.name
+                labels = sample.labels
+                # _SeriesWriter.cut inlined, for the same reason.
+                key = (sample_name, *labels.items())
+                cut = cuts.get(key)
+                if cut is None:
+                    cut = cuts[key] = writer.cut(sample_name, labels)
+                head, tail = cut
+                line = f"{head}{instance}{tail} {shown}\n"
+                suffix = suffixes.get(sample_name)
                 lines = out if suffix is None else extra.setdefault(suffix, [])
+                # The same pieces make the same text, and the same text the same pieces.
+                series = (head, instance, tail)
                 place = places.get(series)
                 if place is None:
                     places[series] = len(lines)
-                    lines.append(f"{series} {shown}\n")
+                    lines.append(line)
                 else:
-                    lines[place] = f"{series} {shown}\n"
+                    lines[place] = line
         for suffix, block in sorted(extra.items()):
             append(_header(_metric_name(name + suffix), "gauge", first.documentation))
             out.extend(block)

@@ -5,13 +5,14 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterable, Iterator
+from functools import partial
 from typing import Any, Final
 
 from prometheus_client import Metric
 from prometheus_client.core import GaugeMetricFamily
 
 from ..config import PostgresSettings
-from ..model import SourceFailure, seconds_left
+from ..model import Later, SourceFailure, in_place, seconds_left
 from . import statements as sql
 from .capabilities import CapabilityCache
 from .connection import PgConnection, QueryFailure
@@ -140,6 +141,12 @@ class PostgresSource:
         yield _gauge("pg_up", PG_UP_HELP, 0)
 
     def collect(self) -> Iterator[Metric]:
+        """Every series, a cold-start QPS window waited for in place (``sleep``)."""
+        return in_place(self.steps(), self._sleep)
+
+    def steps(self) -> Iterator[Metric | Later]:
+        """Every series; a cold-start QPS window is a ``Later`` (the second snapshot), so
+        the runner holds no worker while it runs and the other series go out meanwhile."""
         try:
             self._db.ensure_alive()
         except SourceFailure:
@@ -148,7 +155,7 @@ class PostgresSource:
         yield _gauge("pg_up", PG_UP_HELP, 1)
 
         failures: list[SourceFailure] = []
-        sections: Iterable[Callable[[], Iterator[Metric]]] = (
+        sections: Iterable[Callable[[], Iterator[Metric | Later]]] = (
             self._activity,
             self._connections_by_user,
             self._database_sizes,
@@ -290,7 +297,7 @@ class PostgresSource:
         for queryid in [q for q in self._texts if q not in present]:
             del self._texts[queryid]
 
-    def _statements_and_qps(self) -> Iterator[Metric]:
+    def _statements_and_qps(self) -> Iterator[Metric | Later]:
         try:
             version = self._extension_version()
             if version is None:
@@ -317,16 +324,35 @@ class PostgresSource:
                 extra={"target": self._settings.target_name, "source": self.name},
             )
             before = None
-        latest = first
-        if before is None and self._settings.qps_sample_seconds > 0:
-            window = self._sample_window(window_started, snapshot_seconds)
+        # Also the rate's start next pass when the window below is dropped.
+        self._previous = first
+        if before is not None:
+            yield from self._qps(before, first)
+        elif self._settings.qps_sample_seconds > 0:
+            margin = SNAPSHOT_MARGIN_SECONDS + 2 * snapshot_seconds
+            window = self._sample_window(window_started, margin)
             if window is not None:
-                if window > 0:
-                    self._sleep(window)
-                before, latest = first, self._snapshot(version)
-        self._previous = latest
-        if before is None:
+                yield Later(
+                    window,
+                    partial(self._window_end, version, first, margin),
+                    partial(self._no_window, margin),
+                )
+
+    def _window_end(self, version: str, first: Snapshot, margin: float) -> Iterator[Metric]:
+        """The second snapshot of a cold-start window, and the rates over it."""
+        left = seconds_left()
+        # Started late (every worker was busy) with less left than twice what the first
+        # snapshot took: the second would risk the deadline, and the whole source with it.
+        if left is not None and left < margin - SNAPSHOT_MARGIN_SECONDS:
+            self._no_window(margin)
             return
+        if not self._db.is_open:
+            return  # lost during the first step, whose failure says so
+        latest = self._snapshot(version)
+        self._previous = latest
+        yield from self._qps(first, latest)
+
+    def _qps(self, before: Snapshot, latest: Snapshot) -> Iterator[Metric]:
         measured = rates(before, latest, self._kinds)
         if measured is None:
             return
@@ -334,24 +360,27 @@ class PostgresSource:
         yield _gauge("pg_qps_read", "Statements per second that read.", measured.read)
         yield _gauge("pg_qps_write", "Statements per second that write.", measured.write)
 
-    def _sample_window(self, window_started: float, snapshot_seconds: float) -> float | None:
+    def _sample_window(self, window_started: float, margin: float) -> float | None:
         """How long to wait before the second snapshot of a cold-start window: the rest of
         PG_QPS_SAMPLE_SECONDS (the work since the first snapshot counts), but never past the
-        pass's deadline, less time for the second snapshot. None: too little time is left."""
+        pass's deadline, less ``margin`` for the second snapshot. None: too little time is
+        left."""
         window = max(0.0, self._settings.qps_sample_seconds - (self._clock() - window_started))
         left = seconds_left()
         if left is None:
             return window
-        margin = SNAPSHOT_MARGIN_SECONDS + 2 * snapshot_seconds
         room = left - margin
         if room < 0 or (window > room and room < MIN_SAMPLE_SECONDS):
-            logger.debug(
-                f"no QPS sampling window this pass: {left:.3f} s left before the pass "
-                f"deadline, {margin:.3f} s kept for the second snapshot",
-                extra={"target": self._settings.target_name, "source": self.name},
-            )
+            self._no_window(margin)
             return None
         return min(window, room)
+
+    def _no_window(self, margin: float) -> None:
+        logger.debug(
+            f"no QPS sampling window this pass: {seconds_left(0.0):.3f} s left before the "
+            f"pass deadline, {margin:.3f} s kept for the second snapshot",
+            extra={"target": self._settings.target_name, "source": self.name},
+        )
 
     def _excluded_from_top(self) -> frozenset[int]:
         return self._kinds.excluded_from_top()
