@@ -414,12 +414,17 @@ def postgres_floor(spec: Any) -> tuple[Callable[[], None], Callable[[], None], C
     return start, floor, lambda: len(replay)
 
 
+# In a recorded list of statements: the cold-start QPS window, {"seconds": its length}.
+QPS_WINDOW = "-- the QPS window"
+
+
 def server_wide_statements(settings: Any) -> list[tuple[str, dict[str, Any]]]:
     """The statements a cold target carrying its server's series runs for them in its first
     pass (statements with their classification and texts, both QPS snapshots, activity,
     database sizes, health), in order, as the product issues them: recorded from a cold
-    PostgresSource with its per-database reads left out (they are not server-wide) and its
-    QPS window not waited."""
+    PostgresSource with its per-database reads left out (they are not server-wide); its QPS
+    window between the two snapshots is recorded as a ``QPS_WINDOW`` entry with its
+    seconds, not waited."""
     from middleware_monitoring.postgres.connection import PgConnection
     from middleware_monitoring.postgres.source import PostgresSource
 
@@ -430,7 +435,10 @@ def server_wide_statements(settings: Any) -> list[tuple[str, dict[str, Any]]]:
             log.append((sql, params))
             return super().run(sql, **params)
 
-    source = PostgresSource(settings, Recording(settings), sleep=lambda _: None)
+    def window(seconds: float) -> None:
+        log.append((QPS_WINDOW, {"seconds": seconds}))
+
+    source = PostgresSource(settings, Recording(settings), sleep=window)
     source._per_database = lambda: iter(())  # type: ignore[method-assign]
     try:
         for _ in source.collect():
@@ -475,9 +483,13 @@ def run_first_pass_floor(spec: dict[str, Any], passes: int) -> dict[str, Any]:
     (SPEC_FILE: the handler's, its env naming a TARGETS_FILE): one bare pg8000 connect per
     target (the target's own login, database and TLS as its sslmode negotiates it), and on
     the connection of each server's carrier (the target first by name) that server's
-    server-wide statements, recorded beforehand, back to back. All targets are run in a pool
-    of COLLECTOR_MAX_WORKERS threads, as the product runs them; the pool is made before the
-    clock starts. ``passes`` floors, each with fresh connects."""
+    server-wide statements, recorded beforehand, back to back but for the QPS window between
+    the two snapshots, which a cold rate needs (PG_QPS_SAMPLE_SECONDS). The targets run in a
+    pool of COLLECTOR_MAX_WORKERS threads, as the product runs them, but the carriers each
+    on a thread of their own, so no window holds a pool thread (nor does the product's);
+    the pools are made before the clock starts. ``passes`` floors, each with fresh connects.
+    Then the CPU floor of a warm pass: each target's statements of a warm pass, recorded
+    from its own source, over open connections in the pool (the process's CPU time)."""
     from concurrent.futures import ThreadPoolExecutor
 
     import pg8000.native
@@ -520,7 +532,10 @@ def run_first_pass_floor(spec: dict[str, Any], passes: int) -> dict[str, Any]:
         conn: pg8000.native.Connection, statements: list[tuple[str, dict[str, Any]]]
     ) -> pg8000.native.Connection:
         for sql, params in statements:
-            conn.run(sql, **params)
+            if sql == QPS_WINDOW:
+                time.sleep(params["seconds"])
+            else:
+                conn.run(sql, **params)
         return conn
 
     def target(settings: PostgresSettings) -> pg8000.native.Connection:
@@ -528,10 +543,17 @@ def run_first_pass_floor(spec: dict[str, Any], passes: int) -> dict[str, Any]:
 
     floors: list[float] = []
     warm_cpu: list[float] = []
-    with ThreadPoolExecutor(max_workers=workers) as pool:
+    carriers = [t for t in targets if t.target_name in recorded]
+    others = [t for t in targets if t.target_name not in recorded]
+    with (
+        ThreadPoolExecutor(max_workers=workers) as pool,
+        ThreadPoolExecutor(max_workers=max(1, len(carriers))) as own_threads,
+    ):
         for _ in range(passes):
             started = time.perf_counter()
-            connections = list(pool.map(target, targets))
+            futures = [own_threads.submit(target, t) for t in carriers]
+            futures += [pool.submit(target, t) for t in others]
+            connections = [future.result() for future in futures]
             floors.append(time.perf_counter() - started)
             for conn in connections:
                 conn.close()
@@ -553,7 +575,15 @@ def run_first_pass_floor(spec: dict[str, Any], passes: int) -> dict[str, Any]:
         "warm_statements": sum(len(log) for log in warm),
         "connects": len(targets),
         "servers": len(recorded),
-        "server_wide_statements": sum(len(log) for log in recorded.values()),
+        "server_wide_statements": sum(
+            sql != QPS_WINDOW for log in recorded.values() for sql, _ in log
+        ),
+        "qps_windows_s": [
+            params["seconds"]
+            for log in recorded.values()
+            for sql, params in log
+            if sql == QPS_WINDOW
+        ],
         "workers": workers,
     }
 

@@ -232,6 +232,9 @@ def test_quick_run_fleet_measures_the_first_pass_floor_and_cpu_per_series(
     # Two servers, each with its carrier's statements: at least extension version, snapshot
     # header, calls (twice: the cold QPS window), classification, top N, activity, users, sizes.
     assert largest["first_pass_floor_statements"] >= 2 * 9
+    # Each carrier's cold QPS window, replayed as a wait between its two snapshots.
+    assert largest["first_pass_floor_qps_windows"] == 2
+    assert 0 < largest["first_pass_floor_qps_window_s"] <= 1.0
     assert largest["first_pass_floor_s"] > 0 and largest["first_pass_cpu_s"] > 0
     assert largest["series"] > 0
     assert largest["cpu_us_per_series"] == pytest.approx(

@@ -72,6 +72,8 @@ def test_fleet_section_judges_the_first_pass_and_cpu_per_series_when_measured() 
         "first_pass_floor_connects": 100,
         "first_pass_floor_statements": 42,
         "first_pass_floor_passes": 3,
+        "first_pass_floor_qps_windows": 2,
+        "first_pass_floor_qps_window_s": 0.97,
         "first_pass_floor_command": "worker first-pass-floor",
         "first_pass_cpu_s": 0.34,
         "warm_invocation_cpu_s": 0.096,
@@ -105,6 +107,8 @@ def test_fleet_section_judges_the_first_pass_and_cpu_per_series_when_measured() 
         "First pass: 1,800 ms against a floor of 1,200 ms" in note
         and "100 bare pg8000 connects" in note
         and "a pool of 32 threads" in note
+        and "the QPS window between the two snapshots that a cold rate needs, 970 ms at most"
+        in note
         for note in made.notes
     )
     assert any(

@@ -225,6 +225,88 @@ def test_a_stuck_source_never_hides_the_same_targets_other_sources() -> None:
     target.in_flight["stuck"].result(timeout=5)
 
 
+class Fetching:
+    """A prefetch still running when the pass reads its sources; it finishes once
+    ``finish`` is set (by a source that is ready at once, below)."""
+
+    name = "fetching"
+
+    def __init__(self) -> None:
+        self.finish = threading.Event()
+
+    def start(self, deadline: float) -> None:
+        pass
+
+    def families(self) -> Iterator[Metric]:
+        return iter(())
+
+
+class WaitsForFetch:
+    """A passive source that waits for the prefetch (CloudWatch's), at most ``wait`` s."""
+
+    name = "waits"
+    passive = True
+
+    def __init__(self, fetch: Fetching, read: list[str], wait: float = 2.0) -> None:
+        self.fetch = fetch
+        self.read = read
+        self.wait = wait
+
+    def ready(self) -> bool:
+        return self.fetch.finish.is_set()
+
+    def collect(self) -> Iterator[Metric]:
+        if not self.fetch.finish.wait(self.wait):
+            raise SourceFailure("deadline", "the prefetch did not finish")
+        self.read.append(self.name)
+        yield GaugeMetricFamily("waits_value", "Read once the prefetch is done.", value=1)
+
+
+class ReadAtOnce:
+    """A passive source that never waits (the discovery inventory); reading it is what lets
+    the prefetch finish here, so it must be read before the sources that wait."""
+
+    name = "at_once"
+    passive = True
+
+    def __init__(self, fetch: Fetching, read: list[str]) -> None:
+        self.fetch = fetch
+        self.read = read
+
+    def ready(self) -> bool:
+        return True
+
+    def collect(self) -> Iterator[Metric]:
+        self.read.append(self.name)
+        self.fetch.finish.set()
+        yield GaugeMetricFamily("at_once_value", "Read at once.", value=2)
+
+
+def test_passive_sources_that_can_be_read_at_once_go_before_those_that_wait() -> None:
+    """While CloudWatch's batch is still fetching, the discovery inventory of every target
+    is read, rather than after the batch; results keep the targets' order."""
+    fetch, read = Fetching(), list[str]()
+    targets = [
+        Target("first", [WaitsForFetch(fetch, read), ReadAtOnce(fetch, read)]),
+        Target("second", [ReadAtOnce(fetch, read)]),
+    ]
+    result = run_pass(
+        targets,
+        deadline=time.monotonic() + 5.0,
+        max_workers=2,
+        collector_instance="collector",
+        prefetches=[fetch],
+    )
+    assert read == ["at_once", "at_once", "waits"]
+    assert [t.target for t in result.targets] == ["first", "second"]
+    assert samples(result, "first") == {
+        ("waits_value", ()): 1.0,
+        ("at_once_value", ()): 2.0,
+        ("middleware_collector_up", (("source", "waits"),)): 1.0,
+        ("middleware_collector_up", (("source", "at_once"),)): 1.0,
+    }
+
+
 class Recording:
     """Records the order sources start in; fails while ``failing`` is set."""
 

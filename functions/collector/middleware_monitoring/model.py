@@ -88,7 +88,8 @@ class Source(Protocol):
     A source may also define ``down_families()``: the series it must send even when the pass
     gives up waiting for it (``pg_up 0``, ``mongo_up 0``: SPEC says they are always there);
     ``close()``: drop its connections; and ``passive = True``: it only reads what a prefetch
-    fetched (CloudWatch), so it needs no worker thread of its own.
+    fetched (CloudWatch), so it needs no worker thread of its own. A passive source may say
+    with ``ready()`` that reading it now would not wait; the pass reads those first.
 
     A source that waits on purpose (a sampling window) defines ``steps()``: what
     ``collect()`` yields, except that where ``collect()`` would wait it yields a ``Later``

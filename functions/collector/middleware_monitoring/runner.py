@@ -52,6 +52,13 @@ def is_passive(source: Source) -> bool:
     return bool(getattr(source, "passive", False))
 
 
+def is_ready(source: Source) -> bool:
+    """A passive source that says reading it now will not wait (``ready()``); one that
+    does not say is read after those that are."""
+    ready = getattr(source, "ready", None)
+    return bool(ready()) if ready is not None else False
+
+
 def collect_source(
     target: str,
     source: Source,
@@ -310,10 +317,20 @@ def _run_pass(
             continue
         submit(job, None)
     # Passive sources only wait for their prefetch (bounded by the deadline) and read it.
+    # Those that can be read at once go first (the discovery inventory, a prefetch already
+    # done): their work then overlaps the prefetches still running instead of following the
+    # slowest of them.
+    unready: list[tuple[int, int, Target, Source]] = []
     for t, target in enumerate(targets):
         for s, source in enumerate(target.sources):
-            if is_passive(source):
+            if not is_passive(source):
+                continue
+            if is_ready(source):
                 results[t, s] = collect_source(target.name, source, deadline, steps=source.collect)
+            else:
+                unready.append((t, s, target, source))
+    for t, s, target, source in unready:
+        results[t, s] = collect_source(target.name, source, deadline, steps=source.collect)
     while running or timers:
         now = time.monotonic()
         while timers and timers[0][0] <= now:

@@ -7,8 +7,12 @@ help text, labels). Two declarations with the same ``Stat`` cost one query.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
-from typing import Final
+from typing import TYPE_CHECKING, Final
+
+if TYPE_CHECKING:
+    from mypy_boto3_cloudwatch.type_defs import MetricStatTypeDef
 
 RDS: Final = "AWS/RDS"
 DOCDB: Final = "AWS/DocDB"
@@ -27,6 +31,29 @@ class Stat:
     dimensions: tuple[tuple[str, str], ...]
     statistic: str
     period: int
+
+    # A pass looks each statistic up a dozen times (planning, state, answers, settling,
+    # reading back): its hash is computed once, not from its five fields each time.
+    def __hash__(self) -> int:
+        return self._hash
+
+    @functools.cached_property
+    def _hash(self) -> int:
+        return hash((self.namespace, self.metric, self.dimensions, self.statistic, self.period))
+
+    @functools.cached_property
+    def metric_stat(self) -> MetricStatTypeDef:
+        """The query's MetricStat, made once: every pass asks it again (botocore only reads
+        it; nothing may change it)."""
+        return {
+            "Metric": {
+                "Namespace": self.namespace,
+                "MetricName": self.metric,
+                "Dimensions": [{"Name": n, "Value": v} for n, v in self.dimensions],
+            },
+            "Period": self.period,
+            "Stat": self.statistic,
+        }
 
     def describe(self) -> str:
         """For logs and error details: ``AWS/RDS CPUUtilization{DBInstanceIdentifier=db1}``."""

@@ -102,19 +102,7 @@ def queries(chunk: Sequence[Stat]) -> list[MetricDataQueryTypeDef]:
     """Ids are positions (q0, q1, ...): CloudWatch wants them to start with a lower-case
     letter and be unique per call, and ids must not carry user text."""
     return [
-        {
-            "Id": f"q{i}",
-            "MetricStat": {
-                "Metric": {
-                    "Namespace": stat.namespace,
-                    "MetricName": stat.metric,
-                    "Dimensions": [{"Name": n, "Value": v} for n, v in stat.dimensions],
-                },
-                "Period": stat.period,
-                "Stat": stat.statistic,
-            },
-            "ReturnData": True,
-        }
+        {"Id": f"q{i}", "MetricStat": stat.metric_stat, "ReturnData": True}
         for i, stat in enumerate(chunk)
     ]
 

@@ -259,6 +259,12 @@ class CloudWatchBatch:
                 },
             )
 
+    def ready(self) -> bool:
+        """This pass's fetch is done (or there is none to wait for): ``result`` returns at
+        once."""
+        current = self._current
+        return current is None or current.done.is_set()
+
     def result(self) -> _Pass:
         """This pass, once fetched; ``SourceFailure`` if not by the deadline."""
         current = self._current
@@ -306,10 +312,20 @@ class CloudWatchSource:
     def __init__(self, batch: CloudWatchBatch, declarations: list[Declaration]) -> None:
         self._batch = batch
         self.declarations = declarations
+        # Each output's place among the families (its first declaration's), so the families
+        # come out in declaration order though only those with a datapoint are made.
+        self._order = {
+            output: rank
+            for rank, output in enumerate(dict.fromkeys(d.output for d in declarations))
+        }
 
     @property
     def batch(self) -> CloudWatchBatch:
         return self._batch
+
+    def ready(self) -> bool:
+        """Reading it now would not wait for the batch (runner.is_ready)."""
+        return self._batch.ready()
 
     def collect(self) -> Iterator[Metric]:
         if not self.declarations:
@@ -320,24 +336,25 @@ class CloudWatchSource:
         failures: list[tuple[Stat, AwsFailure]] = []
         found = 0
         for declaration in self.declarations:
-            family = families.get(declaration.output)
-            if family is None:
-                family = GaugeMetricFamily(
-                    declaration.output,
-                    declaration.documentation,
-                    labels=[name for name, _ in declaration.labels],
-                )
-                families[declaration.output] = family
             points = current.points.get(declaration.stat)
             if points:
                 found += 1
+                # Made only when there is a sample: a target without data (a fleet's
+                # resources with no datapoint yet) costs no family at all.
+                family = families.get(declaration.output)
+                if family is None:
+                    family = GaugeMetricFamily(
+                        declaration.output,
+                        declaration.documentation,
+                        labels=[name for name, _ in declaration.labels],
+                    )
+                    families[declaration.output] = family
                 for when, value in points:
                     family.add_metric([v for _, v in declaration.labels], value, timestamp=when)
             elif declaration.stat in result.failures:
                 failures.append((declaration.stat, result.failures[declaration.stat]))
-        for family in families.values():
-            if family.samples:
-                yield family
+        for output in sorted(families, key=self._order.__getitem__):
+            yield families[output]
         if failures:
             reason = failures[0][1].reason
             details = sorted({failure.detail for _, failure in failures})

@@ -112,6 +112,10 @@ class InventorySource:
         self._lookup = lookup
         self._tag_labels = tag_labels
 
+    def ready(self) -> bool:
+        """The cache is read as it is: never a wait (runner.is_ready)."""
+        return True
+
     def collect(self) -> Iterator[Metric]:
         resource = self._lookup(self._key)
         if resource is None:  # only between a refresh and the next reconcile
