@@ -12,7 +12,7 @@ series is written once with its newest value, without copying it.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Final
 
 from prometheus_client import Metric
@@ -155,10 +155,31 @@ def write_groups(groups: Iterable[TargetResult], label_instance: bool = True) ->
     of its first family), every series labelled with its group's ``instance`` (when
     ``label_instance``) and written once, with its newest value and no timestamp."""
     with gc_paused():
-        return _write_groups(groups, label_instance)
+        return "".join(_blocks(groups, label_instance)).encode()
 
 
-def _write_groups(groups: Iterable[TargetResult], label_instance: bool) -> bytes:
+def write_pieces(
+    groups: Iterable[TargetResult], piece_bytes: int, label_instance: bool = True
+) -> Iterator[bytes]:
+    """``write_groups`` in pieces of whole family blocks, each of at least ``piece_bytes``
+    bytes but the last, written as they are asked for: a push sends one while the next is
+    written (the Pushgateway parses a body as it comes). Joined, they are ``write_groups``'
+    bytes. The caller pauses the garbage collector around it (``gc_paused``): a generator
+    cannot hold it paused only while it runs."""
+    gathered: list[str] = []
+    size = 0
+    for block in _blocks(groups, label_instance):
+        gathered.append(block)
+        size += len(block)  # characters: at most the bytes
+        if size >= piece_bytes:
+            yield "".join(gathered).encode()
+            gathered.clear()
+            size = 0
+    if gathered:
+        yield "".join(gathered).encode()
+
+
+def _blocks(groups: Iterable[TargetResult], label_instance: bool) -> Iterator[str]:
     by_name: dict[str, list[tuple[str, Metric]]] = {}
     for group in groups:
         for family in group.families:
@@ -167,6 +188,9 @@ def _write_groups(groups: Iterable[TargetResult], label_instance: bool) -> bytes
                 by_name[family.name] = [(group.target, family)]
             else:
                 members.append((group.target, family))
+    # Each block's lines are joined when it ends and the list reused: a pass's lines are not
+    # all kept to the end (100,000 strings at 1,000 targets), and a push can send a block
+    # while the next is written.
     out: list[str] = []
     append = out.append
     writer = _SeriesWriter(label_instance)
@@ -214,4 +238,5 @@ def _write_groups(groups: Iterable[TargetResult], label_instance: bool) -> bytes
         for suffix, block in sorted(extra.items()):
             append(_header(_metric_name(name + suffix), "gauge", first.documentation))
             out.extend(block)
-    return "".join(out).encode()
+        yield "".join(out)
+        out.clear()
