@@ -344,7 +344,8 @@ def section(figures: Mapping[str, Any]) -> Section:
         question="What does a fleet's pass cost to push and to encode, per target and per series?",
         method=(
             f"Synthetic targets of {figures['series_per_target']} gauge series. Push: the "
-            "Pushgateway sink's one PUT of the shard group (encoding included) to a default "
+            "Pushgateway sink's one PUT of the shard group (encoding included: the body is "
+            "sent in pieces as it is written) to a default "
             "Pushgateway, against one plain PUT of the same body already encoded; the median "
             "of the pushes that replace the group. Encoding: CPU time (best of three) on the "
             f"largest pass ({encoding['series']} series). Growth: run_pass over synthetic "

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from bench.pg_cold import GOAL_CPU_MS_PER_TARGET, measure, section
+from bench.pg_cold import FEW_WORKERS, GOAL_CPU_MS_PER_TARGET, measure, section
 
 pytestmark = pytest.mark.bench
 
@@ -35,3 +35,12 @@ def test_measure_quick() -> None:
     assert [(g.measured, g.limit, g.unit) for g in made.goals] == [
         (figures["cpu_ms_per_cold_target"], GOAL_CPU_MS_PER_TARGET, "ms")
     ]
+    # The same first pass with fewer workers: every target up, its figure in the note.
+    assert (figures["few_workers"], figures["few_workers_up"]) == (FEW_WORKERS, 2)
+    assert figures["first_pass_s_few_workers"] > 0
+    [note] = made.notes
+    assert note.startswith(
+        f"First pass of the 2 cold targets: {figures['first_pass_s']:.2f} s with the default "
+        f"{figures['workers']} workers, {figures['first_pass_s_few_workers']:.2f} s with "
+        f"COLLECTOR_MAX_WORKERS={FEW_WORKERS} (2/2 up; "
+    )
