@@ -201,13 +201,13 @@ def measure(quick: bool) -> dict[str, Any]:
         "postgres_up": out["passes"][-1]["postgres_up"],
         "cold_pass_s": out["passes"][0]["seconds"],
         "cold_discovery_calls": out["passes"][0]["discovery_calls"],
-        "warm_pass_s": statistics.median(p["seconds"] for p in warm),
+        "warm_pass_s": round(statistics.median(p["seconds"] for p in warm), 3),
         "warm_pass_max_s": max(p["seconds"] for p in warm),
-        "replay_s": statistics.median(p["replay_s"] for p in warm),
+        "replay_s": round(statistics.median(p["replay_s"] for p in warm), 3),
         "replayed_calls": warm[-1]["replayed_calls"],
         "concurrent_calls": CONCURRENT_CALLS,
-        "warm_pass_cpu_s": statistics.median(p["cpu_s"] for p in warm),
-        "replay_cpu_s": statistics.median(p["replay_cpu_s"] for p in warm),
+        "warm_pass_cpu_s": round(statistics.median(p["cpu_s"] for p in warm), 3),
+        "replay_cpu_s": round(statistics.median(p["replay_cpu_s"] for p in warm), 3),
         "warm_pass_over_replay_each": [round(p["seconds"] / p["replay_s"], 2) for p in warm],
         "warm_pass_over_replay": round(
             statistics.median(p["seconds"] / p["replay_s"] for p in warm), 2
