@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from operator import attrgetter
 from typing import Final
 
 from prometheus_client import Metric
@@ -129,6 +130,9 @@ class _SeriesWriter:
         return head, "".join("," + pair for pair in after) + "}"
 
 
+_timestamp: Final = attrgetter("timestamp")
+
+
 def _time_of(sample: Sample) -> float:
     # A sample without a timestamp is "now": newer than any datapoint fetched earlier.
     return math.inf if sample.timestamp is None else float(sample.timestamp)
@@ -138,7 +142,7 @@ def newest_samples(samples: Sequence[Sample]) -> Sequence[Sample]:
     """Each series once, with its newest value, in the order of each series' first sample.
     Only timestamped samples (CloudWatch points) can repeat a series; a family without any
     is taken as it is."""
-    if all(sample.timestamp is None for sample in samples):
+    if list(map(_timestamp, samples)).count(None) == len(samples):  # all(), in C
         return samples
     newest: dict[tuple[str, tuple[tuple[str, str], ...]], Sample] = {}
     for sample in samples:
@@ -208,6 +212,7 @@ def _blocks(groups: Iterable[TargetResult], label_instance: bool) -> Iterator[st
         places: dict[tuple[str, str, str], int] = {}
         for target, family in members:
             instance = f'{INSTANCE}="{_label_value(target)}"' if label_instance else ""
+            own_name = family.name
             for sample in newest_samples(family.samples):
                 value = sample.value
                 # _value inlined: this loop runs once per series of the pass.
@@ -225,8 +230,11 @@ def _blocks(groups: Iterable[TargetResult], label_instance: bool) -> Iterator[st
                     cut = cuts[key] = writer.cut(sample_name, labels)
                 head, tail = cut
                 line = f"{head}{instance}{tail} {shown}\n"
-                suffix = suffixes.get(sample_name)
-                lines = out if suffix is None else extra.setdefault(suffix, [])
+                if sample_name is own_name:  # a gauge's samples: its family's name object
+                    lines = out
+                else:
+                    suffix = suffixes.get(sample_name)
+                    lines = out if suffix is None else extra.setdefault(suffix, [])
                 # The same pieces make the same text, and the same text the same pieces.
                 series = (head, instance, tail)
                 place = places.get(series)
