@@ -637,3 +637,22 @@ def test_a_sampling_window_never_waits_for_a_prefetch() -> None:
         ("middleware_collector_up", (("source", "windowed"),)): 1.0,
         ("middleware_collector_up", (("source", "waits"),)): 1.0,
     }
+
+
+def test_in_place_waits_for_a_later_step_of_a_later_step() -> None:
+    slept: list[float] = []
+
+    def third() -> Iterator[Metric]:
+        yield GaugeMetricFamily("third_value", "After two waits.", value=3)
+
+    def second() -> Iterator[Metric | Later]:
+        yield GaugeMetricFamily("second_value", "After one wait.", value=2)
+        yield Later(0.02, third)
+
+    def steps() -> Iterator[Metric | Later]:
+        yield GaugeMetricFamily("first_value", "At once.", value=1)
+        yield Later(0.01, second)
+
+    names = [family.name for family in in_place(steps(), slept.append)]
+    assert names == ["first_value", "second_value", "third_value"]
+    assert slept == [0.01, 0.02]
