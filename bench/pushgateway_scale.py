@@ -55,10 +55,12 @@ FULL_TARGETS = (300, 1000)
 QUICK_TARGETS = (4, 8)
 FULL_GROWTH = (10, 100, 300, 1000)
 QUICK_GROWTH = (2, 4)
-PUSHES = 6
-# Growth: passes enough for each fleet size to measure this many series (300 passes of 10
-# targets, 5 of 1,000), never fewer than GROWTH_MIN_PASSES.
-GROWTH_SERIES = 500_000
+# Pushes of each kind, in turns: a PUT's time on a shared 2-CPU machine varies by half from
+# one to the next, so the median needs more than a handful.
+PUSHES = 12
+# Growth: passes enough for each fleet size to measure this many series (1,000 passes of
+# 10 targets, 10 of 1,000), never fewer than GROWTH_MIN_PASSES.
+GROWTH_SERIES = 1_000_000
 GROWTH_SERIES_QUICK = 2_000
 GROWTH_MIN_PASSES = 5
 COMMAND = ".venv/bin/python -m bench.pushgateway_scale"

@@ -502,7 +502,7 @@ class WindowSeen:
 
         return Seen()
 
-    def end(self, step: Later) -> Iterator[Metric]:
+    def end(self, step: Later) -> Iterator[Metric | Later]:
         with self.lock:
             if not self.ended:
                 for _ in self.sources:  # every window has begun (a condition, not a time)
