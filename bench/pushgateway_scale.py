@@ -55,10 +55,12 @@ FULL_TARGETS = (300, 1000)
 QUICK_TARGETS = (4, 8)
 FULL_GROWTH = (10, 100, 300, 1000)
 QUICK_GROWTH = (2, 4)
-PUSHES = 6
-# Growth: passes enough for each fleet size to measure this many series (300 passes of 10
-# targets, 5 of 1,000), never fewer than GROWTH_MIN_PASSES.
-GROWTH_SERIES = 500_000
+# Pushes of each kind, in turns: a PUT's time on a shared 2-CPU machine varies by half from
+# one to the next, so the median needs more than a handful.
+PUSHES = 12
+# Growth: passes enough for each fleet size to measure this many series (1,000 passes of
+# 10 targets, 10 of 1,000), never fewer than GROWTH_MIN_PASSES.
+GROWTH_SERIES = 1_000_000
 GROWTH_SERIES_QUICK = 2_000
 GROWTH_MIN_PASSES = 5
 COMMAND = ".venv/bin/python -m bench.pushgateway_scale"
@@ -344,7 +346,8 @@ def section(figures: Mapping[str, Any]) -> Section:
         question="What does a fleet's pass cost to push and to encode, per target and per series?",
         method=(
             f"Synthetic targets of {figures['series_per_target']} gauge series. Push: the "
-            "Pushgateway sink's one PUT of the shard group (encoding included) to a default "
+            "Pushgateway sink's one PUT of the shard group (encoding included: the body is "
+            "sent in pieces as it is written) to a default "
             "Pushgateway, against one plain PUT of the same body already encoded; the median "
             "of the pushes that replace the group. Encoding: CPU time (best of three) on the "
             f"largest pass ({encoding['series']} series). Growth: run_pass over synthetic "

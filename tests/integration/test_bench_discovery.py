@@ -47,6 +47,8 @@ def test_quick_discovery_bench() -> None:
     assert figures["replayed_calls"] == figures["getmetricdata_calls"]
     assert figures["replay_s"] > 0
     assert figures["warm_pass_over_replay"] == round(warm["seconds"] / warm["replay_s"], 2)
+    assert figures["warm_pass_over_replay_each"] == [figures["warm_pass_over_replay"]]
+    assert figures["warm_pass_cpu_s"] > 0 and figures["replay_cpu_s"] > 0
     assert figures["concurrent_calls"] == CONCURRENT_CALLS
     made = section(figures)
     assert made.question == (

@@ -461,3 +461,55 @@ def test_a_push_the_pushgateway_refuses_names_the_series_and_its_reason(
         )
         for named in (ours, theirs)
     ), inv.error
+
+
+def test_a_pass_sent_in_pieces_is_what_the_pushgateway_holds(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A large pass goes to the Pushgateway while it is written (chunked, pieces of whole
+    family blocks): the Pushgateway takes it as one PUT of the group, every series with its
+    value; and a refused one still names the series."""
+    from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+    from middleware_monitoring import sinks
+    from middleware_monitoring.config import PushgatewaySettings
+    from middleware_monitoring.model import PassResult, TargetResult
+
+    monkeypatch.setattr(sinks, "PUSH_PIECE_BYTES", 300)
+    groups = []
+    for t in range(20):
+        sizes = GaugeMetricFamily("pg_database_size_bytes", "Size.", labels=["database_name"])
+        for d in range(10):
+            sizes.add_metric([f"app{d}"], 1000.0 * t + d)
+        deadlocks = CounterMetricFamily("pg_deadlocks", "Deadlocks.", labels=["database_name"])
+        deadlocks.add_metric(["app0"], t)
+        groups.append(TargetResult(f"db{t}", [sizes, deadlocks], []))
+    result = PassResult(groups, 0.1, TargetResult("collector", [], []))
+    assert len(sinks.exposition(result)) > 10 * 300  # more than ten pieces
+    with Pushgateway() as own:
+        sink = sinks.PushgatewaySink(PushgatewaySettings(own.url, "pieces", None, None, 10.0, 0))
+        sink.send(result)
+        assert [group["labels"] for group in own.groups()] == [
+            {"job": "pieces", "collector": "collector", "shard": "0"}
+        ]
+        for t in range(20):
+            assert own.samples("pieces", f"db{t}") == {
+                **{
+                    ("pg_database_size_bytes", frozenset({("database_name", f"app{d}")})): (
+                        1000.0 * t + d
+                    )
+                    for d in range(10)
+                },
+                ("pg_deadlocks_total", frozenset({("database_name", "app0")})): float(t),
+            }
+        # Another deployment holds pg_deadlocks_total as a gauge: the push is refused.
+        own.wipe()
+        pushgateway_push(
+            own,
+            "pieces",
+            {"collector": "eu", "shard": "0"},
+            '# TYPE pg_deadlocks_total gauge\npg_deadlocks_total{instance="theirs"} 1\n',
+        )
+        with pytest.raises(sinks.PushError) as caught:
+            sink.send(result)
+    assert "targets): HTTP 400 Bad Request: series pg_deadlocks_total{" in str(caught.value)

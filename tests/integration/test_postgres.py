@@ -17,7 +17,7 @@ import pytest
 from pg8000.exceptions import DatabaseError
 from prometheus_client import Metric
 
-from middleware_monitoring.model import Later, Source, Target, pass_deadline
+from middleware_monitoring.model import Later, Source, Target, pass_deadline, seconds_left
 from middleware_monitoring.postgres import source as pg_source
 from middleware_monitoring.postgres import statements
 from middleware_monitoring.postgres.source import SNAPSHOT_MARGIN_SECONDS, PostgresSource
@@ -545,7 +545,7 @@ class WindowSeen:
 
         return Seen()
 
-    def end(self, step: Later) -> Iterator[Metric]:
+    def end(self, step: Later) -> Iterator[Metric | Later]:
         with self.lock:
             if not self.ended:
                 for _ in self.sources:  # every window has begun (a condition, not a time)
@@ -673,6 +673,34 @@ def test_no_qps_when_the_pass_has_no_time_for_a_window(
     assert line.levelno == logging.DEBUG
     assert re.fullmatch(
         r"no QPS sampling window this pass: 0\.0\d\d s left before the pass deadline, "
+        r"0\.\d{3} s kept for the second snapshot",
+        line.getMessage(),
+    )
+
+
+def test_no_second_snapshot_when_the_window_ends_too_late(
+    pg: PostgresServer, closer: Closer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A window that ends late (its workers were busy) with less time left than the second
+    snapshot may take is not closed: no pg_qps_*, the same debug line, the rest goes out."""
+    slept: list[float] = []
+
+    def late(seconds: float) -> None:
+        slept.append(seconds)
+        while seconds_left() != 0.0:  # until the pass deadline has come
+            time.sleep(0.01)
+
+    src = closer(PostgresSource(settings_for(pg, PG_QPS_SAMPLE_SECONDS="0.2"), sleep=late))
+    caplog.set_level(logging.DEBUG, logger="middleware_monitoring")
+    with pass_deadline(time.monotonic() + 1.5):
+        samples = ok_pass(src)
+    [window] = slept  # a window was granted (less the time since the first snapshot)
+    assert 0 < window <= 0.2
+    assert names(samples) & QPS_NAMES == set()
+    assert {"pg_up", "pg_total_connections", "pg_query_calls"} <= names(samples)
+    [line] = [r for r in caplog.records if r.getMessage().startswith("no QPS sampling window")]
+    assert re.fullmatch(
+        r"no QPS sampling window this pass: 0\.000 s left before the pass deadline, "
         r"0\.\d{3} s kept for the second snapshot",
         line.getMessage(),
     )

@@ -64,8 +64,8 @@ INPUTS: dict[str, set[str]] = {
     "docs/postgresql.md": {"1 s", "5 s", "0.1 s", "0.05 s", "5 GiB", "100 MiB"},
     # scrape timeouts
     "docs/pull-mode.md": {"0.5 s", "10 s"},
-    # reserves and backoff
-    "docs/sinks.md": {"1 s", "0.5 s", "2 s"},
+    # reserves and backoff; the size from which a push goes in pieces
+    "docs/sinks.md": {"1 s", "0.5 s", "2 s", "1 MiB"},
 }
 
 

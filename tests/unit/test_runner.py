@@ -218,8 +218,9 @@ def test_a_stuck_source_never_hides_the_same_targets_other_sources() -> None:
                 ("middleware_collector_up", (("source", "steady"),)): 1.0,
                 ("middleware_collector_failure", (("reason", reason), ("source", "stuck"))): 1.0,
             }
-        # Passive sources are read on the pass's own thread, never a worker's.
-        assert passive.threads == [threading.current_thread().name] * 2
+        # Passive sources are read off the workers (the pass's reader thread: this one
+        # says nothing of when it is ready, so it may wait for a prefetch).
+        assert passive.threads == ["passive"] * 2
     finally:
         stuck.release.set()
     target.in_flight["stuck"].result(timeout=5)
@@ -602,3 +603,56 @@ def test_in_place_waits_where_the_window_is() -> None:
     names = [family.name for family in source.collect()]
     assert names == ["first_value", "second_value", "after_value"]
     assert slept == [0.01]
+
+
+def test_a_sampling_window_never_waits_for_a_prefetch() -> None:
+    """CloudWatch's batch still fetching (here: until a window's second step has run) must
+    not keep a window from ending: the passive source waiting for it is read off the pass's
+    thread, which submits the second step when due."""
+    fetch, read = Fetching(), list[str]()
+    events: list[str] = []
+    windowed = Windowed("windowed", events, 0.0, [])
+    second = windowed._second
+
+    def second_then_fetched() -> Iterator[Metric]:
+        yield from second()
+        fetch.finish.set()
+
+    windowed._second = second_then_fetched  # type: ignore[method-assign]
+    target = Target("db", [windowed, WaitsForFetch(fetch, read, wait=10.0)])
+    result = run_pass(
+        [target],
+        deadline=time.monotonic() + 30,
+        max_workers=1,
+        collector_instance="c",
+        prefetches=[fetch],
+    )
+    assert events == ["first windowed", "second windowed"]
+    assert read == ["waits"]
+    assert samples(result, "db") == {
+        ("first_value", ()): 1.0,
+        ("after_value", ()): 2.0,
+        ("second_value", ()): 3.0,
+        ("waits_value", ()): 1.0,
+        ("middleware_collector_up", (("source", "windowed"),)): 1.0,
+        ("middleware_collector_up", (("source", "waits"),)): 1.0,
+    }
+
+
+def test_in_place_waits_for_a_later_step_of_a_later_step() -> None:
+    slept: list[float] = []
+
+    def third() -> Iterator[Metric]:
+        yield GaugeMetricFamily("third_value", "After two waits.", value=3)
+
+    def second() -> Iterator[Metric | Later]:
+        yield GaugeMetricFamily("second_value", "After one wait.", value=2)
+        yield Later(0.02, third)
+
+    def steps() -> Iterator[Metric | Later]:
+        yield GaugeMetricFamily("first_value", "At once.", value=1)
+        yield Later(0.01, second)
+
+    names = [family.name for family in in_place(steps(), slept.append)]
+    assert names == ["first_value", "second_value", "third_value"]
+    assert slept == [0.01, 0.02]

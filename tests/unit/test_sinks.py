@@ -27,6 +27,22 @@ class Received:
     path: str
     authorization: str | None
     body: str
+    # Sent in pieces (Transfer-Encoding: chunked) rather than with its length.
+    chunked: bool = False
+
+
+def read_body(handler: BaseHTTPRequestHandler) -> tuple[bytes, bool]:
+    """The request's body, with its length or in chunks (as a Go server reads either)."""
+    if handler.headers.get("Transfer-Encoding", "").lower() != "chunked":
+        return handler.rfile.read(int(handler.headers.get("Content-Length", "0"))), False
+    body = bytearray()
+    while True:
+        size = int(handler.rfile.readline().split(b";")[0], 16)
+        if size == 0:
+            handler.rfile.readline()  # the empty line after the last chunk
+            return bytes(body), True
+        body += handler.rfile.read(size)
+        handler.rfile.readline()
 
 
 @dataclass
@@ -37,6 +53,8 @@ class FakeGateway:
     script: list[tuple[int, str]] = field(default_factory=list)
     received: list[Received] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    # Answer a chunked body 411 Length Required, as some proxies do.
+    refuse_chunked: bool = False
 
 
 @pytest.fixture
@@ -45,13 +63,16 @@ def gateway() -> Iterator[FakeGateway]:
 
     class Handler(BaseHTTPRequestHandler):
         def do_PUT(self) -> None:
-            length = int(self.headers.get("Content-Length", "0"))
-            body = self.rfile.read(length).decode()
+            body, chunked = read_body(self)
             with state.lock:
                 state.received.append(
-                    Received("PUT", self.path, self.headers.get("Authorization"), body)
+                    Received(
+                        "PUT", self.path, self.headers.get("Authorization"), body.decode(), chunked
+                    )
                 )
                 status, text = state.script.pop(0) if state.script else (200, "")
+                if chunked and state.refuse_chunked:
+                    status, text = 411, "Length Required"
             payload = text.encode()
             self.send_response(status)
             self.send_header("Content-Length", str(len(payload)))
@@ -143,6 +164,77 @@ def test_retries_5xx_then_succeeds(gateway: FakeGateway) -> None:
     # The first two answers were errors, each followed by a retry with the same body.
     assert [r.path for r in gateway.received] == [GROUP] * 3
     assert [parse(r.body) for r in gateway.received] == [BODY] * 3
+
+
+def a_larger_pass(targets: int = 6) -> PassResult:
+    groups = []
+    for t in range(targets):
+        sizes = GaugeMetricFamily("pg_database_size_bytes", "Size.", labels=["database_name"])
+        for d in range(5):
+            sizes.add_metric([f"app{d}"], 1000.0 * t + d)
+        up = GaugeMetricFamily("pg_up", "1 if the server answered.", value=1)
+        groups.append(TargetResult(f"db{t}", [up, sizes], []))
+    return PassResult(groups, 0.1, TargetResult("collector", [], []))
+
+
+def test_a_pass_larger_than_a_piece_goes_in_pieces_as_it_is_written(
+    gateway: FakeGateway, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A large pass is sent while it is written, in pieces of whole family blocks; the body
+    the Pushgateway reads is the exposition's, byte for byte. A small one keeps its length."""
+    monkeypatch.setattr(sinks, "PUSH_PIECE_BYTES", 100)
+    result = a_larger_pass()
+    PushgatewaySink(settings(gateway.url)).send(result)
+    (pushed,) = gateway.received
+    assert pushed.chunked
+    assert pushed.body == exposition(result).decode()
+    monkeypatch.setattr(sinks, "PUSH_PIECE_BYTES", 1 << 20)
+    PushgatewaySink(settings(gateway.url)).send(result)
+    assert not gateway.received[1].chunked
+    assert gateway.received[1].body == pushed.body
+
+
+def test_a_retry_sends_every_piece_again(
+    gateway: FakeGateway, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sinks, "PUSH_PIECE_BYTES", 100)
+    gateway.script = [(503, "busy")]
+    result = a_larger_pass()
+    PushgatewaySink(settings(gateway.url, retries=1)).send(result)
+    assert [(r.chunked, r.body) for r in gateway.received] == [
+        (True, exposition(result).decode())
+    ] * 2
+
+
+def test_a_proxy_that_wants_the_length_gets_the_whole_body_at_once(
+    gateway: FakeGateway, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """HTTP 411 to a body in pieces: sent again whole, with its length, without taking one
+    of the retries (there are none here)."""
+    monkeypatch.setattr(sinks, "PUSH_PIECE_BYTES", 100)
+    gateway.refuse_chunked = True
+    result = a_larger_pass()
+    PushgatewaySink(settings(gateway.url, retries=0)).send(result)
+    assert [(r.chunked, r.body) for r in gateway.received] == [
+        (True, exposition(result).decode()),
+        (False, exposition(result).decode()),
+    ]
+
+
+def test_a_body_sent_in_pieces_is_named_by_its_line_when_refused(
+    gateway: FakeGateway, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sinks, "PUSH_PIECE_BYTES", 100)
+    gateway.script = [(400, "text format parsing error in line 9: expected float as value")]
+    with pytest.raises(PushError) as caught:
+        PushgatewaySink(settings(gateway.url, retries=0)).send(a_larger_pass())
+    assert gateway.received[0].chunked
+    # pg_up of the six targets after its HELP and TYPE, then the sizes' HELP (line 9).
+    assert gateway.received[0].body.splitlines()[8] == "# HELP pg_database_size_bytes Size."
+    assert str(caught.value).endswith(
+        "HTTP 400 Bad Request: text format parsing error in line 9: expected float as value "
+        "(pushed line 9: # HELP pg_database_size_bytes Size.)"
+    )
 
 
 def test_5xx_on_every_attempt_fails_after_the_retries(gateway: FakeGateway) -> None:

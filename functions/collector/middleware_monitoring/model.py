@@ -48,7 +48,7 @@ class Later:
     absent this pass."""
 
     delay: float
-    then: Callable[[], Iterator[Metric]]
+    then: Callable[[], Iterator[Metric | Later]]
     dropped: Callable[[], None] = lambda: None
 
 
@@ -61,7 +61,7 @@ def in_place(
         if isinstance(step, Later):
             if step.delay > 0:
                 sleep(step.delay)
-            yield from step.then()
+            yield from in_place(step.then(), sleep)
         else:
             yield step
 

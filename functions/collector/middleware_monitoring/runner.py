@@ -3,8 +3,9 @@
 Sources are independent of each other, also within one target: a PostgreSQL that hangs
 past the deadline (and is ``busy`` on the next pass) never hides the same instance's
 CloudWatch values, which are what matter most then. Passive sources (they read a prefetch,
-like CloudWatch's one batched call per pass) are read on the pass's own thread, so waiting
-for the batch never holds a worker that an active source could use. Likewise a source's
+like CloudWatch's one batched call per pass) are read off the workers (on the pass's own
+thread, or one reader thread for those waiting for a prefetch), so waiting for the batch
+never holds a worker that an active source could use. Likewise a source's
 wait on purpose (``model.Later``: a cold-start QPS window) is kept on a timer heap by the
 pass's thread, and its rest is submitted to the pool when due: the windows of many cold
 targets overlap while the workers serve other targets.
@@ -319,7 +320,8 @@ def _run_pass(
     # Passive sources only wait for their prefetch (bounded by the deadline) and read it.
     # Those that can be read at once go first (the discovery inventory, a prefetch already
     # done): their work then overlaps the prefetches still running instead of following the
-    # slowest of them.
+    # slowest of them. The others are read by one reader thread, so the pass's thread keeps
+    # the timers meanwhile: a sampling window never waits for CloudWatch's batch.
     unready: list[tuple[int, int, Target, Source]] = []
     for t, target in enumerate(targets):
         for s, source in enumerate(target.sources):
@@ -329,8 +331,15 @@ def _run_pass(
                 results[t, s] = collect_source(target.name, source, deadline, steps=source.collect)
             else:
                 unready.append((t, s, target, source))
-    for t, s, target, source in unready:
-        results[t, s] = collect_source(target.name, source, deadline, steps=source.collect)
+    read_later: dict[tuple[int, int], SourceResult] = {}
+
+    def read_unready() -> None:
+        for t, s, target, source in unready:
+            read_later[t, s] = collect_source(target.name, source, deadline, steps=source.collect)
+
+    reader = threading.Thread(target=read_unready, name="passive", daemon=True)
+    if unready:
+        reader.start()
     while running or timers:
         now = time.monotonic()
         while timers and timers[0][0] <= now:
@@ -356,6 +365,9 @@ def _run_pass(
             done(job, future.result(), closing=True)
         else:
             job.given_up.set()
+    if unready:
+        reader.join()  # each read waits for its prefetch at most until the deadline
+    results.update(read_later)
     for job in jobs:
         if job.key in results:
             continue  # busy

@@ -14,7 +14,7 @@ import math
 import re
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Final, Protocol
 from urllib.error import HTTPError, URLError
 from urllib.request import Request, urlopen
@@ -22,10 +22,11 @@ from urllib.request import Request, urlopen
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from .config import ConfigError, PushgatewaySettings
+from .gc_pause import gc_paused
 from .http_answers import ERROR_BODY_LIMIT, basic_authorization, describe_pushgateway_failure
 from .model import PassResult
 from .pushgateway_groups import group_path, shard_group
-from .text_format import write_groups
+from .text_format import write_groups, write_pieces
 
 logger = logging.getLogger(__name__)
 
@@ -116,17 +117,62 @@ class SentTimestamps:
 
 
 def _request(
-    url: str, method: str, timeout: float | None, headers: list[tuple[str, str]], data: bytes
+    url: str,
+    method: str,
+    timeout: float | None,
+    headers: list[tuple[str, str]],
+    data: bytes | Iterable[bytes],
 ) -> None:
     """One PUT; a status >= 400 raises HTTPError. prometheus_client's own handler builds a
     new urllib opener per push, and every new opener makes a TLS context that loads the
     system CA store (17 ms, GIL held, so parallel pushes queue behind it): most of a warm
-    invocation's time (bench/RESULTS.md). ``urlopen`` reuses one opener per process."""
+    invocation's time (bench/RESULTS.md). ``urlopen`` reuses one opener per process. A body
+    given in pieces goes out as they come (chunked)."""
     request = Request(url, data=data, method=method)
     for name, value in headers:
         request.add_header(name, value)
     with urlopen(request, timeout=timeout) as response:
         response.read()
+
+
+# A push body larger than this goes out in pieces of this size while the rest is written.
+PUSH_PIECE_BYTES: Final = 1 << 20
+LENGTH_REQUIRED: Final = 411
+
+
+class _Body:
+    """A push body written as it is sent: pieces of whole family blocks (text_format's
+    ``write_pieces``), so the Pushgateway parses one while the next is written, instead of
+    waiting for the whole pass to be encoded first. A body of one piece is sent as bytes
+    (with its length). The pieces are kept: a retry sends them again, then the rest."""
+
+    def __init__(self, pieces: Iterator[bytes]) -> None:
+        self._pieces = pieces
+        self._written: list[bytes] = []
+        # False once the receiver asked for the body's length (HTTP 411).
+        self.in_pieces = True
+
+    def data(self) -> bytes | Iterator[bytes]:
+        """What to send: the whole body when it is one piece, else its pieces (urllib sends
+        an iterable body chunked)."""
+        if not self.in_pieces:
+            return self.whole()
+        while len(self._written) < 2:
+            piece = next(self._pieces, None)
+            if piece is None:
+                return b"".join(self._written)  # the whole body, written
+            self._written.append(piece)
+        return iter(self)
+
+    def __iter__(self) -> Iterator[bytes]:
+        yield from list(self._written)
+        for piece in self._pieces:
+            self._written.append(piece)
+            yield piece
+
+    def whole(self) -> bytes:
+        self._written.extend(self._pieces)
+        return b"".join(self._written)
 
 
 class PushgatewaySink:
@@ -161,7 +207,7 @@ class PushgatewaySink:
         key = shard_group(collector, shard)
         return f"{self._url.rstrip('/')}/metrics/{group_path(self._settings.job, key)}"
 
-    def _put(self, url: str, body: bytes, deadline: float) -> None:
+    def _put(self, url: str, body: _Body, deadline: float) -> None:
         settings = self._settings
         headers = [("Content-Type", CONTENT_TYPE_LATEST)]
         if settings.username:
@@ -173,7 +219,20 @@ class PushgatewaySink:
             if left <= 0:
                 raise _DeadlineReached()
             try:
-                _request(url, "PUT", min(settings.timeout_seconds, left), headers, body)
+                data = body.data()
+                try:
+                    _request(url, "PUT", min(settings.timeout_seconds, left), headers, data)
+                except HTTPError as exc:
+                    if exc.code != LENGTH_REQUIRED or isinstance(data, bytes):
+                        raise
+                    # A proxy in front of the Pushgateway that takes no chunked body: the
+                    # whole body with its length, at once (not a retry: nothing failed).
+                    exc.close()
+                    body.in_pieces = False
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        raise _DeadlineReached() from None
+                    _request(url, "PUT", min(settings.timeout_seconds, left), headers, body.data())
                 return
             except HTTPError as exc:
                 if exc.code < 500 or attempt == settings.retries:
@@ -192,21 +251,23 @@ class PushgatewaySink:
     def send(self, result: PassResult, deadline: float | None = None) -> None:
         deadline = deadline_or_reserve(deadline, self.reserve_seconds())
         started = time.monotonic()
-        body = write_groups(result.groups())
         url = self.group_url(result.collector.target, result.shard)
-        try:
-            self._put(url, body, deadline)
-        except Exception as exc:
-            if isinstance(exc, _DeadlineReached):
-                cause = DEADLINE_CAUSE
-            elif isinstance(exc, HTTPError) and 400 <= exc.code < 500:
-                cause = describe_rejection(exc, body)
-            else:
-                cause = describe_pushgateway_failure(exc)
-            raise PushError(
-                f"Pushgateway {url} did not accept the pass ({result.series_count()} series of "
-                f"{len(result.targets)} targets): {cause}"
-            ) from None
+        # Encoded as it is sent: the encoding's objects all live until the push is done.
+        with gc_paused():
+            body = _Body(write_pieces(result.groups(), PUSH_PIECE_BYTES))
+            try:
+                self._put(url, body, deadline)
+            except Exception as exc:
+                if isinstance(exc, _DeadlineReached):
+                    cause = DEADLINE_CAUSE
+                elif isinstance(exc, HTTPError) and 400 <= exc.code < 500:
+                    cause = describe_rejection(exc, body.whole())
+                else:
+                    cause = describe_pushgateway_failure(exc)
+                raise PushError(
+                    f"Pushgateway {url} did not accept the pass ({result.series_count()} "
+                    f"series of {len(result.targets)} targets): {cause}"
+                ) from None
         self._last_push_seconds = time.monotonic() - started
 
 

@@ -12,7 +12,8 @@ series is written once with its newest value, without copying it.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from operator import attrgetter
 from typing import Final
 
 from prometheus_client import Metric
@@ -129,6 +130,9 @@ class _SeriesWriter:
         return head, "".join("," + pair for pair in after) + "}"
 
 
+_timestamp: Final = attrgetter("timestamp")
+
+
 def _time_of(sample: Sample) -> float:
     # A sample without a timestamp is "now": newer than any datapoint fetched earlier.
     return math.inf if sample.timestamp is None else float(sample.timestamp)
@@ -138,7 +142,7 @@ def newest_samples(samples: Sequence[Sample]) -> Sequence[Sample]:
     """Each series once, with its newest value, in the order of each series' first sample.
     Only timestamped samples (CloudWatch points) can repeat a series; a family without any
     is taken as it is."""
-    if all(sample.timestamp is None for sample in samples):
+    if list(map(_timestamp, samples)).count(None) == len(samples):  # all(), in C
         return samples
     newest: dict[tuple[str, tuple[tuple[str, str], ...]], Sample] = {}
     for sample in samples:
@@ -155,10 +159,31 @@ def write_groups(groups: Iterable[TargetResult], label_instance: bool = True) ->
     of its first family), every series labelled with its group's ``instance`` (when
     ``label_instance``) and written once, with its newest value and no timestamp."""
     with gc_paused():
-        return _write_groups(groups, label_instance)
+        return "".join(_blocks(groups, label_instance)).encode()
 
 
-def _write_groups(groups: Iterable[TargetResult], label_instance: bool) -> bytes:
+def write_pieces(
+    groups: Iterable[TargetResult], piece_bytes: int, label_instance: bool = True
+) -> Iterator[bytes]:
+    """``write_groups`` in pieces of whole family blocks, each of at least ``piece_bytes``
+    bytes but the last, written as they are asked for: a push sends one while the next is
+    written (the Pushgateway parses a body as it comes). Joined, they are ``write_groups``'
+    bytes. The caller pauses the garbage collector around it (``gc_paused``): a generator
+    cannot hold it paused only while it runs."""
+    gathered: list[str] = []
+    size = 0
+    for block in _blocks(groups, label_instance):
+        gathered.append(block)
+        size += len(block)  # characters: at most the bytes
+        if size >= piece_bytes:
+            yield "".join(gathered).encode()
+            gathered.clear()
+            size = 0
+    if gathered:
+        yield "".join(gathered).encode()
+
+
+def _blocks(groups: Iterable[TargetResult], label_instance: bool) -> Iterator[str]:
     by_name: dict[str, list[tuple[str, Metric]]] = {}
     for group in groups:
         for family in group.families:
@@ -167,6 +192,9 @@ def _write_groups(groups: Iterable[TargetResult], label_instance: bool) -> bytes
                 by_name[family.name] = [(group.target, family)]
             else:
                 members.append((group.target, family))
+    # Each block's lines are joined when it ends and the list reused: a pass's lines are not
+    # all kept to the end (100,000 strings at 1,000 targets), and a push can send a block
+    # while the next is written.
     out: list[str] = []
     append = out.append
     writer = _SeriesWriter(label_instance)
@@ -184,6 +212,7 @@ def _write_groups(groups: Iterable[TargetResult], label_instance: bool) -> bytes
         places: dict[tuple[str, str, str], int] = {}
         for target, family in members:
             instance = f'{INSTANCE}="{_label_value(target)}"' if label_instance else ""
+            own_name = family.name
             for sample in newest_samples(family.samples):
                 value = sample.value
                 # _value inlined: this loop runs once per series of the pass.
@@ -201,8 +230,11 @@ def _write_groups(groups: Iterable[TargetResult], label_instance: bool) -> bytes
                     cut = cuts[key] = writer.cut(sample_name, labels)
                 head, tail = cut
                 line = f"{head}{instance}{tail} {shown}\n"
-                suffix = suffixes.get(sample_name)
-                lines = out if suffix is None else extra.setdefault(suffix, [])
+                if sample_name is own_name:  # a gauge's samples: its family's name object
+                    lines = out
+                else:
+                    suffix = suffixes.get(sample_name)
+                    lines = out if suffix is None else extra.setdefault(suffix, [])
                 # The same pieces make the same text, and the same text the same pieces.
                 series = (head, instance, tail)
                 place = places.get(series)
@@ -214,4 +246,5 @@ def _write_groups(groups: Iterable[TargetResult], label_instance: bool) -> bytes
         for suffix, block in sorted(extra.items()):
             append(_header(_metric_name(name + suffix), "gauge", first.documentation))
             out.extend(block)
-    return "".join(out).encode()
+        yield "".join(out)
+        out.clear()
