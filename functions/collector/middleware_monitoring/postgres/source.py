@@ -126,6 +126,8 @@ class PostgresSource:
         self._previous: Snapshot | None = None
         self._kinds = Kinds()
         self._texts: dict[int, str] = {}
+        # pg_stat_statements' version as the last pass read it (confirmed by each snapshot).
+        self._version: str | None = None
         self._hint_given = False
         self._privilege_hint_given = False
         self._capabilities = CapabilityCache(self._db)
@@ -261,8 +263,8 @@ class PostgresSource:
                 )
             return row
 
-    def _snapshot(self, version: str) -> Snapshot:
-        system_identifier, started_at, extversion, reset_at = self._header(version)
+    def _snapshot(self, version: str, header: list[Any] | None = None) -> Snapshot:
+        system_identifier, started_at, extversion, reset_at = header or self._header(version)
         packed, hidden = self._db.run(sql.calls_sql(version))[0]
         calls = PackedCalls(packed)
         snapshot = Snapshot(
@@ -306,12 +308,18 @@ class PostgresSource:
 
     def _statements_and_qps(self) -> Iterator[Metric | Later]:
         try:
-            version = self._extension_version()
-            if version is None:
-                return
             window_started = self._clock()
             snapshot_started = time.monotonic()
-            first = self._snapshot(version)
+            known = self._snapshot_of_known_version()
+            if known is None:
+                version = self._version = self._extension_version()
+                if version is None:
+                    return
+                window_started = self._clock()
+                snapshot_started = time.monotonic()
+                first = self._snapshot(version)
+            else:
+                version, first = known
             snapshot_seconds = time.monotonic() - snapshot_started
         except SourceFailure as failure:
             if _NOT_LOADED_STATE in failure.detail:
@@ -344,6 +352,23 @@ class PostgresSource:
                     partial(self._window_end, version, first, margin),
                     partial(self._no_window, margin),
                 )
+
+    def _snapshot_of_known_version(self) -> tuple[str, Snapshot] | None:
+        """A warm pass's snapshot without reading the extension version first: the snapshot
+        header reads it too, so the version of the last pass is used and confirmed by it (a
+        round trip less in every warm pass). None when there is none yet, or the header
+        says another version or fails: then the version is read first, as on a cold pass,
+        and what happens then (the hint of a missing extension, the failure) is the same."""
+        version = self._version
+        if version is None:
+            return None
+        try:
+            header = self._header(version)
+        except QueryFailure:
+            return None
+        if header[2] != version:
+            return None
+        return version, self._snapshot(version, header)
 
     def _window_end(self, version: str, first: Snapshot, margin: float) -> Iterator[Metric]:
         """The second snapshot of a cold-start window, and the rates over it."""
