@@ -3,10 +3,10 @@
 cold start and peak RSS of a function instance, and the connections it holds at the servers
 after its warm passes; at the largest size, the first pass of a cold function instance
 against its floor (each server's server-wide statements once, and a bare connect per
-target), and the collector's CPU per series of a warm invocation. Goals reported against:
-100 targets warm in under 2 s with the default COLLECTOR_MAX_WORKERS, under 2 MB of RSS per
-target and under 0.5 MB per added target, the first pass within 2x its floor, under 8 µs of
-CPU per series."""
+target), and the collector's CPU per series of a warm invocation (a note: the goal on it is
+bench/pg_cold.py's, where each target carries its own server's series). Goals reported
+against: 100 targets warm in under 2 s with the default COLLECTOR_MAX_WORKERS, under 2 MB of
+RSS per target and under 0.5 MB per added target, the first pass within 2x its floor."""
 
 from __future__ import annotations
 
@@ -38,8 +38,6 @@ GOAL_RSS_MB_PER_ADDED_TARGET = 0.5
 # A cold function instance's first pass over its floor: each server's server-wide
 # statements once and a bare connect per target, in as many threads as the product uses.
 GOAL_FIRST_PASS_OVER_FLOOR = 2.0
-# Collector CPU of a warm invocation (pass, encoding the push body, the push) per series.
-GOAL_CPU_US_PER_SERIES = 8.0
 FLOOR_PASSES = 3
 # The push and the rest of an invocation add at most 30% to the pass they carry.
 GOAL_INVOCATION_OVER_PASS = 1.3
@@ -384,6 +382,16 @@ def section(figures: Mapping[str, Any]) -> Section:
                 f"(`{big['first_pass_floor_command']}`)."
             )
         if big.get("cpu_us_per_series"):
+            # Not a goal here: server-wide series go out once per server, so each target
+            # sends few series and the figure is its round trips spread over them.
+            notes.append(
+                f"CPU per series of a warm invocation: {number(big['cpu_us_per_series'])} µs. "
+                "Not a goal in this section: its server-wide series go out once per server, "
+                f"so each of its {largest} targets sends few series and the figure is mostly "
+                "per-target round trips over them; the goal on CPU per series is the cold "
+                "PostgreSQL section's (`bench/pg_cold.py`), where each target carries its own "
+                "server's series."
+            )
             if big.get("warm_floor_cpu_s"):
                 notes.append(
                     f"CPU per series: a warm invocation used {number(big['cpu_s'] * 1000)} ms "
@@ -397,15 +405,6 @@ def section(figures: Mapping[str, Any]) -> Section:
                     f"{number(big['warm_floor_cpu_s'] / big['series'] * 1e6)} µs per series "
                     "before anything is made of their rows."
                 )
-            goals.append(
-                Goal(
-                    f"collector CPU per series of a warm invocation of {GOAL_TARGETS} "
-                    "PostgreSQL targets (pass, push body, push)",
-                    round(big["cpu_us_per_series"], 2),
-                    GOAL_CPU_US_PER_SERIES,
-                    "µs",
-                )
-            )
         if big["up"] != largest:
             notes.append(f"Only {big['up']} of {largest} targets were up at {largest}.")
         floor = (big["cpu_s"] + big["servers_cpu_s"]) / big["nproc"]

@@ -375,23 +375,25 @@ def run_handler(spec: dict[str, Any], passes: int) -> dict[str, Any]:
 
 
 def postgres_floor(spec: Any) -> tuple[Callable[[], None], Callable[[], None], Callable[[], int]]:
-    """Record the SQL of each product pass (pg8000's run, whoever calls it); the floor
-    replays the last pass's statements, with their parameters, back to back over one
+    """Record the SQL of each product pass (its connections' run, whoever calls it); the
+    floor replays the last pass's statements, with their parameters, back to back over one
     connection opened beforehand. Returns (start recording, floor, statements replayed)."""
-    import pg8000.native
+    from middleware_monitoring.postgres.connection import NativeConnection
 
     recorded: list[tuple[str, dict[str, Any]]] = []
     recording = [False]
-    original = pg8000.native.Connection.run
+    # The product's connections are NativeConnection (pg8000's, with its statements'
+    # parameter conversion kept): recorded there, and replayed the same way.
+    product_run = NativeConnection.run
 
     def run(self: Any, sql: str, stream: Any = None, types: Any = None, **params: Any) -> Any:
         if recording[0]:
             recorded.append((sql, dict(params)))
-        return original(self, sql, stream=stream, types=types, **params)
+        return product_run(self, sql, stream=stream, types=types, **params)
 
-    pg8000.native.Connection.run = run
+    NativeConnection.run = run  # type: ignore[method-assign]
     target = spec.postgres[0]
-    conn = pg8000.native.Connection(
+    conn = NativeConnection(
         user=target["user"],
         password=target["password"],
         host=target["host"],
@@ -409,7 +411,7 @@ def postgres_floor(spec: Any) -> tuple[Callable[[], None], Callable[[], None], C
         recording[0] = False
         replay[:] = list(recorded)
         for sql, params in replay:
-            original(conn, sql, **params)
+            product_run(conn, sql, **params)
 
     return start, floor, lambda: len(replay)
 

@@ -5,7 +5,13 @@ from __future__ import annotations
 
 import pytest
 
-from bench.pg_cold import FEW_WORKERS, GOAL_CPU_MS_PER_TARGET, measure, section
+from bench.pg_cold import (
+    FEW_WORKERS,
+    GOAL_CPU_MS_PER_TARGET,
+    GOAL_CPU_US_PER_SERIES,
+    measure,
+    section,
+)
 
 pytestmark = pytest.mark.bench
 
@@ -26,15 +32,23 @@ def test_measure_quick() -> None:
     made = section(figures)
     assert made.question == (
         "How much collector CPU does a cold PostgreSQL target take when each target is its "
-        "own server (2 servers)?"
+        "own server (2 servers), and per series of a warm invocation?"
     )
     assert [row[0] for row in made.table.rows] == [
         "first pass of a cold instance, 2 targets",
         "the warm pass after it",
     ]
+    # The warm invocation's CPU over the series it sent, each target its own server's.
+    assert figures["warm_series"] > 0
+    assert figures["warm_invocation_cpu_us_per_series"] > 0
     assert [(g.measured, g.limit, g.unit) for g in made.goals] == [
-        (figures["cpu_ms_per_cold_target"], GOAL_CPU_MS_PER_TARGET, "ms")
+        (figures["cpu_ms_per_cold_target"], GOAL_CPU_MS_PER_TARGET, "ms"),
+        (figures["warm_invocation_cpu_us_per_series"], GOAL_CPU_US_PER_SERIES, "µs"),
     ]
+    assert made.goals[1].what == (
+        "collector CPU per series of a warm invocation, encoding included, each target its "
+        "own server"
+    )
     # The same first pass with fewer workers: every target up, its figure in the note.
     assert (figures["few_workers"], figures["few_workers_up"]) == (FEW_WORKERS, 2)
     assert figures["first_pass_s_few_workers"] > 0

@@ -320,6 +320,49 @@ def test_statements_are_classified_once_each_in_one_packed_row(pg: PostgresServe
         source.close()
 
 
+def test_warm_passes_convert_no_statement_parameters_again(
+    pg: PostgresServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """pg8000 converts a statement's :name parameters by walking its text a character at a
+    time (0.3 ms of CPU for the top-N statement, on every run): the conversion is kept per
+    statement text, so a warm pass converts none, and answers as pg8000's own run does."""
+    import pg8000.native
+
+    from middleware_monitoring.postgres import connection
+
+    converted: list[str] = []
+    original = pg8000.native.to_statement
+
+    def counting(sql: str) -> Any:
+        converted.append(sql)
+        return original(sql)
+
+    monkeypatch.setattr(pg8000.native, "to_statement", counting)
+    connection.native_statement.cache_clear()
+    src = PostgresSource(settings_for(pg))
+    try:
+        ok_pass(src)
+        # The top N with its parameters, at least, was converted in the first pass.
+        assert statements.top_sql(src._extension_version() or "") in converted
+        converted.clear()
+        samples = ok_pass(src)
+        assert converted == []
+        assert query_series(samples)  # the top N was read all the same
+    finally:
+        src.close()
+    plain = pg.connect(database=APP_DB)
+    kept = connection.NativeConnection(
+        user=pg.superuser, password=pg.password, host=pg.host, port=pg.port, database=APP_DB
+    )
+    try:
+        sql = "SELECT :b::int + :a::int, :a::text"
+        assert kept.run(sql, a=1, b=2) == plain.run(sql, a=1, b=2) == [[3, "1"]]
+        assert kept.run(sql, a=5, b=2) == [[7, "5"]]
+    finally:
+        kept.close()
+        plain.close()
+
+
 def test_trivial_and_password_statements_never_in_top_n(
     pg: PostgresServer, source: PostgresSource
 ) -> None:

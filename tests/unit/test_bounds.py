@@ -124,6 +124,45 @@ def test_without_a_budget_every_series_goes_and_is_counted() -> None:
     assert len(series_of(whole)) == 10
 
 
+def test_without_a_budget_series_are_counted_once_and_not_ranked(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """No budget: nothing is ranked (series_class is per series, and was a fifth of a warm
+    invocation's CPU); a series given twice (two CloudWatch points, the same labels in
+    another order, two families of one name) still counts once; empty families go."""
+    ranked: list[str] = []
+
+    def series_class(family: str, labels: dict[str, str]) -> int:
+        ranked.append(family)
+        return 3
+
+    monkeypatch.setattr("middleware_monitoring.bounds.series_class", series_class)
+    points = GaugeMetricFamily("pg_cpu_utilization", "d", labels=["id"])
+    points.add_metric(["db-1"], 10.0, timestamp=100.0)
+    points.add_metric(["db-1"], 12.0, timestamp=160.0)
+    again = GaugeMetricFamily("pg_x", "d", labels=["a", "b"])
+    again.add_metric(["1", "2"], 1.0)
+    reordered = GaugeMetricFamily("pg_x", "d", labels=["b", "a"])
+    reordered.add_metric(["2", "1"], 1.0)
+    empty = GaugeMetricFamily("pg_user_connection_count", "d", labels=["username"])
+    other = gauge("pg_x", {"a": "1", "b": "2"})  # another target: another series
+    whole = PassResult(
+        [
+            TargetResult("t", [points, again, reordered, empty], []),
+            TargetResult("u", [other], []),
+        ],
+        0.1,
+        TargetResult("collector", [], []),
+    )
+    result, sent = SeriesBudget(None).apply(whole, "pushgateway")
+    # db-1's CPU, pg_x{a,b} of t, pg_x{a,b} of u, and middleware_series_sent.
+    assert sent == 4
+    assert ranked == []
+    assert [f.name for f in result.targets[0].families] == ["pg_cpu_utilization", "pg_x", "pg_x"]
+    assert result.targets[0].families[0] is points  # not copied: nothing was cut
+    assert [f.name for f in whole.targets[0].families][-1] == "pg_user_connection_count"
+
+
 SIZE = "pg_database_size_bytes"
 
 

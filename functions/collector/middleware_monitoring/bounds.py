@@ -26,6 +26,8 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator, Mapping
 from dataclasses import replace
+from itertools import repeat
+from operator import attrgetter
 from typing import Final
 
 from prometheus_client import Metric
@@ -150,6 +152,27 @@ def count_series(result: PassResult) -> int:
     return len({series for group in result.groups() for _, series in _series(group)})
 
 
+_name: Final = attrgetter("name")
+_labels: Final = attrgetter("labels")
+
+
+def _distinct(result: PassResult) -> int:
+    """``count_series``, each sample's ``SeriesId`` made in C (map and zip, no Python
+    frame a sample): this runs once per series of every pass."""
+    seen: set[SeriesId] = set()
+    for group in result.groups():
+        for family in group.families:
+            samples = family.samples
+            seen.update(
+                zip(
+                    map(_name, samples),
+                    repeat(group.target),
+                    map(tuple, map(sorted, map(dict.items, map(_labels, samples)))),
+                )
+            )
+    return len(seen)
+
+
 class SeriesBudget:
     """One per function instance: remembers what it last said was left out."""
 
@@ -162,6 +185,14 @@ class SeriesBudget:
         collector's group, and the series it holds. ``result`` itself is left whole (the
         Kafka stream reads its statements from it)."""
         own_extra = 1 if self.budget is None else 2  # sent, and dropped when a budget is set
+        if self.budget is None:
+            # Nothing is cut: the series are only counted (no class, no order), and the
+            # pass is copied without looking at each sample (a warm pass of 20 PostgreSQL
+            # targets spent a fifth of its invocation's CPU ranking series it then kept).
+            cut = _cut(result, set())
+            sent = _distinct(result) + own_extra
+            cut.collector.families.extend(self._families(sink, sent, 0))
+            return cut, sent
         ranked: list[tuple[int, str, SeriesId]] = []
         for group in result.groups():
             own_group = group is result.collector
@@ -229,6 +260,8 @@ def _cut(result: PassResult, dropped: set[SeriesId]) -> PassResult:
     """A copy of ``result`` without the ``dropped`` series (families not cut are shared)."""
 
     def kept(group: TargetResult) -> TargetResult:
+        if not dropped:  # only the families without samples go
+            return replace(group, families=[family for family in group.families if family.samples])
         families: list[Metric] = []
         for family in group.families:
             samples = [
