@@ -283,6 +283,25 @@ class ReadAtOnce:
         yield GaugeMetricFamily("at_once_value", "Read at once.", value=2)
 
 
+class BrokenReady(Passive):
+    def ready(self) -> bool:
+        raise RuntimeError("a bug in ready()")
+
+
+def test_a_passive_source_whose_ready_fails_is_still_read(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.ERROR, logger="middleware_monitoring")
+    result = run([Target("db", [BrokenReady(), Steady()])])
+    assert samples(result, "db") == {
+        ("passive_value", ()): 7.0,
+        ("steady_value", ()): 42.0,
+        ("middleware_collector_up", (("source", "passive"),)): 1.0,
+        ("middleware_collector_up", (("source", "steady"),)): 1.0,
+    }
+    assert [r.message for r in caplog.records] == ["passive source readiness failed"]
+
+
 def test_passive_sources_that_can_be_read_at_once_go_before_those_that_wait() -> None:
     """While CloudWatch's batch is still fetching, the discovery inventory of every target
     is read, rather than after the batch; results keep the targets' order."""
