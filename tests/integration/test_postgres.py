@@ -363,6 +363,51 @@ def test_warm_passes_convert_no_statement_parameters_again(
         plain.close()
 
 
+def test_a_warm_pass_over_the_same_entries_builds_no_set_of_their_queryids(
+    pg: PostgresServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Classifying and trimming against the snapshot's entries (sets of thousands of
+    queryids) is done when the entries changed since the last snapshot, not in every pass;
+    and the top N's samples of one statement share one label dict (made once, not once per
+    sample). Counted, not timed."""
+    from middleware_monitoring.postgres.qps import PackedCalls
+
+    sets: list[int] = []
+    original = PackedCalls.queryids
+
+    def counting(self: PackedCalls) -> set[int]:
+        made = original(self)
+        sets.append(len(made))
+        return made
+
+    monkeypatch.setattr(PackedCalls, "queryids", counting)
+    src = PostgresSource(settings_for(pg))
+    try:
+        ok_pass(src)  # the first pass classifies every entry
+        assert sets and sets[0] > 0
+        # The collector's own statements get their entries in the first passes.
+        for _ in range(3):
+            ok_pass(src)
+        sets.clear()
+        families = list(src.collect())
+        assert sets == []
+        statement_families = [f for f in families if f.name.startswith("pg_query_")]
+        samples = [s for f in statement_families for s in f.samples]
+        statements_sent = {s.labels["queryid"] for s in samples}
+        assert len(statements_sent) > 1
+        assert len({id(s.labels) for s in samples}) == len(statements_sent)
+        # A new entry: the next pass classifies against the snapshot again.
+        app = app_connection(pg)
+        try:
+            app.run("SELECT count(*) AS a_new_statement_of_this_test FROM items")
+        finally:
+            app.close()
+        ok_pass(src)
+        assert len(sets) == 1
+    finally:
+        src.close()
+
+
 def test_trivial_and_password_statements_never_in_top_n(
     pg: PostgresServer, source: PostgresSource
 ) -> None:
@@ -817,7 +862,9 @@ def test_extension_version_and_its_sql(pg: PostgresServer, source: PostgresSourc
         version = conn.run(statements.EXTENSION_VERSION_SQL)[0][0]
         assert version == PG_STAT_STATEMENTS_VERSION[pg.version]
         params = {"excluded": [], "limit": 5}
-        assert len(conn.run(statements.top_sql(version), **params)) == 5
+        # One row: the entries as one JSON array.
+        [[entries]] = conn.run(statements.top_sql(version), **params)
+        assert len(entries) == 5
         # The other layouts do not run here: the choice by version is what makes it work.
         wrong, missing = (
             ("1.11", "shared_blk_read_time")

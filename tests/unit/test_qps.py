@@ -8,6 +8,7 @@ import struct
 import pytest
 
 from middleware_monitoring.postgres.qps import (
+    Kinds,
     PackedCalls,
     Rates,
     Server,
@@ -316,3 +317,13 @@ def test_packed_snapshots_after_a_full_reset_count_every_entry_from_zero() -> No
     before = Snapshot(0.0, packed({(10, 1, 1, 1): 40, (10, 1, 2, 1): 7}), reset_at=1000.0)
     after = Snapshot(10.0, packed({(10, 1, 1, 1): 60, (10, 1, 2, 1): 7}), reset_at=1005.0)
     assert calls_since(before, after) == {(10, 1, 1, 1): 60, (10, 1, 2, 1): 7}
+
+
+def test_unknown_queryids_of_a_few_and_of_many() -> None:
+    """A few queryids (the top N's) are looked up one by one, many are compared at once:
+    the same answer either way."""
+    kinds = Kinds()
+    kinds.add((q, "read", False) for q in range(0, 200, 2))
+    assert kinds.unknown({4, 5, -7}) == {5, -7}
+    many = set(range(-10, 210))
+    assert kinds.unknown(many) == many - set(range(0, 200, 2))

@@ -158,7 +158,7 @@ class CloudWatchBatch:
         with self._state_lock:
             due = [s for s in stats if self._due(s, asked_until)]
             for stat in stats:
-                self._state.setdefault(stat, _StatState()).planned_at = now
+                self._state_of(stat).planned_at = now
             for stat in [
                 s
                 for s, state in self._state.items()
@@ -189,6 +189,14 @@ class CloudWatchBatch:
             current.result.fail_unanswered(due, AwsFailure("error", f"fetch not started: {exc}"))
             self._settle(current)
 
+    def _state_of(self, stat: Stat) -> _StatState:
+        """Its state, made on first use (under ``_state_lock``); not ``setdefault``, which
+        would make a throw-away state for every query of every pass."""
+        state = self._state.get(stat)
+        if state is None:
+            state = self._state[stat] = _StatState()
+        return state
+
     def _due(self, stat: Stat, asked_until: int) -> bool:
         state = self._state.get(stat)
         if state is None or state.asked_until is None:
@@ -212,9 +220,10 @@ class CloudWatchBatch:
         asked = set(result.stats)
         with self._state_lock:
             for stat in current.stats:
-                state = self._state.setdefault(stat, _StatState())
+                state = self._state_of(stat)
                 if stat in asked and not late and stat not in result.failures:
-                    points = sorted(result.points.get(stat, {}).items())
+                    answered = result.points.get(stat)
+                    points = sorted(answered.items()) if answered else []
                     state.asked_until = current.asked_until
                     state.newest = points[-1] if points else None
                     handed = state.handed_until

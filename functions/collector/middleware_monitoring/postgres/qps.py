@@ -66,6 +66,11 @@ class PackedCalls(Mapping[EntryKey, int]):
     def queryids(self) -> set[int]:
         return set(self._values[2::_WIDTH])
 
+    def same_queryids(self, other: PackedCalls) -> bool:
+        """Whether both hold the same queryids in the same order (compared in C)."""
+        mine, theirs = self._values, other._values
+        return len(mine) == len(theirs) and mine[2::_WIDTH] == theirs[2::_WIDTH]
+
     def changed_since(self, before: PackedCalls) -> Iterator[tuple[EntryKey, int, int]] | None:
         """(entry, calls before, calls now) of every entry whose count changed, when both
         hold the same entries in the same order (the common case between two passes), else
@@ -113,7 +118,11 @@ class Kinds(Mapping[int, str]):
         return self.NAMES[self._codes[i] & 3]
 
     def unknown(self, queryids: set[int]) -> set[int]:
-        return queryids.difference(self._ids)
+        ids = self._ids
+        if len(queryids) * 16 < len(ids):
+            # A few (the top N's): each looked up, rather than all the kinds walked.
+            return {q for q in queryids if q not in self}
+        return queryids.difference(ids)
 
     def add(self, rows: Iterable[tuple[int, str, bool]]) -> None:
         """(queryid, kind, trivial) of each statement."""

@@ -10,6 +10,7 @@ from typing import Any, Final
 
 from prometheus_client import Metric
 from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.samples import Sample
 
 from ..config import PostgresSettings
 from ..model import Later, SourceFailure, in_place, seconds_left
@@ -125,6 +126,8 @@ class PostgresSource:
         self._previous: Snapshot | None = None
         self._kinds = Kinds()
         self._texts: dict[int, str] = {}
+        # pg_stat_statements' version as the last pass read it (confirmed by each snapshot).
+        self._version: str | None = None
         self._hint_given = False
         self._privilege_hint_given = False
         self._capabilities = CapabilityCache(self._db)
@@ -260,8 +263,8 @@ class PostgresSource:
                 )
             return row
 
-    def _snapshot(self, version: str) -> Snapshot:
-        system_identifier, started_at, extversion, reset_at = self._header(version)
+    def _snapshot(self, version: str, header: list[Any] | None = None) -> Snapshot:
+        system_identifier, started_at, extversion, reset_at = header or self._header(version)
         packed, hidden = self._db.run(sql.calls_sql(version))[0]
         calls = PackedCalls(packed)
         snapshot = Snapshot(
@@ -271,9 +274,15 @@ class PostgresSource:
             Server(system_identifier, started_at, extversion),
             hidden=hidden,
         )
-        queryids = calls.queryids()
-        self._classify(queryids)
-        self._forget_gone(queryids)
+        earlier = self._previous.calls if self._previous is not None else None
+        if not (isinstance(earlier, PackedCalls) and calls.same_queryids(earlier)):
+            # The same entries as the last snapshot (most warm passes) were classified and
+            # trimmed to then: only kinds and texts of entries the top N met since may be
+            # kept a pass longer, as true as they were. Sets of thousands of queryids per
+            # pass otherwise.
+            queryids = calls.queryids()
+            self._classify(queryids)
+            self._forget_gone(queryids)
         if not self._privilege_hint_given and hidden:
             # Without pg_read_all_stats, other users' entries come without queryid and text.
             self._privilege_hint_given = True
@@ -299,12 +308,18 @@ class PostgresSource:
 
     def _statements_and_qps(self) -> Iterator[Metric | Later]:
         try:
-            version = self._extension_version()
-            if version is None:
-                return
             window_started = self._clock()
             snapshot_started = time.monotonic()
-            first = self._snapshot(version)
+            known = self._snapshot_of_known_version()
+            if known is None:
+                version = self._version = self._extension_version()
+                if version is None:
+                    return
+                window_started = self._clock()
+                snapshot_started = time.monotonic()
+                first = self._snapshot(version)
+            else:
+                version, first = known
             snapshot_seconds = time.monotonic() - snapshot_started
         except SourceFailure as failure:
             if _NOT_LOADED_STATE in failure.detail:
@@ -337,6 +352,23 @@ class PostgresSource:
                     partial(self._window_end, version, first, margin),
                     partial(self._no_window, margin),
                 )
+
+    def _snapshot_of_known_version(self) -> tuple[str, Snapshot] | None:
+        """A warm pass's snapshot without reading the extension version first: the snapshot
+        header reads it too, so the version of the last pass is used and confirmed by it (a
+        round trip less in every warm pass). None when there is none yet, or the header
+        says another version or fails: then the version is read first, as on a cold pass,
+        and what happens then (the hint of a missing extension, the failure) is the same."""
+        version = self._version
+        if version is None:
+            return None
+        try:
+            header = self._header(version)
+        except QueryFailure:
+            return None
+        if header[2] != version:
+            return None
+        return version, self._snapshot(version, header)
 
     def _window_end(self, version: str, first: Snapshot, margin: float) -> Iterator[Metric]:
         """The second snapshot of a cold-start window, and the rates over it."""
@@ -392,7 +424,7 @@ class PostgresSource:
         excluded = sorted(self._excluded_from_top())
         # Entries created since the last classification (the collector's own statements of
         # this pass among them) are not excluded yet: ask for a few more, classify, drop.
-        rows = self._db.run(sql.top_sql(version), excluded=excluded, limit=limit + TOP_SLACK)
+        [[rows]] = self._db.run(sql.top_sql(version), excluded=excluded, limit=limit + TOP_SLACK)
         self._classify({row[0] for row in rows})
         excluded_now = self._excluded_from_top()
         rows = [row for row in rows if row[0] not in excluded_now][:limit]
@@ -405,6 +437,11 @@ class PostgresSource:
         details = "statement_details" in self._settings.collectors
         series: tuple[tuple[str, str], ...] = STATEMENT_SERIES if details else _SPEC_3_2_SERIES
         families = [GaugeMetricFamily(name, doc, labels=STATEMENT_LABELS) for name, doc in series]
+        # Samples made here rather than by add_metric, the one label dict of a statement
+        # shared by its samples: these are most of a PostgreSQL target's series, and
+        # add_metric zipped a dict per sample.
+        outputs = [(family.name, family.samples.append) for family in families]
+        texts = self._texts
         for (
             queryid,
             database,
@@ -422,8 +459,13 @@ class PostgresSource:
             wal_bytes,
             plan_time,
         ) in rows:
-            labels = [self._texts.get(queryid, ""), str(queryid), database or "", user or ""]
-            values: list[float | None] = [
+            labels = {
+                "query": texts.get(queryid, ""),
+                "queryid": str(queryid),
+                "database": database or "",
+                "user": user or "",
+            }
+            values = (
                 calls,
                 total,
                 minimum,
@@ -438,9 +480,9 @@ class PostgresSource:
                 temp_written,
                 wal_bytes,
                 plan_time,
-            ]
+            )
             # Without statement_details, the families are the SPEC 3.2 ones, the first nine.
-            for family, value in zip(families, values[: len(families)], strict=True):
+            for (name, append), value in zip(outputs, values, strict=False):
                 if value is not None:
-                    family.add_metric(labels, float(value))
+                    append(Sample(name, labels, float(value)))
         yield from families
