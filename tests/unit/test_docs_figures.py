@@ -65,7 +65,7 @@ INPUTS: dict[str, set[str]] = {
     # scrape timeouts
     "docs/pull-mode.md": {"0.5 s", "10 s"},
     # reserves and backoff; the size from which a push goes in pieces
-    "docs/sinks.md": {"1 s", "0.5 s", "2 s", "1 MiB"},
+    "docs/sinks.md": {"1 s", "0.5 s", "2 s", "256 KiB"},
 }
 
 

@@ -188,7 +188,7 @@ def test_a_pass_larger_than_a_piece_goes_in_pieces_as_it_is_written(
     (pushed,) = gateway.received
     assert pushed.chunked
     assert pushed.body == exposition(result).decode()
-    monkeypatch.setattr(sinks, "PUSH_PIECE_BYTES", 1 << 20)
+    monkeypatch.setattr(sinks, "PUSH_PIECE_BYTES", 1 << 18)
     PushgatewaySink(settings(gateway.url)).send(result)
     assert not gateway.received[1].chunked
     assert gateway.received[1].body == pushed.body

@@ -136,7 +136,11 @@ def _request(
 
 
 # A push body larger than this goes out in pieces of this size while the rest is written.
-PUSH_PIECE_BYTES: Final = 1 << 20
+# Small enough that the Pushgateway starts parsing early in the encoding, large enough that
+# pieces are few. With the encoding's time stood in for by waits (no CPU taken from the
+# Pushgateway), a 30,000-series push in 256 KiB pieces hid about nine tenths of it behind
+# the Pushgateway's parsing, in 1 MiB pieces about three quarters (one run, shared machine).
+PUSH_PIECE_BYTES: Final = 1 << 18
 LENGTH_REQUIRED: Final = 411
 
 
