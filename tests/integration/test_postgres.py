@@ -267,11 +267,11 @@ def test_own_statements_never_in_top_n(pg: PostgresServer, source: PostgresSourc
         user=MONITOR,
     )
     assert rows is not None
-    # The thirteen statements of a pass (liveness, what the connection allows, activity, users,
-    # sizes, health, extension version, snapshot header, calls, top N, texts,
-    # classification, the database's own: tables, indexes, vacuums), each marked as the
-    # collector's.
-    assert len(rows) == 13
+    # The eleven statements of a pass (liveness, what the connection allows, activity with
+    # users and sizes in one, health, extension version, snapshot header, calls, top N,
+    # texts, classification, the database's own: tables, indexes, vacuums), each marked as
+    # the collector's.
+    assert len(rows) == 11
     assert [query for (query,) in rows if statements.MARKER not in query] == []
 
 
@@ -420,6 +420,67 @@ def test_a_warm_pass_over_the_same_entries_builds_no_set_of_their_queryids(
         assert len(keyed) == 1 and keyed[0] >= sets[0]
     finally:
         src.close()
+
+
+def test_activity_users_and_sizes_in_one_statement_or_each_alone(
+    pg: PostgresServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Activity, connections per user and database sizes come in one round trip; when that
+    statement fails (the connection still open), each runs alone and the series are the
+    same."""
+    from middleware_monitoring.postgres.connection import PgConnection
+
+    ran: list[str] = []
+
+    class Counting(PgConnection):
+        def run(self, sql: str, **params: object) -> list[list[object]]:
+            ran.append(sql)
+            return super().run(sql, **params)
+
+    basics = {
+        "pg_total_connections",
+        "pg_active_connections",
+        "pg_idle_connections",
+        "pg_wait_session_sec",
+        "pg_wait_session_five_sec",
+        "pg_user_connection_count",
+        "pg_database_size_bytes",
+    }
+
+    def basic_series(families: list[Any]) -> dict[tuple[str, tuple[tuple[str, str], ...]], type]:
+        return {
+            (s.name, tuple(sorted(s.labels.items()))): type(s.value)
+            for f in families
+            if f.name in basics
+            for s in f.samples
+        }
+
+    settings = settings_for(pg)
+    src = PostgresSource(settings, Counting(settings))
+    try:
+        together = list(src.collect())
+        assert ran.count(pg_source.BASICS_SQL) == 1
+        assert not {pg_source.ACTIVITY_SQL, pg_source.DATABASE_SIZES_SQL} & set(ran)
+        monkeypatch.setattr(
+            pg_source, "BASICS_SQL", f"{statements.MARKER} SELECT * FROM no_such_relation"
+        )
+        ran.clear()
+        alone = list(src.collect())
+        assert {
+            pg_source.ACTIVITY_SQL,
+            pg_source.CONNECTIONS_BY_USER_SQL,
+            pg_source.DATABASE_SIZES_SQL,
+        } <= set(ran)
+    finally:
+        src.close()
+    assert basic_series(together) == basic_series(alone)
+    assert {name for name, _ in basic_series(together)} >= basics - {"pg_user_connection_count"}
+    sizes = {
+        dict(labels)["database_name"]: kind
+        for (name, labels), kind in basic_series(together).items()
+        if name == "pg_database_size_bytes"
+    }
+    assert sizes[APP_DB] is int
 
 
 def test_trivial_and_password_statements_never_in_top_n(

@@ -132,6 +132,7 @@ def test_every_statement_of_the_collector_carries_the_marker() -> None:
         "snapshot_header_sql 1.8": statements.snapshot_header_sql("1.8", control_readable=False),
         "ACTIVITY_SQL": source.ACTIVITY_SQL,
         "CONNECTIONS_BY_USER_SQL": source.CONNECTIONS_BY_USER_SQL,
+        "BASICS_SQL": source.BASICS_SQL,
         "DATABASE_SIZES_SQL": source.DATABASE_SIZES_SQL,
         "ALIVE_SQL": connection.ALIVE_SQL,
         "CAPABILITIES_SQL": capabilities.CAPABILITIES_SQL,
