@@ -368,8 +368,9 @@ def test_a_warm_pass_over_the_same_entries_builds_no_set_of_their_queryids(
 ) -> None:
     """Classifying and trimming against the snapshot's entries (sets of thousands of
     queryids) is done when the entries changed since the last snapshot, not in every pass;
-    and the top N's samples of one statement share one label dict (made once, not once per
-    sample). Counted, not timed."""
+    the entries' keys cross the wire only then (their calls every pass); and the top N's
+    samples of one statement share one label dict (made once, not once per sample).
+    Counted, not timed."""
     from middleware_monitoring.postgres.qps import PackedCalls
 
     sets: list[int] = []
@@ -381,6 +382,16 @@ def test_a_warm_pass_over_the_same_entries_builds_no_set_of_their_queryids(
         return made
 
     monkeypatch.setattr(PackedCalls, "queryids", counting)
+    # Entries whose keys came over the wire (not only their calls).
+    keyed: list[int] = []
+    from_columns = PackedCalls.from_columns
+
+    def counting_keys(keys: bytes | None, calls: bytes | None, digest: str | None) -> PackedCalls:
+        made = from_columns(keys, calls, digest)
+        keyed.append(len(made))
+        return made
+
+    monkeypatch.setattr(PackedCalls, "from_columns", counting_keys)
     src = PostgresSource(settings_for(pg))
     try:
         ok_pass(src)  # the first pass classifies every entry
@@ -389,8 +400,10 @@ def test_a_warm_pass_over_the_same_entries_builds_no_set_of_their_queryids(
         for _ in range(3):
             ok_pass(src)
         sets.clear()
+        keyed.clear()
         families = list(src.collect())
         assert sets == []
+        assert keyed == []  # the same entries: only their calls were sent
         statement_families = [f for f in families if f.name.startswith("pg_query_")]
         samples = [s for f in statement_families for s in f.samples]
         statements_sent = {s.labels["queryid"] for s in samples}
@@ -404,6 +417,7 @@ def test_a_warm_pass_over_the_same_entries_builds_no_set_of_their_queryids(
             app.close()
         ok_pass(src)
         assert len(sets) == 1
+        assert len(keyed) == 1 and keyed[0] >= sets[0]
     finally:
         src.close()
 

@@ -327,3 +327,25 @@ def test_unknown_queryids_of_a_few_and_of_many() -> None:
     assert kinds.unknown({4, 5, -7}) == {5, -7}
     many = set(range(-10, 210))
     assert kinds.unknown(many) == many - set(range(0, 200, 2))
+
+
+def test_packed_calls_from_keys_and_calls_apart() -> None:
+    """statements.calls_sql sends the keys (four big-endian int8 an entry) apart from the
+    calls, and the keys only when they changed: the same entries as one quintuple bytea."""
+    entries = {(10, 1, -5, 1): 3, (10, 1, 7, 0): 4, (11, 2, 7, 1): 2**40}
+    ordered = sorted(entries.items())
+    keys = b"".join(struct.pack(">4q", *key) for key, _ in ordered)
+    calls = b"".join(struct.pack(">q", n) for _, n in ordered)
+    made = PackedCalls.from_columns(keys, calls, "d1")
+    whole = PackedCalls(b"".join(struct.pack(">5q", *key, n) for key, n in ordered))
+    assert dict(made.items()) == dict(whole.items()) == entries
+    assert made.digest == "d1" and made.same_queryids(whole)
+    later = made.with_calls(b"".join(struct.pack(">q", n + 1) for _, n in ordered))
+    assert dict(later.items()) == {key: n + 1 for key, n in entries.items()}
+    assert later.digest == "d1"
+    assert dict(made.items()) == entries  # left as it was
+    assert dict(PackedCalls.from_columns(None, None, None).items()) == {}
+    with pytest.raises(ValueError, match="8 key values with 3 calls"):
+        PackedCalls.from_columns(keys[:64], calls, "d2")
+    with pytest.raises(ValueError, match="2 calls for 3 entries"):
+        made.with_calls(calls[:16])

@@ -35,17 +35,49 @@ EntryKey = tuple[int, int, int, int]  # (userid, dbid, queryid, toplevel 1 or 0)
 _WIDTH = 5  # int8 values an entry: its key, then its calls
 
 
+def _int8s(packed: bytes | None) -> array[int]:
+    values = array("q")
+    values.frombytes(packed or b"")
+    if sys.byteorder == "little":
+        values.byteswap()  # int8send is big-endian
+    return values
+
+
 class PackedCalls(Mapping[EntryKey, int]):
     """The call counts of every entry in 40 bytes each, as statements.calls_sql sends
     them: a warm function instance keeps one per PostgreSQL target between passes, and a
     dict of tuples would take about ten times the memory."""
 
-    def __init__(self, packed: bytes | None) -> None:
-        values = array("q")
-        values.frombytes(packed or b"")
-        if sys.byteorder == "little":
-            values.byteswap()  # int8send is big-endian
-        self._values = values
+    def __init__(self, packed: bytes | None, digest: str | None = None) -> None:
+        self._values = _int8s(packed)
+        # The md5 of the keys as the server made it (statements.calls_sql), None if unknown.
+        self.digest = digest
+
+    @classmethod
+    def from_columns(
+        cls, keys: bytes | None, calls: bytes | None, digest: str | None
+    ) -> PackedCalls:
+        """From statements.calls_sql's two byteas: the keys (four int8 an entry), the calls."""
+        key_values, call_values = _int8s(keys), _int8s(calls)
+        if len(key_values) != (_WIDTH - 1) * len(call_values):
+            raise ValueError(f"{len(key_values)} key values with {len(call_values)} calls")
+        values = array("q", bytes(8 * _WIDTH * len(call_values)))
+        for i in range(_WIDTH - 1):
+            values[i::_WIDTH] = key_values[i :: _WIDTH - 1]
+        values[_WIDTH - 1 :: _WIDTH] = call_values
+        made = cls(None, digest)
+        made._values = values
+        return made
+
+    def with_calls(self, calls: bytes | None) -> PackedCalls:
+        """These entries (the same keys in the same order) with new calls."""
+        call_values = _int8s(calls)
+        if len(call_values) != len(self):
+            raise ValueError(f"{len(call_values)} calls for {len(self)} entries")
+        made = PackedCalls(None, self.digest)
+        made._values = self._values[:]
+        made._values[_WIDTH - 1 :: _WIDTH] = call_values
+        return made
 
     def __len__(self) -> int:
         return len(self._values) // _WIDTH

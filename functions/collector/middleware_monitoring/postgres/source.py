@@ -265,8 +265,15 @@ class PostgresSource:
 
     def _snapshot(self, version: str, header: list[Any] | None = None) -> Snapshot:
         system_identifier, started_at, extversion, reset_at = header or self._header(version)
-        packed, hidden = self._db.run(sql.calls_sql(version))[0]
-        calls = PackedCalls(packed)
+        earlier = self._previous.calls if self._previous is not None else None
+        held = earlier if isinstance(earlier, PackedCalls) else None
+        digest, keys, calls_column, hidden = self._db.run(
+            sql.calls_sql(version), known=held.digest if held is not None else None
+        )[0]
+        if keys is None and digest is not None and held is not None and digest == held.digest:
+            calls = held.with_calls(calls_column)  # the same entries: their keys were not sent
+        else:
+            calls = PackedCalls.from_columns(keys, calls_column, digest)
         snapshot = Snapshot(
             self._clock(),
             calls,
@@ -274,8 +281,7 @@ class PostgresSource:
             Server(system_identifier, started_at, extversion),
             hidden=hidden,
         )
-        earlier = self._previous.calls if self._previous is not None else None
-        if not (isinstance(earlier, PackedCalls) and calls.same_queryids(earlier)):
+        if not (held is not None and calls.same_queryids(held)):
             # The same entries as the last snapshot (most warm passes) were classified and
             # trimmed to then: only kinds and texts of entries the top N met since may be
             # kept a pass longer, as true as they were. Sets of thousands of queryids per

@@ -78,8 +78,8 @@ EXTENSION_VERSION_SQL: Final = (
 
 
 # Calls of every entry, without query text (reading texts of thousands of entries is what
-# made other exporters' scrapes take tens of seconds), as one bytea of big-endian int8
-# quintuples (userid, dbid, queryid, toplevel, calls) in key order: a server holds up to
+# made other exporters' scrapes take tens of seconds), as big-endian int8 in key order, the
+# keys (userid, dbid, queryid, toplevel) apart from the calls (calls_sql): a server holds up to
 # pg_stat_statements.max (5,000 by default) entries, and decoding them as rows costs the
 # client ~50 ms of CPU and a Python object per value; as one value it is an array read at C
 # speed and kept in 40 bytes an entry (qps.PackedCalls).
@@ -90,12 +90,24 @@ EXTENSION_VERSION_SQL: Final = (
 # pg_read_all_stats: other users' entries come with queryid NULL) cannot be told apart, so
 # they are left out; the second column says whether there were any.
 def calls_sql(extversion: str) -> str:
+    """The calls as two byteas in key order, the keys (userid, dbid, queryid, toplevel: 32
+    bytes an entry) and the calls (8), with the keys' md5: ``:known`` is the md5 of the keys
+    the collector holds, and when they are the same (most warm passes: no entry came or
+    went) the keys are not sent again (NULL), only the calls: a fifth of the bytes that
+    cross the wire, TLS and pg8000's hex decoding, for 5,000 entries 80 KB of hex instead of
+    400 KB, in every pass of every target. Columns: md5 of the keys, the keys or NULL, the
+    calls, whether some entries were hidden."""
     toplevel = "s.toplevel::int4::int8" if has_toplevel(extversion) else "1::int8"
+    order = f"ORDER BY s.userid, s.dbid, s.queryid, {toplevel}"
     return (
-        f"{MARKER} SELECT string_agg(int8send(s.userid::int8) || int8send(s.dbid::int8)"
-        f" || int8send(s.queryid) || int8send({toplevel}) || int8send(s.calls), ''::bytea"
-        f" ORDER BY s.userid, s.dbid, s.queryid, {toplevel}) FILTER (WHERE s.queryid IS NOT NULL),"
-        " coalesce(bool_or(s.queryid IS NULL), false) FROM pg_stat_statements(false) s"
+        f"{MARKER}, packed AS (SELECT string_agg(int8send(s.userid::int8)"
+        f" || int8send(s.dbid::int8) || int8send(s.queryid) || int8send({toplevel}), ''::bytea"
+        f" {order}) FILTER (WHERE s.queryid IS NOT NULL) AS keys,"
+        f" string_agg(int8send(s.calls), ''::bytea {order}) FILTER (WHERE s.queryid IS NOT NULL)"
+        " AS calls, coalesce(bool_or(s.queryid IS NULL), false) AS hidden"
+        " FROM pg_stat_statements(false) s)"
+        " SELECT md5(keys), CASE WHEN md5(keys) = CAST(:known AS text) THEN NULL ELSE keys END,"
+        " calls, hidden FROM packed"
     )
 
 
