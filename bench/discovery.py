@@ -1,4 +1,4 @@
-"""Discovery at fleet size (issue 14): a fleet of 1,000 resources found by tags in the moto
+"""Discovery at fleet size: a fleet of 1,000 resources found by tags in the moto
 stand-in (DocumentDB's answers and pending maintenance from the AwsFront stand-in), 50 of
 them RDS PostgreSQL instances whose secret tag names a login on real PostgreSQL servers
 (verify-full TLS with a certificate for moto's endpoint names). Measured in a fresh worker

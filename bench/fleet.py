@@ -4,7 +4,7 @@ worker processes), and how each side (the product, the baseline) is built from o
 A fleet of n targets repeats the reference fleet's mix, in this order: a PostgreSQL target
 (with its RDS CloudWatch metrics), a DocumentDB target (serverStatus), two DocumentDB
 instances, a DocumentDB cluster and an ElastiCache cluster (CloudWatch). n = 6 is the
-reference fleet of issue 8: 22 CloudWatch queries. ``rds_instances`` are CloudWatch-only RDS
+reference fleet: 22 CloudWatch queries. ``rds_instances`` are CloudWatch-only RDS
 ids (the floors' CloudWatch-only fleet), in the targets document's ``cloudwatch`` list.
 """
 

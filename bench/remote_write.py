@@ -1,4 +1,4 @@
-"""Remote write and the CloudWatch interval, measured (issue 16).
+"""Remote write and the CloudWatch interval, measured.
 
 1. **Cost of CloudWatch at 1-minute resolution**, for the reference fleet (22 metrics) and for
    200 targets of the same mix (731 metrics). The product's own CloudWatch batch runs a pass

@@ -176,7 +176,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             )
             timed("scaling", "5. scaling", lambda: scaling.scaling(s, sizes))
             timed("floors", "6. floors", lambda: floors.floors(s, sizes, reference))
-            timed("fleet", "7. fleet (issue 13)", lambda: pg_fleet.pg_fleet(s, sizes))
+            timed("fleet", "7. fleet", lambda: pg_fleet.pg_fleet(s, sizes))
     module_figures: dict[str, Mapping[str, Any] | None] = {}
     for index, section in enumerate(MODULE_SECTIONS):
         if section.key not in wanted:

@@ -197,7 +197,7 @@ def test_pushgateway_401(
     assert during[1] - during[0] == 1 + 1
 
 
-# --- a fleet against a black hole (issue 12 item 2) -------------------------------------------
+# --- a fleet against a black hole -------------------------------------------------------------
 
 FLEET_GROUPS = 200
 

@@ -58,7 +58,7 @@ def test_collect_returns_with_its_budget_against_a_silent_server() -> None:
 
 
 def test_collect_push_ends_within_its_budget_against_a_black_holed_pushgateway() -> None:
-    """`collect --push --budget N` holds the push inside N too (issue 12 item 9): 20 s
+    """`collect --push --budget N` holds the push inside N too: 20 s
     timeouts and two retries would take a minute for the one group."""
     with SilentServer() as silent:
         environ = {

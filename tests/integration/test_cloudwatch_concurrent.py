@@ -1,4 +1,4 @@
-"""A fleet's GetMetricData calls go out concurrently (issue 14: a discovered fleet of 1,000
+"""A fleet's GetMetricData calls go out concurrently (a discovered fleet of 1,000
 resources needs about ten calls): against moto behind a proxy that holds every request a
 while and records how many were in flight at once, with every value still where it
 belongs."""

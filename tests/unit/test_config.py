@@ -233,7 +233,7 @@ BAD = [
     ),
     pytest.param(
         # The password holds a "/": urllib's parser sees host "user" and a path; any "@"
-        # before the query is a login (issue 12 item 3).
+        # before the query is a login.
         {"PUSHGATEWAY_URL": f"https://user:pa/{PASSWORD}@push.example:9091"},
         [
             "PUSHGATEWAY_URL: expected a URL without user:password@ (got "
@@ -384,7 +384,7 @@ def test_log_level() -> None:
     ]
 
 
-# --- issue 12 items 6 and 10 --------------------------------------------------------------
+# --- TLS by default to AWS endpoints; no login over plain http ----------------------------
 
 
 def test_an_rds_endpoint_is_verified_against_the_bundle_unless_told_otherwise() -> None:

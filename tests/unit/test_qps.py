@@ -130,7 +130,7 @@ def test_same_reset_time_keeps_per_entry_deltas() -> None:
     assert calls_since(before, after) == {(10, 1, 1, 1): 20}
 
 
-# --- snapshots of different servers (issue 12 item 1) --------------------------------------
+# --- snapshots of different servers -------------------------------------------------------
 
 PRIMARY = Server(system_identifier=7714331894179660031, started_at=1000.5, extversion="1.10")
 
