@@ -14,9 +14,9 @@ def test_measure_quick() -> None:
     figures = measure(quick=True)
     assert figures["databases_read"] == 3
     assert figures["passes"] == 5
-    # The eight server-wide statements of a warm pass once, the list of databases, then one
+    # The six server-wide statements of a warm pass once, the list of databases, then one
     # statement per database read (its tables, indexes and vacuums): postgres and the three.
-    assert figures["statements_per_warm_pass"] == 8 + 1 + 4
+    assert figures["statements_per_warm_pass"] == 6 + 1 + 4
     assert figures["warm_pass_ms"] > 0 and figures["floor_ms"] > 0
     assert set(figures) == {
         "postgres_version",

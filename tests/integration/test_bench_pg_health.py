@@ -14,10 +14,10 @@ def test_measure_quick() -> None:
     figures = measure(quick=True)
     assert figures["pg_stat_statements_entries"] >= 200
     assert figures["passes"] == 5
-    # A warm pass: liveness, activity, users, sizes, health, snapshot header (which confirms
-    # the extension's version), calls, top N, the database's own (tables, indexes, vacuums):
-    # nine statements, no classification or text left to fetch.
-    assert figures["statements_per_warm_pass"] == 9
+    # A warm pass: liveness, activity with users and sizes (one statement), health, snapshot
+    # header (which confirms the extension's version), calls, top N, the database's own
+    # (tables, indexes, vacuums): seven statements, no classification or text left to fetch.
+    assert figures["statements_per_warm_pass"] == 7
     # Every group adds series: the statement details alone are 5 per statement.
     assert figures["series_per_warm_pass"] > figures["series_per_warm_pass_without_health"]
     for name in (

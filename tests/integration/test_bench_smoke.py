@@ -230,7 +230,8 @@ def test_quick_run_fleet_measures_the_first_pass_floor_and_cpu_per_series(
     assert (largest["first_pass_floor_connects"], largest["first_pass_floor_passes"]) == (4, 1)
     assert largest["first_pass_floor_workers"] == largest["workers"]
     # Two servers, each with its carrier's statements: at least extension version, snapshot
-    # header, calls (twice: the cold QPS window), classification, top N, activity, users, sizes.
+    # header and calls (twice each: the cold QPS window), classification, top N, texts,
+    # activity with users and sizes (one statement).
     assert largest["first_pass_floor_statements"] >= 2 * 9
     # Each carrier's cold QPS window, replayed as a wait between its two snapshots.
     assert largest["first_pass_floor_qps_windows"] == 2
