@@ -157,9 +157,10 @@ _labels: Final = attrgetter("labels")
 
 
 def _distinct(result: PassResult) -> int:
-    """``count_series``, each sample's ``SeriesId`` made in C (map and zip, no Python
-    frame a sample): this runs once per series of every pass."""
-    seen: set[SeriesId] = set()
+    """``count_series``, each sample's identity made in C (map and zip, no Python frame a
+    sample; its labels as a frozenset, a quarter quicker than a sorted tuple and
+    equal when the labels are): this runs once per series of every pass."""
+    seen: set[tuple[str, str, frozenset[tuple[str, str]]]] = set()
     for group in result.groups():
         for family in group.families:
             samples = family.samples
@@ -167,7 +168,7 @@ def _distinct(result: PassResult) -> int:
                 zip(
                     map(_name, samples),
                     repeat(group.target),
-                    map(tuple, map(sorted, map(dict.items, map(_labels, samples)))),
+                    map(frozenset, map(dict.items, map(_labels, samples))),
                 )
             )
     return len(seen)
