@@ -385,7 +385,8 @@ def section(figures: Mapping[str, Any]) -> Section:
             # Not a goal here: server-wide series go out once per server, so each target
             # sends few series and the figure is its round trips spread over them.
             notes.append(
-                f"CPU per series of a warm invocation: {number(big['cpu_us_per_series'])} µs. "
+                f"CPU per series of a warm invocation: {number(big['cpu_us_per_series'])} µs "
+                f"({number(big['warm_invocation_cpu_s'] / largest * 1000)} ms per target). "
                 "Not a goal in this section: its server-wide series go out once per server, "
                 f"so each of its {largest} targets sends few series and the figure is mostly "
                 "per-target round trips over them; the goal on CPU per series is the cold "
