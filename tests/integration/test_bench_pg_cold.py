@@ -12,6 +12,7 @@ from bench.pg_cold import (
     measure,
     section,
 )
+from bench.section import number
 
 pytestmark = pytest.mark.bench
 
@@ -52,7 +53,14 @@ def test_measure_quick() -> None:
     # The same first pass with fewer workers: every target up, its figure in the note.
     assert (figures["few_workers"], figures["few_workers_up"]) == (FEW_WORKERS, 2)
     assert figures["first_pass_s_few_workers"] > 0
-    [note] = made.notes
+    note, floor = made.notes
+    # The client CPU of the warm statements alone, replayed: what a series cannot go under.
+    assert figures["warm_floor_statements"] > 0 and figures["warm_floor_cpu_ms"] > 0
+    assert floor.startswith(
+        f"CPU per series: the warm invocation used {number(figures['warm_invocation_cpu_ms'])} "
+        f"ms for {figures['warm_series']:,} series ("
+    )
+    assert f"({figures['warm_floor_statements']}: each target's" in floor
     assert note.startswith(
         f"First pass of the 2 cold targets: {figures['first_pass_s']:.2f} s with the default "
         f"{figures['workers']} workers, {figures['first_pass_s_few_workers']:.2f} s with "
