@@ -22,7 +22,6 @@ import contextlib
 import json
 import os
 import pwd
-import shutil
 import statistics
 import subprocess
 import tempfile
@@ -37,7 +36,7 @@ from bench.section import Goal, Section, Table, number
 from middleware_monitoring.config import load_settings
 from tests.standins.postgres import PostgresServer
 from tests.standins.pushgateway import Pushgateway
-from tests.standins.tls import make_tls_files
+from tests.standins.tls import make_tls_files, postgres_tls_settings
 
 PG_VERSION = 17
 GOAL_CPU_MS_PER_TARGET = 50.0
@@ -50,21 +49,9 @@ FEW_WORKERS = 4
 
 
 def server_tls(directory: Path) -> tuple[dict[str, str], Path]:
-    """Server settings for TLS and the CA verifying it. The server runs as the postgres
-    user, which must read the certificate and own the key (it refuses one others can read)."""
+    """Server settings for TLS and the CA verifying it."""
     files = make_tls_files(directory / "made")
-    keys = directory / "server"
-    keys.mkdir()
-    keys.chmod(0o755)
-    cert, key = keys / "server.pem", keys / "server.key"
-    shutil.copy(files.server_cert, cert)
-    shutil.copy(files.server_key, key)
-    key.chmod(0o600)
-    if os.geteuid() == 0:
-        owner = pwd.getpwnam("postgres")
-        for path in (cert, key):
-            os.chown(path, owner.pw_uid, owner.pw_gid)
-    return {"ssl": "on", "ssl_cert_file": str(cert), "ssl_key_file": str(key)}, files.ca
+    return postgres_tls_settings(files, directory / "server"), files.ca
 
 
 def copy_of(template: PostgresServer, settings: Mapping[str, str | int]) -> PostgresServer:

@@ -4,8 +4,6 @@ it (PG_SSLMODE=verify-full, PG_SSLROOTCERT=global-bundle.pem found in the CA lay
 from __future__ import annotations
 
 import atexit
-import os
-import pwd
 import shutil
 import ssl
 import tempfile
@@ -23,24 +21,14 @@ from middleware_monitoring.postgres.connection import PgConnection
 from middleware_monitoring.postgres.source import PostgresSource
 from tests.helpers import closing
 from tests.standins.postgres import PostgresServer
-from tests.standins.tls import TlsFiles, make_tls_files
+from tests.standins.tls import TlsFiles, make_tls_files, postgres_tls_settings
 
 
 def start_tls_server(tls: TlsFiles) -> PostgresServer:
-    # The server runs as the postgres user, which cannot enter pytest's private temp dirs,
-    # and it refuses a key that others can read.
+    # The server runs as the postgres user, which cannot enter pytest's private temp dirs.
     keys = Path(tempfile.mkdtemp(prefix="pg-tls-keys-"))
     keys.chmod(0o755)
-    cert, key = keys / "server.pem", keys / "server.key"
-    shutil.copy(tls.server_cert, cert)
-    shutil.copy(tls.server_key, key)
-    key.chmod(0o600)
-    if os.geteuid() == 0:
-        server_user = pwd.getpwnam("postgres")
-        for path in (cert, key):
-            os.chown(path, server_user.pw_uid, server_user.pw_gid)
-    settings = {"ssl": "on", "ssl_cert_file": str(cert), "ssl_key_file": str(key)}
-    server = PostgresServer(15, settings=settings)
+    server = PostgresServer(15, settings=postgres_tls_settings(tls, keys / "server"))
     atexit.register(shutil.rmtree, keys, ignore_errors=True)
     return server.start()
 

@@ -3,6 +3,9 @@ signs, and an unrelated CA (the wrong bundle). No real AWS bundle is ever needed
 
 from __future__ import annotations
 
+import os
+import pwd
+import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -61,3 +64,20 @@ def make_tls_files(directory: Path, names: str = "IP:127.0.0.1,DNS:localhost") -
         cwd=directory,
     )  # fmt: skip
     return TlsFiles(ca, other_ca, directory / "server.pem", directory / "server.key")
+
+
+def postgres_tls_settings(files: TlsFiles, directory: Path) -> dict[str, str]:
+    """PostgreSQL server settings for TLS with ``files``' server certificate, copied into
+    ``directory`` (made here, readable by all): the server runs as the postgres user, which
+    must read the certificate and own the key (it refuses a key others can read)."""
+    directory.mkdir()
+    directory.chmod(0o755)
+    cert, key = directory / "server.pem", directory / "server.key"
+    shutil.copy(files.server_cert, cert)
+    shutil.copy(files.server_key, key)
+    key.chmod(0o600)
+    if os.geteuid() == 0:
+        owner = pwd.getpwnam("postgres")
+        for path in (cert, key):
+            os.chown(path, owner.pw_uid, owner.pw_gid)
+    return {"ssl": "on", "ssl_cert_file": str(cert), "ssl_key_file": str(key)}
