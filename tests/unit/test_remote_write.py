@@ -59,10 +59,8 @@ def test_the_hand_written_encoding_is_what_the_protobuf_runtime_reads() -> None:
     assert decode(body) == [(dict(labels), points) for labels, points in SERIES]
 
 
-def test_byte_for_byte_what_the_protobuf_runtime_writes() -> None:
-    """Without zero values (proto3 leaves those out, a reader takes them either way) the
-    bytes are the library's own."""
-    series = [SERIES[0], (SERIES[2][0], [(1_800_000_000_000, 7.25), (1_800_000_060_000, 8.0)])]
+def protobuf_runtime_bytes(series: list[Any]) -> bytes:
+    """What the protobuf runtime writes for ``series`` (labels, points) as a WriteRequest."""
     expected = WriteRequest()
     for labels, points in series:
         ts = expected.timeseries.add()
@@ -70,7 +68,15 @@ def test_byte_for_byte_what_the_protobuf_runtime_writes() -> None:
             ts.labels.add(name=name, value=text)
         for millis, number in points:
             ts.samples.add(value=number, timestamp=millis)
-    assert encode_write_request(series) == expected.SerializeToString()
+    written: bytes = expected.SerializeToString()
+    return written
+
+
+def test_byte_for_byte_what_the_protobuf_runtime_writes() -> None:
+    """Without zero values (proto3 leaves those out, a reader takes them either way) the
+    bytes are the library's own."""
+    series = [SERIES[0], (SERIES[2][0], [(1_800_000_000_000, 7.25), (1_800_000_060_000, 8.0)])]
+    assert encode_write_request(series) == protobuf_runtime_bytes(series)
 
 
 def test_series_longer_than_the_table_of_lengths_byte_for_byte() -> None:
@@ -81,14 +87,7 @@ def test_series_longer_than_the_table_of_lengths_byte_for_byte() -> None:
         ((("__name__", "many"),), [(1_800_000_000_000 + i, float(i + 1)) for i in range(150)]),
         ((("__name__", "short"),), [(1_800_000_000_000, 3.0)]),
     ]
-    expected = WriteRequest()
-    for labels, points in series:
-        ts = expected.timeseries.add()
-        for name, text in labels:
-            ts.labels.add(name=name, value=text)
-        for millis, number in points:
-            ts.samples.add(value=number, timestamp=millis)
-    assert encode_write_request(series) == expected.SerializeToString()
+    assert encode_write_request(series) == protobuf_runtime_bytes(series)
 
 
 def test_nan_and_negative_timestamps_survive() -> None:
