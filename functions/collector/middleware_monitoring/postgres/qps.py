@@ -167,10 +167,7 @@ class Kinds(Mapping[int, str]):
         """statements.CLASSIFY_SQL's row: big-endian int8 queryids in ascending order and a
         code byte each (NULL, NULL when nothing was classified). A cold target's thousands
         of statements are taken as they come, without a Python object each."""
-        ids = array("q")
-        ids.frombytes(queryids or b"")
-        if sys.byteorder == "little":
-            ids.byteswap()  # int8send is big-endian
+        ids = _int8s(queryids)
         packed = bytearray(codes or b"")
         if len(packed) != len(ids):
             raise ValueError(f"{len(ids)} queryids with {len(packed)} kinds")
